@@ -1,0 +1,167 @@
+//! The ACME account: its key and URL, read from dehydrated's account files, or registered.
+
+use serde_json::{Value, json};
+
+use crate::acme::{AccountKey, Client, KeyId};
+use crate::error::{Error, Result};
+use crate::store::{self, AccountDir};
+
+/// A registered account: the key that signs, and the URL that names it (the JWS `kid`).
+#[derive(Debug)]
+pub struct Account {
+    pub key: AccountKey,
+    pub url: String,
+}
+
+impl Account {
+    pub fn kid(&self) -> KeyId<'_> {
+        KeyId::Kid(&self.url)
+    }
+}
+
+/// What registration needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Terms<'a> {
+    /// `--accept-terms` was given.
+    pub accepted: bool,
+    /// `CONTACT_EMAIL`, sent as `mailto:`.
+    pub contact: Option<&'a str>,
+}
+
+/// Whether [`load_or_register`] found an account or made one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Existing,
+    Registered,
+}
+
+/// The account for this CA. With a stored key and URL this sends nothing. A key without a URL
+/// (dehydrated writes the URL only after it looked it up once) is looked up with
+/// `onlyReturnExisting`. Without a key, a new P-256 key is created and registered, but only
+/// when the terms were accepted.
+pub fn load_or_register(
+    client: &Client,
+    dir: &AccountDir,
+    terms: Terms<'_>,
+) -> Result<(Account, Found)> {
+    let subject = "account";
+    if dir.dir.join("deactivated").exists() {
+        return Err(Error::refused(
+            subject,
+            format!(
+                "{} is marked deactivated; remove that folder and run --register --accept-terms",
+                dir.dir.display()
+            ),
+        ));
+    }
+    let key_path = dir.key();
+    let key = match std::fs::read_to_string(&key_path) {
+        Ok(text) => AccountKey::from_pem(&text).map_err(|e| {
+            Error::refused(
+                subject,
+                format!("{}: cannot use this key: {e}", key_path.display()),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !terms.accepted {
+                return Err(not_registered(client));
+            }
+            dir.create()?;
+            let (key, pem) = AccountKey::generate().map_err(|e| Error::refused(subject, e.0))?;
+            store::write_file(&key_path, pem.as_bytes(), store::KEY_MODE)?;
+            let url = register(client, dir, &key, terms)?;
+            return Ok((Account { key, url }, Found::Registered));
+        }
+        Err(e) => return Err(Error::io("cannot read", &key_path)(e)),
+    };
+    if let Some(url) = stored_url(dir) {
+        return Ok((Account { key, url }, Found::Existing));
+    }
+    let lookup = client.post(
+        &key,
+        KeyId::Jwk,
+        &client.directory.new_account,
+        Some(&json!({ "onlyReturnExisting": true })),
+    );
+    match lookup {
+        Ok(response) => {
+            let url = response
+                .location()
+                .map_err(Error::acme(subject))?
+                .to_string();
+            write_id(dir, &url)?;
+            Ok((Account { key, url }, Found::Existing))
+        }
+        Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) && terms.accepted => {
+            let url = register(client, dir, &key, terms)?;
+            Ok((Account { key, url }, Found::Registered))
+        }
+        Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) => {
+            Err(not_registered(client))
+        }
+        Err(e) => Err(Error::acme(subject)(e)),
+    }
+}
+
+fn not_registered(client: &Client) -> Error {
+    let terms = client
+        .directory
+        .meta
+        .terms_of_service
+        .as_deref()
+        .unwrap_or("(the CA publishes no terms URL)");
+    Error::refused(
+        "account",
+        format!(
+            "no account with {} yet; read the terms at {terms}, then run with --accept-terms \
+             (or desiccant --register --accept-terms) to register",
+            client.directory_url
+        ),
+    )
+}
+
+/// newAccount with `termsOfServiceAgreed`; writes the CA's answer and the account URL as
+/// dehydrated does. Returns the URL.
+fn register(
+    client: &Client,
+    dir: &AccountDir,
+    key: &AccountKey,
+    terms: Terms<'_>,
+) -> Result<String> {
+    let mut payload = json!({ "termsOfServiceAgreed": true });
+    if let Some(mail) = terms.contact {
+        payload["contact"] = json!([format!("mailto:{mail}")]);
+    }
+    let response = client
+        .post(
+            key,
+            KeyId::Jwk,
+            &client.directory.new_account,
+            Some(&payload),
+        )
+        .map_err(Error::acme("account"))?;
+    let url = response
+        .location()
+        .map_err(Error::acme("account"))?
+        .to_string();
+    // Keep the CA's answer as it was sent, as dehydrated does; check only that it is JSON.
+    response.json::<Value>().map_err(Error::acme("account"))?;
+    store::write_file(&dir.registration(), &response.body, 0o600)?;
+    write_id(dir, &url)?;
+    Ok(url)
+}
+
+fn write_id(dir: &AccountDir, url: &str) -> Result<()> {
+    let text = format!("{}\n", json!({ "url": url }));
+    store::write_file(&dir.id(), text.as_bytes(), 0o600)
+}
+
+fn stored_url(dir: &AccountDir) -> Option<String> {
+    let text = std::fs::read_to_string(dir.id()).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    value
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| u.starts_with("https://"))
+        .map(str::to_string)
+}

@@ -1,0 +1,551 @@
+//! The HTTPS side of ACME: one agent, the directory, the nonce pool, signed POSTs, polling.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::jws::{AccountKey, KeyError, KeyId};
+use super::wire::{Directory, Problem};
+
+/// Responses larger than this are refused: no ACME object or certificate chain comes near it.
+pub const MAX_BODY: u64 = 1 << 20;
+/// How many times one request is sent again after a `badNonce` answer.
+const BAD_NONCE_RETRIES: usize = 10;
+
+pub const JSON: &str = "application/json";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
+
+/// Why a request to the CA did not give what was asked.
+#[derive(Debug)]
+pub enum Error {
+    /// No answer: connection refused, TLS failure, timeout.
+    Transport {
+        url: String,
+        msg: String,
+    },
+    /// The CA answered with an error status; `problem` holds its own words.
+    Problem {
+        url: String,
+        status: u16,
+        problem: Box<Problem>,
+    },
+    /// A 2xx answer that is not what RFC 8555 says it should be.
+    Protocol {
+        url: String,
+        msg: String,
+    },
+    /// Polling reached its deadline; `last` is the status the CA reported last.
+    Timeout {
+        url: String,
+        last: String,
+    },
+    Key(KeyError),
+}
+
+impl Error {
+    /// True for failures that a later run can expect to pass without anyone changing anything:
+    /// no connection, a 5xx, rate limits, nonces exhausted, a deadline.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::Timeout { .. } => true,
+            Error::Problem {
+                status, problem, ..
+            } => *status >= 500 || problem.is("rateLimited") || problem.is("badNonce"),
+            Error::Protocol { .. } | Error::Key(_) => false,
+        }
+    }
+
+    /// The problem document, when the CA sent one.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Error::Problem { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport { url, msg } => write!(f, "cannot reach {url}: {msg}"),
+            Error::Problem {
+                url,
+                status,
+                problem,
+            } => write!(f, "{url} answered {status}: {problem}"),
+            Error::Protocol { url, msg } => write!(f, "bad answer from {url}: {msg}"),
+            Error::Timeout { url, last } => {
+                write!(f, "gave up waiting on {url}: its status is still {last}")
+            }
+            Error::Key(e) => write!(f, "account key: {e}"),
+        }
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Error::Key(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Which certificates the HTTPS client trusts. Verification itself is never switched off.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The system's store: `SSL_CERT_FILE`, else the distribution's bundle, else Mozilla's roots.
+    System,
+    /// Exactly the certificates of this PEM bundle (a private CA, a test CA).
+    Pem(Vec<u8>),
+}
+
+/// What a request returned, headers already read and the body capped at [`MAX_BODY`].
+#[derive(Debug)]
+pub struct Response {
+    pub url: String,
+    pub status: u16,
+    pub location: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as `T`, after checking that it was sent as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        self.expect_type(JSON)?;
+        serde_json::from_slice(&self.body).map_err(|e| Error::Protocol {
+            url: self.url.clone(),
+            msg: format!("JSON does not match RFC 8555: {e}"),
+        })
+    }
+
+    /// Ok when the `Content-Type` (without parameters) is `wanted`.
+    pub fn expect_type(&self, wanted: &str) -> Result<()> {
+        if self.content_type.eq_ignore_ascii_case(wanted) {
+            Ok(())
+        } else {
+            Err(Error::Protocol {
+                url: self.url.clone(),
+                msg: format!("content type is {:?}, not {wanted}", self.content_type),
+            })
+        }
+    }
+
+    /// The `Location` header, which RFC 8555 requires on this answer.
+    pub fn location(&self) -> Result<&str> {
+        self.location.as_deref().ok_or_else(|| Error::Protocol {
+            url: self.url.clone(),
+            msg: "no Location header".into(),
+        })
+    }
+}
+
+/// One CA: its directory, one HTTPS agent with kept-alive connections, one nonce pool.
+/// Shared by every thread of a run.
+pub struct Client {
+    http: Http,
+    pub directory_url: String,
+    pub directory: Directory,
+}
+
+/// The transport under [`Client`]: the agent, the nonces every answer brings, a request count.
+struct Http {
+    agent: ureq::Agent,
+    nonces: Mutex<Vec<String>>,
+    requests: AtomicUsize,
+}
+
+impl Client {
+    /// Fetches the directory at `directory_url`. This is the first request of every run that
+    /// talks to the CA.
+    pub fn connect(directory_url: &str, trust: &Trust, user_agent: &str) -> Result<Client> {
+        let agent = agent(trust, user_agent).map_err(|msg| Error::Transport {
+            url: directory_url.to_string(),
+            msg,
+        })?;
+        let http = Http {
+            agent,
+            nonces: Mutex::new(Vec::new()),
+            requests: AtomicUsize::new(0),
+        };
+        let directory = http.send(directory_url, None)?.json()?;
+        Ok(Client {
+            http,
+            directory_url: directory_url.to_string(),
+            directory,
+        })
+    }
+
+    /// How many HTTP requests this client has sent.
+    pub fn requests(&self) -> usize {
+        self.http.requests.load(Ordering::Relaxed)
+    }
+
+    /// A signed POST (RFC 8555 §6.2). `payload` None is POST-as-GET. A `badNonce` answer is
+    /// retried with the nonce it carries, a bounded number of times. Any non-2xx answer is an
+    /// [`Error::Problem`].
+    pub fn post(
+        &self,
+        key: &AccountKey,
+        key_id: KeyId<'_>,
+        url: &str,
+        payload: Option<&Value>,
+    ) -> Result<Response> {
+        let mut tries = 0;
+        loop {
+            let nonce = self.nonce()?;
+            let body = key.jws(url, &nonce, key_id, payload)?;
+            match self.http.send(url, Some(body)) {
+                Err(Error::Problem { problem, .. })
+                    if problem.is("badNonce") && tries < BAD_NONCE_RETRIES =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// POST-as-GET `url` until `done` says yes, honouring `Retry-After` and otherwise backing
+    /// off from 50 ms to 4 s. At `deadline` it gives up with the last status the CA reported.
+    pub fn poll_until<T: DeserializeOwned>(
+        &self,
+        key: &AccountKey,
+        key_id: KeyId<'_>,
+        url: &str,
+        deadline: Instant,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let response = self.post(key, key_id, url, None)?;
+            let value: T = response.json()?;
+            if done(&value) {
+                return Ok(value);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let last = serde_json::from_slice::<Value>(&response.body)
+                    .ok()
+                    .and_then(|v| v.get("status").map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown".into());
+                return Err(Error::Timeout {
+                    url: url.to_string(),
+                    last,
+                });
+            }
+            let wait = response.retry_after.unwrap_or(delay);
+            thread::sleep(wait.min(deadline - now));
+            delay = (delay * 2).min(Duration::from_secs(4));
+        }
+    }
+
+    /// Downloads `url` by POST-as-GET, expecting a PEM certificate chain.
+    pub fn download_chain(
+        &self,
+        key: &AccountKey,
+        key_id: KeyId<'_>,
+        url: &str,
+    ) -> Result<Response> {
+        let response = self.post(key, key_id, url, None)?;
+        response.expect_type(PEM_CHAIN)?;
+        Ok(response)
+    }
+
+    /// A nonce from the pool, or from `newNonce` when the pool is empty.
+    fn nonce(&self) -> Result<String> {
+        if let Some(nonce) = self.http.lock_nonces().pop() {
+            return Ok(nonce);
+        }
+        let url = &self.directory.new_nonce;
+        self.http.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .agent
+            .head(url)
+            .call()
+            .map_err(|e| transport(url, e))?;
+        let status = response.status().as_u16();
+        header(&response, "replay-nonce")
+            .filter(|_| status < 300)
+            .ok_or_else(|| Error::Protocol {
+                url: url.clone(),
+                msg: format!("newNonce answered {status} without a Replay-Nonce"),
+            })
+    }
+}
+
+impl Http {
+    fn lock_nonces(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        // A poisoned pool only means another thread panicked while pushing a string.
+        self.nonces.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a GET (`body` None) or a JOSE POST and reads the answer. Every `Replay-Nonce`
+    /// goes into the pool.
+    fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let result = match body {
+            None => self.agent.get(url).call(),
+            Some(body) => self
+                .agent
+                .post(url)
+                .content_type("application/jose+json")
+                .send(body),
+        };
+        let mut response = result.map_err(|e| transport(url, e))?;
+        if let Some(nonce) = header(&response, "replay-nonce") {
+            self.lock_nonces().push(nonce);
+        }
+        let status = response.status().as_u16();
+        let content_type = header(&response, "content-type")
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let location = header(&response, "location");
+        let retry_after =
+            header(&response, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Error::Protocol {
+                    url: url.to_string(),
+                    msg: format!("answer is larger than {MAX_BODY} bytes"),
+                },
+                e => transport(url, e),
+            })?;
+        let response = Response {
+            url: url.to_string(),
+            status,
+            location,
+            retry_after,
+            content_type,
+            body,
+        };
+        if (200..300).contains(&status) {
+            Ok(response)
+        } else {
+            Err(problem_of(response))
+        }
+    }
+}
+
+/// Turns a non-2xx answer into [`Error::Problem`]; a body that is no problem document becomes
+/// the detail, shortened, so a proxy's HTML error page still says something.
+fn problem_of(response: Response) -> Error {
+    let parsed = if response.content_type == PROBLEM_JSON || response.content_type == JSON {
+        serde_json::from_slice::<Problem>(&response.body).ok()
+    } else {
+        None
+    };
+    let problem = parsed.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(&response.body);
+        let mut detail: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if detail.len() > 200 {
+            let mut cut = 200;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+            detail.push_str("...");
+        }
+        Problem {
+            detail,
+            ..Problem::default()
+        }
+    });
+    Error::Problem {
+        url: response.url,
+        status: response.status,
+        problem: Box::new(problem),
+    }
+}
+
+fn header<B>(response: &ureq::http::Response<B>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+fn transport(url: &str, e: ureq::Error) -> Error {
+    Error::Transport {
+        url: url.to_string(),
+        msg: e.to_string(),
+    }
+}
+
+fn agent(trust: &Trust, user_agent: &str) -> std::result::Result<ureq::Agent, String> {
+    use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+    let pem = match trust {
+        Trust::Pem(pem) => Some(pem.clone()),
+        Trust::System => system_bundle(),
+    };
+    let roots = match pem {
+        None => RootCerts::WebPki,
+        Some(pem) => {
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err("the CA bundle holds no certificate".into());
+            }
+            RootCerts::Specific(Arc::new(certs))
+        }
+    };
+    let tls = TlsConfig::builder().root_certs(roots).build();
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .https_only(true)
+        .user_agent(user_agent)
+        .accept_encoding("identity")
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_global(Some(Duration::from_secs(90)))
+        .max_redirects(0)
+        .build();
+    Ok(config.into())
+}
+
+/// The system's CA bundle: `SSL_CERT_FILE`, else the first bundle found where Debian, Fedora,
+/// openSUSE and Alpine keep theirs. None means use Mozilla's roots built into the binary.
+fn system_bundle() -> Option<Vec<u8>> {
+    let env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    let known = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/ssl/cert.pem",
+    ];
+    env.into_iter()
+        .chain(known.iter().map(std::path::PathBuf::from))
+        .find_map(|p| std::fs::read(p).ok())
+}
+
+/// `Retry-After` as delta-seconds or as an IMF-fixdate (RFC 9110 §10.2.3), relative to `now`.
+/// A date in the past is zero; anything else unreadable is None. Capped at one day.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let cap = Duration::from_secs(86_400);
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(cap));
+    }
+    let at = parse_http_date(value.trim())?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)).min(cap))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` to Unix seconds.
+fn parse_http_date(s: &str) -> Option<u64> {
+    let mut it = s.split_whitespace();
+    let _weekday = it.next()?;
+    let day: u64 = it.next()?.parse().ok()?;
+    let month = it.next()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == month)? as u64
+        + 1;
+    let year: u64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:51:37 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("9999999", now),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Foo 1994 08:51:37 GMT", now),
+            None
+        );
+    }
+
+    #[test]
+    fn html_error_pages_become_short_problems() {
+        let body = format!("<html>\n<body>{}</body></html>", "Bad gateway ".repeat(40));
+        let err = problem_of(Response {
+            url: "https://ca/x".into(),
+            status: 502,
+            location: None,
+            retry_after: None,
+            content_type: "text/html".into(),
+            body: body.into_bytes(),
+        });
+        assert!(err.is_temporary());
+        let text = err.to_string();
+        assert!(text.starts_with("https://ca/x answered 502: <html> <body>Bad gateway"));
+        assert!(text.len() < 300, "{text}");
+    }
+
+    #[test]
+    fn which_errors_are_temporary() {
+        let problem = |status, kind: &str| Error::Problem {
+            url: "u".into(),
+            status,
+            problem: Box::new(Problem {
+                kind: kind.into(),
+                ..Problem::default()
+            }),
+        };
+        assert!(problem(429, "urn:ietf:params:acme:error:rateLimited").is_temporary());
+        assert!(problem(503, "").is_temporary());
+        assert!(!problem(403, "urn:ietf:params:acme:error:unauthorized").is_temporary());
+        assert!(!problem(400, "urn:ietf:params:acme:error:malformed").is_temporary());
+    }
+}

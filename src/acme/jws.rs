@@ -1,0 +1,388 @@
+//! The account key: it signs JWS requests and names itself by its thumbprint, and never leaves.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use serde_json::{Value, json};
+
+/// base64url without padding, as JOSE and ACME use it.
+pub fn b64(data: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// Why an account key file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError(pub String);
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+enum Signer {
+    /// ES256 or ES384, by curve.
+    Ec(EcdsaKeyPair, &'static str),
+    /// RS256, for RSA keys that dehydrated and older clients created.
+    Rsa(RsaKeyPair),
+}
+
+/// An ACME account key. It can sign and describe its public half; the private half stays inside.
+pub struct AccountKey {
+    signer: Signer,
+    /// The RFC 7638 canonical JWK: required members only, in lexicographic order.
+    jwk: String,
+    thumbprint: String,
+}
+
+/// Whose key signs a request: the new account's own JWK, or the account URL (RFC 8555 §6.2).
+#[derive(Debug, Clone, Copy)]
+pub enum KeyId<'a> {
+    Jwk,
+    Kid(&'a str),
+}
+
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+
+impl AccountKey {
+    /// A new P-256 key and its PKCS#8 PEM, the form `account_key.pem` is written in.
+    pub fn generate() -> Result<(AccountKey, String), KeyError> {
+        let rng = SystemRandom::new();
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng)
+            .map_err(|_| KeyError("cannot generate a P-256 key".into()))?;
+        let key = AccountKey::from_pkcs8(pkcs8.as_ref())?;
+        let pem = pem::encode_config(
+            &pem::Pem::new("PRIVATE KEY", pkcs8.as_ref()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        Ok((key, pem))
+    }
+
+    /// Reads a PEM key: PKCS#8 (EC P-256, P-384 or RSA), PKCS#1 RSA or SEC1 EC, as openssl
+    /// and dehydrated write them. `EC PARAMETERS` blocks are skipped.
+    pub fn from_pem(text: &str) -> Result<AccountKey, KeyError> {
+        let blocks = pem::parse_many(text).map_err(|e| KeyError(format!("not a PEM file: {e}")))?;
+        let block = blocks
+            .iter()
+            .find(|b| b.tag() != "EC PARAMETERS")
+            .ok_or_else(|| KeyError("no private key in the file".into()))?;
+        match block.tag() {
+            "PRIVATE KEY" => AccountKey::from_pkcs8(block.contents()),
+            "RSA PRIVATE KEY" => RsaKeyPair::from_der(block.contents())
+                .map_err(|e| KeyError(format!("bad RSA private key: {e}")))
+                .and_then(AccountKey::rsa),
+            "EC PRIVATE KEY" => [OID_P256, OID_P384]
+                .iter()
+                .find_map(|curve| {
+                    AccountKey::from_pkcs8(&sec1_to_pkcs8(block.contents(), curve)).ok()
+                })
+                .ok_or_else(|| KeyError("EC private key is not on P-256 or P-384".into())),
+            other => Err(KeyError(format!(
+                "a \"{other}\" block is not a private key this client can use"
+            ))),
+        }
+    }
+
+    fn from_pkcs8(der: &[u8]) -> Result<AccountKey, KeyError> {
+        let rng = SystemRandom::new();
+        let curves = [
+            (
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                "ES256",
+                "P-256",
+            ),
+            (
+                &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                "ES384",
+                "P-384",
+            ),
+        ];
+        for (alg, name, crv) in curves {
+            if let Ok(pair) = EcdsaKeyPair::from_pkcs8(alg, der, &rng) {
+                // An uncompressed point: 0x04 || X || Y, both of the same length.
+                let point = pair.public_key().as_ref();
+                let (x, y) = point[1..].split_at((point.len() - 1) / 2);
+                let jwk = format!(
+                    r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+                    b64(x),
+                    b64(y)
+                );
+                return Ok(AccountKey::new(Signer::Ec(pair, name), jwk));
+            }
+        }
+        match RsaKeyPair::from_pkcs8(der) {
+            Ok(pair) => AccountKey::rsa(pair),
+            Err(e) => Err(KeyError(format!(
+                "PKCS#8 key is neither EC P-256/P-384 nor RSA of 2048 to 8192 bits: {e}"
+            ))),
+        }
+    }
+
+    fn rsa(pair: RsaKeyPair) -> Result<AccountKey, KeyError> {
+        let public: signature::RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+        let jwk = format!(
+            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+            b64(&public.e),
+            b64(&public.n)
+        );
+        Ok(AccountKey::new(Signer::Rsa(pair), jwk))
+    }
+
+    fn new(signer: Signer, jwk: String) -> AccountKey {
+        let thumbprint = b64(ring::digest::digest(&ring::digest::SHA256, jwk.as_bytes()));
+        AccountKey {
+            signer,
+            jwk,
+            thumbprint,
+        }
+    }
+
+    /// The JWS algorithm name: ES256, ES384 or RS256.
+    pub fn alg(&self) -> &'static str {
+        match &self.signer {
+            Signer::Ec(_, name) => name,
+            Signer::Rsa(_) => "RS256",
+        }
+    }
+
+    /// The public key as a JWK object.
+    pub fn jwk(&self) -> Value {
+        // The canonical form is built from our own encoder, so it always parses.
+        serde_json::from_str(&self.jwk).unwrap_or(Value::Null)
+    }
+
+    /// The RFC 7638 thumbprint, base64url of SHA-256 of the canonical JWK.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// `token.thumbprint` (RFC 8555 §8.1). The result is a secret until the challenge is done.
+    pub fn key_authorization(&self, token: &str) -> String {
+        format!("{token}.{}", self.thumbprint)
+    }
+
+    /// Signs `data` with the JWS algorithm of [`AccountKey::alg`].
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = SystemRandom::new();
+        match &self.signer {
+            Signer::Ec(pair, _) => pair
+                .sign(&rng, data)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError("ECDSA signing failed".into())),
+            Signer::Rsa(pair) => {
+                let mut sig = vec![0; pair.public().modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, data, &mut sig)
+                    .map_err(|_| KeyError("RSA signing failed".into()))?;
+                Ok(sig)
+            }
+        }
+    }
+
+    /// A flattened JWS (RFC 7515 §7.2.2) for `url`. `payload` None is POST-as-GET (empty payload).
+    pub fn jws(
+        &self,
+        url: &str,
+        nonce: &str,
+        key_id: KeyId<'_>,
+        payload: Option<&Value>,
+    ) -> Result<String, KeyError> {
+        let mut protected = json!({ "alg": self.alg(), "nonce": nonce, "url": url });
+        match key_id {
+            KeyId::Jwk => protected["jwk"] = self.jwk(),
+            KeyId::Kid(kid) => protected["kid"] = Value::from(kid),
+        }
+        let protected = b64(protected.to_string());
+        let payload = payload.map(|p| b64(p.to_string())).unwrap_or_default();
+        let signature = b64(self.sign(format!("{protected}.{payload}").as_bytes())?);
+        Ok(
+            json!({ "protected": protected, "payload": payload, "signature": signature })
+                .to_string(),
+        )
+    }
+}
+
+impl fmt::Debug for AccountKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountKey({} {})", self.alg(), self.thumbprint())
+    }
+}
+
+/// Wraps a SEC1 `ECPrivateKey` into a PKCS#8 `PrivateKeyInfo` for the given curve OID.
+pub fn sec1_to_pkcs8(sec1: &[u8], curve_oid: &[u8]) -> Vec<u8> {
+    let mut alg = der(0x06, OID_EC_PUBLIC_KEY);
+    alg.extend(der(0x06, curve_oid));
+    let mut info = der(0x02, &[0]);
+    info.extend(der(0x30, &alg));
+    info.extend(der(0x04, sec1));
+    der(0x30, &info)
+}
+
+/// One DER TLV with a definite length.
+fn der(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(key: &AccountKey, data: &[u8], sig: &[u8]) -> bool {
+        let jwk = key.jwk();
+        let field = |k: &str| URL_SAFE_NO_PAD.decode(jwk[k].as_str().unwrap()).unwrap();
+        match key.alg() {
+            "ES256" => {
+                let mut point = vec![4];
+                point.extend(field("x"));
+                point.extend(field("y"));
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(data, sig)
+                    .is_ok()
+            }
+            "RS256" => signature::RsaPublicKeyComponents {
+                n: field("n"),
+                e: field("e"),
+            }
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, data, sig)
+            .is_ok(),
+            other => panic!("no verifier for {other}"),
+        }
+    }
+
+    #[test]
+    fn a_new_key_is_p256_and_reads_back_from_its_pem() {
+        let (key, pem) = AccountKey::generate().unwrap();
+        assert_eq!(key.alg(), "ES256");
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let again = AccountKey::from_pem(&pem).unwrap();
+        assert_eq!(again.thumbprint(), key.thumbprint());
+        let sig = again.sign(b"hello").unwrap();
+        assert_eq!(sig.len(), 64);
+        assert!(verify(&key, b"hello", &sig));
+        assert!(!verify(&key, b"hellO", &sig));
+    }
+
+    #[test]
+    fn a_jws_carries_jwk_or_kid_and_verifies() {
+        let (key, _) = AccountKey::generate().unwrap();
+        let body = key
+            .jws(
+                "https://ca/new-acct",
+                "n0nce",
+                KeyId::Jwk,
+                Some(&json!({"a": 1})),
+            )
+            .unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let protected: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(v["protected"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(protected["alg"], "ES256");
+        assert_eq!(protected["nonce"], "n0nce");
+        assert_eq!(protected["url"], "https://ca/new-acct");
+        assert_eq!(protected["jwk"], key.jwk());
+        assert!(protected.get("kid").is_none());
+        let signed = format!(
+            "{}.{}",
+            v["protected"].as_str().unwrap(),
+            v["payload"].as_str().unwrap()
+        );
+        let sig = URL_SAFE_NO_PAD
+            .decode(v["signature"].as_str().unwrap())
+            .unwrap();
+        assert!(verify(&key, signed.as_bytes(), &sig));
+
+        let get = key
+            .jws(
+                "https://ca/acct/1",
+                "n",
+                KeyId::Kid("https://ca/acct/1"),
+                None,
+            )
+            .unwrap();
+        let v: Value = serde_json::from_str(&get).unwrap();
+        assert_eq!(v["payload"], "");
+        let protected: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(v["protected"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(protected["kid"], "https://ca/acct/1");
+        assert!(protected.get("jwk").is_none());
+    }
+
+    #[test]
+    fn rfc7638_thumbprint_example() {
+        // The RSA key of RFC 7638 §3.1 has this thumbprint; we build the same canonical JWK.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let jwk = format!(r#"{{"e":"AQAB","kty":"RSA","n":"{n}"}}"#);
+        let thumb = b64(ring::digest::digest(&ring::digest::SHA256, jwk.as_bytes()));
+        assert_eq!(thumb, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    // Test keys written by `openssl genrsa -traditional`, `openssl pkcs8 -topk8` and
+    // `openssl ecparam -genkey`, with the thumbprints openssl and a shell computed for them.
+    const RSA_PKCS1: &str = include_str!("../../tests/data/rsa2048-pkcs1.pem");
+    const RSA_PKCS8: &str = include_str!("../../tests/data/rsa2048-pkcs8.pem");
+    const EC_SEC1: &str = include_str!("../../tests/data/p256-sec1.pem");
+    const EC_PKCS8: &str = include_str!("../../tests/data/p256-pkcs8.pem");
+
+    #[test]
+    fn openssl_rsa_keys_in_both_forms_sign_rs256() {
+        for text in [RSA_PKCS1, RSA_PKCS8] {
+            let key = AccountKey::from_pem(text).unwrap();
+            assert_eq!(key.alg(), "RS256");
+            assert_eq!(
+                key.thumbprint(),
+                "jUJDFlhpSTGbXbfUq0WkMTNHvHh8Se5ku9E-vL22XjE"
+            );
+            let sig = key.sign(b"payload").unwrap();
+            assert_eq!(sig.len(), 256);
+            assert!(verify(&key, b"payload", &sig));
+        }
+    }
+
+    #[test]
+    fn openssl_ec_keys_in_both_forms_sign_es256() {
+        for text in [EC_SEC1, EC_PKCS8] {
+            let key = AccountKey::from_pem(text).unwrap();
+            assert_eq!(key.alg(), "ES256");
+            assert_eq!(
+                key.thumbprint(),
+                "ooeDpRovvytq7z5hGBu3pZeuGhjZUU22b1eUbhldOMw"
+            );
+            assert!(verify(&key, b"x", &key.sign(b"x").unwrap()));
+        }
+    }
+
+    #[test]
+    fn junk_is_refused_with_a_reason() {
+        assert!(AccountKey::from_pem("hello").is_err());
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let err = AccountKey::from_pem(cert).unwrap_err();
+        assert!(err.0.contains("CERTIFICATE"), "{err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! RFC 8555 and nothing else: it knows no files, hooks or configuration.
+
+pub mod client;
+pub mod jws;
+pub mod wire;
+
+pub use client::{Client, Error, Trust};
+pub use jws::{AccountKey, KeyId};

@@ -1,0 +1,188 @@
+//! The RFC 8555 objects as they travel on the wire, with the RFC's field names.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The CA's directory (RFC 8555 §7.1.1). Only the URLs we use are required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Directory {
+    pub new_nonce: String,
+    pub new_account: String,
+    pub new_order: String,
+    #[serde(default)]
+    pub meta: DirectoryMeta,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryMeta {
+    #[serde(default)]
+    pub terms_of_service: Option<String>,
+}
+
+/// An identifier of an order or authorization (RFC 8555 §9.7.7, RFC 8738).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identifier {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+impl Identifier {
+    /// A `dns` identifier, or an `ip` one when `name` is an IP address.
+    pub fn for_name(name: &str) -> Identifier {
+        let kind = if name.parse::<std::net::IpAddr>().is_ok() {
+            "ip"
+        } else {
+            "dns"
+        };
+        Identifier {
+            kind: kind.to_string(),
+            value: name.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Pending,
+    Ready,
+    Processing,
+    Valid,
+    Invalid,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    pub status: OrderStatus,
+    #[serde(default)]
+    pub authorizations: Vec<String>,
+    pub finalize: String,
+    #[serde(default)]
+    pub certificate: Option<String>,
+    #[serde(default)]
+    pub error: Option<Problem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizationStatus {
+    Pending,
+    Valid,
+    Invalid,
+    Deactivated,
+    Expired,
+    Revoked,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Authorization {
+    pub identifier: Identifier,
+    pub status: AuthorizationStatus,
+    #[serde(default)]
+    pub challenges: Vec<Challenge>,
+    #[serde(default)]
+    pub wildcard: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Challenge {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub error: Option<Problem>,
+}
+
+/// A problem document (RFC 7807, RFC 8555 §6.7). Its `Display` is one log line.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub identifier: Option<Identifier>,
+    #[serde(default)]
+    pub subproblems: Vec<Problem>,
+}
+
+pub const ERROR_PREFIX: &str = "urn:ietf:params:acme:error:";
+
+impl Problem {
+    /// True when the problem's type is `urn:ietf:params:acme:error:<name>`.
+    pub fn is(&self, name: &str) -> bool {
+        self.kind
+            .strip_prefix(ERROR_PREFIX)
+            .is_some_and(|rest| rest == name)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let detail = if self.detail.is_empty() {
+            "no detail given"
+        } else {
+            &self.detail
+        };
+        write!(f, "{detail}")?;
+        if !self.kind.is_empty() {
+            write!(f, " ({})", self.kind)?;
+        }
+        for sub in &self.subproblems {
+            write!(f, "; ")?;
+            if let Some(id) = &sub.identifier {
+                write!(f, "{}: ", id.value)?;
+            }
+            write!(f, "{sub}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_statuses_do_not_fail_parsing() {
+        let order: Order = serde_json::from_str(
+            r#"{"status":"somethingnew","finalize":"https://ca/f","authorizations":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(order.status, OrderStatus::Unknown);
+    }
+
+    #[test]
+    fn problem_prints_detail_type_and_subproblems_on_one_line() {
+        let p: Problem = serde_json::from_str(
+            r#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"some names were refused",
+               "subproblems":[{"type":"urn:ietf:params:acme:error:caa","detail":"CAA forbids",
+               "identifier":{"type":"dns","value":"b.example"}}]}"#,
+        )
+        .unwrap();
+        assert!(p.is("rejectedIdentifier"));
+        assert!(!p.is("caa"));
+        assert_eq!(
+            p.to_string(),
+            "some names were refused (urn:ietf:params:acme:error:rejectedIdentifier); \
+             b.example: CAA forbids (urn:ietf:params:acme:error:caa)"
+        );
+    }
+
+    #[test]
+    fn identifiers_for_ip_addresses() {
+        assert_eq!(Identifier::for_name("192.0.2.1").kind, "ip");
+        assert_eq!(Identifier::for_name("2001:db8::1").kind, "ip");
+        assert_eq!(Identifier::for_name("example.org").kind, "dns");
+    }
+}

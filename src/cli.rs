@@ -1,0 +1,165 @@
+//! The command line, with dehydrated's spellings. The doc comments are the `--help` text.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser};
+
+/// An ACME client that keeps certificates in dehydrated's layout: a drop-in for dehydrated's
+/// `--cron` runs, with no shell, openssl or curl at run time.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "desiccant",
+    disable_version_flag = true,
+    group(ArgGroup::new("command").required(true).multiple(false)),
+    after_help = "Exit status: 0 all certificates valid, 1 a certificate failed, 2 bad command \
+                  line, 75 temporary failure (CA unreachable, rate limited, lock busy), 78 bad \
+                  configuration.\nSee README for every config key."
+)]
+pub struct Cli {
+    /// Sign or renew every certificate of domains.txt that is missing, changed or due
+    #[arg(short = 'c', long, group = "command", help_heading = "Commands")]
+    pub cron: bool,
+
+    /// Register the account key with the CA (with --accept-terms)
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub register: bool,
+
+    /// Print version information
+    #[arg(short = 'v', long, group = "command", help_heading = "Commands")]
+    pub version: bool,
+
+    /// Accept the CA's terms of service
+    #[arg(long)]
+    pub accept_terms: bool,
+
+    /// Use these names instead of domains.txt: all --domain names make one certificate
+    #[arg(short = 'd', long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+
+    /// Folder name of the --domain certificate instead of its first name
+    #[arg(long, value_name = "ALIAS", requires = "domains")]
+    pub alias: Option<String>,
+
+    /// Go on with the other certificates after one fails (always done; accepted for dehydrated)
+    #[arg(short = 'g', long)]
+    pub keep_going: bool,
+
+    /// Renew certificates even when they are not due
+    #[arg(short = 'x', long)]
+    pub force: bool,
+
+    /// Do not take the lock (two runs at once may then collide)
+    #[arg(short = 'n', long)]
+    pub no_lock: bool,
+
+    /// Append -SUFFIX to the lock file's name
+    #[arg(long, value_name = "SUFFIX")]
+    pub lock_suffix: Option<String>,
+
+    /// Wait up to SECS for another run to release the lock, then exit 75
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub lock_wait: u64,
+
+    /// Use this domains.txt instead of the configured one
+    #[arg(long, value_name = "PATH")]
+    pub domains_txt: Option<PathBuf>,
+
+    /// Use this config file
+    #[arg(short = 'f', long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Write certificates into this folder instead of CERTDIR
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Challenge type (http-01)
+    #[arg(short = 't', long, value_name = "TYPE")]
+    pub challenge: Option<String>,
+
+    /// Certificate key: rsa, prime256v1 or secp384r1
+    #[arg(short = 'a', long, value_name = "ALGO")]
+    pub algo: Option<String>,
+
+    /// CA directory URL or preset (letsencrypt, letsencrypt-test, zerossl, buypass, google, ...)
+    #[arg(long, value_name = "URL")]
+    pub ca: Option<String>,
+
+    /// Trust only the CAs in this PEM bundle for HTTPS to the ACME server
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Issue up to N certificates at the same time
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Print errors only
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print every step
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// Parses the command line. dehydrated's multi-letter short options (`-gc`, `-gcd`, `-fc`) are
+/// read as the long options they stand for, not as bundles of one-letter flags.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    let args = args.into_iter().map(|a| match a.to_str() {
+        Some("-gc") => "--cleanup".into(),
+        Some("-gcd") => "--cleanup-delete".into(),
+        Some("-fc") => "--full-chain".into(),
+        _ => a,
+    });
+    Cli::try_parse_from(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        parse(
+            std::iter::once("desiccant")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    #[test]
+    fn dehydrated_spellings() {
+        let c = cli(&[
+            "-c",
+            "-x",
+            "-g",
+            "-d",
+            "a.example",
+            "-d",
+            "b.example",
+            "--alias",
+            "ab",
+            "-f",
+            "/etc/dehydrated/config",
+        ])
+        .unwrap();
+        assert!(c.cron && c.force && c.keep_going);
+        assert_eq!(c.domains, ["a.example", "b.example"]);
+        assert_eq!(c.alias.as_deref(), Some("ab"));
+        assert_eq!(c.config, Some(PathBuf::from("/etc/dehydrated/config")));
+        assert!(cli(&["-v"]).unwrap().version);
+    }
+
+    #[test]
+    fn exactly_one_command() {
+        assert!(cli(&[]).is_err());
+        assert!(cli(&["--cron", "--register"]).is_err());
+        assert!(cli(&["--alias", "x", "--cron"]).is_err());
+    }
+
+    #[test]
+    fn multi_letter_short_options_are_not_flag_bundles() {
+        // Without the rewrite, -gc would be --keep-going --cron and start a run.
+        let err = cli(&["-gc"]).unwrap_err().to_string();
+        assert!(err.contains("--cleanup"), "{err}");
+    }
+}

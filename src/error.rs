@@ -1,0 +1,180 @@
+//! The error type of a run, and the exit-status table that systemd and cron act on.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::acme;
+
+/// How a run ends, ordered by precedence: merging two outcomes keeps the graver one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    /// Every certificate in scope is valid and outside its renewal window.
+    Ok,
+    /// Only temporary failures (CA unreachable, 5xx, timeouts, rate limits, lock busy).
+    Temporary,
+    /// At least one certificate failed for good.
+    Failed,
+    /// Bad config, domains.txt, hook path or webroot, found before any request.
+    Config,
+    /// Bad command line.
+    Usage,
+}
+
+impl Status {
+    /// The exit code of DESIGN §9.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Failed => 1,
+            Status::Usage => 2,
+            Status::Temporary => 75,
+            Status::Config => 78,
+        }
+    }
+
+    /// The status of a run whose parts ended as `self` and `other`.
+    pub fn merge(self, other: Status) -> Status {
+        self.max(other)
+    }
+}
+
+/// Everything that can stop a command or fail one certificate. Each message names its subject
+/// first (a file and line, a domain, a path) and says what to do where we know it.
+#[derive(Debug)]
+pub enum Error {
+    Usage(String),
+    /// A config file, domains.txt, a path or a value that cannot work. Nothing was sent.
+    Config(String),
+    /// Another run holds the lock.
+    LockBusy {
+        path: PathBuf,
+        waited_secs: u64,
+    },
+    /// A file or folder could not be read or written.
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        err: io::Error,
+    },
+    /// A request to the CA failed; `subject` is the certificate or account it was for.
+    Acme {
+        subject: String,
+        err: acme::Error,
+    },
+    /// The CA's answer was refused by our own checks, or a challenge was found invalid.
+    Refused {
+        subject: String,
+        msg: String,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn status(&self) -> Status {
+        match self {
+            Error::Usage(_) => Status::Usage,
+            Error::Config(_) => Status::Config,
+            Error::LockBusy { .. } => Status::Temporary,
+            Error::Io { .. } | Error::Refused { .. } => Status::Failed,
+            Error::Acme { err, .. } if err.is_temporary() => Status::Temporary,
+            Error::Acme { .. } => Status::Failed,
+        }
+    }
+
+    /// An [`Error::Io`] for `path`; `what` is the action, such as "cannot write".
+    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |err| Error::Io { path, what, err }
+    }
+
+    /// An [`Error::Acme`] about `subject`.
+    pub fn acme(subject: impl Into<String>) -> impl FnOnce(acme::Error) -> Error {
+        let subject = subject.into();
+        move |err| Error::Acme { subject, err }
+    }
+
+    pub fn refused(subject: impl Into<String>, msg: impl Into<String>) -> Error {
+        Error::Refused {
+            subject: subject.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) | Error::Config(msg) => f.write_str(msg),
+            Error::LockBusy { path, waited_secs } => write!(
+                f,
+                "{}: another run holds the lock (waited {waited_secs} s); \
+                 try again later or give --lock-wait SECS",
+                path.display()
+            ),
+            Error::Io { path, what, err } => write!(f, "{}: {what}: {err}", path.display()),
+            Error::Acme { subject, err } => write!(f, "{subject}: {err}"),
+            Error::Refused { subject, msg } => write!(f, "{subject}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_design_table() {
+        let codes: Vec<u8> = [
+            Status::Ok,
+            Status::Failed,
+            Status::Usage,
+            Status::Temporary,
+            Status::Config,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, [0, 1, 2, 75, 78]);
+    }
+
+    #[test]
+    fn a_failure_outweighs_a_temporary_one_which_outweighs_success() {
+        use Status::*;
+        assert_eq!(Ok.merge(Ok), Ok);
+        assert_eq!(Ok.merge(Temporary), Temporary);
+        assert_eq!(Temporary.merge(Ok), Temporary);
+        assert_eq!(Temporary.merge(Failed), Failed);
+        assert_eq!(Failed.merge(Temporary), Failed);
+        assert_eq!(
+            [Ok, Temporary, Ok].into_iter().fold(Ok, Status::merge),
+            Temporary
+        );
+    }
+
+    #[test]
+    fn errors_map_to_statuses() {
+        let unreachable = Error::Acme {
+            subject: "example.org".into(),
+            err: acme::Error::Transport {
+                url: "https://ca/dir".into(),
+                msg: "connection refused".into(),
+            },
+        };
+        assert_eq!(unreachable.status(), Status::Temporary);
+        assert_eq!(
+            unreachable.to_string(),
+            "example.org: cannot reach https://ca/dir: connection refused"
+        );
+        let busy = Error::LockBusy {
+            path: "/etc/dehydrated/lock".into(),
+            waited_secs: 0,
+        };
+        assert_eq!(busy.status(), Status::Temporary);
+        assert_eq!(Error::Config("x".into()).status(), Status::Config);
+        assert_eq!(Error::refused("a", "b").status(), Status::Failed);
+    }
+}

@@ -1,0 +1,361 @@
+//! One certificate from one order: the order's status drives every step, from newOrder to the
+//! checked certificate. Nothing here writes certificate files.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::account::Account;
+use crate::acme::Client;
+use crate::acme::jws::b64;
+use crate::acme::wire::{Authorization, AuthorizationStatus, Identifier, Order, OrderStatus};
+use crate::challenge::{Deployed, Webroot};
+use crate::error::{Error, Result};
+use crate::keys::{CertKey, Csr, KeyAlgo};
+use crate::{logging, parallel, x509};
+
+/// How long the CA may take to validate a challenge.
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the CA may take to sign after finalize.
+const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
+/// Order states passed through before the loop gives up on a CA that keeps going back.
+const MAX_STEPS: usize = 8;
+
+/// What the run shares with every order: the CA, the account, where challenges go.
+pub struct Ctx<'a> {
+    pub client: &'a Client,
+    pub account: &'a Account,
+    pub webroot: &'a Webroot,
+    /// Threads for the authorizations of one order.
+    pub workers: usize,
+}
+
+/// A certificate as the CA issued it, checked against what was asked.
+pub struct Issued {
+    pub key: CertKey,
+    pub csr: Csr,
+    /// The leaf, PEM.
+    pub cert: String,
+    /// The intermediates, PEM, in the CA's order.
+    pub chain: String,
+    pub not_after: i64,
+}
+
+/// Orders a certificate for `names` (the folder `subject`) with a new key of `algo`, proves
+/// control of every name, finalizes and downloads. The key is generated while the CA validates.
+pub fn issue(ctx: &Ctx<'_>, subject: &str, names: &[String], algo: KeyAlgo) -> Result<Issued> {
+    thread::scope(|scope| {
+        let mut key = KeyJob {
+            handle: Some(scope.spawn(move || {
+                let key = CertKey::generate(algo)?;
+                let csr = key.csr(names)?;
+                Ok((key, csr))
+            })),
+            ready: None,
+        };
+        run_order(ctx, subject, names, &mut key)
+    })
+}
+
+/// The certificate key and CSR, made on their own thread while the order goes on.
+struct KeyJob<'scope> {
+    handle: Option<thread::ScopedJoinHandle<'scope, std::result::Result<(CertKey, Csr), String>>>,
+    ready: Option<(CertKey, Csr)>,
+}
+
+impl KeyJob<'_> {
+    fn wait(&mut self, subject: &str) -> Result<&(CertKey, Csr)> {
+        if let Some(handle) = self.handle.take() {
+            let pair = handle
+                .join()
+                .map_err(|_| Error::refused(subject, "key generation panicked"))?
+                .map_err(|msg| Error::refused(subject, msg))?;
+            self.ready = Some(pair);
+        }
+        self.ready
+            .as_ref()
+            .ok_or_else(|| Error::refused(subject, "the certificate key was used up"))
+    }
+
+    fn take(&mut self, subject: &str) -> Result<(CertKey, Csr)> {
+        self.wait(subject)?;
+        self.ready
+            .take()
+            .ok_or_else(|| Error::refused(subject, "the certificate key was used up"))
+    }
+}
+
+fn run_order(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    names: &[String],
+    key: &mut KeyJob<'_>,
+) -> Result<Issued> {
+    let (client, account) = (ctx.client, ctx.account);
+    let acme = || Error::acme(subject);
+    let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::for_name(n)).collect();
+    let response = client
+        .post(
+            &account.key,
+            account.kid(),
+            &client.directory.new_order,
+            Some(&json!({ "identifiers": identifiers })),
+        )
+        .map_err(acme())?;
+    let order_url = response.location().map_err(acme())?.to_string();
+    let mut order: Order = response.json().map_err(acme())?;
+    logging::debug(format_args!(
+        "{subject}: order {order_url} is {:?}",
+        order.status
+    ));
+    for _ in 0..MAX_STEPS {
+        order = match order.status {
+            OrderStatus::Pending => {
+                authorize(ctx, subject, &order.authorizations)?;
+                // Every authorization is valid now, so the order is ready: finalize at once
+                // rather than fetch the order to be told so.
+                finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?
+            }
+            OrderStatus::Ready => {
+                finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?
+            }
+            OrderStatus::Processing => client
+                .poll_until(
+                    &account.key,
+                    account.kid(),
+                    &order_url,
+                    Instant::now() + PROCESSING_TIMEOUT,
+                    |o: &Order| o.status != OrderStatus::Processing,
+                )
+                .map_err(acme())?,
+            OrderStatus::Valid => {
+                let (key, csr) = key.take(subject)?;
+                return download(ctx, subject, &order, names, key, csr);
+            }
+            OrderStatus::Invalid => {
+                let why = order
+                    .error
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "no reason given".into());
+                return Err(Error::refused(
+                    subject,
+                    format!("the CA marked the order invalid: {why}"),
+                ));
+            }
+            OrderStatus::Unknown => {
+                return Err(Error::refused(
+                    subject,
+                    format!("{order_url}: the order has a status this client does not know"),
+                ));
+            }
+        };
+        logging::debug(format_args!("{subject}: order is {:?}", order.status));
+    }
+    Err(Error::refused(
+        subject,
+        format!("{order_url}: the order did not become valid after {MAX_STEPS} steps"),
+    ))
+}
+
+/// POSTs the CSR to the order's finalize URL. When the CA says the order is not ready yet, waits
+/// for it to leave `pending` and tries once more.
+fn finalize(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    order_url: &str,
+    order: &Order,
+    csr: &Csr,
+) -> Result<Order> {
+    let (client, account) = (ctx.client, ctx.account);
+    let payload = json!({ "csr": b64(&csr.der) });
+    let post = || client.post(&account.key, account.kid(), &order.finalize, Some(&payload));
+    let response = match post() {
+        Err(e) if e.problem().is_some_and(|p| p.is("orderNotReady")) => {
+            let now = client
+                .poll_until(
+                    &account.key,
+                    account.kid(),
+                    order_url,
+                    Instant::now() + VALIDATION_TIMEOUT,
+                    |o: &Order| o.status != OrderStatus::Pending,
+                )
+                .map_err(Error::acme(subject))?;
+            if now.status != OrderStatus::Ready {
+                return Ok(now);
+            }
+            post()
+        }
+        other => other,
+    }
+    .map_err(Error::acme(subject))?;
+    response.json().map_err(Error::acme(subject))
+}
+
+/// Fetches every authorization, puts every needed http-01 file in place, then answers and
+/// waits for all of them at once, and removes every file whatever happened.
+fn authorize(ctx: &Ctx<'_>, subject: &str, urls: &[String]) -> Result<()> {
+    let (client, account) = (ctx.client, ctx.account);
+    let fetched = parallel::map(urls, ctx.workers, |url| {
+        client
+            .post(&account.key, account.kid(), url, None)
+            .and_then(|r| r.json::<Authorization>())
+            .map_err(Error::acme(subject))
+    });
+    let mut todo: Vec<Pending> = Vec::new();
+    for (url, authz) in urls.iter().zip(fetched) {
+        let authz = authz?;
+        let name = display_name(&authz);
+        match authz.status {
+            AuthorizationStatus::Valid => continue,
+            AuthorizationStatus::Pending => {}
+            other => {
+                return Err(Error::refused(
+                    name,
+                    format!("the authorization is {other:?}, not pending"),
+                ));
+            }
+        }
+        let challenge = authz
+            .challenges
+            .iter()
+            .find(|c| c.kind == "http-01")
+            .ok_or_else(|| {
+                let offered: Vec<&str> = authz.challenges.iter().map(|c| c.kind.as_str()).collect();
+                Error::refused(
+                    &name,
+                    format!(
+                        "the CA offers no http-01 challenge for this name (it offers {})",
+                        offered.join(", ")
+                    ),
+                )
+            })?;
+        let token = challenge
+            .token
+            .clone()
+            .ok_or_else(|| Error::refused(&name, "the http-01 challenge has no token"))?;
+        todo.push(Pending {
+            name,
+            authz_url: url.clone(),
+            challenge_url: challenge.url.clone(),
+            token,
+        });
+    }
+    let mut deployed: Vec<Deployed> = Vec::new();
+    let result = (|| {
+        for p in &todo {
+            deployed.push(
+                ctx.webroot
+                    .deploy(&p.token, &account.key.key_authorization(&p.token))?,
+            );
+        }
+        let outcomes = parallel::map(&todo, ctx.workers, |p| validate(ctx, p));
+        worst(outcomes)
+    })();
+    for d in &deployed {
+        ctx.webroot.clean(d);
+    }
+    result
+}
+
+/// An authorization whose challenge is to be answered.
+struct Pending {
+    name: String,
+    authz_url: String,
+    challenge_url: String,
+    token: String,
+}
+
+/// Tells the CA to look, then waits until the authorization is no longer pending.
+fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
+    let (client, account) = (ctx.client, ctx.account);
+    client
+        .post(
+            &account.key,
+            account.kid(),
+            &p.challenge_url,
+            Some(&json!({})),
+        )
+        .map_err(Error::acme(&p.name))?;
+    let authz: Authorization = client
+        .poll_until(
+            &account.key,
+            account.kid(),
+            &p.authz_url,
+            Instant::now() + VALIDATION_TIMEOUT,
+            |a: &Authorization| a.status != AuthorizationStatus::Pending,
+        )
+        .map_err(Error::acme(&p.name))?;
+    if authz.status == AuthorizationStatus::Valid {
+        logging::debug(format_args!("{}: validated", p.name));
+        return Ok(());
+    }
+    let why = authz
+        .challenges
+        .iter()
+        .find(|c| c.url == p.challenge_url)
+        .and_then(|c| c.error.as_ref())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| format!("the authorization is {:?}", authz.status));
+    Err(Error::refused(
+        &p.name,
+        format!("http-01 challenge invalid: {why}"),
+    ))
+}
+
+/// `*.example.org` for a wildcard authorization, else its identifier.
+fn display_name(authz: &Authorization) -> String {
+    if authz.wildcard {
+        format!("*.{}", authz.identifier.value)
+    } else {
+        authz.identifier.value.clone()
+    }
+}
+
+/// Ok when every outcome is; else the gravest error, the others logged.
+fn worst(outcomes: Vec<Result<()>>) -> Result<()> {
+    let mut errors: Vec<Error> = outcomes.into_iter().filter_map(|o| o.err()).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let at = (0..errors.len())
+        .max_by_key(|&i| (errors[i].status(), std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    let chosen = errors.remove(at);
+    for other in errors {
+        logging::error(other);
+    }
+    Err(chosen)
+}
+
+/// Downloads the certificate and checks it before anyone writes it.
+fn download(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    order: &Order,
+    names: &[String],
+    key: CertKey,
+    csr: Csr,
+) -> Result<Issued> {
+    let url = order
+        .certificate
+        .as_deref()
+        .ok_or_else(|| Error::refused(subject, "the order is valid but names no certificate"))?;
+    let response = ctx
+        .client
+        .download_chain(&ctx.account.key, ctx.account.kid(), url)
+        .map_err(Error::acme(subject))?;
+    let (leaf, chain) = x509::check_issued(&response.body, key.public_key_bits(), names)
+        .map_err(|msg| Error::refused(subject, format!("{url}: {msg}")))?;
+    let cert = x509::to_pem(std::slice::from_ref(&leaf));
+    let not_after = x509::facts(cert.as_bytes())
+        .map_err(|msg| Error::refused(subject, msg))?
+        .not_after;
+    Ok(Issued {
+        key,
+        csr,
+        cert,
+        chain: x509::to_pem(&chain),
+        not_after,
+    })
+}

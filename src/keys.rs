@@ -1,0 +1,191 @@
+//! Certificate keys and CSRs, as bytes in and out. No files.
+
+use std::fmt;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData};
+
+/// The certificate key type, by dehydrated's `KEY_ALGO` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgo {
+    /// RSA with `KEYSIZE` bits: 2048, 3072 or 4096.
+    Rsa(u32),
+    Prime256v1,
+    Secp384r1,
+}
+
+impl KeyAlgo {
+    /// Reads `KEY_ALGO` and `KEYSIZE` as dehydrated spells them; Err says what is accepted.
+    pub fn parse(algo: &str, keysize: u32) -> Result<KeyAlgo, String> {
+        match algo {
+            "rsa" => match keysize {
+                2048 | 3072 | 4096 => Ok(KeyAlgo::Rsa(keysize)),
+                other => Err(format!(
+                    "KEYSIZE {other} is not supported for rsa: use 2048, 3072 or 4096"
+                )),
+            },
+            "prime256v1" => Ok(KeyAlgo::Prime256v1),
+            "secp384r1" => Ok(KeyAlgo::Secp384r1),
+            other => Err(format!(
+                "KEY_ALGO {other:?} is not supported: use rsa, prime256v1 or secp384r1"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyAlgo::Rsa(bits) => write!(f, "rsa{bits}"),
+            KeyAlgo::Prime256v1 => f.write_str("prime256v1"),
+            KeyAlgo::Secp384r1 => f.write_str("secp384r1"),
+        }
+    }
+}
+
+/// A certificate's private key. Its `Debug` shows the algorithm only.
+pub struct CertKey {
+    algo: KeyAlgo,
+    pair: KeyPair,
+}
+
+impl fmt::Debug for CertKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CertKey({})", self.algo)
+    }
+}
+
+impl CertKey {
+    /// A new key of `algo`. RSA keys take a moment (hundreds of milliseconds for 4096 bits).
+    pub fn generate(algo: KeyAlgo) -> Result<CertKey, String> {
+        let pair = match algo {
+            KeyAlgo::Prime256v1 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyAlgo::Secp384r1 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+            KeyAlgo::Rsa(bits) => {
+                use rsa::pkcs8::EncodePrivateKey;
+                let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits as usize)
+                    .map_err(|e| format!("cannot generate an RSA key: {e}"))?;
+                let der = key
+                    .to_pkcs8_der()
+                    .map_err(|e| format!("cannot encode the RSA key: {e}"))?;
+                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_bytes()));
+                KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
+            }
+        }
+        .map_err(|e| format!("cannot generate a {algo} key: {e}"))?;
+        Ok(CertKey { algo, pair })
+    }
+
+    /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), which nginx, Apache, HAProxy,
+    /// Postfix and openssl all read.
+    pub fn pem(&self) -> String {
+        self.pair.serialize_pem()
+    }
+
+    /// The public key as it sits in a certificate's subjectPublicKey BIT STRING: the EC point,
+    /// or the PKCS#1 RSAPublicKey.
+    pub fn public_key_bits(&self) -> &[u8] {
+        self.pair.der_bytes()
+    }
+
+    /// A CSR for `names`, with the first name as CN when it fits (64 characters), as
+    /// dehydrated does.
+    pub fn csr(&self, names: &[String]) -> Result<Csr, String> {
+        let mut params = CertificateParams::new(names.to_vec())
+            .map_err(|e| format!("cannot put the names into a CSR: {e}"))?;
+        let mut dn = DistinguishedName::new();
+        if let Some(first) = names.first().filter(|n| n.len() <= 64) {
+            dn.push(DnType::CommonName, first.as_str());
+        }
+        params.distinguished_name = dn;
+        let csr = params
+            .serialize_request(&self.pair)
+            .map_err(|e| format!("cannot sign the CSR: {e}"))?;
+        let pem = csr
+            .pem()
+            .map_err(|e| format!("cannot encode the CSR: {e}"))?;
+        Ok(Csr {
+            der: csr.der().to_vec(),
+            pem,
+        })
+    }
+}
+
+/// A certificate signing request: DER for the CA, PEM for `cert-<ts>.csr`.
+#[derive(Debug, Clone)]
+pub struct Csr {
+    pub der: Vec<u8>,
+    pub pem: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::*;
+
+    #[test]
+    fn keysize_and_algo_are_checked() {
+        assert_eq!(KeyAlgo::parse("rsa", 3072), Ok(KeyAlgo::Rsa(3072)));
+        assert_eq!(KeyAlgo::parse("secp384r1", 0), Ok(KeyAlgo::Secp384r1));
+        assert!(
+            KeyAlgo::parse("rsa", 1024)
+                .unwrap_err()
+                .contains("2048, 3072 or 4096")
+        );
+        assert!(
+            KeyAlgo::parse("ed25519", 0)
+                .unwrap_err()
+                .contains("KEY_ALGO")
+        );
+    }
+
+    #[test]
+    fn a_csr_holds_every_name_and_the_key_and_verifies() {
+        for algo in [KeyAlgo::Prime256v1, KeyAlgo::Secp384r1, KeyAlgo::Rsa(2048)] {
+            let key = CertKey::generate(algo).unwrap();
+            assert!(key.pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+            let names = vec!["example.org".to_string(), "www.example.org".to_string()];
+            let csr = key.csr(&names).unwrap();
+            let (_, block) = x509_parser::pem::parse_x509_pem(csr.pem.as_bytes()).unwrap();
+            assert_eq!(block.contents, csr.der);
+            let (_, csr) = X509CertificationRequest::from_der(&block.contents).unwrap();
+            csr.verify_signature().unwrap();
+            let info = &csr.certification_request_info;
+            assert_eq!(
+                info.subject_pki.subject_public_key.data.as_ref(),
+                key.public_key_bits()
+            );
+            let cn: Vec<_> = info
+                .subject
+                .iter_common_name()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(cn, ["example.org"]);
+            let mut sans = Vec::new();
+            for ext in csr.requested_extensions().unwrap() {
+                if let ParsedExtension::SubjectAlternativeName(san) = ext {
+                    for n in &san.general_names {
+                        if let GeneralName::DNSName(d) = n {
+                            sans.push(d.to_string());
+                        }
+                    }
+                }
+            }
+            assert_eq!(sans, names, "{algo}");
+        }
+    }
+
+    #[test]
+    fn a_long_first_name_is_left_out_of_the_cn() {
+        let key = CertKey::generate(KeyAlgo::Prime256v1).unwrap();
+        let long = format!("{}.example.org", "a".repeat(60));
+        let csr = key.csr(&[long]).unwrap();
+        let (_, csr) = X509CertificationRequest::from_der(&csr.der).unwrap();
+        assert_eq!(
+            csr.certification_request_info
+                .subject
+                .iter_common_name()
+                .count(),
+            0
+        );
+    }
+}

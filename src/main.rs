@@ -1,0 +1,44 @@
+//! desiccant: an ACME client that keeps certificates in dehydrated's layout.
+
+mod account;
+mod acme;
+mod challenge;
+mod cli;
+mod commands;
+mod config;
+mod domains;
+mod error;
+mod issue;
+mod keys;
+mod logging;
+mod parallel;
+mod renewal;
+mod store;
+mod x509;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let level = if cli.quiet {
+        logging::Level::Quiet
+    } else if cli.verbose {
+        logging::Level::Verbose
+    } else {
+        logging::Level::Normal
+    };
+    logging::init(level, logging::under_journal());
+    match commands::run(&cli) {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(e) => {
+            logging::error(&e);
+            ExitCode::from(e.status().code())
+        }
+    }
+}

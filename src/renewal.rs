@@ -1,0 +1,238 @@
+//! Whether a certificate must be issued now: a pure function of what is on disk, what is
+//! wanted, the policy and `now`.
+
+use std::fmt;
+
+use crate::keys::KeyAlgo;
+use crate::x509::CertFacts;
+
+/// What the configuration asks of one certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// `--force`.
+    pub force: bool,
+    /// `RENEW_DAYS`; None renews when a third of the lifetime is left (half for short-lived).
+    pub renew_days: Option<u32>,
+}
+
+/// Why a certificate is issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    Forced,
+    Missing,
+    Unreadable(String),
+    NamesChanged {
+        had: Vec<String>,
+    },
+    KeyChanged {
+        had: String,
+    },
+    Expired,
+    /// Inside the renewal window: `days_left` days of validity remain.
+    Due {
+        days_left: i64,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Forced => f.write_str("forced"),
+            Reason::Missing => f.write_str("no certificate yet"),
+            Reason::Unreadable(why) => write!(f, "the current certificate is unreadable: {why}"),
+            Reason::NamesChanged { had } => {
+                write!(f, "names changed (the certificate has {})", had.join(" "))
+            }
+            Reason::KeyChanged { had } => write!(f, "key type changed (the certificate has {had})"),
+            Reason::Expired => f.write_str("expired"),
+            Reason::Due { days_left } => write!(f, "{days_left} days left"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Renew(Reason),
+    /// Nothing to do until `renew_at` (Unix seconds).
+    Keep {
+        renew_at: i64,
+    },
+}
+
+/// Certificates that live this long or less renew at half their lifetime, not a third, so
+/// that a 6-day certificate still gets several tries.
+const SHORT_LIVED: i64 = 10 * 86_400;
+
+/// When a certificate valid from `not_before` to `not_after` enters its renewal window.
+pub fn renew_at(not_before: i64, not_after: i64, renew_days: Option<u32>) -> i64 {
+    match renew_days {
+        Some(days) => not_after - i64::from(days) * 86_400,
+        None => {
+            let lifetime = (not_after - not_before).max(0);
+            let left = if lifetime <= SHORT_LIVED {
+                lifetime / 2
+            } else {
+                lifetime / 3
+            };
+            not_after - left
+        }
+    }
+}
+
+/// Decides for one certificate. `current` is None when there is no `cert.pem`, `Err` when it
+/// cannot be read. `names` are the wanted names; `key` the wanted key type.
+pub fn decide(
+    current: Option<&Result<CertFacts, String>>,
+    names: &[String],
+    key: KeyAlgo,
+    policy: Policy,
+    now: i64,
+) -> Decision {
+    let facts = match current {
+        None => return Decision::Renew(Reason::Missing),
+        Some(Err(why)) => return Decision::Renew(Reason::Unreadable(why.clone())),
+        Some(Ok(facts)) => facts,
+    };
+    if policy.force {
+        return Decision::Renew(Reason::Forced);
+    }
+    let mut wanted = names.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    if facts.names != wanted {
+        return Decision::Renew(Reason::NamesChanged {
+            had: facts.names.clone(),
+        });
+    }
+    if facts.key != Some(key) {
+        let had = facts
+            .key
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "another type".into());
+        return Decision::Renew(Reason::KeyChanged { had });
+    }
+    if now >= facts.not_after {
+        return Decision::Renew(Reason::Expired);
+    }
+    let at = renew_at(facts.not_before, facts.not_after, policy.renew_days);
+    if now >= at {
+        return Decision::Renew(Reason::Due {
+            days_left: (facts.not_after - now) / 86_400,
+        });
+    }
+    Decision::Keep { renew_at: at }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const T0: i64 = 1_800_000_000;
+
+    fn cert(days: i64) -> Result<CertFacts, String> {
+        Ok(CertFacts {
+            names: vec!["a.example".into(), "b.example".into()],
+            not_before: T0,
+            not_after: T0 + days * DAY,
+            key: Some(KeyAlgo::Secp384r1),
+        })
+    }
+
+    fn names() -> Vec<String> {
+        vec!["b.example".into(), "a.example".into()]
+    }
+
+    const AUTO: Policy = Policy {
+        force: false,
+        renew_days: None,
+    };
+
+    fn run(c: &Result<CertFacts, String>, policy: Policy, now: i64) -> Decision {
+        decide(Some(c), &names(), KeyAlgo::Secp384r1, policy, now)
+    }
+
+    #[test]
+    fn a_third_of_the_lifetime_or_half_for_short_lived() {
+        // (lifetime in days, days after issue, renew?)
+        let table = [
+            (90, 59, false),
+            (90, 60, true),
+            (45, 29, false),
+            (45, 30, true),
+            (6, 2, false),
+            (6, 3, true),
+            (1826, 1217, false),
+            (1826, 1218, true),
+        ];
+        for (lifetime, after, renew) in table {
+            let d = run(&cert(lifetime), AUTO, T0 + after * DAY);
+            assert_eq!(
+                matches!(d, Decision::Renew(Reason::Due { .. })),
+                renew,
+                "{lifetime}-day certificate, day {after}: {d:?}"
+            );
+        }
+        assert_eq!(
+            run(&cert(90), AUTO, T0),
+            Decision::Keep {
+                renew_at: T0 + 60 * DAY
+            }
+        );
+    }
+
+    #[test]
+    fn renew_days_when_set() {
+        let policy = Policy {
+            force: false,
+            renew_days: Some(10),
+        };
+        assert!(matches!(
+            run(&cert(90), policy, T0 + 79 * DAY),
+            Decision::Keep { .. }
+        ));
+        assert_eq!(
+            run(&cert(90), policy, T0 + 81 * DAY),
+            Decision::Renew(Reason::Due { days_left: 9 })
+        );
+    }
+
+    #[test]
+    fn missing_unreadable_changed_expired_forced() {
+        assert_eq!(
+            decide(None, &names(), KeyAlgo::Secp384r1, AUTO, T0),
+            Decision::Renew(Reason::Missing)
+        );
+        assert_eq!(
+            run(&Err("truncated".into()), AUTO, T0),
+            Decision::Renew(Reason::Unreadable("truncated".into()))
+        );
+        let other = decide(
+            Some(&cert(90)),
+            &["a.example".into()],
+            KeyAlgo::Secp384r1,
+            AUTO,
+            T0,
+        );
+        assert!(matches!(
+            other,
+            Decision::Renew(Reason::NamesChanged { .. })
+        ));
+        let rsa = decide(Some(&cert(90)), &names(), KeyAlgo::Rsa(2048), AUTO, T0);
+        assert_eq!(
+            rsa,
+            Decision::Renew(Reason::KeyChanged {
+                had: "secp384r1".into()
+            })
+        );
+        assert_eq!(
+            run(&cert(90), AUTO, T0 + 91 * DAY),
+            Decision::Renew(Reason::Expired)
+        );
+        let force = Policy {
+            force: true,
+            renew_days: None,
+        };
+        assert_eq!(run(&cert(90), force, T0), Decision::Renew(Reason::Forced));
+    }
+}

@@ -1,0 +1,342 @@
+//! Dehydrated's layout on disk as typed paths; crash-safe writes, atomic symlink switches and
+//! the run lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::error::{Error, Result};
+
+/// Mode of private keys, whatever the umask.
+pub const KEY_MODE: u32 = 0o600;
+/// Mode of the account folder.
+pub const ACCOUNT_DIR_MODE: u32 = 0o700;
+/// Mode of certificates, chains and CSRs: public data.
+pub const PUBLIC_MODE: u32 = 0o644;
+
+/// A name for a temporary file next to `path`, unique within this process and across processes.
+fn temp_name(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` so that no reader ever sees a partial file: a temporary file in the
+/// same folder, created with `mode` (never wider, whatever the umask), written, fsynced, renamed
+/// over `path`; then the folder is fsynced.
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_file_nosync_dir(path, bytes, mode)?;
+    sync_dir(parent(path))
+}
+
+/// Points the symlink `link` at `target` (a name in the same folder) by renaming a new link over
+/// it, so that `link` always resolves to the old or the new file.
+pub fn switch_link(link: &Path, target: &str) -> Result<()> {
+    let tmp = temp_name(link);
+    std::os::unix::fs::symlink(target, &tmp).map_err(Error::io("cannot create a symlink", &tmp))?;
+    fs::rename(&tmp, link).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("cannot switch the symlink", link)(e)
+    })
+}
+
+/// Flushes a folder's entries (renames, new files) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("cannot sync the folder", dir))
+}
+
+/// Creates `dir` and its parents when missing; a new last folder gets `mode`.
+pub fn create_dir(dir: &Path, mode: u32) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(Error::io("cannot create the folder", parent))?;
+    }
+    match fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+            .map_err(Error::io("cannot set the mode of", dir)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::io("cannot create the folder", dir)(e)),
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `accounts/<base64url(CA URL + "\n")>/`, as dehydrated names it (it encodes `echo`'s output).
+pub struct AccountDir {
+    pub dir: PathBuf,
+}
+
+impl AccountDir {
+    pub fn new(accountdir: &Path, ca_url: &str) -> AccountDir {
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ca_url}\n"));
+        AccountDir {
+            dir: accountdir.join(hash),
+        }
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("account_key.pem")
+    }
+
+    /// The CA's answer to newAccount.
+    pub fn registration(&self) -> PathBuf {
+        self.dir.join("registration_info.json")
+    }
+
+    /// `{"url": "<account URL>"}`.
+    pub fn id(&self) -> PathBuf {
+        self.dir.join("account_id.json")
+    }
+
+    /// Creates the folder 0700.
+    pub fn create(&self) -> Result<()> {
+        create_dir(&self.dir, ACCOUNT_DIR_MODE)
+    }
+}
+
+/// The five names a certificate set has, with the mode each file gets.
+const SET: [(&str, &str, u32); 5] = [
+    ("privkey", "pem", KEY_MODE),
+    ("chain", "pem", PUBLIC_MODE),
+    ("fullchain", "pem", PUBLIC_MODE),
+    ("cert", "csr", PUBLIC_MODE),
+    ("cert", "pem", PUBLIC_MODE),
+];
+
+/// The contents of one certificate set, ready to be written.
+pub struct CertFiles<'a> {
+    pub privkey: &'a str,
+    pub csr: &'a str,
+    pub cert: &'a str,
+    pub chain: &'a str,
+}
+
+/// `certs/<name>/`: the timestamped files and the five symlinks to the newest set.
+pub struct CertDir {
+    pub dir: PathBuf,
+}
+
+impl CertDir {
+    pub fn new(certdir: &Path, name: &str) -> CertDir {
+        CertDir {
+            dir: certdir.join(name),
+        }
+    }
+
+    /// The live `cert.pem` (a symlink).
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("cert.pem")
+    }
+
+    /// Writes a new set as `<kind>-<ts>.<ext>` and switches the symlinks to it, in dehydrated's
+    /// order (privkey, chain, fullchain, cert.csr, cert.pem). The timestamp is `now`, or the
+    /// next second free of an earlier set. Returns the timestamp used.
+    pub fn install(&self, files: &CertFiles<'_>, now: i64) -> Result<i64> {
+        create_dir(&self.dir, 0o755)?;
+        let mut ts = now;
+        while self.dir.join(format!("cert-{ts}.pem")).exists() {
+            ts += 1;
+        }
+        let fullchain = format!("{}{}", files.cert, files.chain);
+        let contents = [
+            files.privkey,
+            files.chain,
+            fullchain.as_str(),
+            files.csr,
+            files.cert,
+        ];
+        for ((kind, ext, mode), text) in SET.iter().zip(contents) {
+            let path = self.dir.join(format!("{kind}-{ts}.{ext}"));
+            write_file_nosync_dir(&path, text.as_bytes(), *mode)?;
+        }
+        sync_dir(&self.dir)?;
+        for (kind, ext, _) in SET {
+            switch_link(
+                &self.dir.join(format!("{kind}.{ext}")),
+                &format!("{kind}-{ts}.{ext}"),
+            )?;
+        }
+        sync_dir(&self.dir)?;
+        Ok(ts)
+    }
+}
+
+/// [`write_file`] without the folder fsync, for callers that sync once after several files.
+fn write_file_nosync_dir(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(Error::io("cannot write", path))
+}
+
+/// The run lock: an OS lock on `LOCKFILE`, which the kernel releases when the process dies, so
+/// a crashed run never blocks the next one. The file is removed on release, so that dehydrated,
+/// which only checks whether it exists, can run after us.
+pub struct RunLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock, waiting up to `wait` for another run to finish; then
+    /// [`Error::LockBusy`].
+    pub fn acquire(path: &Path, wait: Duration) -> Result<RunLock> {
+        let deadline = Instant::now() + wait;
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(Error::io("cannot create the lock's folder", dir))?;
+        }
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(path)
+                .map_err(Error::io("cannot open the lock file", path))?;
+            match file.try_lock() {
+                Ok(()) => {
+                    // The holder before us may have removed the file after we opened it; then
+                    // our lock is on an orphan and we must lock the file now at `path`.
+                    let ours = file.metadata().map(|m| m.ino()).ok();
+                    let current = fs::metadata(path).map(|m| m.ino()).ok();
+                    if ours.is_some() && ours == current {
+                        let mut file = file;
+                        let _ = file.set_len(0);
+                        let _ = writeln!(file, "{}", std::process::id());
+                        return Ok(RunLock {
+                            path: path.to_path_buf(),
+                            _file: file,
+                        });
+                    }
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::LockBusy {
+                            path: path.to_path_buf(),
+                            waited_secs: wait.as_secs(),
+                        });
+                    }
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("cannot lock", path)(e));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Removed while still locked; the lock itself goes with the file handle right after.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("desiccant-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn account_folder_named_as_dehydrated_names_it() {
+        let d = AccountDir::new(
+            Path::new("/x/accounts"),
+            "https://acme-v02.api.letsencrypt.org/directory",
+        );
+        assert_eq!(
+            d.dir,
+            Path::new(
+                "/x/accounts/aHR0cHM6Ly9hY21lLXYwMi5hcGkubGV0c2VuY3J5cHQub3JnL2RpcmVjdG9yeQo"
+            )
+        );
+    }
+
+    #[test]
+    fn files_get_their_mode_whatever_the_umask_and_no_temp_file_is_left() {
+        let dir = tempdir("mode");
+        let key = dir.join("k.pem");
+        write_file(&key, b"secret", KEY_MODE).unwrap();
+        write_file(&key, b"secret2", KEY_MODE).unwrap();
+        assert_eq!(fs::read(&key).unwrap(), b"secret2");
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["k.pem"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_switch_replaces_the_old_link() {
+        let dir = tempdir("link");
+        fs::write(dir.join("a-1.pem"), "1").unwrap();
+        fs::write(dir.join("a-2.pem"), "2").unwrap();
+        switch_link(&dir.join("a.pem"), "a-1.pem").unwrap();
+        switch_link(&dir.join("a.pem"), "a-2.pem").unwrap();
+        assert_eq!(
+            fs::read_link(dir.join("a.pem")).unwrap(),
+            Path::new("a-2.pem")
+        );
+        assert_eq!(fs::read_to_string(dir.join("a.pem")).unwrap(), "2");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_its_file_goes_with_it() {
+        let dir = tempdir("lock");
+        let path = dir.join("lock");
+        let first = RunLock::acquire(&path, Duration::ZERO).unwrap();
+        assert!(path.exists());
+        let second = RunLock::acquire(&path, Duration::from_millis(250));
+        assert!(matches!(second, Err(Error::LockBusy { .. })));
+        drop(first);
+        assert!(!path.exists());
+        let third = RunLock::acquire(&path, Duration::ZERO).unwrap();
+        drop(third);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

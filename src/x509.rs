@@ -1,0 +1,136 @@
+//! Reading certificates: the facts renewal decides on, and the checks of what a CA sent.
+
+use x509_parser::prelude::*;
+use x509_parser::public_key::PublicKey;
+
+use crate::keys::KeyAlgo;
+
+/// What a certificate says about itself, as far as renewal cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFacts {
+    /// Every DNS and IP name, lower-cased and sorted.
+    pub names: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// The key type, when it is one we issue.
+    pub key: Option<KeyAlgo>,
+}
+
+/// Splits PEM text into the DER of each `CERTIFICATE` block, in order.
+pub fn pem_certs(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = ::pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+    let ders: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(::pem::Pem::into_contents)
+        .collect();
+    if ders.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    Ok(ders)
+}
+
+/// PEM text of certificates, LF line endings, as openssl writes them.
+pub fn to_pem(ders: &[Vec<u8>]) -> String {
+    ders.iter()
+        .map(|d| {
+            ::pem::encode_config(
+                &::pem::Pem::new("CERTIFICATE", d.clone()),
+                ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+            )
+        })
+        .collect()
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c)
+        .map_err(|e| format!("not an X.509 certificate: {e}"))
+}
+
+/// The facts of the first certificate in PEM `text`.
+pub fn facts(text: &[u8]) -> Result<CertFacts, String> {
+    let ders = pem_certs(text)?;
+    let cert = parse(&ders[0])?;
+    let validity = cert.validity();
+    Ok(CertFacts {
+        names: names(&cert)?,
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+        key: key_algo(&cert),
+    })
+}
+
+fn names(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("bad subjectAltName: {e}"))?;
+    for name in san.iter().flat_map(|s| s.value.general_names.iter()) {
+        match name {
+            GeneralName::DNSName(d) => names.push(d.to_ascii_lowercase()),
+            GeneralName::IPAddress(ip) => {
+                let addr = if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
+                    std::net::IpAddr::from(v4)
+                } else if let Ok(v6) = <[u8; 16]>::try_from(*ip) {
+                    std::net::IpAddr::from(v6)
+                } else {
+                    return Err("an IP address name of odd length".into());
+                };
+                names.push(addr.to_string());
+            }
+            _ => {}
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+fn key_algo(cert: &X509Certificate<'_>) -> Option<KeyAlgo> {
+    match cert.public_key().parsed().ok()? {
+        PublicKey::RSA(rsa) => Some(KeyAlgo::Rsa(rsa.key_size() as u32)),
+        PublicKey::EC(point) => match point.key_size() {
+            256 => Some(KeyAlgo::Prime256v1),
+            384 => Some(KeyAlgo::Secp384r1),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Checks what the CA sent before anything is written: the leaf holds `public_key_bits` and
+/// exactly `names`, and the first chain certificate signed it. Returns (leaf, chain) DER.
+pub fn check_issued(
+    pem_chain: &[u8],
+    public_key_bits: &[u8],
+    wanted: &[String],
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
+    let mut ders = pem_certs(pem_chain)?;
+    let leaf_der = ders.remove(0);
+    let leaf = parse(&leaf_der)?;
+    if leaf.public_key().subject_public_key.data.as_ref() != public_key_bits {
+        return Err("the certificate does not hold the key we asked for".into());
+    }
+    let mut wanted: Vec<String> = wanted.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    let got = names(&leaf)?;
+    if got != wanted {
+        return Err(format!(
+            "the certificate names {} but we asked for {}",
+            got.join(" "),
+            wanted.join(" ")
+        ));
+    }
+    let issuer_der = ders
+        .first()
+        .ok_or("the CA sent no chain with the certificate")?;
+    let issuer = parse(issuer_der)?;
+    leaf.verify_signature(Some(issuer.public_key()))
+        .map_err(|e| {
+            format!("the certificate is not signed by the first chain certificate: {e}")
+        })?;
+    Ok((leaf_der, ders))
+}
