@@ -1,0 +1,190 @@
+//! End to end against a real Pebble: `desiccant --cron` issues, renews only when asked, and
+//! leaves dehydrated's layout.
+
+mod common;
+
+use std::fs;
+
+use common::{Env, Pebble, check_live_set, mode, pem_certs};
+
+#[test]
+fn one_name_and_three_names_issued_into_dehydrated_layout() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("one.example\nweb.example www.web.example  api.web.example > web\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(0);
+    let out = run.stdout();
+    assert!(out.contains("account: registered as https://127.0.0.1:"), "{run:?}");
+    assert!(out.contains("one.example: issued, valid until "), "{run:?}");
+    assert!(out.contains("web: issued, valid until "), "{run:?}");
+
+    let root = pebble.root_der();
+    check_live_set(&env.cert_dir("one.example"), &["one.example"], &root);
+    check_live_set(
+        &env.cert_dir("web"),
+        &["web.example", "www.web.example", "api.web.example"],
+        &root,
+    );
+
+    let account = env.account_dir();
+    assert_eq!(mode(&account), 0o700, "account folder mode");
+    assert_eq!(mode(&account.join("account_key.pem")), 0o600, "account key mode");
+    let id: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(account.join("account_id.json")).unwrap()).unwrap();
+    assert!(id["url"].as_str().unwrap().starts_with("https://127.0.0.1:"));
+    let reg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(account.join("registration_info.json")).unwrap())
+            .unwrap();
+    assert_eq!(reg["status"], "valid");
+    assert_eq!(reg["contact"][0], "mailto:admin@example.org");
+
+    // Every challenge file is gone, and nothing else was left in the webroot.
+    assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0);
+    // The CA fetched one token per name through the web server (Pebble asks more than once).
+    let mut paths = pebble.served.lock().unwrap().clone();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 4, "{paths:?}");
+    assert!(paths.iter().all(|p| p.starts_with("/.well-known/acme-challenge/")));
+}
+
+#[test]
+fn a_second_run_sends_nothing_and_force_writes_a_new_set() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("renew.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let dir = env.cert_dir("renew.example");
+    let root = pebble.root_der();
+    let first = check_live_set(&dir, &["renew.example"], &root);
+    let first_cert = pem_certs(&dir.join("cert.pem"));
+
+    let log_before = fs::read_to_string(&pebble.log).unwrap();
+    let again = env.run(&["--cron"]);
+    again.expect(0);
+    assert_eq!(again.stdout(), "", "{again:?}");
+    assert_eq!(again.stderr(), "", "{again:?}");
+    assert_eq!(
+        fs::read_to_string(&pebble.log).unwrap(),
+        log_before,
+        "a run with nothing due talked to the CA"
+    );
+
+    let forced = env.run(&["--cron", "--force"]);
+    forced.expect(0);
+    assert!(forced.stdout().contains("renew.example: issued"), "{forced:?}");
+    let second = check_live_set(&dir, &["renew.example"], &root);
+    assert_ne!(first, second, "the symlinks did not move");
+    assert_ne!(pem_certs(&dir.join("cert.pem")), first_cert);
+    for kind in ["privkey-", "cert-", "chain-", "fullchain-"] {
+        assert!(dir.join(format!("{kind}{first}.pem")).exists(), "{kind}{first}.pem was removed");
+    }
+    assert!(dir.join(format!("cert-{first}.csr")).exists());
+}
+
+#[test]
+fn every_certificate_key_algorithm() {
+    let pebble = Pebble::start();
+    for (algo, keysize, bits) in [("prime256v1", "", "256"), ("secp384r1", "", "384"), ("rsa", "2048", "2048"), ("rsa", "3072", "3072")] {
+        let extra = if keysize.is_empty() { String::new() } else { format!("KEYSIZE={keysize}\n") };
+        let env = Env::new(&pebble, &extra);
+        let name = format!("{algo}{keysize}.example");
+        env.domains(&format!("{name}\n"));
+        let run = env.run(&["--cron", "--accept-terms", "--algo", algo]);
+        run.expect(0);
+        let dir = env.cert_dir(&name);
+        check_live_set(&dir, &[&name], &pebble.root_der());
+        let der = &pem_certs(&dir.join("cert.pem"))[0];
+        let (_, cert) = <x509_parser::certificate::X509Certificate as x509_parser::prelude::FromDer<_>>::from_der(der).unwrap();
+        let size = cert.public_key().parsed().unwrap().key_size().to_string();
+        assert_eq!(size, bits, "{algo} {keysize}");
+    }
+}
+
+#[test]
+fn existing_rsa_and_ec_account_keys_are_used_as_they_are() {
+    let pebble = Pebble::start();
+    // The PKCS#8 file holds the same key as the PKCS#1 one, so its account exists already and
+    // is found rather than registered again.
+    for (fixture, registers) in [
+        ("rsa2048-pkcs1.pem", true),
+        ("rsa2048-pkcs8.pem", false),
+        ("p256-sec1.pem", true),
+    ] {
+        let env = Env::new(&pebble, "");
+        let account = env.account_dir();
+        fs::create_dir_all(&account).unwrap();
+        let key = fs::read(format!("{}/tests/data/{fixture}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        fs::write(account.join("account_key.pem"), &key).unwrap();
+        env.domains("acct.example\n");
+        let run = env.run(&["--cron", "--accept-terms"]);
+        run.expect(0);
+        assert_eq!(
+            run.stdout().contains("account: registered"),
+            registers,
+            "{fixture}: {run:?}"
+        );
+        assert_eq!(fs::read(account.join("account_key.pem")).unwrap(), key, "{fixture} was rewritten");
+        check_live_set(&env.cert_dir("acct.example"), &["acct.example"], &pebble.root_der());
+
+        // The same key registered again finds the same account.
+        let again = env.run(&["--register", "--accept-terms"]);
+        again.expect(0);
+        assert!(again.stdout().contains("already registered"), "{again:?}");
+    }
+}
+
+#[test]
+fn an_account_is_looked_up_when_only_its_key_is_stored() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.run(&["--register", "--accept-terms"]).expect(0);
+    let account = env.account_dir();
+    let id = fs::read_to_string(account.join("account_id.json")).unwrap();
+    // dehydrated writes account_id.json only after a lookup; a BASEDIR may lack it.
+    fs::remove_file(account.join("account_id.json")).unwrap();
+    env.domains("lookup.example\n");
+    let run = env.run(&["--cron"]);
+    run.expect(0);
+    assert!(!run.stdout().contains("registered"), "{run:?}");
+    assert_eq!(fs::read_to_string(account.join("account_id.json")).unwrap(), id);
+}
+
+#[test]
+fn without_an_account_or_accept_terms_nothing_is_registered() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("terms.example\n");
+    let run = env.run(&["--cron"]);
+    run.expect(1);
+    assert!(run.stderr().contains("--accept-terms"), "{run:?}");
+    assert!(!env.account_dir().join("account_key.pem").exists());
+    assert!(!env.cert_dir("terms.example").join("cert.pem").exists());
+}
+
+#[test]
+fn a_failed_challenge_exits_1_with_the_cas_words_and_leaves_nothing() {
+    let pebble = Pebble::start_with(common::PebbleOptions {
+        serve_webroot: false,
+        ..Default::default()
+    });
+    let env = Env::new(&pebble, "");
+    env.domains("fail.example\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(1);
+    let err = run.stderr();
+    assert!(err.contains("fail.example: http-01 challenge invalid: "), "{run:?}");
+    assert!(err.contains("urn:ietf:params:acme:error:"), "{run:?}");
+    assert!(!env.cert_dir("fail.example").exists(), "{run:?}");
+    assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0, "challenge files left");
+}
+
+#[test]
+fn domain_flags_issue_one_certificate_under_the_alias() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let run = env.run(&["--cron", "--accept-terms", "-d", "a.flag.example", "-d", "b.flag.example", "--alias", "flags"]);
+    run.expect(0);
+    check_live_set(&env.cert_dir("flags"), &["a.flag.example", "b.flag.example"], &pebble.root_der());
+}
