@@ -244,13 +244,13 @@ impl Config {
             }
         };
         let keysize = vars.number("KEYSIZE", 4096)?;
-        let key_algo = KeyAlgo::parse(
-            vars.get("KEY_ALGO")
-                .filter(|v| !v.is_empty())
-                .unwrap_or("secp384r1"),
-            keysize,
-        )
-        .map_err(|msg| vars.bad_with("KEY_ALGO", &msg))?;
+        let algo = vars
+            .get("KEY_ALGO")
+            .filter(|v| !v.is_empty())
+            .unwrap_or("secp384r1");
+        // With rsa only the size can be wrong; name the line that set it.
+        let blame = if algo == "rsa" { "KEYSIZE" } else { "KEY_ALGO" };
+        let key_algo = KeyAlgo::parse(algo, keysize).map_err(|msg| vars.bad_with(blame, &msg))?;
         match vars.get("CHALLENGETYPE").filter(|v| !v.is_empty()) {
             None | Some("http-01") => {}
             Some(_) => {

@@ -15,7 +15,10 @@ fn one_name_and_three_names_issued_into_dehydrated_layout() {
     let run = env.run(&["--cron", "--accept-terms"]);
     run.expect(0);
     let out = run.stdout();
-    assert!(out.contains("account: registered as https://127.0.0.1:"), "{run:?}");
+    assert!(
+        out.contains("account: registered as https://127.0.0.1:"),
+        "{run:?}"
+    );
     assert!(out.contains("one.example: issued, valid until "), "{run:?}");
     assert!(out.contains("web: issued, valid until "), "{run:?}");
 
@@ -29,10 +32,20 @@ fn one_name_and_three_names_issued_into_dehydrated_layout() {
 
     let account = env.account_dir();
     assert_eq!(mode(&account), 0o700, "account folder mode");
-    assert_eq!(mode(&account.join("account_key.pem")), 0o600, "account key mode");
+    assert_eq!(
+        mode(&account.join("account_key.pem")),
+        0o600,
+        "account key mode"
+    );
     let id: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(account.join("account_id.json")).unwrap()).unwrap();
-    assert!(id["url"].as_str().unwrap().starts_with("https://127.0.0.1:"));
+        serde_json::from_str(&fs::read_to_string(account.join("account_id.json")).unwrap())
+            .unwrap();
+    assert!(
+        id["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
     let reg: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(account.join("registration_info.json")).unwrap())
             .unwrap();
@@ -46,7 +59,11 @@ fn one_name_and_three_names_issued_into_dehydrated_layout() {
     paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), 4, "{paths:?}");
-    assert!(paths.iter().all(|p| p.starts_with("/.well-known/acme-challenge/")));
+    assert!(
+        paths
+            .iter()
+            .all(|p| p.starts_with("/.well-known/acme-challenge/"))
+    );
 }
 
 #[test]
@@ -60,25 +77,31 @@ fn a_second_run_sends_nothing_and_force_writes_a_new_set() {
     let first = check_live_set(&dir, &["renew.example"], &root);
     let first_cert = pem_certs(&dir.join("cert.pem"));
 
-    let log_before = fs::read_to_string(&pebble.log).unwrap();
+    let requests_before = pebble.requests();
     let again = env.run(&["--cron"]);
     again.expect(0);
     assert_eq!(again.stdout(), "", "{again:?}");
     assert_eq!(again.stderr(), "", "{again:?}");
     assert_eq!(
-        fs::read_to_string(&pebble.log).unwrap(),
-        log_before,
+        pebble.requests(),
+        requests_before,
         "a run with nothing due talked to the CA"
     );
 
     let forced = env.run(&["--cron", "--force"]);
     forced.expect(0);
-    assert!(forced.stdout().contains("renew.example: issued"), "{forced:?}");
+    assert!(
+        forced.stdout().contains("renew.example: issued"),
+        "{forced:?}"
+    );
     let second = check_live_set(&dir, &["renew.example"], &root);
     assert_ne!(first, second, "the symlinks did not move");
     assert_ne!(pem_certs(&dir.join("cert.pem")), first_cert);
     for kind in ["privkey-", "cert-", "chain-", "fullchain-"] {
-        assert!(dir.join(format!("{kind}{first}.pem")).exists(), "{kind}{first}.pem was removed");
+        assert!(
+            dir.join(format!("{kind}{first}.pem")).exists(),
+            "{kind}{first}.pem was removed"
+        );
     }
     assert!(dir.join(format!("cert-{first}.csr")).exists());
 }
@@ -86,8 +109,17 @@ fn a_second_run_sends_nothing_and_force_writes_a_new_set() {
 #[test]
 fn every_certificate_key_algorithm() {
     let pebble = Pebble::start();
-    for (algo, keysize, bits) in [("prime256v1", "", "256"), ("secp384r1", "", "384"), ("rsa", "2048", "2048"), ("rsa", "3072", "3072")] {
-        let extra = if keysize.is_empty() { String::new() } else { format!("KEYSIZE={keysize}\n") };
+    for (algo, keysize, bits) in [
+        ("prime256v1", "", "256"),
+        ("secp384r1", "", "384"),
+        ("rsa", "2048", "2048"),
+        ("rsa", "3072", "3072"),
+    ] {
+        let extra = if keysize.is_empty() {
+            String::new()
+        } else {
+            format!("KEYSIZE={keysize}\n")
+        };
         let env = Env::new(&pebble, &extra);
         let name = format!("{algo}{keysize}.example");
         env.domains(&format!("{name}\n"));
@@ -115,7 +147,11 @@ fn existing_rsa_and_ec_account_keys_are_used_as_they_are() {
         let env = Env::new(&pebble, "");
         let account = env.account_dir();
         fs::create_dir_all(&account).unwrap();
-        let key = fs::read(format!("{}/tests/data/{fixture}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let key = fs::read(format!(
+            "{}/tests/data/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         fs::write(account.join("account_key.pem"), &key).unwrap();
         env.domains("acct.example\n");
         let run = env.run(&["--cron", "--accept-terms"]);
@@ -125,8 +161,16 @@ fn existing_rsa_and_ec_account_keys_are_used_as_they_are() {
             registers,
             "{fixture}: {run:?}"
         );
-        assert_eq!(fs::read(account.join("account_key.pem")).unwrap(), key, "{fixture} was rewritten");
-        check_live_set(&env.cert_dir("acct.example"), &["acct.example"], &pebble.root_der());
+        assert_eq!(
+            fs::read(account.join("account_key.pem")).unwrap(),
+            key,
+            "{fixture} was rewritten"
+        );
+        check_live_set(
+            &env.cert_dir("acct.example"),
+            &["acct.example"],
+            &pebble.root_der(),
+        );
 
         // The same key registered again finds the same account.
         let again = env.run(&["--register", "--accept-terms"]);
@@ -148,7 +192,10 @@ fn an_account_is_looked_up_when_only_its_key_is_stored() {
     let run = env.run(&["--cron"]);
     run.expect(0);
     assert!(!run.stdout().contains("registered"), "{run:?}");
-    assert_eq!(fs::read_to_string(account.join("account_id.json")).unwrap(), id);
+    assert_eq!(
+        fs::read_to_string(account.join("account_id.json")).unwrap(),
+        id
+    );
 }
 
 #[test]
@@ -174,17 +221,58 @@ fn a_failed_challenge_exits_1_with_the_cas_words_and_leaves_nothing() {
     let run = env.run(&["--cron", "--accept-terms"]);
     run.expect(1);
     let err = run.stderr();
-    assert!(err.contains("fail.example: http-01 challenge invalid: "), "{run:?}");
+    assert!(
+        err.contains("fail.example: http-01 challenge invalid: "),
+        "{run:?}"
+    );
     assert!(err.contains("urn:ietf:params:acme:error:"), "{run:?}");
     assert!(!env.cert_dir("fail.example").exists(), "{run:?}");
-    assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0, "challenge files left");
+    assert_eq!(
+        fs::read_dir(&pebble.webroot).unwrap().count(),
+        0,
+        "challenge files left"
+    );
 }
 
 #[test]
 fn domain_flags_issue_one_certificate_under_the_alias() {
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");
-    let run = env.run(&["--cron", "--accept-terms", "-d", "a.flag.example", "-d", "b.flag.example", "--alias", "flags"]);
+    let run = env.run(&[
+        "--cron",
+        "--accept-terms",
+        "-d",
+        "a.flag.example",
+        "-d",
+        "b.flag.example",
+        "--alias",
+        "flags",
+    ]);
     run.expect(0);
-    check_live_set(&env.cert_dir("flags"), &["a.flag.example", "b.flag.example"], &pebble.root_der());
+    check_live_set(
+        &env.cert_dir("flags"),
+        &["a.flag.example", "b.flag.example"],
+        &pebble.root_der(),
+    );
+}
+
+#[test]
+fn rejected_nonces_are_retried() {
+    // Pebble refuses 35 % of good nonces here. Every run must still get through, and the log
+    // must show requests that were refused and sent again: more POSTs to newOrder and finalize
+    // than orders Pebble created and finalized.
+    let pebble = Pebble::start_with(common::PebbleOptions {
+        nonce_reject: 35,
+        ..Default::default()
+    });
+    let env = Env::new(&pebble, "");
+    env.domains("n1.example\nn2.example n3.example\nn4.example\nn5.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    env.run(&["--cron", "--force"]).expect(0);
+    let log = fs::read_to_string(&pebble.log).unwrap();
+    let count = |s: &str| log.lines().filter(|l| l.contains(s)).count();
+    assert_eq!(count("Added order"), 8);
+    assert_eq!(count("Processing finalization"), 8);
+    let refused = count("POST /order-plz") + count("POST /finalize-order/") - 16;
+    assert!(refused > 0, "no refused nonce was retried:\n{log}");
 }
