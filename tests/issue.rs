@@ -276,3 +276,71 @@ fn rejected_nonces_are_retried() {
     let refused = count("POST /order-plz") + count("POST /finalize-order/") - 16;
     assert!(refused > 0, "no refused nonce was retried:\n{log}");
 }
+
+#[test]
+fn keys_are_0600_and_certificates_0644_whatever_the_umask() {
+    let pebble = Pebble::start();
+    for umask in ["000", "022", "077"] {
+        let env = Env::new(&pebble, "");
+        env.domains("umask.example\n");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_desiccant"))
+            .args(["--config", env.path().join("config").to_str().unwrap()])
+            .args(["--cron", "--accept-terms"]);
+        let output = cmd.output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "umask {umask}: {output:?}");
+        let dir = env.cert_dir("umask.example");
+        let ts = check_live_set(&dir, &["umask.example"], &pebble.root_der());
+        assert_eq!(
+            mode(&dir.join(format!("privkey-{ts}.pem"))),
+            0o600,
+            "umask {umask}"
+        );
+        for public in ["cert", "chain", "fullchain"] {
+            assert_eq!(
+                mode(&dir.join(format!("{public}-{ts}.pem"))),
+                0o644,
+                "umask {umask}"
+            );
+        }
+        assert_eq!(mode(&env.account_dir()), 0o700, "umask {umask}");
+        assert_eq!(
+            mode(&env.account_dir().join("account_key.pem")),
+            0o600,
+            "umask {umask}"
+        );
+    }
+}
+
+#[test]
+fn the_cas_tls_certificate_is_verified() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    // The same CA without CA_BUNDLE: Pebble's certificate comes from the harness's own CA,
+    // which the system store does not trust.
+    std::fs::write(
+        env.path().join("config"),
+        format!(
+            "CA={}\nWELLKNOWN={}\n",
+            pebble.directory_url,
+            pebble.webroot.display()
+        ),
+    )
+    .unwrap();
+    env.domains("tls.example\n");
+    let requests = pebble.requests();
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(75);
+    assert!(
+        run.stderr().contains("cannot reach https://127.0.0.1:"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr().to_lowercase().contains("certificate"),
+        "{run:?}"
+    );
+    assert_eq!(pebble.requests(), requests);
+    assert!(!env.account_dir().exists());
+}
