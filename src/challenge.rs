@@ -56,7 +56,7 @@ impl Webroot {
     pub fn deploy(&self, token: &str, key_authorization: &str) -> Result<Deployed> {
         let name = validate_token(token).map_err(|msg| Error::refused("http-01", msg))?;
         let path = self.dir.join(name);
-        store::write_file(&path, key_authorization.as_bytes(), store::PUBLIC_MODE)?;
+        store::write_ephemeral(&path, key_authorization.as_bytes(), store::PUBLIC_MODE)?;
         Ok(Deployed { path })
     }
 

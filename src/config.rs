@@ -38,6 +38,9 @@ pub const CA_PRESETS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The origin of BASEDIR when nothing set it.
+const BASEDIR_DEFAULT: &str = "the config file's folder";
+
 /// What this version does with a config key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Support {
@@ -175,7 +178,7 @@ impl Config {
         vars.set(
             "BASEDIR",
             basedir_default.to_string_lossy().into_owned(),
-            Origin("the config file's folder".into()),
+            Origin(BASEDIR_DEFAULT.into()),
         );
         if let Some(f) = &file {
             read_config_file(f, &mut vars, env)?;
@@ -203,6 +206,12 @@ impl Config {
 
     fn resolve(file: Option<PathBuf>, vars: &Vars, opts: &LoadOptions) -> Result<Config> {
         let mut warnings = Vec::new();
+        if file.is_none() && vars.origin("BASEDIR") == BASEDIR_DEFAULT {
+            warnings.push(format!(
+                "no config file found (looked for {}); using the defaults with BASEDIR .",
+                CONFIG_LOOKUP.join(", ")
+            ));
+        }
         for (key, setting) in &vars.map {
             match support(key) {
                 Some(Support::Obsolete) if !setting.value.is_empty() && setting.value != "no" => {

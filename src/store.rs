@@ -35,8 +35,37 @@ fn temp_name(path: &Path) -> PathBuf {
 /// same folder, created with `mode` (never wider, whatever the umask), written, fsynced, renamed
 /// over `path`; then the folder is fsynced.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    write_file_nosync_dir(path, bytes, mode)?;
+    replace_file(path, bytes, mode, true)?;
     sync_dir(parent(path))
+}
+
+/// Like [`write_file`] but without any fsync, for files that need not survive a crash (challenge
+/// files): readers still never see a partial file.
+pub fn write_ephemeral(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    replace_file(path, bytes, mode, false)
+}
+
+/// A temporary file with `mode`, written (and fsynced when `durable`), renamed over `path`.
+fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<()> {
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask can only have narrowed `mode`; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        if durable {
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(Error::io("cannot write", path))
 }
 
 /// Points the symlink `link` at `target` (a name in the same folder) by renaming a new link over
@@ -166,7 +195,7 @@ impl CertDir {
         ];
         for ((kind, ext, mode), text) in SET.iter().zip(contents) {
             let path = self.dir.join(format!("{kind}-{ts}.{ext}"));
-            write_file_nosync_dir(&path, text.as_bytes(), *mode)?;
+            replace_file(&path, text.as_bytes(), *mode, true)?;
         }
         sync_dir(&self.dir)?;
         for (kind, ext, _) in SET {
@@ -178,26 +207,6 @@ impl CertDir {
         sync_dir(&self.dir)?;
         Ok(ts)
     }
-}
-
-/// [`write_file`] without the folder fsync, for callers that sync once after several files.
-fn write_file_nosync_dir(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = temp_name(path);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(Error::io("cannot write", path))
 }
 
 /// The run lock: an OS lock on `LOCKFILE`, which the kernel releases when the process dies, so
