@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::account::{self, Found, Terms};
+use crate::account::{self, Account, Found, Terms};
 use crate::acme::{Client, Trust};
 use crate::challenge::Webroot;
 use crate::cli::Cli;
@@ -111,16 +111,22 @@ fn connect(config: &Config) -> Result<Client> {
     Client::connect(&config.ca, &trust, USER_AGENT).map_err(Error::acme(&config.ca))
 }
 
-/// `--register`: registers the account key, or says that it already is.
-fn register(cli: &Cli, config: &Config) -> Result<Status> {
-    let _lock = lock(cli, config)?;
-    let client = connect(config)?;
+/// The account for the configured CA, registered when there is none and `--accept-terms` was
+/// given.
+fn load_account(cli: &Cli, config: &Config, client: &Client) -> Result<(Account, Found)> {
     let dir = AccountDir::new(&config.accountdir, &config.ca);
     let terms = Terms {
         accepted: cli.accept_terms,
         contact: config.contact_email.as_deref(),
     };
-    let (account, found) = account::load_or_register(&client, &dir, terms)?;
+    account::load_or_register(client, &dir, terms)
+}
+
+/// `--register`: registers the account key, or says that it already is.
+fn register(cli: &Cli, config: &Config) -> Result<Status> {
+    let _lock = lock(cli, config)?;
+    let client = connect(config)?;
+    let (account, found) = load_account(cli, config, &client)?;
     match found {
         Found::Registered => logging::info(format_args!("account: registered as {}", account.url)),
         Found::Existing => logging::info(format_args!(
@@ -170,12 +176,7 @@ fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
     };
     webroot.check()?;
     let client = connect(config)?;
-    let dir = AccountDir::new(&config.accountdir, &config.ca);
-    let terms = Terms {
-        accepted: cli.accept_terms,
-        contact: config.contact_email.as_deref(),
-    };
-    let (account, found) = account::load_or_register(&client, &dir, terms)?;
+    let (account, found) = load_account(cli, config, &client)?;
     if found == Found::Registered {
         logging::info(format_args!("account: registered as {}", account.url));
     }
