@@ -21,6 +21,11 @@ pub struct Cli {
     #[arg(short = 'c', long, group = "command", help_heading = "Commands")]
     pub cron: bool,
 
+    /// Report every certificate's state without network or lock; exit 0 OK, 1 WARNING (due),
+    /// 2 CRITICAL (expired, missing, unreadable, not matching), 3 UNKNOWN
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub check: bool,
+
     /// Register the account key with the CA (with --accept-terms)
     #[arg(long, group = "command", help_heading = "Commands")]
     pub register: bool,
@@ -93,11 +98,19 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// Print one JSON report on stdout instead of lines
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also log to syslog (the default when there is neither a terminal nor systemd's journal)
+    #[arg(long)]
+    pub syslog: bool,
+
     /// Print errors only
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Print every step
+    /// Print every step and every request to the CA
     #[arg(long)]
     pub verbose: bool,
 }

@@ -1,10 +1,11 @@
-//! The configuration: dehydrated's config syntax (parsed, never executed), the environment and
-//! the command line, merged once into a [`Config`].
+//! The configuration of a run: dehydrated's keys from the config file and `CONFIG_D`, then
+//! `DESICCANT_<KEY>` variables, then flags, merged once into a [`Config`]; and each
+//! certificate's own settings ([`CertSpec`]) from `certs/<name>/config` or `DOMAINS_D/<name>`.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::config_file::{self, Origin, Vars};
+use crate::domains::CertLine;
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgo;
 
@@ -48,72 +49,59 @@ enum Support {
     Used,
     /// Accepted for compatibility; nothing for us to do with it.
     Ignored,
-    /// Accepted with a warning when set: the feature is gone from the ACME world.
+    /// Accepted, with a warning when set to yes: CAs no longer run OCSP.
     Obsolete,
-    /// A dehydrated feature this version does not have yet: setting it is an error, so that
-    /// nobody believes it happened.
-    NotYet,
+    /// A dehydrated feature this version does not have yet: any value but dehydrated's default
+    /// (given here) is an error, so that nobody believes it happened.
+    NotYet(&'static str),
 }
 
-/// Every key a config file may set.
-const KEYS: &[(&str, Support)] = &[
-    ("BASEDIR", Support::Used),
-    ("CA", Support::Used),
-    ("CA_BUNDLE", Support::Used),
-    ("CERTDIR", Support::Used),
-    ("ACCOUNTDIR", Support::Used),
-    ("DOMAINS_TXT", Support::Used),
-    ("WELLKNOWN", Support::Used),
-    ("KEY_ALGO", Support::Used),
-    ("KEYSIZE", Support::Used),
-    ("CONTACT_EMAIL", Support::Used),
-    ("LOCKFILE", Support::Used),
-    ("RENEW_DAYS", Support::Used),
-    ("CHALLENGETYPE", Support::Used),
-    ("CONFIG_D", Support::Used),
-    ("JOBS", Support::Used),
-    ("PRIVATE_KEY_RENEW", Support::Used),
-    ("OLDCA", Support::Ignored),
-    ("OPENSSL", Support::Ignored),
-    ("OPENSSL_CNF", Support::Ignored),
-    ("CURL_OPTS", Support::Ignored),
-    ("API", Support::Ignored),
-    ("CHAINCACHE", Support::Ignored),
-    ("ALPNCERTDIR", Support::Ignored),
-    ("HOOK_CHAIN", Support::Ignored),
-    ("OCSP_MUST_STAPLE", Support::Obsolete),
-    ("OCSP_FETCH", Support::Obsolete),
-    ("OCSP_DAYS", Support::Obsolete),
-    ("HOOK", Support::NotYet),
-    ("DOMAINS_D", Support::NotYet),
-    ("PRIVATE_KEY_ROLLOVER", Support::NotYet),
-    ("PREFERRED_CHAIN", Support::NotYet),
-    ("AUTO_CLEANUP", Support::NotYet),
-    ("IP_VERSION", Support::NotYet),
-    ("DEHYDRATED_USER", Support::NotYet),
-    ("DEHYDRATED_GROUP", Support::NotYet),
-    ("EAB_KID", Support::NotYet),
-    ("EAB_HMAC_KEY", Support::NotYet),
+/// Every key a config file may set, and whether a certificate's own config may set it
+/// (dehydrated's list for per-certificate configs).
+const KEYS: &[(&str, Support, bool)] = &[
+    ("BASEDIR", Support::Used, false),
+    ("CA", Support::Used, false),
+    ("CA_BUNDLE", Support::Used, false),
+    ("CERTDIR", Support::Used, false),
+    ("ACCOUNTDIR", Support::Used, false),
+    ("DOMAINS_TXT", Support::Used, false),
+    ("DOMAINS_D", Support::Used, false),
+    ("CONFIG_D", Support::Used, false),
+    ("CONTACT_EMAIL", Support::Used, false),
+    ("LOCKFILE", Support::Used, false),
+    ("JOBS", Support::Used, false),
+    ("IP_VERSION", Support::Used, false),
+    ("DEHYDRATED_USER", Support::Used, false),
+    ("DEHYDRATED_GROUP", Support::Used, false),
+    ("WELLKNOWN", Support::Used, true),
+    ("KEY_ALGO", Support::Used, true),
+    ("KEYSIZE", Support::Used, true),
+    ("RENEW_DAYS", Support::Used, true),
+    ("CHALLENGETYPE", Support::Used, true),
+    ("OLDCA", Support::Ignored, false),
+    ("OPENSSL", Support::Ignored, false),
+    ("CURL_OPTS", Support::Ignored, false),
+    ("API", Support::Ignored, false),
+    ("CHAINCACHE", Support::Ignored, false),
+    ("ALPNCERTDIR", Support::Ignored, false),
+    ("OPENSSL_CNF", Support::Ignored, true),
+    ("OCSP_MUST_STAPLE", Support::Obsolete, true),
+    ("OCSP_FETCH", Support::Obsolete, true),
+    ("OCSP_DAYS", Support::Obsolete, true),
+    ("HOOK", Support::NotYet(""), true),
+    ("HOOK_CHAIN", Support::NotYet("no"), true),
+    ("PRIVATE_KEY_RENEW", Support::NotYet("yes"), true),
+    ("PRIVATE_KEY_ROLLOVER", Support::NotYet("no"), true),
+    ("PREFERRED_CHAIN", Support::NotYet(""), true),
+    ("AUTO_CLEANUP", Support::NotYet("no"), false),
+    ("EAB_KID", Support::NotYet(""), false),
+    ("EAB_HMAC_KEY", Support::NotYet(""), false),
 ];
 
-fn support(key: &str) -> Option<Support> {
-    KEYS.iter().find(|(k, _)| *k == key).map(|(_, s)| *s)
-}
-
-/// Where a value came from, for error messages: `file:line`, an environment variable or a flag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin(String);
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Setting {
-    value: String,
-    origin: Origin,
+fn key(name: &str) -> Option<(Support, bool)> {
+    KEYS.iter()
+        .find(|(k, _, _)| *k == name)
+        .map(|(_, s, per_cert)| (*s, *per_cert))
 }
 
 /// What the command line contributes: the config file to read and values that win over it.
@@ -124,6 +112,32 @@ pub struct LoadOptions {
     pub overrides: Vec<(&'static str, String, &'static str)>,
     pub no_lock: bool,
     pub lock_suffix: Option<String>,
+}
+
+/// How a certificate proves control of its names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeType {
+    Http01,
+}
+
+/// The settings a certificate's own config may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSettings {
+    pub key_algo: KeyAlgo,
+    /// Renew when fewer days than this are left; None: when a third of the lifetime is left.
+    pub renew_days: Option<u32>,
+    pub wellknown: PathBuf,
+    pub challenge: ChallengeType,
+}
+
+/// One certificate with everything needed to keep it.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    /// The folder name under `certs/`.
+    pub name: String,
+    /// Every name, first one first.
+    pub names: Vec<String>,
+    pub settings: CertSettings,
 }
 
 /// The whole configuration of a run, resolved once.
@@ -138,17 +152,21 @@ pub struct Config {
     pub certdir: PathBuf,
     pub accountdir: PathBuf,
     pub domains_txt: PathBuf,
-    pub wellknown: PathBuf,
-    pub key_algo: KeyAlgo,
+    /// Per-certificate configs live here as `DOMAINS_D/<name>` instead of `certs/<name>/config`.
+    pub domains_d: Option<PathBuf>,
     pub contact_email: Option<String>,
     /// None with `--no-lock`.
     pub lockfile: Option<PathBuf>,
-    /// Renew when fewer days than this are left; None: when a third of the lifetime is left.
-    pub renew_days: Option<u32>,
     /// Certificates issued at the same time.
     pub jobs: usize,
-    /// Warnings found while reading (obsolete keys), for the caller to log.
+    /// `IP_VERSION`: 4 or 6 to reach the CA over that protocol only.
+    pub ip_version: Option<u8>,
+    /// The settings of a certificate without a config of its own.
+    pub defaults: CertSettings,
+    /// Warnings found while reading (obsolete keys, no config file), for the caller to log.
     pub warnings: Vec<String>,
+    /// Every key as read, for the expansion of `$KEY` in per-certificate configs.
+    vars: Vars,
 }
 
 impl Config {
@@ -156,14 +174,12 @@ impl Config {
     /// the flags in `opts`; later sources win. Errors name the file and line, or the variable.
     pub fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let file = match &opts.config {
+            Some(path) if path.is_file() => Some(path.clone()),
             Some(path) => {
-                if !path.is_file() {
-                    return Err(Error::Config(format!(
-                        "{}: config file not found",
-                        path.display()
-                    )));
-                }
-                Some(path.clone())
+                return Err(Error::Config(format!(
+                    "{}: config file not found",
+                    path.display()
+                )));
             }
             None => CONFIG_LOOKUP
                 .iter()
@@ -171,25 +187,27 @@ impl Config {
                 .find(|p| p.is_file()),
         };
         let mut vars = Vars::default();
-        let basedir_default = match &file {
-            Some(f) => parent_dir(f),
-            None => PathBuf::from("."),
-        };
-        vars.set(
-            "BASEDIR",
-            basedir_default.to_string_lossy().into_owned(),
-            Origin(BASEDIR_DEFAULT.into()),
-        );
+        let folder = file
+            .as_deref()
+            .map(parent_dir)
+            .unwrap_or_else(|| ".".into());
+        let folder = folder.to_string_lossy().into_owned();
+        vars.set("BASEDIR", folder.clone(), Origin(BASEDIR_DEFAULT.into()));
+        // dehydrated's own folder; configs of git-clone installs use it for BASEDIR.
+        vars.set("SCRIPTDIR", folder, Origin(BASEDIR_DEFAULT.into()));
         if let Some(f) = &file {
-            read_config_file(f, &mut vars, env)?;
-            if let Some(dir) = vars.get("CONFIG_D").filter(|d| !d.is_empty()) {
-                let dir = PathBuf::from(dir);
-                for f in config_d_files(&dir)? {
-                    read_config_file(&f, &mut vars, env)?;
+            let read = config_file::read_file(f, &vars, env)?;
+            check_keys(&read)?;
+            vars.apply(read);
+            if let Some(dir) = vars.value("CONFIG_D").map(PathBuf::from) {
+                for f in config_file::config_d_files(&dir)? {
+                    let read = config_file::read_file(&f, &vars, env)?;
+                    check_keys(&read)?;
+                    vars.apply(read);
                 }
             }
         }
-        for (key, _) in KEYS {
+        for (key, _, _) in KEYS {
             if let Some(value) = env(&format!("DESICCANT_{key}")) {
                 vars.set(
                     key,
@@ -201,91 +219,46 @@ impl Config {
         for (key, value, flag) in &opts.overrides {
             vars.set(key, value.clone(), Origin((*flag).to_string()));
         }
-        Config::resolve(file, &vars, opts)
+        Config::resolve(file, vars, opts)
     }
 
-    fn resolve(file: Option<PathBuf>, vars: &Vars, opts: &LoadOptions) -> Result<Config> {
-        let mut warnings = Vec::new();
-        if file.is_none() && vars.origin("BASEDIR") == BASEDIR_DEFAULT {
+    fn resolve(file: Option<PathBuf>, vars: Vars, opts: &LoadOptions) -> Result<Config> {
+        let mut warnings = unsupported(&vars)?;
+        if file.is_none() && vars.origin("BASEDIR").map(|o| o.0.as_str()) == Some(BASEDIR_DEFAULT) {
             warnings.push(format!(
                 "no config file found (looked for {}); using the defaults with BASEDIR .",
                 CONFIG_LOOKUP.join(", ")
             ));
         }
-        for (key, setting) in &vars.map {
-            match support(key) {
-                Some(Support::Obsolete) if !setting.value.is_empty() && setting.value != "no" => {
-                    warnings.push(format!(
-                        "{}: {key} is ignored: CAs no longer run OCSP, so there is nothing to fetch or staple",
-                        setting.origin
-                    ))
-                }
-                Some(Support::NotYet) if !setting.value.is_empty() => {
-                    return Err(Error::Config(format!(
-                        "{}: {key} is not supported by this version of desiccant yet; \
-                         remove it, or keep running dehydrated for this set-up",
-                        setting.origin
-                    )));
-                }
-                _ => {}
-            }
-        }
-        let basedir = PathBuf::from(vars.get("BASEDIR").unwrap_or("."));
+        let basedir = PathBuf::from(vars.value("BASEDIR").unwrap_or("."));
         let under = |key: &str, default: &str| -> PathBuf {
-            match vars.get(key).filter(|v| !v.is_empty()) {
-                Some(v) => PathBuf::from(v),
-                None => basedir.join(default),
-            }
+            vars.value(key)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| basedir.join(default))
         };
-        let ca = vars
-            .get("CA")
-            .filter(|v| !v.is_empty())
-            .unwrap_or("letsencrypt");
+        let ca = vars.value("CA").unwrap_or("letsencrypt");
         let ca = match CA_PRESETS.iter().find(|(name, _)| *name == ca) {
             Some((_, url)) => (*url).to_string(),
             None if ca.starts_with("https://") => ca.to_string(),
             None => {
-                return Err(vars.bad(
+                return Err(bad(
+                    &vars,
                     "CA",
                     "is neither an https:// directory URL nor one of letsencrypt, \
                      letsencrypt-test, zerossl, buypass, buypass-test, google, google-test",
                 ));
             }
         };
-        let keysize = vars.number("KEYSIZE", 4096)?;
-        let algo = vars
-            .get("KEY_ALGO")
-            .filter(|v| !v.is_empty())
-            .unwrap_or("secp384r1");
-        // With rsa only the size can be wrong; name the line that set it.
-        let blame = if algo == "rsa" { "KEYSIZE" } else { "KEY_ALGO" };
-        let key_algo = KeyAlgo::parse(algo, keysize).map_err(|msg| vars.bad_with(blame, &msg))?;
-        match vars.get("CHALLENGETYPE").filter(|v| !v.is_empty()) {
-            None | Some("http-01") => {}
-            Some(_) => {
-                return Err(vars.bad(
-                    "CHALLENGETYPE",
-                    "is not supported by this version yet: only http-01 is",
-                ));
-            }
-        }
-        match vars.get("PRIVATE_KEY_RENEW").filter(|v| !v.is_empty()) {
-            None | Some("yes") => {}
-            Some(_) => {
-                return Err(vars.bad(
-                    "PRIVATE_KEY_RENEW",
-                    "can only be yes in this version: every certificate gets a new key",
-                ));
-            }
-        }
-        let renew_days = match vars.get("RENEW_DAYS").filter(|v| !v.is_empty()) {
-            None => None,
-            Some(_) => Some(vars.number("RENEW_DAYS", 0)?),
-        };
-        let jobs = vars.number("JOBS", 4)?;
+        let jobs = number(&vars, "JOBS", 4)?;
         if jobs == 0 || jobs > 64 {
-            return Err(vars.bad("JOBS", "must be between 1 and 64"));
+            return Err(bad(&vars, "JOBS", "must be between 1 and 64"));
         }
+        let ip_version = match vars.value("IP_VERSION") {
+            None => None,
+            Some("4") => Some(4),
+            Some("6") => Some(6),
+            Some(_) => return Err(bad(&vars, "IP_VERSION", "must be 4, 6 or empty")),
+        };
         let lockfile = if opts.no_lock {
             None
         } else {
@@ -295,39 +268,219 @@ impl Config {
             }
             Some(PathBuf::from(lock))
         };
-        let contact_email = vars
-            .get("CONTACT_EMAIL")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string);
+        let contact_email = vars.value("CONTACT_EMAIL").map(str::to_string);
         if let Some(mail) = &contact_email
             && (!mail.contains('@') || mail.contains(char::is_whitespace) || mail.contains(','))
         {
-            return Err(vars.bad("CONTACT_EMAIL", "must be one e-mail address"));
+            return Err(bad(&vars, "CONTACT_EMAIL", "must be one e-mail address"));
         }
+        check_user(&vars)?;
         Ok(Config {
             file,
             certdir: under("CERTDIR", "certs"),
             accountdir: under("ACCOUNTDIR", "accounts"),
             domains_txt: under("DOMAINS_TXT", "domains.txt"),
-            wellknown: vars
-                .get("WELLKNOWN")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/var/www/dehydrated")),
-            ca_bundle: vars
-                .get("CA_BUNDLE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            domains_d: vars.value("DOMAINS_D").map(PathBuf::from),
+            ca_bundle: vars.value("CA_BUNDLE").map(PathBuf::from),
+            defaults: settings(&vars)?,
             basedir,
             ca,
-            key_algo,
             contact_email,
             lockfile,
-            renew_days,
             jobs: jobs as usize,
+            ip_version,
             warnings,
+            vars,
         })
     }
+
+    /// The certificate of a domains.txt line with its settings: the defaults, changed by
+    /// `DOMAINS_D/<name>` when `DOMAINS_D` is set, else by `certs/<name>/config`, if it exists.
+    /// Returns the warnings to log with it.
+    pub fn cert_spec(
+        &self,
+        line: &CertLine,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(CertSpec, Vec<String>)> {
+        let path = match &self.domains_d {
+            Some(dir) => dir.join(&line.name),
+            None => self.certdir.join(&line.name).join("config"),
+        };
+        let mut warnings = Vec::new();
+        let settings = if path.is_file() {
+            let read = config_file::read_file(&path, &self.vars, env)?;
+            let mut vars = self.vars.clone();
+            for a in read {
+                match key(&a.key) {
+                    None => return Err(unknown_key(&a.origin, &a.key)),
+                    Some((_, false)) => warnings.push(format!(
+                        "{}: {} cannot be set for one certificate; it is ignored here",
+                        a.origin, a.key
+                    )),
+                    Some((_, true)) => vars.set(&a.key, a.value, a.origin),
+                }
+            }
+            warnings.extend(unsupported(&vars)?);
+            settings(&vars)?
+        } else {
+            self.defaults.clone()
+        };
+        let spec = CertSpec {
+            name: line.name.clone(),
+            names: line.names.clone(),
+            settings,
+        };
+        Ok((spec, warnings))
+    }
+}
+
+fn unknown_key(origin: &Origin, key: &str) -> Error {
+    Error::Config(format!(
+        "{origin}: unknown key {key}; see the list of keys in README"
+    ))
+}
+
+fn check_keys(read: &[config_file::Assignment]) -> Result<()> {
+    match read.iter().find(|a| key(&a.key).is_none()) {
+        Some(a) => Err(unknown_key(&a.origin, &a.key)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses keys set to something this version cannot do; returns warnings for obsolete ones.
+fn unsupported(vars: &Vars) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut set: Vec<(&str, &str, &Origin)> = vars.iter().collect();
+    set.sort_by_key(|(name, _, _)| *name);
+    for (name, value, origin) in set {
+        match key(name) {
+            Some((Support::Obsolete, _)) if value == "yes" => {
+                warnings.push(format!(
+                    "{origin}: {name} is ignored: CAs no longer run OCSP, so there is nothing to \
+                     fetch or staple"
+                ))
+            }
+            Some((Support::NotYet(default), _)) if !value.is_empty() && value != default => {
+                return Err(Error::Config(format!(
+                    "{origin}: {name}={value:?} is not supported by this version of desiccant \
+                     yet; remove it, or keep running dehydrated for this set-up"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(warnings)
+}
+
+/// The settings a certificate's config may change, read from `vars`.
+fn settings(vars: &Vars) -> Result<CertSettings> {
+    let keysize = number(vars, "KEYSIZE", 4096)?;
+    let algo = vars.value("KEY_ALGO").unwrap_or("secp384r1");
+    // With rsa only the size can be wrong; name the line that set it.
+    let blame = if algo == "rsa" { "KEYSIZE" } else { "KEY_ALGO" };
+    let key_algo = KeyAlgo::parse(algo, keysize).map_err(|msg| bad_with(vars, blame, &msg))?;
+    let challenge = match vars.value("CHALLENGETYPE") {
+        None | Some("http-01") => ChallengeType::Http01,
+        Some(_) => {
+            return Err(bad(
+                vars,
+                "CHALLENGETYPE",
+                "is not supported by this version yet: only http-01 is",
+            ));
+        }
+    };
+    let renew_days = match vars.value("RENEW_DAYS") {
+        None => None,
+        Some(_) => Some(number(vars, "RENEW_DAYS", 0)?),
+    };
+    Ok(CertSettings {
+        key_algo,
+        renew_days,
+        wellknown: vars
+            .value("WELLKNOWN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/www/dehydrated")),
+        challenge,
+    })
+}
+
+fn origin_of(vars: &Vars, key: &str) -> String {
+    vars.origin(key)
+        .map(|o| o.to_string())
+        .unwrap_or_else(|| "config".into())
+}
+
+/// A config error about `key` that names where it was set and its value.
+fn bad(vars: &Vars, key: &str, what: &str) -> Error {
+    let value = vars.get(key).unwrap_or_default();
+    Error::Config(format!("{}: {key}={value:?} {what}", origin_of(vars, key)))
+}
+
+fn bad_with(vars: &Vars, key: &str, msg: &str) -> Error {
+    Error::Config(format!("{}: {msg}", origin_of(vars, key)))
+}
+
+fn number(vars: &Vars, key: &str, default: u32) -> Result<u32> {
+    match vars.value(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad(vars, key, "is not a whole number")),
+    }
+}
+
+/// dehydrated switches to `DEHYDRATED_USER` (and `DEHYDRATED_GROUP`) through sudo. desiccant
+/// does not change users: it checks that it already runs as them, and otherwise says how to
+/// start it that way.
+fn check_user(vars: &Vars) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let user = vars.value("DEHYDRATED_USER");
+    let group = vars.value("DEHYDRATED_GROUP");
+    let (Some(user), me) = (user, std::fs::metadata("/proc/self").ok()) else {
+        if group.is_some() {
+            return Err(bad(
+                vars,
+                "DEHYDRATED_GROUP",
+                "can only be used together with DEHYDRATED_USER",
+            ));
+        }
+        return Ok(());
+    };
+    let (uid, gid) = me
+        .map(|m| (m.uid(), m.gid()))
+        .unwrap_or((u32::MAX, u32::MAX));
+    let wanted = lookup_id("/etc/passwd", user)
+        .ok_or_else(|| bad(vars, "DEHYDRATED_USER", "is not a user of this system"))?;
+    let how = "desiccant does not switch users itself: start it as that user (systemd: User= and \
+               Group=; /etc/cron.d: the user column)";
+    if wanted != uid {
+        return Err(bad(
+            vars,
+            "DEHYDRATED_USER",
+            &format!("but this run has uid {uid}; {how}"),
+        ));
+    }
+    if let Some(group) = group {
+        let wanted = lookup_id("/etc/group", group)
+            .ok_or_else(|| bad(vars, "DEHYDRATED_GROUP", "is not a group of this system"))?;
+        if wanted != gid {
+            return Err(bad(
+                vars,
+                "DEHYDRATED_GROUP",
+                &format!("but this run has gid {gid}; {how}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The numeric id of `name` in an `/etc/passwd` or `/etc/group` style file.
+fn lookup_id(file: &str, name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2)?.parse().ok())
 }
 
 /// The folder of `file`, or `.` for a bare file name.
@@ -338,316 +491,105 @@ fn parent_dir(file: &Path) -> PathBuf {
     }
 }
 
-/// The `*.sh` files of a `CONFIG_D` folder, in name order, as the shell's glob gives them.
-fn config_d_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::Config(format!(
-            "{}: CONFIG_D is not a readable folder: {e}",
-            dir.display()
-        ))
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// The keys set so far, in the order the shell would have seen them.
-#[derive(Default)]
-struct Vars {
-    map: HashMap<String, Setting>,
-}
-
-impl Vars {
-    fn set(&mut self, key: &str, value: String, origin: Origin) {
-        self.map.insert(key.to_string(), Setting { value, origin });
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.map.get(key).map(|s| s.value.as_str())
-    }
-
-    fn origin(&self, key: &str) -> String {
-        self.map
-            .get(key)
-            .map(|s| s.origin.to_string())
-            .unwrap_or_else(|| "config".into())
-    }
-
-    /// A config error about `key` that names where it was set.
-    fn bad(&self, key: &str, what: &str) -> Error {
-        let value = self.get(key).unwrap_or_default();
-        Error::Config(format!("{}: {key}={value:?} {what}", self.origin(key)))
-    }
-
-    fn bad_with(&self, key: &str, msg: &str) -> Error {
-        Error::Config(format!("{}: {msg}", self.origin(key)))
-    }
-
-    fn number(&self, key: &str, default: u32) -> Result<u32> {
-        match self.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| self.bad(key, "is not a whole number")),
-        }
-    }
-}
-
-fn read_config_file(
-    path: &Path,
-    vars: &mut Vars,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
-    for (i, line) in text.lines().enumerate() {
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let parsed = parse_line(line, &|name| {
-            vars.get(name).map(str::to_string).or_else(|| env(name))
-        })
-        .map_err(|msg| Error::Config(format!("{}: {msg}", at())))?;
-        if let Some((key, value)) = parsed {
-            if support(&key).is_none() {
-                return Err(Error::Config(format!(
-                    "{}: unknown key {key}; see the list of keys in README",
-                    at()
-                )));
-            }
-            vars.set(&key, value, Origin(at()));
-        }
-    }
-    Ok(())
-}
-
-/// One line of shell-style config: blank, a comment, or `[export ]KEY=VALUE [# comment]`, with
-/// `'...'`, `"..."`, backslash escapes and `$KEY`/`${KEY}` expansion through `lookup`. Anything
-/// a shell would execute is refused, so that nothing is ever run.
-pub fn parse_line(
-    line: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> std::result::Result<Option<(String, String)>, String> {
-    let line = line.trim_start();
-    if line.is_empty() || line.starts_with('#') {
-        return Ok(None);
-    }
-    let line = line
-        .strip_prefix("export")
-        .filter(|rest| rest.starts_with([' ', '\t']))
-        .map(str::trim_start)
-        .unwrap_or(line);
-    let name_len = line
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(line.len());
-    let key = &line[..name_len];
-    if key.is_empty()
-        || key.starts_with(|c: char| c.is_ascii_digit())
-        || !line[name_len..].starts_with('=')
-    {
-        return Err(format!(
-            "not a KEY=value line: {:?}; the config is read, not run by a shell, so only \
-             assignments and comments are allowed",
-            line.trim_end()
-        ));
-    }
-    let value = parse_value(&line[name_len + 1..], lookup)?;
-    Ok(Some((key.to_string(), value)))
-}
-
-fn parse_value(
-    input: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> std::result::Result<String, String> {
-    let mut out = String::new();
-    let mut chars = input.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' => {
-                let rest: String = chars.collect();
-                let rest = rest.trim();
-                if rest.is_empty() || rest.starts_with('#') {
-                    return Ok(out);
-                }
-                return Err(format!(
-                    "unquoted space in the value: quote it (\"{out} {rest}\")"
-                ));
-            }
-            '\'' => loop {
-                match chars.next() {
-                    Some('\'') => break,
-                    Some(c) => out.push(c),
-                    None => return Err("a single quote is not closed".into()),
-                }
-            },
-            '"' => loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(c @ ('"' | '\\' | '$' | '`')) => out.push(c),
-                        Some(c) => {
-                            out.push('\\');
-                            out.push(c);
-                        }
-                        None => return Err("a double quote is not closed".into()),
-                    },
-                    Some('$') => expand(&mut chars, &mut out, lookup)?,
-                    Some('`') => return Err(no_commands()),
-                    Some(c) => out.push(c),
-                    None => return Err("a double quote is not closed".into()),
-                }
-            },
-            '\\' => match chars.next() {
-                Some(c) => out.push(c),
-                None => return Err("the line ends in a backslash".into()),
-            },
-            '$' => expand(&mut chars, &mut out, lookup)?,
-            '`' => return Err(no_commands()),
-            ';' | '&' | '|' | '<' | '>' | '(' | ')' => {
-                return Err(format!(
-                    "{c:?} in an unquoted value: quote the value; the config is not run by a shell"
-                ));
-            }
-            c => out.push(c),
-        }
-    }
-    Ok(out)
-}
-
-fn no_commands() -> String {
-    "command substitution is not supported: the config is read, not run by a shell".into()
-}
-
-/// Expands `$NAME` or `${NAME}` after a `$`; an unset name is an error, as under `set -u`.
-fn expand(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-    out: &mut String,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> std::result::Result<(), String> {
-    let mut name = String::new();
-    match chars.peek() {
-        Some('{') => {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('}') => break,
-                    Some(c) if c.is_ascii_alphanumeric() || c == '_' => name.push(c),
-                    Some(_) => {
-                        return Err(
-                            "only ${NAME} is supported, not other ${...} forms or defaults".into(),
-                        );
-                    }
-                    None => return Err("a ${ is not closed".into()),
-                }
-            }
-        }
-        Some('(') => return Err(no_commands()),
-        _ => {
-            while let Some(&c) = chars.peek() {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    name.push(c);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            if name.is_empty() {
-                out.push('$');
-                return Ok(());
-            }
-        }
-    }
-    match lookup(&name) {
-        Some(v) => {
-            out.push_str(&v);
-            Ok(())
-        }
-        None => Err(format!(
-            "${name} is not set: set it on an earlier line or in the environment"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    fn parse(line: &str) -> std::result::Result<Option<(String, String)>, String> {
-        parse_line(line, &|name| match name {
-            "BASEDIR" => Some("/etc/dehydrated".to_string()),
-            _ => None,
-        })
-    }
+    struct Dir(PathBuf);
 
-    fn value(line: &str) -> String {
-        parse(line).unwrap().unwrap().1
-    }
-
-    #[test]
-    fn dehydrated_style_assignments() {
-        assert_eq!(parse("# comment").unwrap(), None);
-        assert_eq!(parse("   ").unwrap(), None);
-        assert_eq!(
-            parse("CA=letsencrypt").unwrap(),
-            Some(("CA".to_string(), "letsencrypt".to_string()))
-        );
-        assert_eq!(
-            value(r#"WELLKNOWN="${BASEDIR}/acme-challenges""#),
-            "/etc/dehydrated/acme-challenges"
-        );
-        assert_eq!(value("CERTDIR=$BASEDIR/certs"), "/etc/dehydrated/certs");
-        assert_eq!(value("export KEY_ALGO='secp384r1'"), "secp384r1");
-        assert_eq!(value(r#"CONTACT_EMAIL="a@b.org" # who"#), "a@b.org");
-        assert_eq!(value("HOOK='/x/$BASEDIR'"), "/x/$BASEDIR");
-        assert_eq!(value(r#"X="a \"q\" \$ b""#), r#"a "q" $ b"#);
-        assert_eq!(value("X="), "");
-        assert_eq!(value("X=a\\ b"), "a b");
-        assert_eq!(value("X=\"a\"'b'c"), "abc");
-    }
-
-    #[test]
-    fn anything_a_shell_would_run_is_refused() {
-        for line in [
-            "X=$(id)",
-            "X=`id`",
-            "X=\"`id`\"",
-            "X=\"$(id)\"",
-            "X=a; rm -rf /",
-            "X=a && b",
-            "if true; then",
-            "my_hook() {",
-            "source other.sh",
-            ". other.sh",
-            "X=${Y:-default}",
-            "X=$UNSET_NAME",
-            "X=\"open",
-            "X=a b",
-        ] {
-            assert!(parse(line).is_err(), "{line} was accepted");
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
-    fn load(files: &[(&str, &str)], env: &[(&str, &str)], opts: LoadOptions) -> Result<Config> {
+    /// Writes `files` (with `@DIR@` replaced by the folder) into a new folder.
+    fn dir_with(files: &[(&str, &str)]) -> Dir {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("desiccant-config-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         for (name, text) in files {
-            std::fs::write(dir.join(name), text.replace("@DIR@", dir.to_str().unwrap())).unwrap();
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text.replace("@DIR@", dir.to_str().unwrap())).unwrap();
         }
+        Dir(dir)
+    }
+
+    fn load_in(dir: &Dir, env: &[(&str, &str)], opts: LoadOptions) -> Result<Config> {
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let opts = LoadOptions {
-            config: Some(dir.join("config")),
+            config: Some(dir.0.join("config")),
             ..opts
         };
-        let result = Config::load(&opts, &|k| env.get(k).cloned());
-        std::fs::remove_dir_all(&dir).unwrap();
-        result
+        Config::load(&opts, &|k| env.get(k).cloned())
+    }
+
+    fn load(files: &[(&str, &str)], env: &[(&str, &str)], opts: LoadOptions) -> Result<Config> {
+        load_in(&dir_with(files), env, opts)
+    }
+
+    fn error(config: &str) -> String {
+        load(&[("config", config)], &[], LoadOptions::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// Every key of dehydrated's example config (0.7), uncommented, with its example value.
+    const DEHYDRATED_EXAMPLE: &str = r#"DEHYDRATED_USER=
+DEHYDRATED_GROUP=
+IP_VERSION=
+CA="letsencrypt"
+OLDCA="https://acme-v01.api.letsencrypt.org/directory"
+CHALLENGETYPE="http-01"
+CONFIG_D=
+DOMAINS_D=
+BASEDIR=$SCRIPTDIR
+DOMAINS_TXT="${BASEDIR}/domains.txt"
+CERTDIR="${BASEDIR}/certs"
+ALPNCERTDIR="${BASEDIR}/alpn-certs"
+ACCOUNTDIR="${BASEDIR}/accounts"
+WELLKNOWN="/var/www/dehydrated"
+KEYSIZE="4096"
+OPENSSL_CNF=
+OPENSSL="openssl"
+CURL_OPTS=
+HOOK=
+HOOK_CHAIN="no"
+RENEW_DAYS="30"
+PRIVATE_KEY_RENEW="yes"
+PRIVATE_KEY_ROLLOVER="no"
+KEY_ALGO=secp384r1
+CONTACT_EMAIL=
+LOCKFILE="${BASEDIR}/lock"
+OCSP_MUST_STAPLE="no"
+OCSP_FETCH="no"
+OCSP_DAYS=5
+CHAINCACHE="${BASEDIR}/chains"
+AUTO_CLEANUP="no"
+API=auto
+PREFERRED_CHAIN=
+"#;
+
+    #[test]
+    fn every_key_of_dehydrateds_example_config_is_understood() {
+        let dir = dir_with(&[("config", DEHYDRATED_EXAMPLE)]);
+        let c = load_in(&dir, &[], LoadOptions::default()).unwrap();
+        assert_eq!(c.basedir, dir.0);
+        assert_eq!(c.certdir, dir.0.join("certs"));
+        assert_eq!(c.accountdir, dir.0.join("accounts"));
+        assert_eq!(c.domains_txt, dir.0.join("domains.txt"));
+        assert_eq!(c.lockfile, Some(dir.0.join("lock")));
+        assert_eq!(c.ca, "https://acme-v02.api.letsencrypt.org/directory");
+        assert_eq!(c.defaults.key_algo, KeyAlgo::Secp384r1);
+        assert_eq!(c.defaults.renew_days, Some(30));
+        assert_eq!(c.defaults.wellknown, PathBuf::from("/var/www/dehydrated"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]
@@ -660,14 +602,12 @@ mod tests {
         .unwrap();
         let dir = c.basedir.clone();
         assert_eq!(c.certdir, dir.join("certs"));
-        assert_eq!(c.accountdir, dir.join("accounts"));
-        assert_eq!(c.domains_txt, dir.join("domains.txt"));
         assert_eq!(c.lockfile, Some(dir.join("lock")));
-        assert_eq!(c.wellknown, PathBuf::from("/var/www/dehydrated"));
-        assert_eq!(c.ca, "https://acme-v02.api.letsencrypt.org/directory");
-        assert_eq!(c.key_algo, KeyAlgo::Secp384r1);
-        assert_eq!(c.renew_days, None);
+        assert_eq!(c.defaults.wellknown, PathBuf::from("/var/www/dehydrated"));
+        assert_eq!(c.defaults.key_algo, KeyAlgo::Secp384r1);
+        assert_eq!(c.defaults.renew_days, None);
         assert_eq!(c.jobs, 4);
+        assert_eq!(c.ip_version, None);
         assert_eq!(c.contact_email.as_deref(), Some("me@example.org"));
     }
 
@@ -679,7 +619,10 @@ mod tests {
                     "config",
                     "CONFIG_D=@DIR@/conf.d\nCA=letsencrypt-test\nKEY_ALGO=rsa\nKEYSIZE=2048\n",
                 ),
-                ("conf.d/10-a.sh", "BASEDIR=/srv/acme\nKEYSIZE=3072\n"),
+                (
+                    "conf.d/10-a.sh",
+                    "BASEDIR=/srv/acme\nKEYSIZE=3072\nIP_VERSION=4\n",
+                ),
                 ("conf.d/20-b.sh", "CERTDIR=\"$BASEDIR/live\"\n"),
                 ("conf.d/ignored.conf", "THIS IS NOT READ\n"),
             ],
@@ -693,46 +636,67 @@ mod tests {
         .unwrap();
         assert_eq!(c.basedir, PathBuf::from("/srv/acme"));
         assert_eq!(c.certdir, PathBuf::from("/srv/acme/live"));
-        assert_eq!(c.key_algo, KeyAlgo::Rsa(4096));
+        assert_eq!(c.defaults.key_algo, KeyAlgo::Rsa(4096));
         assert_eq!(c.ca, "https://ca.internal/dir");
         assert_eq!(c.lockfile, Some(PathBuf::from("/srv/acme/lock-x")));
+        assert_eq!(c.ip_version, Some(4));
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_names_itself_in_errors() {
+        let c = load(
+            &[("config", "CA=letsencrypt\n")],
+            &[("DESICCANT_CA", "letsencrypt-test")],
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.ca,
+            "https://acme-staging-v02.api.letsencrypt.org/directory"
+        );
+        let err = load(
+            &[("config", "")],
+            &[("DESICCANT_JOBS", "many")],
+            LoadOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "environment variable DESICCANT_JOBS: JOBS=\"many\" is not a whole number"
+        );
+        let err = load(
+            &[("config", "")],
+            &[],
+            LoadOptions {
+                overrides: vec![("KEY_ALGO", "ed25519".into(), "--algo")],
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("--algo: KEY_ALGO \"ed25519\""), "{err}");
     }
 
     #[test]
     fn errors_name_the_file_and_line() {
-        let err = load(
-            &[("config", "CA=letsencrypt\n\nFOO=bar\n")],
-            &[],
-            LoadOptions::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = error("CA=letsencrypt\n\nFOO=bar\n");
         assert!(
             err.ends_with("/config:3: unknown key FOO; see the list of keys in README"),
             "{err}"
         );
-        let err = load(
-            &[("config", "KEY_ALGO=ed448\n")],
-            &[],
-            LoadOptions::default(),
-        )
-        .unwrap_err()
-        .to_string();
         assert!(
-            err.contains("/config:1: KEY_ALGO \"ed448\" is not supported"),
-            "{err}"
+            error("KEY_ALGO=ed448\n").contains("/config:1: KEY_ALGO \"ed448\" is not supported")
         );
-        let err = load(
-            &[("config", "RENEW_DAYS=soon\n")],
-            &[],
-            LoadOptions::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        assert!(error("KEY_ALGO=rsa\nKEYSIZE=1024\n").contains("/config:2: KEYSIZE 1024"));
         assert!(
-            err.contains("/config:1: RENEW_DAYS=\"soon\" is not a whole number"),
-            "{err}"
+            error("RENEW_DAYS=soon\n")
+                .contains("/config:1: RENEW_DAYS=\"soon\" is not a whole number")
         );
+        assert!(error("CA=acme.example\n").contains("/config:1: CA=\"acme.example\" is neither"));
+        assert!(error("IP_VERSION=5\n").contains("/config:1: IP_VERSION=\"5\" must be 4, 6"));
+        assert!(error("DEHYDRATED_GROUP=x\n").contains("only be used together"));
+        assert!(error("X=$(id)\n").contains("/config:1: command substitution"));
         let err = load(&[("config", "X=1\n")], &[], LoadOptions::default()).unwrap_err();
         assert_eq!(err.status(), crate::error::Status::Config);
     }
@@ -750,20 +714,101 @@ mod tests {
             "{:?}",
             c.warnings
         );
-        let c = load(
-            &[("config", "OCSP_FETCH=no\nOPENSSL=openssl\n")],
+        assert!(
+            error("HOOK=/etc/dehydrated/hook.sh\n")
+                .contains("/config:1: HOOK=\"/etc/dehydrated/hook.sh\" is not supported")
+        );
+        assert!(error("AUTO_CLEANUP=yes\n").contains("AUTO_CLEANUP"));
+    }
+
+    #[test]
+    fn the_user_is_checked_not_switched() {
+        // The user this test runs as passes; another user is refused with how to run as it.
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata("/proc/self").unwrap().uid();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        let me = passwd
+            .lines()
+            .find(|l| l.split(':').nth(2) == Some(&uid.to_string()))
+            .and_then(|l| l.split(':').next())
+            .unwrap()
+            .to_string();
+        load(
+            &[("config", &format!("DEHYDRATED_USER={me}\n"))],
             &[],
             LoadOptions::default(),
         )
         .unwrap();
-        assert!(c.warnings.is_empty());
-        let err = load(
-            &[("config", "HOOK=/etc/dehydrated/hook.sh\n")],
-            &[],
-            LoadOptions::default(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("/config:1: HOOK is not supported"), "{err}");
+        let other = passwd
+            .lines()
+            .find(|l| l.split(':').nth(2).is_some_and(|u| u != uid.to_string()))
+            .and_then(|l| l.split(':').next())
+            .unwrap();
+        let err = error(&format!("DEHYDRATED_USER={other}\n"));
+        assert!(err.contains("start it as that user"), "{err}");
+        assert!(error("DEHYDRATED_USER=no-such-user-here\n").contains("is not a user"));
+    }
+
+    fn line(name: &str) -> CertLine {
+        CertLine {
+            name: name.into(),
+            names: vec![format!("{name}.example")],
+            origin: "domains.txt:1".into(),
+        }
+    }
+
+    #[test]
+    fn a_certificate_config_changes_only_its_own_settings() {
+        let dir = dir_with(&[
+            ("config", "KEY_ALGO=prime256v1\nWELLKNOWN=/srv/www\n"),
+            (
+                "certs/special/config",
+                "KEY_ALGO=rsa\nKEYSIZE=2048\nRENEW_DAYS=10\nWELLKNOWN=\"$BASEDIR/special-www\"\n",
+            ),
+            ("certs/warned/config", "CONTACT_EMAIL=x@example.org\n"),
+            ("certs/broken/config", "KEY_ALGO=dsa\n"),
+            ("certs/unknown/config", "NONSENSE=1\n"),
+        ]);
+        let c = load_in(&dir, &[], LoadOptions::default()).unwrap();
+        let none = |_: &str| None;
+        let (plain, w) = c.cert_spec(&line("plain"), &none).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(plain.settings, c.defaults);
+        assert_eq!(plain.names, ["plain.example"]);
+        let (special, _) = c.cert_spec(&line("special"), &none).unwrap();
+        assert_eq!(special.settings.key_algo, KeyAlgo::Rsa(2048));
+        assert_eq!(special.settings.renew_days, Some(10));
+        assert_eq!(special.settings.wellknown, dir.0.join("special-www"));
+        let (warned, w) = c.cert_spec(&line("warned"), &none).unwrap();
+        assert_eq!(warned.settings, c.defaults);
+        assert!(
+            w[0].contains("certs/warned/config:1: CONTACT_EMAIL cannot be set for one certificate"),
+            "{w:?}"
+        );
+        let err = c.cert_spec(&line("broken"), &none).unwrap_err().to_string();
+        assert!(
+            err.contains("certs/broken/config:1: KEY_ALGO \"dsa\""),
+            "{err}"
+        );
+        let err = c
+            .cert_spec(&line("unknown"), &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("certs/unknown/config:1: unknown key NONSENSE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn domains_d_holds_the_certificate_configs_when_set() {
+        let dir = dir_with(&[
+            ("config", "DOMAINS_D=@DIR@/domains.d\n"),
+            ("domains.d/special", "KEY_ALGO=prime256v1\n"),
+            ("certs/special/config", "KEY_ALGO=rsa\n"),
+        ]);
+        let c = load_in(&dir, &[], LoadOptions::default()).unwrap();
+        let (special, _) = c.cert_spec(&line("special"), &|_| None).unwrap();
+        assert_eq!(special.settings.key_algo, KeyAlgo::Prime256v1);
     }
 }

@@ -39,6 +39,41 @@ impl Status {
     }
 }
 
+/// The state `--check` reports, by the monitoring-plugin convention (Nagios, Icinga, Zabbix's
+/// agent checks): ordered by precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckStatus {
+    /// Valid and outside the renewal window.
+    Ok,
+    /// Inside the renewal window: the next run renews it.
+    Warning,
+    /// Expired, missing, unreadable or not what domains.txt asks for.
+    Critical,
+    /// The check itself could not be made (bad config or domains.txt).
+    Unknown,
+}
+
+impl CheckStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            CheckStatus::Ok => 0,
+            CheckStatus::Warning => 1,
+            CheckStatus::Critical => 2,
+            CheckStatus::Unknown => 3,
+        }
+    }
+
+    /// `OK`, `WARNING`, `CRITICAL` or `UNKNOWN`, as monitoring systems print them.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "OK",
+            CheckStatus::Warning => "WARNING",
+            CheckStatus::Critical => "CRITICAL",
+            CheckStatus::Unknown => "UNKNOWN",
+        }
+    }
+}
+
 /// Everything that can stop a command or fail one certificate. Each message names its subject
 /// first (a file and line, a domain, a path) and says what to do where we know it.
 #[derive(Debug)]
@@ -62,7 +97,12 @@ pub enum Error {
         subject: String,
         err: acme::Error,
     },
-    /// The CA's answer was refused by our own checks, or a challenge was found invalid.
+    /// The CA found the challenge for `name` invalid; `problem` holds its words.
+    Invalid {
+        name: String,
+        problem: Box<acme::wire::Problem>,
+    },
+    /// The CA's answer was refused by our own checks, or something else went wrong for good.
     Refused {
         subject: String,
         msg: String,
@@ -77,7 +117,7 @@ impl Error {
             Error::Usage(_) => Status::Usage,
             Error::Config(_) => Status::Config,
             Error::LockBusy { .. } => Status::Temporary,
-            Error::Io { .. } | Error::Refused { .. } => Status::Failed,
+            Error::Io { .. } | Error::Refused { .. } | Error::Invalid { .. } => Status::Failed,
             Error::Acme { err, .. } if err.is_temporary() => Status::Temporary,
             Error::Acme { .. } => Status::Failed,
         }
@@ -115,6 +155,9 @@ impl fmt::Display for Error {
             ),
             Error::Io { path, what, err } => write!(f, "{}: {what}: {err}", path.display()),
             Error::Acme { subject, err } => write!(f, "{subject}: {err}"),
+            Error::Invalid { name, problem } => {
+                write!(f, "{name}: http-01 challenge invalid: {problem}")
+            }
             Error::Refused { subject, msg } => write!(f, "{subject}: {msg}"),
         }
     }
@@ -153,6 +196,18 @@ mod tests {
             [Ok, Temporary, Ok].into_iter().fold(Ok, Status::merge),
             Temporary
         );
+    }
+
+    #[test]
+    fn check_codes_follow_the_monitoring_plugin_convention() {
+        use CheckStatus::*;
+        let codes: Vec<u8> = [Ok, Warning, Critical, Unknown]
+            .iter()
+            .map(|s| s.code())
+            .collect();
+        assert_eq!(codes, [0, 1, 2, 3]);
+        assert_eq!([Ok, Warning, Ok].into_iter().max(), Some(Warning));
+        assert_eq!([Warning, Critical, Ok].into_iter().max(), Some(Critical));
     }
 
     #[test]

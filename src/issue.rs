@@ -9,10 +9,13 @@ use serde_json::json;
 use crate::account::Account;
 use crate::acme::Client;
 use crate::acme::jws::b64;
-use crate::acme::wire::{Authorization, AuthorizationStatus, Identifier, Order, OrderStatus};
+use crate::acme::wire::{
+    Authorization, AuthorizationStatus, Identifier, Order, OrderStatus, Problem,
+};
 use crate::challenge::{Deployed, Webroot};
+use crate::config::CertSpec;
 use crate::error::{Error, Result};
-use crate::keys::{CertKey, Csr, KeyAlgo};
+use crate::keys::{CertKey, Csr};
 use crate::{logging, parallel, x509};
 
 /// How long the CA may take to validate a challenge.
@@ -22,11 +25,10 @@ const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
 /// Order states passed through before the loop gives up on a CA that keeps going back.
 const MAX_STEPS: usize = 8;
 
-/// What the run shares with every order: the CA, the account, where challenges go.
+/// What the run shares with every order: the CA and the account.
 pub struct Ctx<'a> {
     pub client: &'a Client,
     pub account: &'a Account,
-    pub webroot: &'a Webroot,
     /// Threads for the authorizations of one order.
     pub workers: usize,
 }
@@ -42,9 +44,14 @@ pub struct Issued {
     pub not_after: i64,
 }
 
-/// Orders a certificate for `names` (the folder `subject`) with a new key of `algo`, proves
-/// control of every name, finalizes and downloads. The key is generated while the CA validates.
-pub fn issue(ctx: &Ctx<'_>, subject: &str, names: &[String], algo: KeyAlgo) -> Result<Issued> {
+/// Orders the certificate `spec` asks for with a new key, proves control of every name,
+/// finalizes and downloads. The key is generated while the CA validates.
+pub fn issue(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<Issued> {
+    let (subject, names) = (spec.name.as_str(), spec.names.as_slice());
+    let algo = spec.settings.key_algo;
+    let webroot = Webroot {
+        dir: spec.settings.wellknown.clone(),
+    };
     thread::scope(|scope| {
         let mut key = KeyJob {
             handle: Some(scope.spawn(move || {
@@ -54,7 +61,7 @@ pub fn issue(ctx: &Ctx<'_>, subject: &str, names: &[String], algo: KeyAlgo) -> R
             })),
             ready: None,
         };
-        run_order(ctx, subject, names, &mut key)
+        run_order(ctx, &webroot, subject, names, &mut key)
     })
 }
 
@@ -88,6 +95,7 @@ impl KeyJob<'_> {
 
 fn run_order(
     ctx: &Ctx<'_>,
+    webroot: &Webroot,
     subject: &str,
     names: &[String],
     key: &mut KeyJob<'_>,
@@ -112,7 +120,7 @@ fn run_order(
     for _ in 0..MAX_STEPS {
         order = match order.status {
             OrderStatus::Pending => {
-                authorize(ctx, subject, &order.authorizations)?;
+                authorize(ctx, webroot, subject, &order.authorizations)?;
                 // Every authorization is valid now, so the order is ready: finalize at once
                 // rather than fetch the order to be told so.
                 finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?
@@ -194,7 +202,7 @@ fn finalize(
 
 /// Fetches every authorization, puts every needed http-01 file in place, then answers and
 /// waits for all of them at once, and removes every file whatever happened.
-fn authorize(ctx: &Ctx<'_>, subject: &str, urls: &[String]) -> Result<()> {
+fn authorize(ctx: &Ctx<'_>, webroot: &Webroot, subject: &str, urls: &[String]) -> Result<()> {
     let (client, account) = (ctx.client, ctx.account);
     let fetched = parallel::map(urls, ctx.workers, |url| {
         client
@@ -244,16 +252,13 @@ fn authorize(ctx: &Ctx<'_>, subject: &str, urls: &[String]) -> Result<()> {
     let mut deployed: Vec<Deployed> = Vec::new();
     let result = (|| {
         for p in &todo {
-            deployed.push(
-                ctx.webroot
-                    .deploy(&p.token, &account.key.key_authorization(&p.token))?,
-            );
+            deployed.push(webroot.deploy(&p.token, &account.key.key_authorization(&p.token))?);
         }
         let outcomes = parallel::map(&todo, ctx.workers, |p| validate(ctx, p));
         worst(outcomes)
     })();
     for d in &deployed {
-        ctx.webroot.clean(d);
+        webroot.clean(d);
     }
     result
 }
@@ -290,17 +295,19 @@ fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
         logging::debug(format_args!("{}: validated", p.name));
         return Ok(());
     }
-    let why = authz
+    let problem = authz
         .challenges
         .iter()
         .find(|c| c.url == p.challenge_url)
-        .and_then(|c| c.error.as_ref())
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| format!("the authorization is {:?}", authz.status));
-    Err(Error::refused(
-        &p.name,
-        format!("http-01 challenge invalid: {why}"),
-    ))
+        .and_then(|c| c.error.clone())
+        .unwrap_or_else(|| Problem {
+            detail: format!("the authorization is {:?}", authz.status),
+            ..Problem::default()
+        });
+    Err(Error::Invalid {
+        name: p.name.clone(),
+        problem: Box::new(problem),
+    })
 }
 
 /// `*.example.org` for a wildcard authorization, else its identifier.

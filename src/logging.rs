@@ -1,9 +1,12 @@
 //! Output for people: stdout for what was done, stderr for problems, `<N>` priority prefixes
-//! when systemd's journal reads us.
+//! when systemd's journal reads us, and a copy to syslog for cron runs.
 
 use std::fmt::Display;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use syslog::{Formatter3164, Logger, LoggerBackend};
 
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -12,65 +15,130 @@ pub enum Level {
     Quiet = 0,
     /// Errors, warnings and one line per certificate acted on.
     Normal = 1,
-    /// Also every step (`--verbose`).
+    /// Also every step and every request (`--verbose`).
     Verbose = 2,
+}
+
+/// Where lines go besides stdout and stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sinks {
+    /// Prefix lines with `<N>` syslog priorities, which systemd's journal turns into levels.
+    pub journal: bool,
+    /// Send a copy of every line to the local syslog (facility daemon).
+    pub syslog: bool,
+    /// stdout belongs to a JSON report: the lines of what was done are not printed there.
+    pub json: bool,
+}
+
+impl Sinks {
+    /// The journal when systemd set `JOURNAL_STREAM`; syslog when asked, or when there is no
+    /// terminal and no journal (cron), in addition to stdout and stderr, which cron mails.
+    pub fn detect(syslog_flag: bool, json: bool) -> Sinks {
+        let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+        let terminal = std::io::stderr().is_terminal() || std::io::stdin().is_terminal();
+        Sinks {
+            journal,
+            syslog: syslog_flag || (!terminal && !journal),
+            json,
+        }
+    }
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Normal as u8);
 static JOURNAL: AtomicBool = AtomicBool::new(false);
+static JSON: AtomicBool = AtomicBool::new(false);
+static SYSLOG: Mutex<Option<Logger<LoggerBackend, Formatter3164>>> = Mutex::new(None);
 
-/// Sets the level; `journal` adds syslog priority prefixes (`<3>` error ... `<7>` debug), which
-/// systemd's journal turns into priorities.
-pub fn init(level: Level, journal: bool) {
+/// Sets what is said and where. A syslog that cannot be reached is silently left out.
+pub fn init(level: Level, sinks: Sinks) {
     LEVEL.store(level as u8, Ordering::Relaxed);
-    JOURNAL.store(journal, Ordering::Relaxed);
-}
-
-/// True when systemd connected our stderr to the journal.
-pub fn under_journal() -> bool {
-    std::env::var_os("JOURNAL_STREAM").is_some()
+    JOURNAL.store(sinks.journal, Ordering::Relaxed);
+    JSON.store(sinks.json, Ordering::Relaxed);
+    if sinks.syslog {
+        let formatter = Formatter3164 {
+            facility: syslog::Facility::LOG_DAEMON,
+            hostname: None,
+            process: "desiccant".into(),
+            pid: std::process::id(),
+        };
+        if let Ok(logger) = syslog::unix(formatter) {
+            *SYSLOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(logger);
+        }
+    }
 }
 
 fn enabled(level: Level) -> bool {
     LEVEL.load(Ordering::Relaxed) >= level as u8
 }
 
-fn emit(to_stdout: bool, priority: u8, msg: &dyn Display) {
+#[derive(Clone, Copy)]
+enum Priority {
+    Err = 3,
+    Warning = 4,
+    Info = 6,
+    Debug = 7,
+}
+
+fn emit(to_stdout: bool, priority: Priority, msg: &dyn Display) {
+    let line = msg.to_string();
     let prefix = if JOURNAL.load(Ordering::Relaxed) {
-        format!("<{priority}>")
+        format!("<{}>", priority as u8)
     } else {
         String::new()
     };
     // A closed stdout or stderr (cron without a mailer) must not end the run.
     if to_stdout {
-        let _ = writeln!(std::io::stdout().lock(), "{prefix}{msg}");
+        let _ = writeln!(std::io::stdout().lock(), "{prefix}{line}");
     } else {
-        let _ = writeln!(std::io::stderr().lock(), "{prefix}{msg}");
+        let _ = writeln!(std::io::stderr().lock(), "{prefix}{line}");
+    }
+    to_syslog(priority, &line);
+}
+
+fn to_syslog(priority: Priority, line: &str) {
+    let mut guard = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(logger) = guard.as_mut() {
+        let _ = match priority {
+            Priority::Err => logger.err(line),
+            Priority::Warning => logger.warning(line),
+            Priority::Info => logger.info(line),
+            Priority::Debug => logger.debug(line),
+        };
     }
 }
 
 pub fn error(msg: impl Display) {
-    emit(false, 3, &format_args!("error: {msg}"));
+    emit(false, Priority::Err, &format_args!("error: {msg}"));
 }
 
 pub fn warn(msg: impl Display) {
     if enabled(Level::Normal) {
-        emit(false, 4, &format_args!("warning: {msg}"));
+        emit(false, Priority::Warning, &format_args!("warning: {msg}"));
     }
 }
 
-/// One line of what was done, on stdout.
+/// One line of what was done, on stdout (only to syslog when stdout holds a JSON report).
 pub fn info(msg: impl Display) {
-    if enabled(Level::Normal) {
-        emit(true, 6, &msg);
+    if !enabled(Level::Normal) {
+        return;
+    }
+    if JSON.load(Ordering::Relaxed) {
+        to_syslog(Priority::Info, &msg.to_string());
+    } else {
+        emit(true, Priority::Info, &msg);
     }
 }
 
 /// A step, with `--verbose` only.
 pub fn debug(msg: impl Display) {
     if enabled(Level::Verbose) {
-        emit(false, 7, &msg);
+        emit(false, Priority::Debug, &msg);
     }
+}
+
+/// For the ACME client's request trace.
+pub fn trace(msg: &str) {
+    debug(msg);
 }
 
 /// `2026-11-23 14:05:09 UTC` for Unix seconds.

@@ -6,6 +6,7 @@ mod challenge;
 mod cli;
 mod commands;
 mod config;
+mod config_file;
 mod domains;
 mod error;
 mod issue;
@@ -33,9 +34,9 @@ fn main() -> ExitCode {
     } else {
         logging::Level::Normal
     };
-    logging::init(level, logging::under_journal());
+    logging::init(level, logging::Sinks::detect(cli.syslog, cli.json));
     match commands::run(&cli) {
-        Ok(status) => ExitCode::from(status.code()),
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             logging::error(&e);
             ExitCode::from(e.status().code())

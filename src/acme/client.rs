@@ -106,6 +106,17 @@ pub enum Trust {
     Pem(Vec<u8>),
 }
 
+/// How to reach the CA.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    pub trust: Trust,
+    pub user_agent: String,
+    /// 4 or 6 to use only that IP version (dehydrated's `IP_VERSION`); None for both.
+    pub ip_version: Option<u8>,
+    /// Told one line per request and its answer (never a body, so never a secret).
+    pub trace: Option<fn(&str)>,
+}
+
 /// What a request returned, headers already read and the body capped at [`MAX_BODY`].
 #[derive(Debug)]
 pub struct Response {
@@ -161,13 +172,14 @@ struct Http {
     agent: ureq::Agent,
     nonces: Mutex<Vec<String>>,
     requests: AtomicUsize,
+    trace: Option<fn(&str)>,
 }
 
 impl Client {
     /// Fetches the directory at `directory_url`. This is the first request of every run that
     /// talks to the CA.
-    pub fn connect(directory_url: &str, trust: &Trust, user_agent: &str) -> Result<Client> {
-        let agent = agent(trust, user_agent).map_err(|msg| Error::Transport {
+    pub fn connect(directory_url: &str, transport: &Transport) -> Result<Client> {
+        let agent = agent(transport).map_err(|msg| Error::Transport {
             url: directory_url.to_string(),
             msg,
         })?;
@@ -175,6 +187,7 @@ impl Client {
             agent,
             nonces: Mutex::new(Vec::new()),
             requests: AtomicUsize::new(0),
+            trace: transport.trace,
         };
         let directory = http.send(directory_url, None)?.json()?;
         Ok(Client {
@@ -274,6 +287,7 @@ impl Client {
             .call()
             .map_err(|e| transport(url, e))?;
         let status = response.status().as_u16();
+        self.http.trace(&format!("HEAD {url} -> {status}"));
         header(&response, "replay-nonce")
             .filter(|_| status < 300)
             .ok_or_else(|| Error::Protocol {
@@ -284,6 +298,12 @@ impl Client {
 }
 
 impl Http {
+    fn trace(&self, line: &str) {
+        if let Some(trace) = self.trace {
+            trace(line);
+        }
+    }
+
     fn lock_nonces(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         // A poisoned pool only means another thread panicked while pushing a string.
         self.nonces.lock().unwrap_or_else(|e| e.into_inner())
@@ -293,6 +313,7 @@ impl Http {
     /// goes into the pool.
     fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let method = if body.is_some() { "POST" } else { "GET" };
         let result = match body {
             None => self.agent.get(url).call(),
             Some(body) => self
@@ -306,6 +327,7 @@ impl Http {
             self.lock_nonces().push(nonce);
         }
         let status = response.status().as_u16();
+        self.trace(&format!("{method} {url} -> {status}"));
         let content_type = header(&response, "content-type")
             .map(|v| {
                 v.split(';')
@@ -392,9 +414,10 @@ fn transport(url: &str, e: ureq::Error) -> Error {
     }
 }
 
-fn agent(trust: &Trust, user_agent: &str) -> std::result::Result<ureq::Agent, String> {
+fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
+    use ureq::config::IpFamily;
     use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-    let pem = match trust {
+    let pem = match &transport.trust {
         Trust::Pem(pem) => Some(pem.clone()),
         Trust::System => system_bundle(),
     };
@@ -418,7 +441,12 @@ fn agent(trust: &Trust, user_agent: &str) -> std::result::Result<ureq::Agent, St
         .tls_config(tls)
         .http_status_as_error(false)
         .https_only(true)
-        .user_agent(user_agent)
+        .ip_family(match transport.ip_version {
+            Some(4) => IpFamily::Ipv4Only,
+            Some(6) => IpFamily::Ipv6Only,
+            _ => IpFamily::Any,
+        })
+        .user_agent(transport.user_agent.as_str())
         .accept_encoding("identity")
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_global(Some(Duration::from_secs(90)))

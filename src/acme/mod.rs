@@ -4,5 +4,5 @@ pub mod client;
 pub mod jws;
 pub mod wire;
 
-pub use client::{Client, Error, Trust};
+pub use client::{Client, Error, Transport, Trust};
 pub use jws::{AccountKey, KeyId};
