@@ -354,12 +354,10 @@ fn unsupported(vars: &Vars) -> Result<Vec<String>> {
     set.sort_by_key(|(name, _, _)| *name);
     for (name, value, origin) in set {
         match key(name) {
-            Some((Support::Obsolete, _)) if value == "yes" => {
-                warnings.push(format!(
-                    "{origin}: {name} is ignored: CAs no longer run OCSP, so there is nothing to \
+            Some((Support::Obsolete, _)) if value == "yes" => warnings.push(format!(
+                "{origin}: {name} is ignored: CAs no longer run OCSP, so there is nothing to \
                      fetch or staple"
-                ))
-            }
+            )),
             Some((Support::NotYet(default), _)) if !value.is_empty() && value != default => {
                 return Err(Error::Config(format!(
                     "{origin}: {name}={value:?} is not supported by this version of desiccant \

@@ -80,10 +80,10 @@ fn parse_line(line: &str, origin: &str) -> Result<CertLine> {
         }
     };
     let mut names: Vec<String> = Vec::new();
-    for name in names_part.split_whitespace() {
-        check_name(name).map_err(|msg| bad(format!("{name}: {msg}")))?;
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_string());
+    for word in names_part.split_whitespace() {
+        let name = identifier(word).map_err(|msg| bad(format!("{word}: {msg}")))?;
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     let Some(first) = names.first() else {
@@ -121,6 +121,24 @@ fn check_alias(alias: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A name as the certificate will carry it: a checked DNS name, or for `ip:ADDRESS` (RFC 8738)
+/// the address in its normal form (`ip:2001:DB8:0::1` is `2001:db8::1`).
+fn identifier(word: &str) -> std::result::Result<String, String> {
+    if let Some(ip) = word.strip_prefix("ip:") {
+        return ip
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| "is not an IPv4 or IPv6 address after \"ip:\"".to_string());
+    }
+    if word.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!(
+            "an IP address needs \"ip:\" in front (ip:{word}), so that it is not read as a name"
+        ));
+    }
+    check_name(word)?;
+    Ok(word.to_string())
+}
+
 /// A DNS name as certificates carry it: LDH labels of 1 to 63 characters, at most 253 in all,
 /// an optional `*.` first label, no trailing dot.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
@@ -130,9 +148,6 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
                     punycode form (xn--...)"
                 .into(),
         );
-    }
-    if name.starts_with("ip:") || name.parse::<std::net::IpAddr>().is_ok() {
-        return Err("IP address certificates are not supported by this version yet".into());
     }
     if name.len() > 253 {
         return Err(format!(
@@ -234,6 +249,21 @@ mod tests {
         assert!(err("a.example\nb.example > a.example\n").contains(
             "domains.txt:2: certificate name a.example is already used on domains.txt:1"
         ));
+    }
+
+    #[test]
+    fn ip_addresses_need_their_prefix_and_are_normalised() {
+        let certs = parse(
+            "ip:192.0.2.1 ip:2001:DB8:0:0::1 > both\nip:198.51.100.7\n",
+            "domains.txt",
+        )
+        .unwrap();
+        assert_eq!(certs[0].names, ["192.0.2.1", "2001:db8::1"]);
+        assert_eq!(certs[0].name, "both");
+        assert_eq!(certs[1].name, "198.51.100.7");
+        assert!(err("192.0.2.1\n").contains("needs \"ip:\" in front (ip:192.0.2.1)"));
+        assert!(err("ip:192.0.2.300\n").contains("not an IPv4 or IPv6 address"));
+        assert!(err("ip:example.org\n").contains("not an IPv4 or IPv6 address"));
     }
 
     #[test]

@@ -87,13 +87,16 @@ impl CertKey {
         self.pair.der_bytes()
     }
 
-    /// A CSR for `names`, with the first name as CN when it fits (64 characters), as
-    /// dehydrated does.
+    /// A CSR for `names`, with the first name as CN when it fits (64 characters) and is not
+    /// an IP address, as dehydrated does.
     pub fn csr(&self, names: &[String]) -> Result<Csr, String> {
         let mut params = CertificateParams::new(names.to_vec())
             .map_err(|e| format!("cannot put the names into a CSR: {e}"))?;
         let mut dn = DistinguishedName::new();
-        if let Some(first) = names.first().filter(|n| n.len() <= 64) {
+        if let Some(first) = names
+            .first()
+            .filter(|n| n.len() <= 64 && n.parse::<std::net::IpAddr>().is_err())
+        {
             dn.push(DnType::CommonName, first.as_str());
         }
         params.distinguished_name = dn;

@@ -235,4 +235,148 @@ mod tests {
         };
         assert_eq!(run(&cert(90), force, T0), Decision::Renew(Reason::Forced));
     }
+
+    /// A real certificate for a.example and b.example (P-384, as KEY_ALGO's default), valid from
+    /// 2026-01-01 for `days` days.
+    fn issued(days: u8) -> String {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["a.example".into(), "b.example".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2026, 1, 1);
+        params.not_after = match days {
+            90 => rcgen::date_time_ymd(2026, 4, 1),
+            45 => rcgen::date_time_ymd(2026, 2, 15),
+            6 => rcgen::date_time_ymd(2026, 1, 7),
+            other => panic!("no end date for {other} days"),
+        };
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    /// Unix seconds at 2026-01-01 plus `days`.
+    fn day(days: i64) -> i64 {
+        1_767_225_600 + days * DAY
+    }
+
+    #[test]
+    fn certificates_of_90_45_and_6_days_against_every_reason() {
+        let read = |pem: &str| crate::x509::facts(pem.as_bytes());
+        let (c90, c45, c6) = (read(&issued(90)), read(&issued(45)), read(&issued(6)));
+        assert_eq!(c90.as_ref().unwrap().not_after, day(90));
+        assert_eq!(c45.as_ref().unwrap().not_after, day(45));
+        assert_eq!(c6.as_ref().unwrap().not_after, day(6));
+        let garbage: Result<CertFacts, String> =
+            read("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert!(garbage.is_err());
+        let renew_days = |d| Policy {
+            force: false,
+            renew_days: Some(d),
+        };
+        let force = Policy {
+            force: true,
+            renew_days: None,
+        };
+        let keep = |at: i64| Decision::Keep { renew_at: at };
+        let due = |left: i64| Decision::Renew(Reason::Due { days_left: left });
+        let p384 = KeyAlgo::Secp384r1;
+        let both = names();
+        let one: Vec<String> = vec!["a.example".into()];
+        let sorted: Vec<String> = vec!["a.example".into(), "b.example".into()];
+        // (certificate, wanted names, key, policy, now, decision)
+        let table: Vec<(
+            Option<&Result<CertFacts, String>>,
+            &[String],
+            KeyAlgo,
+            Policy,
+            i64,
+            Decision,
+        )> = vec![
+            (
+                None,
+                &both,
+                p384,
+                AUTO,
+                day(0),
+                Decision::Renew(Reason::Missing),
+            ),
+            (
+                Some(&garbage),
+                &both,
+                p384,
+                AUTO,
+                day(0),
+                Decision::Renew(Reason::Unreadable(garbage.clone().unwrap_err())),
+            ),
+            (
+                Some(&c90),
+                &one,
+                p384,
+                AUTO,
+                day(1),
+                Decision::Renew(Reason::NamesChanged {
+                    had: sorted.clone(),
+                }),
+            ),
+            (
+                Some(&c90),
+                &both,
+                KeyAlgo::Rsa(2048),
+                AUTO,
+                day(1),
+                Decision::Renew(Reason::KeyChanged {
+                    had: "secp384r1".into(),
+                }),
+            ),
+            (
+                Some(&c90),
+                &both,
+                p384,
+                AUTO,
+                day(90),
+                Decision::Renew(Reason::Expired),
+            ),
+            (
+                Some(&c90),
+                &both,
+                p384,
+                force,
+                day(1),
+                Decision::Renew(Reason::Forced),
+            ),
+            (Some(&c90), &both, p384, AUTO, day(59), keep(day(60))),
+            (Some(&c90), &both, p384, AUTO, day(60), due(30)),
+            (
+                Some(&c90),
+                &both,
+                p384,
+                renew_days(30),
+                day(59),
+                keep(day(60)),
+            ),
+            (
+                Some(&c90),
+                &both,
+                p384,
+                renew_days(10),
+                day(79),
+                keep(day(80)),
+            ),
+            (Some(&c90), &both, p384, renew_days(10), day(81), due(9)),
+            (Some(&c45), &both, p384, AUTO, day(29), keep(day(30))),
+            (Some(&c45), &both, p384, AUTO, day(30), due(15)),
+            (
+                Some(&c45),
+                &both,
+                p384,
+                AUTO,
+                day(46),
+                Decision::Renew(Reason::Expired),
+            ),
+            (Some(&c6), &both, p384, AUTO, day(2), keep(day(3))),
+            (Some(&c6), &both, p384, AUTO, day(3), due(3)),
+            (Some(&c6), &both, p384, AUTO, day(5), due(1)),
+        ];
+        for (i, (cert, wanted, key, policy, now, expected)) in table.into_iter().enumerate() {
+            assert_eq!(decide(cert, wanted, key, policy, now), expected, "row {i}");
+        }
+    }
 }

@@ -91,6 +91,8 @@ pub struct PebbleOptions {
     pub authz_reuse: u32,
     /// Answer http-01 from the webroot (true) or with 404s (false).
     pub serve_webroot: bool,
+    /// Names (Host headers) the web server answers with 404 even when it serves the webroot.
+    pub refuse_hosts: Vec<String>,
 }
 
 impl Default for PebbleOptions {
@@ -99,6 +101,7 @@ impl Default for PebbleOptions {
             nonce_reject: 20,
             authz_reuse: 0,
             serve_webroot: true,
+            refuse_hosts: Vec::new(),
         }
     }
 }
@@ -165,7 +168,8 @@ impl Pebble {
         let server = {
             let (stop, served, webroot) = (stop.clone(), served.clone(), webroot.clone());
             let serve = opts.serve_webroot;
-            thread::spawn(move || serve_webroot(listener, &webroot, &stop, &served, serve))
+            let refuse = opts.refuse_hosts.clone();
+            thread::spawn(move || serve_webroot(listener, &webroot, &stop, &served, serve, &refuse))
         };
 
         let mut children = Vec::new();
@@ -211,6 +215,14 @@ impl Pebble {
             children,
             stop,
             server: Some(server),
+        }
+    }
+
+    /// Stops Pebble and its DNS server now, as if the CA went away; the files stay until Drop.
+    pub fn stop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -288,6 +300,7 @@ fn serve_webroot(
     stop: &AtomicBool,
     served: &Mutex<Vec<String>>,
     serve: bool,
+    refuse_hosts: &[String],
 ) {
     listener.set_nonblocking(true).unwrap();
     while !stop.load(Ordering::Relaxed) {
@@ -305,14 +318,23 @@ fn serve_webroot(
         if reader.read_line(&mut request_line).is_err() {
             continue;
         }
+        let mut host = String::new();
         loop {
             let mut header = String::new();
             match reader.read_line(&mut header) {
                 Ok(0) | Err(_) => break,
                 Ok(_) if header == "\r\n" || header == "\n" => break,
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some((name, value)) = header.split_once(':')
+                        && name.eq_ignore_ascii_case("host")
+                    {
+                        let value = value.trim();
+                        host = value.rsplit_once(':').map_or(value, |(h, _)| h).to_string();
+                    }
+                }
             }
         }
+        let serve = serve && !refuse_hosts.contains(&host);
         let path = request_line
             .split_whitespace()
             .nth(1)

@@ -1,0 +1,91 @@
+//! `--check`: every certificate's state from the disk alone, with the monitoring-plugin exit
+//! codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+mod common;
+
+use std::fs;
+
+use common::{Env, Pebble};
+
+#[test]
+fn check_reports_each_state_with_its_exit_code_and_sends_nothing() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("fine.example\ndue.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let requests = pebble.requests();
+
+    // OK: both valid for years, outside their windows.
+    let ok = env.run(&["--check"]);
+    ok.expect(0);
+    let out = ok.stdout();
+    assert!(
+        out.starts_with("OK: 2 certificates, 0 due, 0 critical\n"),
+        "{ok:?}"
+    );
+    let fine = out
+        .lines()
+        .find(|l| l.starts_with("fine.example "))
+        .unwrap();
+    assert!(fine.contains(" OK "), "{ok:?}");
+    assert!(fine.contains(" after "), "{ok:?}");
+    assert!(fine.ends_with("fine.example"), "{ok:?}");
+
+    // WARNING: a certificate whose own config renews it 2000 days ahead is in its window.
+    fs::write(
+        env.cert_dir("due.example").join("config"),
+        "RENEW_DAYS=2000\n",
+    )
+    .unwrap();
+    let warning = env.run(&["--check"]);
+    warning.expect(1);
+    assert!(
+        warning
+            .stdout()
+            .starts_with("WARNING: 2 certificates, 1 due, 0 critical"),
+        "{warning:?}"
+    );
+    assert!(warning.stdout().contains("due for renewal"), "{warning:?}");
+
+    // CRITICAL: one missing from disk, one whose cert.pem is garbage.
+    env.domains("fine.example\ndue.example\nmissing.example\n");
+    let critical = env.run(&["--check", "--json"]);
+    critical.expect(2);
+    let report: serde_json::Value = serde_json::from_str(&critical.stdout()).unwrap();
+    assert_eq!(report["status"], "CRITICAL");
+    let states: Vec<&str> = report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["OK", "WARNING", "CRITICAL"]);
+    assert_eq!(report["certificates"][2]["detail"], "no certificate yet");
+    assert!(report["certificates"][0]["days_left"].as_i64().unwrap() > 1000);
+    let fine_dir = env.cert_dir("fine.example");
+    let target = fs::read_link(fine_dir.join("cert.pem")).unwrap();
+    fs::write(fine_dir.join(&target), "garbage").unwrap();
+    let unreadable = env.run(&["--check"]);
+    unreadable.expect(2);
+    assert!(unreadable.stdout().contains("unreadable"), "{unreadable:?}");
+
+    // UNKNOWN: the check cannot be made.
+    env.domains("bad_name.example\n");
+    let unknown = env.run(&["--check"]);
+    unknown.expect(3);
+    assert!(unknown.stderr().contains("domains.txt:1:"), "{unknown:?}");
+
+    assert_eq!(pebble.requests(), requests, "--check sent a request");
+}
+
+#[test]
+fn check_takes_no_lock() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("a.example\n");
+    let lock = fs::File::create(env.path().join("lock")).unwrap();
+    lock.lock().unwrap();
+    env.run(&["--check"]).expect(2);
+    env.run(&["--cron"]).expect(75);
+    drop(lock);
+}
