@@ -282,14 +282,15 @@ mod tests {
         let one: Vec<String> = vec!["a.example".into()];
         let sorted: Vec<String> = vec!["a.example".into(), "b.example".into()];
         // (certificate, wanted names, key, policy, now, decision)
-        let table: Vec<(
-            Option<&Result<CertFacts, String>>,
-            &[String],
+        type Row<'a> = (
+            Option<&'a Result<CertFacts, String>>,
+            &'a [String],
             KeyAlgo,
             Policy,
             i64,
             Decision,
-        )> = vec![
+        );
+        let table: Vec<Row<'_>> = vec![
             (
                 None,
                 &both,

@@ -116,3 +116,20 @@ fn bad_command_lines_exit_2() {
     run.expect(2);
     assert!(run.stderr().contains("--cleanup"), "{run:?}");
 }
+
+#[test]
+fn under_systemd_lines_carry_journal_priorities() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "OCSP_FETCH=yes\n");
+    env.domains("bad_name.example\n");
+    let output = env
+        .command(&["--cron"])
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("<4>warning: "), "{err}");
+    assert!(lines[1].starts_with("<3>error: "), "{err}");
+}
