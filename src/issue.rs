@@ -22,6 +22,11 @@ use crate::{logging, parallel, x509};
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the CA may take to sign after finalize.
 const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
+/// The first look at an authorization after its challenge was answered, unless the CA says when
+/// with `Retry-After`: validation means the CA fetching a file or asking DNS, rarely quicker.
+const FIRST_VALIDATION_POLL: Duration = Duration::from_millis(25);
+/// The first look at an order the CA is signing, unless it says when.
+const FIRST_PROCESSING_POLL: Duration = Duration::from_millis(10);
 /// Order states passed through before the loop gives up on a CA that keeps going back.
 const MAX_STEPS: usize = 8;
 
@@ -117,22 +122,31 @@ fn run_order(
         "{subject}: order {order_url} is {:?}",
         order.status
     ));
+    // When to look at a processing order first: the finalize answer's Retry-After, if any.
+    let mut first_poll = FIRST_PROCESSING_POLL;
     for _ in 0..MAX_STEPS {
         order = match order.status {
             OrderStatus::Pending => {
                 authorize(ctx, webroot, subject, &order.authorizations)?;
                 // Every authorization is valid now, so the order is ready: finalize at once
                 // rather than fetch the order to be told so.
-                finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?
+                let (next, wait) =
+                    finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?;
+                first_poll = wait.unwrap_or(first_poll);
+                next
             }
             OrderStatus::Ready => {
-                finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?
+                let (next, wait) =
+                    finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?;
+                first_poll = wait.unwrap_or(first_poll);
+                next
             }
             OrderStatus::Processing => client
                 .poll_until(
                     &account.key,
                     account.kid(),
                     &order_url,
+                    first_poll,
                     Instant::now() + PROCESSING_TIMEOUT,
                     |o: &Order| o.status != OrderStatus::Processing,
                 )
@@ -166,15 +180,16 @@ fn run_order(
     ))
 }
 
-/// POSTs the CSR to the order's finalize URL. When the CA says the order is not ready yet, waits
-/// for it to leave `pending` and tries once more.
+/// POSTs the CSR to the order's finalize URL and returns the order with the answer's
+/// `Retry-After`. When the CA says the order is not ready yet, waits for it to leave `pending`
+/// and tries once more.
 fn finalize(
     ctx: &Ctx<'_>,
     subject: &str,
     order_url: &str,
     order: &Order,
     csr: &Csr,
-) -> Result<Order> {
+) -> Result<(Order, Option<Duration>)> {
     let (client, account) = (ctx.client, ctx.account);
     let payload = json!({ "csr": b64(&csr.der) });
     let post = || client.post(&account.key, account.kid(), &order.finalize, Some(&payload));
@@ -185,19 +200,21 @@ fn finalize(
                     &account.key,
                     account.kid(),
                     order_url,
+                    FIRST_VALIDATION_POLL,
                     Instant::now() + VALIDATION_TIMEOUT,
                     |o: &Order| o.status != OrderStatus::Pending,
                 )
                 .map_err(Error::acme(subject))?;
             if now.status != OrderStatus::Ready {
-                return Ok(now);
+                return Ok((now, None));
             }
             post()
         }
         other => other,
     }
     .map_err(Error::acme(subject))?;
-    response.json().map_err(Error::acme(subject))
+    let order = response.json().map_err(Error::acme(subject))?;
+    Ok((order, response.retry_after))
 }
 
 /// Fetches every authorization, puts every needed http-01 file in place, then answers and
@@ -274,7 +291,7 @@ struct Pending {
 /// Tells the CA to look, then waits until the authorization is no longer pending.
 fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
     let (client, account) = (ctx.client, ctx.account);
-    client
+    let answered = client
         .post(
             &account.key,
             account.kid(),
@@ -287,6 +304,7 @@ fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
             &account.key,
             account.kid(),
             &p.authz_url,
+            answered.retry_after.unwrap_or(FIRST_VALIDATION_POLL),
             Instant::now() + VALIDATION_TIMEOUT,
             |a: &Authorization| a.status != AuthorizationStatus::Pending,
         )

@@ -227,25 +227,28 @@ impl Client {
         }
     }
 
-    /// POST-as-GET `url` until `done` says yes, honouring `Retry-After` and otherwise backing
-    /// off from 50 ms to 4 s. At `deadline` it gives up with the last status the CA reported.
+    /// POST-as-GET `url` until `done` says yes. The first request goes out after `first_wait`;
+    /// later ones after the answer's `Retry-After`, else after a wait that doubles from
+    /// `first_wait` up to 4 s. At `deadline` it gives up with the last status the CA reported.
     pub fn poll_until<T: DeserializeOwned>(
         &self,
         key: &AccountKey,
         key_id: KeyId<'_>,
         url: &str,
+        first_wait: Duration,
         deadline: Instant,
         done: impl Fn(&T) -> bool,
     ) -> Result<T> {
-        let mut delay = Duration::from_millis(50);
+        let mut delay = first_wait.max(Duration::from_millis(10));
+        let mut wait = first_wait;
         loop {
+            thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
             let response = self.post(key, key_id, url, None)?;
             let value: T = response.json()?;
             if done(&value) {
                 return Ok(value);
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 let last = serde_json::from_slice::<Value>(&response.body)
                     .ok()
                     .and_then(|v| v.get("status").map(|s| s.to_string()))
@@ -255,8 +258,7 @@ impl Client {
                     last,
                 });
             }
-            let wait = response.retry_after.unwrap_or(delay);
-            thread::sleep(wait.min(deadline - now));
+            wait = response.retry_after.unwrap_or(delay);
             delay = (delay * 2).min(Duration::from_secs(4));
         }
     }
