@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::config_file::{self, Origin, Vars};
 use crate::domains::CertLine;
 use crate::error::{Error, Result};
+use crate::hooks::Hook;
 use crate::keys::KeyAlgo;
+use crate::store::{self, CertModes, Owner};
 
 /// Where the config file is looked for when `--config` is not given.
 pub const CONFIG_LOOKUP: &[&str] = &[
@@ -88,8 +90,15 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("OCSP_MUST_STAPLE", Support::Obsolete, true),
     ("OCSP_FETCH", Support::Obsolete, true),
     ("OCSP_DAYS", Support::Obsolete, true),
-    ("HOOK", Support::NotYet(""), true),
-    ("HOOK_CHAIN", Support::NotYet("no"), true),
+    ("HOOK", Support::Used, true),
+    ("HOOK_CHAIN", Support::Used, true),
+    ("HOOK_TIMEOUT", Support::Used, false),
+    ("CERT_FILE_MODE", Support::Used, false),
+    ("KEY_FILE_MODE", Support::Used, false),
+    ("CERT_DIR_MODE", Support::Used, false),
+    ("CERT_OWNER", Support::Used, false),
+    ("CERT_GROUP", Support::Used, false),
+    ("POST_RENEW_HOOK", Support::Used, false),
     ("PRIVATE_KEY_RENEW", Support::NotYet("yes"), true),
     ("PRIVATE_KEY_ROLLOVER", Support::NotYet("no"), true),
     ("PREFERRED_CHAIN", Support::NotYet(""), true),
@@ -123,6 +132,10 @@ pub enum ChallengeType {
 /// The settings a certificate's own config may change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertSettings {
+    /// dehydrated's hook program, checked to be an executable file.
+    pub hook: Option<PathBuf>,
+    /// `HOOK_CHAIN=yes`: one deploy_challenge and one clean_challenge call for all names.
+    pub hook_chain: bool,
     pub key_algo: KeyAlgo,
     /// Renew when fewer days than this are left; None: when a third of the lifetime is left.
     pub renew_days: Option<u32>,
@@ -161,6 +174,12 @@ pub struct Config {
     pub jobs: usize,
     /// `IP_VERSION`: 4 or 6 to reach the CA over that protocol only.
     pub ip_version: Option<u8>,
+    /// A hook or `POST_RENEW_HOOK` still running after this long is killed.
+    pub hook_timeout: std::time::Duration,
+    /// `POST_RENEW_HOOK`: one shell command run after a batch that changed a certificate.
+    pub post_renew_hook: Option<String>,
+    /// Modes and owner of what is written into `certs/<name>/`.
+    pub modes: CertModes,
     /// The settings of a certificate without a config of its own.
     pub defaults: CertSettings,
     /// Warnings found while reading (obsolete keys, no config file), for the caller to log.
@@ -275,7 +294,13 @@ impl Config {
             return Err(bad(&vars, "CONTACT_EMAIL", "must be one e-mail address"));
         }
         check_user(&vars)?;
+        let hook_timeout =
+            std::time::Duration::from_secs(u64::from(number(&vars, "HOOK_TIMEOUT", 600)?));
+        let modes = cert_modes(&vars)?;
         Ok(Config {
+            modes,
+            hook_timeout,
+            post_renew_hook: vars.value("POST_RENEW_HOOK").map(str::to_string),
             file,
             certdir: under("CERTDIR", "certs"),
             accountdir: under("ACCOUNTDIR", "accounts"),
@@ -391,7 +416,19 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
         None => None,
         Some(_) => Some(number(vars, "RENEW_DAYS", 0)?),
     };
+    let hook = vars.value("HOOK").map(PathBuf::from);
+    if let Some(path) = &hook {
+        Hook::check_path(path)
+            .map_err(|msg| bad_with(vars, "HOOK", &format!("{}: {msg}", path.display())))?;
+    }
+    let hook_chain = match vars.value("HOOK_CHAIN") {
+        None | Some("no") => false,
+        Some("yes") => true,
+        Some(_) => return Err(bad(vars, "HOOK_CHAIN", "must be yes or no")),
+    };
     Ok(CertSettings {
+        hook,
+        hook_chain,
         key_algo,
         renew_days,
         wellknown: vars
@@ -425,6 +462,51 @@ fn number(vars: &Vars, key: &str, default: u32) -> Result<u32> {
             .parse()
             .map_err(|_| bad(vars, key, "is not a whole number")),
     }
+}
+
+/// An octal mode such as `0640` or `640`; `min` are the bits the owner must keep.
+fn mode(vars: &Vars, key: &str, min: u32) -> Result<Option<u32>> {
+    let Some(text) = vars.value(key) else {
+        return Ok(None);
+    };
+    match u32::from_str_radix(text, 8) {
+        Ok(m) if m <= 0o777 && m & min == min => Ok(Some(m)),
+        Ok(_) => Err(bad(
+            vars,
+            key,
+            &format!("must be an octal mode of at most 0777 that keeps {min:04o} for the owner"),
+        )),
+        Err(_) => Err(bad(vars, key, "is not an octal mode such as 0640")),
+    }
+}
+
+/// The modes and owner of certificate files. A key is never more open than `KEY_FILE_MODE`,
+/// else `CERT_FILE_MODE` without the bits for others, else 0600: world-readable only when
+/// `KEY_FILE_MODE` says so.
+fn cert_modes(vars: &Vars) -> Result<CertModes> {
+    let id = |key: &str, file: &str| -> Result<Option<u32>> {
+        match vars.value(key) {
+            None => Ok(None),
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => lookup_id(file, v)
+                    .map(Some)
+                    .ok_or_else(|| bad(vars, key, "is not a user or group of this system")),
+            },
+        }
+    };
+    let uid = id("CERT_OWNER", "/etc/passwd")?;
+    let gid = id("CERT_GROUP", "/etc/group")?;
+    let file = mode(vars, "CERT_FILE_MODE", 0o600)?;
+    let key = mode(vars, "KEY_FILE_MODE", 0o600)?
+        .or(file.map(|m| m & 0o770))
+        .unwrap_or(store::KEY_MODE);
+    let owner = |mode| Owner { mode, uid, gid };
+    Ok(CertModes {
+        file: owner(file.unwrap_or(store::PUBLIC_MODE)),
+        key: owner(key),
+        dir: owner(mode(vars, "CERT_DIR_MODE", 0o700)?.unwrap_or(0o755)),
+    })
 }
 
 /// dehydrated switches to `DEHYDRATED_USER` (and `DEHYDRATED_GROUP`) through sudo. desiccant
@@ -713,8 +795,8 @@ PREFERRED_CHAIN=
             c.warnings
         );
         assert!(
-            error("HOOK=/etc/dehydrated/hook.sh\n")
-                .contains("/config:1: HOOK=\"/etc/dehydrated/hook.sh\" is not supported")
+            error("HOOK=/nonexistent/hook.sh\n")
+                .contains("/config:1: /nonexistent/hook.sh: the hook cannot be used")
         );
         assert!(error("AUTO_CLEANUP=yes\n").contains("AUTO_CLEANUP"));
     }

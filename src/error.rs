@@ -74,6 +74,13 @@ impl CheckStatus {
     }
 }
 
+/// What a hook printed, kept with its error so that the log shows it.
+#[derive(Debug, Clone, Default)]
+pub struct HookOutput {
+    pub stdout: String,
+    pub stderr: String,
+}
+
 /// Everything that can stop a command or fail one certificate. Each message names its subject
 /// first (a file and line, a domain, a path) and says what to do where we know it.
 #[derive(Debug)]
@@ -101,6 +108,14 @@ pub enum Error {
     Invalid {
         name: String,
         problem: Box<acme::wire::Problem>,
+        /// The challenge as the CA last described it, as JSON (for `invalid_challenge`).
+        response: String,
+    },
+    /// A hook exited non-zero, could not start, or ran past its time limit.
+    Hook {
+        hook: PathBuf,
+        event: &'static str,
+        what: String,
     },
     /// The CA's answer was refused by our own checks, or something else went wrong for good.
     Refused {
@@ -117,7 +132,10 @@ impl Error {
             Error::Usage(_) => Status::Usage,
             Error::Config(_) => Status::Config,
             Error::LockBusy { .. } => Status::Temporary,
-            Error::Io { .. } | Error::Refused { .. } | Error::Invalid { .. } => Status::Failed,
+            Error::Io { .. }
+            | Error::Refused { .. }
+            | Error::Invalid { .. }
+            | Error::Hook { .. } => Status::Failed,
             Error::Acme { err, .. } if err.is_temporary() => Status::Temporary,
             Error::Acme { .. } => Status::Failed,
         }
@@ -155,9 +173,12 @@ impl fmt::Display for Error {
             ),
             Error::Io { path, what, err } => write!(f, "{}: {what}: {err}", path.display()),
             Error::Acme { subject, err } => write!(f, "{subject}: {err}"),
-            Error::Invalid { name, problem } => {
+            Error::Invalid { name, problem, .. } => {
                 write!(f, "{name}: http-01 challenge invalid: {problem}")
             }
+            Error::Hook {
+                hook, event, what, ..
+            } => write!(f, "{}: {event} failed: {what}", hook.display()),
             Error::Refused { subject, msg } => write!(f, "{subject}: {msg}"),
         }
     }

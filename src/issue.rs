@@ -12,10 +12,9 @@ use crate::acme::jws::b64;
 use crate::acme::wire::{
     Authorization, AuthorizationStatus, Identifier, Order, OrderStatus, Problem,
 };
-use crate::challenge::{Deployed, Webroot};
-use crate::config::CertSpec;
+use crate::challenge::{Deployed, Proof, Solver};
 use crate::error::{Error, Result};
-use crate::keys::{CertKey, Csr};
+use crate::keys::{CertKey, Csr, KeyAlgo};
 use crate::{logging, parallel, x509};
 
 /// How long the CA may take to validate a challenge.
@@ -38,9 +37,18 @@ pub struct Ctx<'a> {
     pub workers: usize,
 }
 
+/// Where the certificate's key comes from.
+pub enum KeySource {
+    /// A new key of this type, made while the CA validates.
+    Generate(KeyAlgo),
+    /// A CSR made elsewhere (the `generate_csr` hook, `--signcsr`): no key of ours.
+    Csr(Csr),
+}
+
 /// A certificate as the CA issued it, checked against what was asked.
 pub struct Issued {
-    pub key: CertKey,
+    /// The new key; None when the CSR came from elsewhere.
+    pub key: Option<CertKey>,
     pub csr: Csr,
     /// The leaf, PEM.
     pub cert: String,
@@ -49,35 +57,44 @@ pub struct Issued {
     pub not_after: i64,
 }
 
-/// Orders the certificate `spec` asks for with a new key, proves control of every name,
-/// finalizes and downloads. The key is generated while the CA validates.
-pub fn issue(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<Issued> {
-    let (subject, names) = (spec.name.as_str(), spec.names.as_slice());
-    let algo = spec.settings.key_algo;
-    let webroot = Webroot {
-        dir: spec.settings.wellknown.clone(),
-    };
+/// Orders a certificate for `names` (the folder `subject`), proves control of every name
+/// through `solver`, finalizes and downloads, and checks what came back.
+pub fn issue(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    names: &[String],
+    key: KeySource,
+    solver: &Solver<'_>,
+) -> Result<Issued> {
     thread::scope(|scope| {
-        let mut key = KeyJob {
-            handle: Some(scope.spawn(move || {
-                let key = CertKey::generate(algo)?;
-                let csr = key.csr(names)?;
-                Ok((key, csr))
-            })),
-            ready: None,
+        let mut key = match key {
+            KeySource::Csr(csr) => KeyJob {
+                handle: None,
+                ready: Some((None, csr)),
+            },
+            KeySource::Generate(algo) => KeyJob {
+                handle: Some(scope.spawn(move || {
+                    let key = CertKey::generate(algo)?;
+                    let csr = key.csr(names)?;
+                    Ok((Some(key), csr))
+                })),
+                ready: None,
+            },
         };
-        run_order(ctx, &webroot, subject, names, &mut key)
+        run_order(ctx, solver, subject, names, &mut key)
     })
 }
 
+type KeyAndCsr = (Option<CertKey>, Csr);
+
 /// The certificate key and CSR, made on their own thread while the order goes on.
 struct KeyJob<'scope> {
-    handle: Option<thread::ScopedJoinHandle<'scope, std::result::Result<(CertKey, Csr), String>>>,
-    ready: Option<(CertKey, Csr)>,
+    handle: Option<thread::ScopedJoinHandle<'scope, std::result::Result<KeyAndCsr, String>>>,
+    ready: Option<KeyAndCsr>,
 }
 
 impl KeyJob<'_> {
-    fn wait(&mut self, subject: &str) -> Result<&(CertKey, Csr)> {
+    fn wait(&mut self, subject: &str) -> Result<&KeyAndCsr> {
         if let Some(handle) = self.handle.take() {
             let pair = handle
                 .join()
@@ -90,7 +107,7 @@ impl KeyJob<'_> {
             .ok_or_else(|| Error::refused(subject, "the certificate key was used up"))
     }
 
-    fn take(&mut self, subject: &str) -> Result<(CertKey, Csr)> {
+    fn take(&mut self, subject: &str) -> Result<KeyAndCsr> {
         self.wait(subject)?;
         self.ready
             .take()
@@ -100,7 +117,7 @@ impl KeyJob<'_> {
 
 fn run_order(
     ctx: &Ctx<'_>,
-    webroot: &Webroot,
+    solver: &Solver<'_>,
     subject: &str,
     names: &[String],
     key: &mut KeyJob<'_>,
@@ -127,7 +144,7 @@ fn run_order(
     for _ in 0..MAX_STEPS {
         order = match order.status {
             OrderStatus::Pending => {
-                authorize(ctx, webroot, subject, &order.authorizations)?;
+                authorize(ctx, solver, subject, &order.authorizations)?;
                 // Every authorization is valid now, so the order is ready: finalize at once
                 // rather than fetch the order to be told so.
                 let (next, wait) =
@@ -217,9 +234,9 @@ fn finalize(
     Ok((order, response.retry_after))
 }
 
-/// Fetches every authorization, puts every needed http-01 file in place, then answers and
-/// waits for all of them at once, and removes every file whatever happened.
-fn authorize(ctx: &Ctx<'_>, webroot: &Webroot, subject: &str, urls: &[String]) -> Result<()> {
+/// Fetches every authorization, puts every needed challenge in place, then answers and waits
+/// for all of them at once, and takes every challenge away whatever happened.
+fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String]) -> Result<()> {
     let (client, account) = (ctx.client, ctx.account);
     let fetched = parallel::map(urls, ctx.workers, |url| {
         client
@@ -263,21 +280,31 @@ fn authorize(ctx: &Ctx<'_>, webroot: &Webroot, subject: &str, urls: &[String]) -
             name,
             authz_url: url.clone(),
             challenge_url: challenge.url.clone(),
-            token,
+            proof: Proof {
+                domain: authz.identifier.value.clone(),
+                key_authorization: account.key.key_authorization(&token),
+                token,
+            },
         });
     }
-    let mut deployed: Vec<Deployed> = Vec::new();
-    let result = (|| {
-        for p in &todo {
-            deployed.push(webroot.deploy(&p.token, &account.key.key_authorization(&p.token))?);
-        }
-        let outcomes = parallel::map(&todo, ctx.workers, |p| validate(ctx, p));
-        worst(outcomes)
-    })();
-    for d in &deployed {
-        webroot.clean(d);
+    if todo.is_empty() {
+        return Ok(());
     }
-    result
+    let proofs: Vec<Proof> = todo.iter().map(|p| p.proof.clone()).collect();
+    let mut deployed = Deployed::default();
+    let result = solver.deploy(&proofs, &mut deployed).and_then(|()| {
+        let outcomes = parallel::map(&todo, ctx.workers, |p| validate(ctx, p));
+        for outcome in &outcomes {
+            if let Err(Error::Invalid { name, response, .. }) = outcome {
+                let domain = name.strip_prefix("*.").unwrap_or(name);
+                solver.invalid(domain, response)?;
+            }
+        }
+        worst(outcomes)
+    });
+    // Cleaning runs after a failure too; its own failure counts only when all else went well.
+    let cleaned = solver.clean(deployed);
+    result.and(cleaned)
 }
 
 /// An authorization whose challenge is to be answered.
@@ -285,7 +312,7 @@ struct Pending {
     name: String,
     authz_url: String,
     challenge_url: String,
-    token: String,
+    proof: Proof,
 }
 
 /// Tells the CA to look, then waits until the authorization is no longer pending.
@@ -313,18 +340,20 @@ fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
         logging::debug(format_args!("{}: validated", p.name));
         return Ok(());
     }
-    let problem = authz
-        .challenges
-        .iter()
-        .find(|c| c.url == p.challenge_url)
+    let challenge = authz.challenges.iter().find(|c| c.url == p.challenge_url);
+    let problem = challenge
         .and_then(|c| c.error.clone())
         .unwrap_or_else(|| Problem {
             detail: format!("the authorization is {:?}", authz.status),
             ..Problem::default()
         });
+    let response = challenge
+        .and_then(|c| serde_json::to_string(c).ok())
+        .unwrap_or_default();
     Err(Error::Invalid {
         name: p.name.clone(),
         problem: Box::new(problem),
+        response,
     })
 }
 
@@ -359,7 +388,7 @@ fn download(
     subject: &str,
     order: &Order,
     names: &[String],
-    key: CertKey,
+    key: Option<CertKey>,
     csr: Csr,
 ) -> Result<Issued> {
     let url = order
@@ -370,7 +399,7 @@ fn download(
         .client
         .download_chain(&ctx.account.key, ctx.account.kid(), url)
         .map_err(Error::acme(subject))?;
-    let (leaf, chain) = x509::check_issued(&response.body, key.public_key_bits(), names)
+    let (leaf, chain) = x509::check_issued(&response.body, &csr.public_key, names)
         .map_err(|msg| Error::refused(subject, format!("{url}: {msg}")))?;
     let cert = x509::to_pem(std::slice::from_ref(&leaf));
     let not_after = x509::facts(cert.as_bytes())

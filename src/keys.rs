@@ -32,6 +32,17 @@ impl KeyAlgo {
     }
 }
 
+impl KeyAlgo {
+    /// The `KEY_ALGO` value: `rsa`, `prime256v1` or `secp384r1`.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            KeyAlgo::Rsa(_) => "rsa",
+            KeyAlgo::Prime256v1 => "prime256v1",
+            KeyAlgo::Secp384r1 => "secp384r1",
+        }
+    }
+}
+
 impl fmt::Display for KeyAlgo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -109,15 +120,18 @@ impl CertKey {
         Ok(Csr {
             der: csr.der().to_vec(),
             pem,
+            public_key: self.public_key_bits().to_vec(),
         })
     }
 }
 
-/// A certificate signing request: DER for the CA, PEM for `cert-<ts>.csr`.
+/// A certificate signing request: DER for the CA, PEM for `cert-<ts>.csr`, and the public key
+/// it asks for, to check the certificate against.
 #[derive(Debug, Clone)]
 pub struct Csr {
     pub der: Vec<u8>,
     pub pem: String,
+    pub public_key: Vec<u8>,
 }
 
 #[cfg(test)]

@@ -136,6 +136,11 @@ pub fn debug(msg: impl Display) {
     }
 }
 
+/// A line a hook printed, shown as it is, like any line of what was done.
+pub fn hook_line(line: &str) {
+    info(line);
+}
+
 /// For the ACME client's request trace.
 pub fn trace(msg: &str) {
     debug(msg);

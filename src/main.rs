@@ -9,6 +9,7 @@ mod config;
 mod config_file;
 mod domains;
 mod error;
+mod hooks;
 mod issue;
 mod keys;
 mod logging;

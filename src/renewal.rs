@@ -80,11 +80,12 @@ pub fn renew_at(not_before: i64, not_after: i64, renew_days: Option<u32>) -> i64
 }
 
 /// Decides for one certificate. `current` is None when there is no `cert.pem`, `Err` when it
-/// cannot be read. `names` are the wanted names; `key` the wanted key type.
+/// cannot be read. `names` are the wanted names; `key` the wanted key type, None when the key
+/// is made elsewhere (a CSR from the `generate_csr` hook).
 pub fn decide(
     current: Option<&Result<CertFacts, String>>,
     names: &[String],
-    key: KeyAlgo,
+    key: Option<KeyAlgo>,
     policy: Policy,
     now: i64,
 ) -> Decision {
@@ -104,7 +105,9 @@ pub fn decide(
             had: facts.names.clone(),
         });
     }
-    if facts.key != Some(key) {
+    if let Some(key) = key
+        && facts.key != Some(key)
+    {
         let had = facts
             .key
             .map(|k| k.to_string())
@@ -149,7 +152,7 @@ mod tests {
     };
 
     fn run(c: &Result<CertFacts, String>, policy: Policy, now: i64) -> Decision {
-        decide(Some(c), &names(), KeyAlgo::Secp384r1, policy, now)
+        decide(Some(c), &names(), Some(KeyAlgo::Secp384r1), policy, now)
     }
 
     #[test]
@@ -200,7 +203,7 @@ mod tests {
     #[test]
     fn missing_unreadable_changed_expired_forced() {
         assert_eq!(
-            decide(None, &names(), KeyAlgo::Secp384r1, AUTO, T0),
+            decide(None, &names(), Some(KeyAlgo::Secp384r1), AUTO, T0),
             Decision::Renew(Reason::Missing)
         );
         assert_eq!(
@@ -210,7 +213,7 @@ mod tests {
         let other = decide(
             Some(&cert(90)),
             &["a.example".into()],
-            KeyAlgo::Secp384r1,
+            Some(KeyAlgo::Secp384r1),
             AUTO,
             T0,
         );
@@ -218,7 +221,13 @@ mod tests {
             other,
             Decision::Renew(Reason::NamesChanged { .. })
         ));
-        let rsa = decide(Some(&cert(90)), &names(), KeyAlgo::Rsa(2048), AUTO, T0);
+        let rsa = decide(
+            Some(&cert(90)),
+            &names(),
+            Some(KeyAlgo::Rsa(2048)),
+            AUTO,
+            T0,
+        );
         assert_eq!(
             rsa,
             Decision::Renew(Reason::KeyChanged {
@@ -377,7 +386,11 @@ mod tests {
             (Some(&c6), &both, p384, AUTO, day(5), due(1)),
         ];
         for (i, (cert, wanted, key, policy, now, expected)) in table.into_iter().enumerate() {
-            assert_eq!(decide(cert, wanted, key, policy, now), expected, "row {i}");
+            assert_eq!(
+                decide(cert, wanted, Some(key), policy, now),
+                expected,
+                "row {i}"
+            );
         }
     }
 }

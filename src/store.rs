@@ -35,27 +35,72 @@ fn temp_name(path: &Path) -> PathBuf {
 /// same folder, created with `mode` (never wider, whatever the umask), written, fsynced, renamed
 /// over `path`; then the folder is fsynced.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    replace_file(path, bytes, mode, true)?;
+    replace_file(path, bytes, Owner::mode(mode), true)?;
     sync_dir(parent(path))
 }
 
 /// Like [`write_file`] but without any fsync, for files that need not survive a crash (challenge
 /// files): readers still never see a partial file.
 pub fn write_ephemeral(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    replace_file(path, bytes, mode, false)
+    replace_file(path, bytes, Owner::mode(mode), false)
 }
 
-/// A temporary file with `mode`, written (and fsynced when `durable`), renamed over `path`.
-fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<()> {
+/// The mode, and optionally the owner and group, a written file or folder gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub mode: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Owner {
+    /// Only a mode; owner and group are the process's.
+    pub fn mode(mode: u32) -> Owner {
+        Owner {
+            mode,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// How the files of `certs/<name>/` are written: `CERT_FILE_MODE`, `KEY_FILE_MODE`,
+/// `CERT_DIR_MODE`, `CERT_OWNER` and `CERT_GROUP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertModes {
+    /// Certificates, chains and CSRs.
+    pub file: Owner,
+    /// Private keys.
+    pub key: Owner,
+    /// The folder.
+    pub dir: Owner,
+}
+
+impl Default for CertModes {
+    fn default() -> Self {
+        CertModes {
+            file: Owner::mode(PUBLIC_MODE),
+            key: Owner::mode(KEY_MODE),
+            dir: Owner::mode(0o755),
+        }
+    }
+}
+
+/// A temporary file written (and fsynced when `durable`), renamed over `path`. It is created
+/// readable by its owner only, given its owner and group, and only then opened up to the
+/// mode asked: never wider than that at any moment, whatever the umask.
+fn replace_file(path: &Path, bytes: &[u8], owner: Owner, durable: bool) -> Result<()> {
     let tmp = temp_name(path);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(mode)
+            .mode(owner.mode & 0o700)
             .open(&tmp)?;
-        // The umask can only have narrowed `mode`; set it exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        if owner.uid.is_some() || owner.gid.is_some() {
+            std::os::unix::fs::fchown(&file, owner.uid, owner.gid)?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(owner.mode))?;
         file.write_all(bytes)?;
         if durable {
             file.sync_all()?;
@@ -91,6 +136,23 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
+    make_dir(dir, mode)
+}
+
+/// Creates `dir` when missing, and gives it `owner`'s mode, owner and group either way.
+pub fn own_dir(dir: &Path, owner: Owner) -> Result<()> {
+    if !dir.is_dir() {
+        make_dir(dir, owner.mode & 0o700)?;
+    }
+    if owner.uid.is_some() || owner.gid.is_some() {
+        std::os::unix::fs::chown(dir, owner.uid, owner.gid)
+            .map_err(Error::io("cannot change the owner of", dir))?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(owner.mode))
+        .map_err(Error::io("cannot set the mode of", dir))
+}
+
+fn make_dir(dir: &Path, mode: u32) -> Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(Error::io("cannot create the folder", parent))?;
     }
@@ -142,21 +204,33 @@ impl AccountDir {
     }
 }
 
-/// The five names a certificate set has, with the mode each file gets.
-const SET: [(&str, &str, u32); 5] = [
-    ("privkey", "pem", KEY_MODE),
-    ("chain", "pem", PUBLIC_MODE),
-    ("fullchain", "pem", PUBLIC_MODE),
-    ("cert", "csr", PUBLIC_MODE),
-    ("cert", "pem", PUBLIC_MODE),
+/// The five files of a set, in dehydrated's order of switching their links.
+const SET: [(&str, &str); 5] = [
+    ("privkey", "pem"),
+    ("chain", "pem"),
+    ("fullchain", "pem"),
+    ("cert", "csr"),
+    ("cert", "pem"),
 ];
 
-/// The contents of one certificate set, ready to be written.
+/// The contents of one certificate set, ready to be written. `privkey` is None when the key
+/// is not ours (a CSR from the `generate_csr` hook): the live key stays as it is.
 pub struct CertFiles<'a> {
-    pub privkey: &'a str,
+    pub privkey: Option<&'a str>,
     pub csr: &'a str,
     pub cert: &'a str,
     pub chain: &'a str,
+}
+
+/// A set written to disk but not yet live.
+#[derive(Debug, Clone)]
+pub struct WrittenSet {
+    pub ts: i64,
+    pub privkey: Option<PathBuf>,
+    pub csr: PathBuf,
+    pub cert: PathBuf,
+    pub chain: PathBuf,
+    pub fullchain: PathBuf,
 }
 
 /// `certs/<name>/`: the timestamped files and the five symlinks to the newest set.
@@ -171,41 +245,68 @@ impl CertDir {
         }
     }
 
-    /// The live `cert.pem` (a symlink).
-    pub fn cert(&self) -> PathBuf {
-        self.dir.join("cert.pem")
+    /// A live file by its link name: `privkey.pem`, `cert.pem`, `chain.pem`, `fullchain.pem`,
+    /// `cert.csr`.
+    pub fn live(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
-    /// Writes a new set as `<kind>-<ts>.<ext>` and switches the symlinks to it, in dehydrated's
-    /// order (privkey, chain, fullchain, cert.csr, cert.pem). The timestamp is `now`, or the
-    /// next second free of an earlier set. Returns the timestamp used.
-    pub fn install(&self, files: &CertFiles<'_>, now: i64) -> Result<i64> {
-        create_dir(&self.dir, 0o755)?;
+    /// The live `cert.pem` (a symlink).
+    pub fn cert(&self) -> PathBuf {
+        self.live("cert.pem")
+    }
+
+    /// Writes a new set as `<kind>-<ts>.<ext>`, every file fsynced, then the folder; nothing is
+    /// live yet. The timestamp is `now`, or the next second free of an earlier set.
+    pub fn write_set(
+        &self,
+        files: &CertFiles<'_>,
+        now: i64,
+        modes: &CertModes,
+    ) -> Result<WrittenSet> {
+        own_dir(&self.dir, modes.dir)?;
         let mut ts = now;
         while self.dir.join(format!("cert-{ts}.pem")).exists() {
             ts += 1;
         }
+        let path = |kind: &str, ext: &str| self.dir.join(format!("{kind}-{ts}.{ext}"));
+        let set = WrittenSet {
+            ts,
+            privkey: files.privkey.map(|_| path("privkey", "pem")),
+            csr: path("cert", "csr"),
+            cert: path("cert", "pem"),
+            chain: path("chain", "pem"),
+            fullchain: path("fullchain", "pem"),
+        };
+        if let (Some(key), Some(at)) = (files.privkey, &set.privkey) {
+            replace_file(at, key.as_bytes(), modes.key, true)?;
+        }
         let fullchain = format!("{}{}", files.cert, files.chain);
-        let contents = [
-            files.privkey,
-            files.chain,
-            fullchain.as_str(),
-            files.csr,
-            files.cert,
-        ];
-        for ((kind, ext, mode), text) in SET.iter().zip(contents) {
-            let path = self.dir.join(format!("{kind}-{ts}.{ext}"));
-            replace_file(&path, text.as_bytes(), *mode, true)?;
+        for (at, text) in [
+            (&set.chain, files.chain),
+            (&set.fullchain, fullchain.as_str()),
+            (&set.csr, files.csr),
+            (&set.cert, files.cert),
+        ] {
+            replace_file(at, text.as_bytes(), modes.file, true)?;
         }
         sync_dir(&self.dir)?;
-        for (kind, ext, _) in SET {
+        Ok(set)
+    }
+
+    /// Switches the symlinks to `set` in dehydrated's order (privkey, chain, fullchain,
+    /// cert.csr, cert.pem), each by a rename, then fsyncs the folder.
+    pub fn switch(&self, set: &WrittenSet) -> Result<()> {
+        for (kind, ext) in SET {
+            if kind == "privkey" && set.privkey.is_none() {
+                continue;
+            }
             switch_link(
                 &self.dir.join(format!("{kind}.{ext}")),
-                &format!("{kind}-{ts}.{ext}"),
+                &format!("{kind}-{}.{ext}", set.ts),
             )?;
         }
-        sync_dir(&self.dir)?;
-        Ok(ts)
+        sync_dir(&self.dir)
     }
 }
 

@@ -3,7 +3,7 @@
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
-use crate::keys::KeyAlgo;
+use crate::keys::{Csr, KeyAlgo};
 
 /// What a certificate says about itself, as far as renewal cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,4 +133,65 @@ pub fn check_issued(
             format!("the certificate is not signed by the first chain certificate: {e}")
         })?;
     Ok((leaf_der, ders))
+}
+
+/// A PEM CSR made elsewhere (dehydrated's `generate_csr` hook, `--signcsr`): checked to be
+/// signed by its own key, with its names (DNS and IP subjectAltNames, else the CN) in order.
+pub fn read_csr(pem_text: &str) -> Result<(Csr, Vec<String>), String> {
+    let block = ::pem::parse_many(pem_text.as_bytes())
+        .map_err(|e| format!("not PEM: {e}"))?
+        .into_iter()
+        .find(|b| b.tag() == "CERTIFICATE REQUEST" || b.tag() == "NEW CERTIFICATE REQUEST")
+        .ok_or("no CERTIFICATE REQUEST block in it")?;
+    let der = block.contents().to_vec();
+    let (_, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| format!("not a certificate signing request: {e}"))?;
+    csr.verify_signature()
+        .map_err(|e| format!("its signature does not verify: {e}"))?;
+    let info = &csr.certification_request_info;
+    let mut names = Vec::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(d) => names.push(d.to_ascii_lowercase()),
+                    GeneralName::IPAddress(ip) => {
+                        let addr = if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
+                            std::net::IpAddr::from(v4)
+                        } else if let Ok(v6) = <[u8; 16]>::try_from(*ip) {
+                            std::net::IpAddr::from(v6)
+                        } else {
+                            return Err("an IP address name of odd length".into());
+                        };
+                        names.push(addr.to_string());
+                    }
+                    other => return Err(format!("a name CAs do not sign: {other:?}")),
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            info.subject
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .map(str::to_ascii_lowercase),
+        );
+    }
+    if names.is_empty() {
+        return Err("it names no domain".into());
+    }
+    let public_key = info.subject_pki.subject_public_key.data.to_vec();
+    let pem = ::pem::encode_config(
+        &::pem::Pem::new("CERTIFICATE REQUEST", der.clone()),
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    );
+    Ok((
+        Csr {
+            der,
+            pem,
+            public_key,
+        },
+        names,
+    ))
 }

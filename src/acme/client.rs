@@ -35,6 +35,8 @@ pub enum Error {
         url: String,
         status: u16,
         problem: Box<Problem>,
+        /// The answer as it came, for dehydrated's `request_failure` hook.
+        raw: Box<RawAnswer>,
     },
     /// A 2xx answer that is not what RFC 8555 says it should be.
     Protocol {
@@ -79,6 +81,7 @@ impl fmt::Display for Error {
                 url,
                 status,
                 problem,
+                ..
             } => write!(f, "{url} answered {status}: {problem}"),
             Error::Protocol { url, msg } => write!(f, "bad answer from {url}: {msg}"),
             Error::Timeout { url, last } => {
@@ -96,6 +99,16 @@ impl From<KeyError> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A failed request's method and the CA's answer, headers and body as sent.
+#[derive(Debug, Clone, Default)]
+pub struct RawAnswer {
+    /// `get`, `post` or `head`, as dehydrated names them.
+    pub method: &'static str,
+    /// One `Name: value` line per header.
+    pub headers: String,
+    pub body: String,
+}
 
 /// Which certificates the HTTPS client trusts. Verification itself is never switched off.
 #[derive(Debug, Clone)]
@@ -315,7 +328,7 @@ impl Http {
     /// goes into the pool.
     fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let method = if body.is_some() { "POST" } else { "GET" };
+        let method = if body.is_some() { "post" } else { "get" };
         let result = match body {
             None => self.agent.get(url).call(),
             Some(body) => self
@@ -329,7 +342,16 @@ impl Http {
             self.lock_nonces().push(nonce);
         }
         let status = response.status().as_u16();
-        self.trace(&format!("{method} {url} -> {status}"));
+        self.trace(&format!("{} {url} -> {status}", method.to_uppercase()));
+        let raw_headers = if (200..300).contains(&status) {
+            String::new()
+        } else {
+            response
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+                .collect()
+        };
         let content_type = header(&response, "content-type")
             .map(|v| {
                 v.split(';')
@@ -365,14 +387,14 @@ impl Http {
         if (200..300).contains(&status) {
             Ok(response)
         } else {
-            Err(problem_of(response))
+            Err(problem_of(response, method, raw_headers))
         }
     }
 }
 
 /// Turns a non-2xx answer into [`Error::Problem`]; a body that is no problem document becomes
 /// the detail, shortened, so a proxy's HTML error page still says something.
-fn problem_of(response: Response) -> Error {
+fn problem_of(response: Response, method: &'static str, headers: String) -> Error {
     let parsed = if response.content_type == PROBLEM_JSON || response.content_type == JSON {
         serde_json::from_slice::<Problem>(&response.body).ok()
     } else {
@@ -398,6 +420,11 @@ fn problem_of(response: Response) -> Error {
         url: response.url,
         status: response.status,
         problem: Box::new(problem),
+        raw: Box::new(RawAnswer {
+            method,
+            headers,
+            body: String::from_utf8_lossy(&response.body).into_owned(),
+        }),
     }
 }
 
@@ -549,14 +576,18 @@ mod tests {
     #[test]
     fn html_error_pages_become_short_problems() {
         let body = format!("<html>\n<body>{}</body></html>", "Bad gateway ".repeat(40));
-        let err = problem_of(Response {
-            url: "https://ca/x".into(),
-            status: 502,
-            location: None,
-            retry_after: None,
-            content_type: "text/html".into(),
-            body: body.into_bytes(),
-        });
+        let err = problem_of(
+            Response {
+                url: "https://ca/x".into(),
+                status: 502,
+                location: None,
+                retry_after: None,
+                content_type: "text/html".into(),
+                body: body.into_bytes(),
+            },
+            "post",
+            "Content-Type: text/html\n".into(),
+        );
         assert!(err.is_temporary());
         let text = err.to_string();
         assert!(text.starts_with("https://ca/x answered 502: <html> <body>Bad gateway"));
@@ -567,6 +598,7 @@ mod tests {
     fn which_errors_are_temporary() {
         let problem = |status, kind: &str| Error::Problem {
             url: "u".into(),
+            raw: Box::default(),
             status,
             problem: Box::new(Problem {
                 kind: kind.into(),

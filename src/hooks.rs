@@ -1,0 +1,461 @@
+//! dehydrated's hook protocol: one variant per handler, rendered to exactly the argv dehydrated
+//! passes; and running a hook as an argument list, never through a shell, with a time limit.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, HookOutput, Result};
+
+/// The name dehydrated calls at start-up to check that a hook ignores handlers it does not
+/// know (and so will not break on new ones).
+pub const BRICKER: &str = "this_hookscript_is_broken__dehydrated_is_working_fine__please_ignore_unknown_hooks_in_your_script";
+
+/// One challenge as the hook sees it: the name validated (the base name for a wildcard), the
+/// token (the http-01 file name) and the value to publish (the key authorization for http-01,
+/// the TXT value for dns-01).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Triplet {
+    pub domain: String,
+    pub token_filename: String,
+    pub token_value: String,
+}
+
+/// Every handler of dehydrated's hook protocol (0.7), with its arguments in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookEvent {
+    /// The start-up check with a name no hook knows.
+    Bricker,
+    StartupHook,
+    /// One triplet, or all of a certificate's with `HOOK_CHAIN=yes`.
+    DeployChallenge(Vec<Triplet>),
+    CleanChallenge(Vec<Triplet>),
+    InvalidChallenge {
+        domain: String,
+        response: String,
+    },
+    RequestFailure {
+        status: u16,
+        reason: String,
+        req_type: String,
+        headers: String,
+    },
+    GenerateCsr {
+        domain: String,
+        cert_dir: PathBuf,
+        altnames: String,
+    },
+    SyncCert {
+        keyfile: PathBuf,
+        certfile: PathBuf,
+        fullchainfile: PathBuf,
+        chainfile: PathBuf,
+        requestfile: PathBuf,
+    },
+    DeployCert {
+        domain: String,
+        keyfile: PathBuf,
+        certfile: PathBuf,
+        fullchainfile: PathBuf,
+        chainfile: PathBuf,
+        timestamp: i64,
+    },
+    UnchangedCert {
+        domain: String,
+        keyfile: PathBuf,
+        certfile: PathBuf,
+        fullchainfile: PathBuf,
+        chainfile: PathBuf,
+    },
+    ExitHook {
+        error: Option<String>,
+    },
+}
+
+impl HookEvent {
+    /// The handler name, the hook's first argument.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HookEvent::Bricker => BRICKER,
+            HookEvent::StartupHook => "startup_hook",
+            HookEvent::DeployChallenge(_) => "deploy_challenge",
+            HookEvent::CleanChallenge(_) => "clean_challenge",
+            HookEvent::InvalidChallenge { .. } => "invalid_challenge",
+            HookEvent::RequestFailure { .. } => "request_failure",
+            HookEvent::GenerateCsr { .. } => "generate_csr",
+            HookEvent::SyncCert { .. } => "sync_cert",
+            HookEvent::DeployCert { .. } => "deploy_cert",
+            HookEvent::UnchangedCert { .. } => "unchanged_cert",
+            HookEvent::ExitHook { .. } => "exit_hook",
+        }
+    }
+
+    /// The whole argument list after the hook's path: this match is the protocol.
+    pub fn argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![self.name().into()];
+        let mut push = |s: &dyn AsRef<std::ffi::OsStr>| argv.push(s.as_ref().to_os_string());
+        match self {
+            HookEvent::Bricker | HookEvent::StartupHook => {}
+            HookEvent::DeployChallenge(triplets) | HookEvent::CleanChallenge(triplets) => {
+                for t in triplets {
+                    push(&t.domain);
+                    push(&t.token_filename);
+                    push(&t.token_value);
+                }
+            }
+            HookEvent::InvalidChallenge { domain, response } => {
+                push(domain);
+                push(response);
+            }
+            HookEvent::RequestFailure {
+                status,
+                reason,
+                req_type,
+                headers,
+            } => {
+                push(&status.to_string());
+                push(reason);
+                push(req_type);
+                push(headers);
+            }
+            HookEvent::GenerateCsr {
+                domain,
+                cert_dir,
+                altnames,
+            } => {
+                push(domain);
+                push(cert_dir);
+                push(altnames);
+            }
+            HookEvent::SyncCert {
+                keyfile,
+                certfile,
+                fullchainfile,
+                chainfile,
+                requestfile,
+            } => {
+                push(keyfile);
+                push(certfile);
+                push(fullchainfile);
+                push(chainfile);
+                push(requestfile);
+            }
+            HookEvent::DeployCert {
+                domain,
+                keyfile,
+                certfile,
+                fullchainfile,
+                chainfile,
+                timestamp,
+            } => {
+                push(domain);
+                push(keyfile);
+                push(certfile);
+                push(fullchainfile);
+                push(chainfile);
+                push(&timestamp.to_string());
+            }
+            HookEvent::UnchangedCert {
+                domain,
+                keyfile,
+                certfile,
+                fullchainfile,
+                chainfile,
+            } => {
+                push(domain);
+                push(keyfile);
+                push(certfile);
+                push(fullchainfile);
+                push(chainfile);
+            }
+            HookEvent::ExitHook { error } => {
+                if let Some(e) = error {
+                    push(e);
+                }
+            }
+        }
+        argv
+    }
+}
+
+/// A hook program and how to run it.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub path: PathBuf,
+    /// Killed, with every process it started, when it runs longer than this.
+    pub timeout: Duration,
+    /// Variables for its environment (BASEDIR, WELLKNOWN, ...), over ours.
+    pub env: Vec<(String, String)>,
+    /// Told every line the hook printed, on stdout or stderr, once it has ended.
+    pub log: Option<fn(&str)>,
+}
+
+/// Only one hook runs at a time, as under dehydrated, even when certificates are issued in
+/// parallel: hook scripts are written for that.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+impl Hook {
+    /// Ok when `path` is an executable file; the error says what to fix.
+    pub fn check_path(path: &Path) -> std::result::Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+            Ok(m) if m.is_file() => Err("the hook is not executable: chmod +x it".into()),
+            Ok(_) => Err("the hook is not a file".into()),
+            Err(e) => Err(format!("the hook cannot be used: {e}")),
+        }
+    }
+
+    /// Runs the hook for `event` with `env` added to its environment, and waits for it.
+    /// A non-zero exit or the time limit is an [`Error::Hook`] carrying what it printed.
+    pub fn run(&self, event: &HookEvent, env: &[(&str, &str)]) -> Result<HookOutput> {
+        let is_csr = matches!(event, HookEvent::GenerateCsr { .. });
+        self.execute(event.argv(), event.name(), env, is_csr)
+    }
+
+    /// Runs `/bin/sh -c command` (this hook's `path` is ignored): for `POST_RENEW_HOOK`, a
+    /// command the admin wrote, into which no name is ever pasted; names go in `env`.
+    pub fn run_shell(&self, command: &str, env: &[(&str, &str)]) -> Result<HookOutput> {
+        let shell = Hook {
+            path: PathBuf::from("/bin/sh"),
+            ..self.clone()
+        };
+        let argv = vec![OsString::from("-c"), OsString::from(command)];
+        shell.execute(argv, "POST_RENEW_HOOK", env, false)
+    }
+
+    fn execute(
+        &self,
+        argv: Vec<OsString>,
+        label: &'static str,
+        env: &[(&str, &str)],
+        stdout_is_data: bool,
+    ) -> Result<HookOutput> {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let fail = |what: String| Error::Hook {
+            hook: self.path.clone(),
+            event: label,
+            what,
+        };
+        let mut command = Command::new(&self.path);
+        command
+            .args(argv)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so that at the time limit everything it started goes too.
+            .process_group(0);
+        let mut child = command
+            .spawn()
+            .map_err(|e| fail(format!("cannot start: {e}")))?;
+        let stdout = child.stdout.take().map(drain);
+        let stderr = child.stderr.take().map(drain);
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(1);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if Instant::now() >= deadline => {
+                    kill_group(child.id());
+                    let _ = child.wait();
+                    let limit = if self.timeout >= Duration::from_secs(1) {
+                        format!("{} s", self.timeout.as_secs())
+                    } else {
+                        format!("{} ms", self.timeout.as_millis())
+                    };
+                    break Err(format!(
+                        "killed after {limit}, its time limit (HOOK_TIMEOUT)"
+                    ));
+                }
+                Ok(None) => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => break Err(format!("cannot wait for it: {e}")),
+            }
+        };
+        let output = HookOutput {
+            stdout: stdout.and_then(|t| t.join().ok()).unwrap_or_default(),
+            stderr: stderr.and_then(|t| t.join().ok()).unwrap_or_default(),
+        };
+        if let Some(log) = self.log {
+            // generate_csr prints the CSR itself, which is data, not a message.
+            let printed = if stdout_is_data { "" } else { &output.stdout };
+            printed.lines().chain(output.stderr.lines()).for_each(log);
+        }
+        match status {
+            Ok(s) if s.success() => Ok(output),
+            Ok(s) => Err(fail(format!("exited with {s}"))),
+            Err(what) => Err(fail(what)),
+        }
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own, so that a chatty hook never blocks.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn kill_group(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) with a negative pid signals that process group; it touches no memory.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn triplet(d: &str) -> Triplet {
+        Triplet {
+            domain: d.into(),
+            token_filename: format!("tok-{d}"),
+            token_value: format!("val-{d}"),
+        }
+    }
+
+    fn strings(e: &HookEvent) -> Vec<String> {
+        e.argv()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn argv_is_dehydrateds() {
+        assert_eq!(
+            strings(&HookEvent::DeployChallenge(vec![
+                triplet("a"),
+                triplet("b")
+            ])),
+            [
+                "deploy_challenge",
+                "a",
+                "tok-a",
+                "val-a",
+                "b",
+                "tok-b",
+                "val-b"
+            ]
+        );
+        assert_eq!(
+            strings(&HookEvent::DeployCert {
+                domain: "example.org".into(),
+                keyfile: "/c/privkey.pem".into(),
+                certfile: "/c/cert.pem".into(),
+                fullchainfile: "/c/fullchain.pem".into(),
+                chainfile: "/c/chain.pem".into(),
+                timestamp: 1_700_000_000,
+            }),
+            [
+                "deploy_cert",
+                "example.org",
+                "/c/privkey.pem",
+                "/c/cert.pem",
+                "/c/fullchain.pem",
+                "/c/chain.pem",
+                "1700000000"
+            ]
+        );
+        assert_eq!(strings(&HookEvent::ExitHook { error: None }), ["exit_hook"]);
+        assert_eq!(
+            strings(&HookEvent::ExitHook {
+                error: Some("x failed".into())
+            }),
+            ["exit_hook", "x failed"]
+        );
+        assert_eq!(strings(&HookEvent::Bricker), [BRICKER]);
+    }
+
+    fn script(body: &str) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("desiccant-hook-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hook");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_name_never_reaches_a_shell() {
+        let (dir, path) = script("printf '%s\\n' \"$@\" > \"$OUT\"");
+        let out = dir.join("out");
+        let hook = Hook {
+            path,
+            timeout: Duration::from_secs(10),
+            env: vec![("OUT".into(), out.display().to_string())],
+            log: None,
+        };
+        let evil = "$(touch /tmp/pwned); `id`; a b";
+        hook.run(
+            &HookEvent::InvalidChallenge {
+                domain: evil.into(),
+                response: "{}".into(),
+            },
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            format!("invalid_challenge\n{evil}\n{{}}\n")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn output_is_kept_and_failure_and_time_limit_are_errors() {
+        let (dir, path) =
+            script("echo said; echo oops >&2; [ \"$1\" = startup_hook ] && exit 3; exit 0");
+        let hook = Hook {
+            path,
+            timeout: Duration::from_secs(10),
+            env: vec![],
+            log: None,
+        };
+        let out = hook.run(&HookEvent::ExitHook { error: None }, &[]).unwrap();
+        assert_eq!(out.stdout, "said\n");
+        assert_eq!(out.stderr, "oops\n");
+        let err = hook.run(&HookEvent::StartupHook, &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("startup_hook failed: exited with exit status: 3"),
+            "{text}"
+        );
+        // A hook that starts a child and hangs: both are killed at the limit.
+        let (dir2, path) = script("sleep 30 & sleep 30; echo never");
+        let hook = Hook {
+            path,
+            timeout: Duration::from_millis(300),
+            env: vec![],
+            log: None,
+        };
+        let started = Instant::now();
+        let err = hook.run(&HookEvent::StartupHook, &[]).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            err.to_string()
+                .contains("killed after 300 ms, its time limit"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir2).unwrap();
+    }
+}
