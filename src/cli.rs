@@ -74,6 +74,10 @@ pub struct Cli {
     #[arg(short = 'f', long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Use this hook program (dehydrated's hook protocol) instead of HOOK
+    #[arg(short = 'k', long, value_name = "PATH")]
+    pub hook: Option<PathBuf>,
+
     /// Write certificates into this folder instead of CERTDIR
     #[arg(short = 'o', long, value_name = "DIR")]
     pub out: Option<PathBuf>,

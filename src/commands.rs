@@ -77,6 +77,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
         "--domains-txt",
     );
     flag("KEY_ALGO", cli.algo.clone(), "--algo");
+    flag("HOOK", cli.hook.as_deref().map(path), "--hook");
     flag("CHALLENGETYPE", cli.challenge.clone(), "--challenge");
     flag("JOBS", cli.jobs.map(|n| n.to_string()), "--jobs");
     let opts = LoadOptions {

@@ -93,6 +93,8 @@ pub struct PebbleOptions {
     pub serve_webroot: bool,
     /// Names (Host headers) the web server answers with 404 even when it serves the webroot.
     pub refuse_hosts: Vec<String>,
+    /// Pebble refuses accounts without external account binding.
+    pub eab_required: bool,
 }
 
 impl Default for PebbleOptions {
@@ -102,6 +104,7 @@ impl Default for PebbleOptions {
             authz_reuse: 0,
             serve_webroot: true,
             refuse_hosts: Vec::new(),
+            eab_required: false,
         }
     }
 }
@@ -157,7 +160,7 @@ impl Pebble {
                 "httpPort": http_port,
                 "tlsPort": tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false
+                "externalAccountBindingRequired": opts.eab_required
             }
         });
         let config_path = dir.path().join("pebble-config.json");

@@ -1,0 +1,447 @@
+//! dehydrated's hook protocol against a real Pebble: a recording hook proves the sequence and
+//! the arguments of every event.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::{Env, Pebble, PebbleOptions, check_live_set, mode};
+
+/// A hook that appends one line per call to `calls`: the handler, then each argument in
+/// brackets (line breaks inside an argument made spaces); and some of its environment.
+fn recording_hook(env: &Env, extra: &str) -> (PathBuf, PathBuf) {
+    let hook = env.path().join("hook.sh");
+    let calls = env.path().join("calls");
+    fs::write(
+        &hook,
+        format!(
+            r#"#!/bin/sh
+out="{calls}"
+line="$1"; shift
+for a in "$@"; do line="$line [$(printf '%s' "$a" | tr '\n' ' ')]"; done
+printf '%s\n' "$line" >> "$out"
+case "$line" in startup_hook*) printf 'env BASEDIR=%s WELLKNOWN=%s\n' "$BASEDIR" "$WELLKNOWN" >> "$out.env";; esac
+case "$line" in deploy_cert*) printf 'alias=%s altnames=%s\n' "$alias" "$altnames" >> "$out.env";; esac
+{extra}
+exit 0
+"#,
+            calls = calls.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    (hook, calls)
+}
+
+/// The recorded calls, one per line, and clears the record.
+fn calls(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let _ = fs::remove_file(path);
+    text.lines().map(str::to_string).collect()
+}
+
+/// The bracketed arguments of a recorded line.
+fn args(line: &str) -> Vec<String> {
+    line.split(" [")
+        .skip(1)
+        .map(|a| a.trim_end_matches(']').to_string())
+        .collect()
+}
+
+fn handler(line: &str) -> &str {
+    line.split(' ').next().unwrap()
+}
+
+const BRICKER: &str = "this_hookscript_is_broken__dehydrated_is_working_fine__please_ignore_unknown_hooks_in_your_script";
+
+#[test]
+fn a_new_one_name_certificate_then_an_unchanged_one() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let (hook, record) = recording_hook(&env, "");
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("one.example\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(0);
+    let dir = env.cert_dir("one.example");
+    let ts = check_live_set(&dir, &["one.example"], &pebble.root_der());
+    let got = calls(&record);
+    let handlers: Vec<&str> = got.iter().map(|l| handler(l)).collect();
+    assert_eq!(
+        handlers,
+        [
+            BRICKER,
+            "startup_hook",
+            "generate_csr",
+            "deploy_challenge",
+            "clean_challenge",
+            "sync_cert",
+            "deploy_cert",
+            "exit_hook"
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(got[1], "startup_hook");
+    assert_eq!(
+        args(&got[2]),
+        ["one.example", &dir.display().to_string(), "one.example"]
+    );
+    let deploy = args(&got[3]);
+    assert_eq!(deploy.len(), 3);
+    assert_eq!(deploy[0], "one.example");
+    assert!(
+        deploy[2].starts_with(&format!("{}.", deploy[1])),
+        "{deploy:?}"
+    );
+    assert_eq!(
+        args(&got[4]),
+        deploy,
+        "clean_challenge has deploy_challenge's arguments"
+    );
+    let d = dir.display();
+    assert_eq!(
+        args(&got[5]),
+        [
+            format!("{d}/privkey-{ts}.pem"),
+            format!("{d}/cert-{ts}.pem"),
+            format!("{d}/fullchain-{ts}.pem"),
+            format!("{d}/chain-{ts}.pem"),
+            format!("{d}/cert-{ts}.csr"),
+        ]
+    );
+    assert_eq!(
+        args(&got[6]),
+        [
+            "one.example".to_string(),
+            format!("{d}/privkey.pem"),
+            format!("{d}/cert.pem"),
+            format!("{d}/fullchain.pem"),
+            format!("{d}/chain.pem"),
+            ts.clone(),
+        ]
+    );
+    assert_eq!(got[7], "exit_hook");
+    let env_seen = fs::read_to_string(env.path().join("calls.env")).unwrap();
+    assert!(
+        env_seen.contains(&format!(
+            "env BASEDIR={} WELLKNOWN={}",
+            env.path().display(),
+            pebble.webroot.display()
+        )),
+        "{env_seen}"
+    );
+    assert!(
+        env_seen.contains("alias=one.example altnames=one.example"),
+        "{env_seen}"
+    );
+
+    // The next run: nothing due, and the hook hears of it.
+    env.run(&["--cron"]).expect(0);
+    let got = calls(&record);
+    assert_eq!(
+        got,
+        [
+            BRICKER.to_string(),
+            "startup_hook".to_string(),
+            format!("generate_csr [one.example] [{d}] [one.example]"),
+            format!(
+                "unchanged_cert [one.example] [{d}/privkey.pem] [{d}/cert.pem] [{d}/fullchain.pem] [{d}/chain.pem]"
+            ),
+            "exit_hook".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_three_name_certificate_with_and_without_hook_chain() {
+    let pebble = Pebble::start();
+    for chain in ["no", "yes"] {
+        let env = Env::new(&pebble, "");
+        let (hook, record) = recording_hook(&env, "");
+        env.write_config(&format!("HOOK={}\nHOOK_CHAIN={chain}\n", hook.display()));
+        env.domains("a.three.example b.three.example c.three.example > three\n");
+        env.run(&["--cron", "--accept-terms"]).expect(0);
+        let got = calls(&record);
+        let deploys: Vec<&String> = got
+            .iter()
+            .filter(|l| handler(l) == "deploy_challenge")
+            .collect();
+        let cleans: Vec<&String> = got
+            .iter()
+            .filter(|l| handler(l) == "clean_challenge")
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        if chain == "yes" {
+            assert_eq!(deploys.len(), 1, "{got:#?}");
+            assert_eq!(cleans.len(), 1, "{got:#?}");
+            let a = args(deploys[0]);
+            assert_eq!(a.len(), 9);
+            assert_eq!(args(cleans[0]), a);
+            names.extend(a.chunks(3).map(|t| t[0].clone()));
+        } else {
+            assert_eq!(deploys.len(), 3, "{got:#?}");
+            assert_eq!(cleans.len(), 3, "{got:#?}");
+            for d in &deploys {
+                names.push(args(d)[0].clone());
+            }
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.three.example", "b.three.example", "c.three.example"]
+        );
+        // Every challenge is in place before any is cleaned.
+        let last_deploy = got
+            .iter()
+            .rposition(|l| handler(l) == "deploy_challenge")
+            .unwrap();
+        let first_clean = got
+            .iter()
+            .position(|l| handler(l) == "clean_challenge")
+            .unwrap();
+        assert!(last_deploy < first_clean, "{got:#?}");
+        let deploy_cert = got.iter().find(|l| handler(l) == "deploy_cert").unwrap();
+        assert_eq!(args(deploy_cert)[0], "a.three.example");
+    }
+}
+
+#[test]
+fn a_failed_validation_and_a_ca_error_reach_the_hook() {
+    let pebble = Pebble::start_with(PebbleOptions {
+        refuse_hosts: vec!["bad.example".into()],
+        ..Default::default()
+    });
+    let env = Env::new(&pebble, "");
+    let (hook, record) = recording_hook(&env, "");
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("bad.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(1);
+    let got = calls(&record);
+    let handlers: Vec<&str> = got.iter().map(|l| handler(l)).collect();
+    assert_eq!(
+        handlers,
+        [
+            BRICKER,
+            "startup_hook",
+            "generate_csr",
+            "deploy_challenge",
+            "invalid_challenge",
+            "clean_challenge",
+            "exit_hook"
+        ],
+        "{got:#?}"
+    );
+    let invalid = args(&got[4]);
+    assert_eq!(invalid[0], "bad.example");
+    let response: serde_json::Value = serde_json::from_str(&invalid[1]).unwrap();
+    assert_eq!(response["type"], "http-01");
+    assert!(
+        response["error"]["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:ietf:params:acme:error:")
+    );
+    assert_eq!(args(&got[6]), ["1 of 1 certificates failed: bad.example"]);
+}
+
+#[test]
+fn a_ca_error_reaches_request_failure() {
+    // This Pebble refuses accounts without external account binding.
+    let pebble = Pebble::start_with(PebbleOptions {
+        eab_required: true,
+        ..Default::default()
+    });
+    let env = Env::new(&pebble, "");
+    let (hook, record) = recording_hook(&env, "");
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("refused.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(1);
+    let got = calls(&record);
+    let handlers: Vec<&str> = got.iter().map(|l| handler(l)).collect();
+    assert_eq!(
+        handlers,
+        [
+            BRICKER,
+            "startup_hook",
+            "generate_csr",
+            "request_failure",
+            "exit_hook"
+        ],
+        "{got:#?}"
+    );
+    let a = args(&got[3]);
+    assert_eq!(a[0], "403", "{a:?}");
+    assert!(
+        a[1].contains("urn:ietf:params:acme:error:externalAccountRequired"),
+        "{a:?}"
+    );
+    assert_eq!(a[2], "post");
+    assert!(
+        a[3].to_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{a:?}"
+    );
+    assert!(
+        args(&got[4])[0].contains("externalAccountRequired"),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn dehydrateds_own_example_hook_runs_unchanged() {
+    let example = Path::new("/usr/share/doc/dehydrated/examples/hook.sh");
+    assert!(
+        example.exists(),
+        "dehydrated's example hook is missing: apt-get install dehydrated (tests/run.sh does)"
+    );
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let hook = env.path().join("hook.sh");
+    fs::copy(example, &hook).unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("example-hook.example www.example-hook.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    env.run(&["--cron"]).expect(0);
+    check_live_set(
+        &env.cert_dir("example-hook.example"),
+        &["example-hook.example", "www.example-hook.example"],
+        &pebble.root_der(),
+    );
+}
+
+#[test]
+fn a_failing_hook_fails_only_its_certificate_and_a_hanging_one_is_killed() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "HOOK_TIMEOUT=1\n");
+    let failing = env.path().join("failing.sh");
+    fs::write(
+        &failing,
+        "#!/bin/sh\n[ \"$1\" = deploy_cert ] && { echo 'cannot reload' >&2; exit 4; }\nexit 0\n",
+    )
+    .unwrap();
+    let hanging = env.path().join("hanging.sh");
+    fs::write(
+        &hanging,
+        "#!/bin/sh\n[ \"$1\" = deploy_cert ] && sleep 60\nexit 0\n",
+    )
+    .unwrap();
+    for h in [&failing, &hanging] {
+        fs::set_permissions(h, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    env.domains("fails.example\nhangs.example\nfine.example\n");
+    for (name, hook) in [("fails.example", &failing), ("hangs.example", &hanging)] {
+        let dir = env.cert_dir(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("config"), format!("HOOK={}\n", hook.display())).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{run:?}"
+    );
+    let err = run.stderr();
+    assert!(
+        err.contains("deploy_cert failed: exited with exit status: 4"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout().contains("cannot reload"),
+        "the hook's output is shown: {run:?}"
+    );
+    assert!(
+        err.contains("deploy_cert failed: killed after 1 s"),
+        "{run:?}"
+    );
+    assert!(run.stdout().contains("fine.example: issued"), "{run:?}");
+    let root = pebble.root_der();
+    check_live_set(&env.cert_dir("fine.example"), &["fine.example"], &root);
+}
+
+#[test]
+fn a_broken_hook_is_found_before_any_order() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let hook = env.path().join("strict.sh");
+    fs::write(&hook, "#!/bin/sh\ncase \"$1\" in deploy_challenge|clean_challenge|deploy_cert) exit 0;; *) exit 1;; esac\n").unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("strict.example\n");
+    let requests = pebble.requests();
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(78);
+    assert!(
+        run.stderr()
+            .contains("must exit 0 on handlers it does not know"),
+        "{run:?}"
+    );
+    assert_eq!(pebble.requests(), requests);
+}
+
+#[test]
+fn post_renew_hook_runs_once_after_a_batch_that_changed_something() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let out = env.path().join("renewed");
+    env.write_config(&format!(
+        "POST_RENEW_HOOK='echo \"$RENEWED_CERTS\" >> {}'\n",
+        out.display()
+    ));
+    env.domains("p1.example\np2.example\np3.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "p1.example p2.example p3.example\n"
+    );
+    env.run(&["--cron"]).expect(0);
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "p1.example p2.example p3.example\n",
+        "ran although nothing changed"
+    );
+    env.write_config("POST_RENEW_HOOK='exit 3'\n");
+    let run = env.run(&["--cron", "--force"]);
+    run.expect(1);
+    assert!(run.stderr().contains("POST_RENEW_HOOK failed"), "{run:?}");
+}
+
+#[test]
+fn modes_and_group_are_applied() {
+    let pebble = Pebble::start();
+    let env = Env::new(
+        &pebble,
+        "CERT_FILE_MODE=0640\nCERT_DIR_MODE=0750\nCERT_GROUP=daemon\n",
+    );
+    env.domains("modes.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let dir = env.cert_dir("modes.example");
+    let ts = check_live_set_allowing_key_mode(&dir, &pebble);
+    use std::os::unix::fs::MetadataExt;
+    let daemon = fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("daemon:"))
+        .and_then(|l| l.split(':').nth(2)?.parse::<u32>().ok())
+        .unwrap();
+    assert_eq!(mode(&dir), 0o750);
+    assert_eq!(fs::metadata(&dir).unwrap().gid(), daemon);
+    for f in ["cert", "chain", "fullchain", "privkey"] {
+        let path = dir.join(format!("{f}-{ts}.pem"));
+        assert_eq!(mode(&path), 0o640, "{f}");
+        assert_eq!(fs::metadata(&path).unwrap().gid(), daemon, "{f}");
+    }
+}
+
+/// check_live_set wants a 0600 key; with CERT_FILE_MODE=0640 the key is 0640 by design.
+fn check_live_set_allowing_key_mode(dir: &Path, pebble: &Pebble) -> String {
+    let target = fs::read_link(dir.join("privkey.pem")).unwrap();
+    let key = dir.join(&target);
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let ts = check_live_set(dir, &["modes.example"], &pebble.root_der());
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+    ts
+}
