@@ -283,9 +283,9 @@ fn a_ca_error_reaches_request_failure() {
             .contains("content-type: application/problem+json"),
         "{a:?}"
     );
-    assert!(
-        args(&got[4])[0].contains("externalAccountRequired"),
-        "{got:#?}"
+    assert_eq!(
+        args(&got[4]),
+        ["1 of 1 certificates failed: refused.example"]
     );
 }
 
