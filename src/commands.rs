@@ -1,30 +1,20 @@
-//! One function per command. The only place that loops over certificates and merges their
-//! outcomes into the exit status.
+//! One function per command (`--cron` in `cron.rs`, `--check` in `check.rs`), and what they
+//! share: the config, the certificates in scope, the lock, the CA and the account.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
-
 use crate::account::{self, Account, Found, Terms};
 use crate::acme::{Client, Transport, Trust};
-use crate::challenge::{Solver, Webroot};
 use crate::cli::Cli;
 use crate::config::{CertSpec, Config, LoadOptions};
-use crate::domains;
 use crate::error::{CheckStatus, Error, Result, Status};
-use crate::hooks::{Hook, HookEvent};
-use crate::issue::{self, Ctx, KeySource};
-use crate::keys::Csr;
-use crate::renewal::{self, Decision, Policy, Reason};
-use crate::store::{AccountDir, CertDir, CertFiles, RunLock};
+use crate::renewal::Policy;
+use crate::store::{AccountDir, CertDir, RunLock};
 use crate::x509::{self, CertFacts};
-use crate::{logging, parallel};
+use crate::{check, cron, domains, logging};
 
 pub const USER_AGENT: &str = concat!("desiccant/", env!("CARGO_PKG_VERSION"));
-
-/// Threads that answer the authorizations of one order.
-const AUTHZ_WORKERS: usize = 16;
 
 /// Runs the command `cli` names and returns the code to exit with. `--check` reports its own
 /// errors, as UNKNOWN; for the other commands the error goes back to `main`.
@@ -34,7 +24,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         return Ok(0);
     }
     if cli.check {
-        let status = check(cli).unwrap_or_else(|e| {
+        let status = check::check(cli).unwrap_or_else(|e| {
             logging::error(&e);
             CheckStatus::Unknown
         });
@@ -42,7 +32,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     }
     let config = load_config(cli)?;
     let status = if cli.cron {
-        sign_domains(cli, &config)?
+        cron::sign_domains(cli, &config)?
     } else if cli.register {
         register(cli, &config)?
     } else {
@@ -56,7 +46,7 @@ fn env(key: &str) -> Option<String> {
 }
 
 /// The config, with the flags that stand for config keys applied over it.
-fn load_config(cli: &Cli) -> Result<Config> {
+pub(crate) fn load_config(cli: &Cli) -> Result<Config> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut overrides = Vec::new();
     let mut flag = |key: &'static str, value: Option<String>, name: &'static str| {
@@ -103,7 +93,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 /// Every certificate in scope: the `--domain` one, else every line of domains.txt, each with
 /// its own config applied. Any error is found here, before a lock or a request.
-fn certificates(cli: &Cli, config: &Config) -> Result<Vec<CertSpec>> {
+pub(crate) fn certificates(cli: &Cli, config: &Config) -> Result<Vec<CertSpec>> {
     let lines = if cli.domains.is_empty() {
         domains::read(&config.domains_txt)?
     } else {
@@ -121,7 +111,10 @@ fn certificates(cli: &Cli, config: &Config) -> Result<Vec<CertSpec>> {
 }
 
 /// What `cert.pem` says: None when there is none, Err when it cannot be read.
-fn current(config: &Config, spec: &CertSpec) -> Option<std::result::Result<CertFacts, String>> {
+pub(crate) fn current(
+    config: &Config,
+    spec: &CertSpec,
+) -> Option<std::result::Result<CertFacts, String>> {
     let dir = CertDir::new(&config.certdir, &spec.name);
     match std::fs::read(dir.cert()) {
         Ok(bytes) => Some(x509::facts(&bytes)),
@@ -130,21 +123,21 @@ fn current(config: &Config, spec: &CertSpec) -> Option<std::result::Result<CertF
     }
 }
 
-fn policy(cli: &Cli, spec: &CertSpec) -> Policy {
+pub(crate) fn policy(cli: &Cli, spec: &CertSpec) -> Policy {
     Policy {
         force: cli.force,
         renew_days: spec.settings.renew_days,
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-fn lock(cli: &Cli, config: &Config) -> Result<Option<RunLock>> {
+pub(crate) fn lock(cli: &Cli, config: &Config) -> Result<Option<RunLock>> {
     config
         .lockfile
         .as_deref()
@@ -152,7 +145,7 @@ fn lock(cli: &Cli, config: &Config) -> Result<Option<RunLock>> {
         .transpose()
 }
 
-fn connect(config: &Config) -> Result<Client> {
+pub(crate) fn connect(config: &Config) -> Result<Client> {
     let trust = match &config.ca_bundle {
         None => Trust::System,
         Some(path) => Trust::Pem(std::fs::read(path).map_err(|e| {
@@ -170,7 +163,11 @@ fn connect(config: &Config) -> Result<Client> {
 
 /// The account for the configured CA, registered when there is none and `--accept-terms` was
 /// given.
-fn load_account(cli: &Cli, config: &Config, client: &Client) -> Result<(Account, Found)> {
+pub(crate) fn load_account(
+    cli: &Cli,
+    config: &Config,
+    client: &Client,
+) -> Result<(Account, Found)> {
     let dir = AccountDir::new(&config.accountdir, &config.ca);
     let terms = Terms {
         accepted: cli.accept_terms,
@@ -192,610 +189,4 @@ fn register(cli: &Cli, config: &Config) -> Result<Status> {
         )),
     }
     Ok(Status::Ok)
-}
-
-/// How one certificate of a `--cron` run ended.
-struct Outcome {
-    state: &'static str,
-    reason: Option<String>,
-    not_after: Option<i64>,
-    error: Option<String>,
-    status: Status,
-}
-
-impl Outcome {
-    fn failed(reason: Option<&Reason>, e: &Error) -> Outcome {
-        Outcome {
-            state: "failed",
-            reason: reason.map(|r| r.to_string()),
-            not_after: None,
-            error: Some(e.to_string()),
-            status: e.status(),
-        }
-    }
-}
-
-/// One certificate that is due, with what its order and hooks need.
-struct Job<'a> {
-    spec: &'a CertSpec,
-    hook: Option<Hook>,
-    /// The names to order: domains.txt's, or those of the CSR the `generate_csr` hook gave.
-    names: Vec<String>,
-    csr: Option<Csr>,
-    reason: Reason,
-    /// Where the outcome goes in the report.
-    index: usize,
-}
-
-/// The environment dehydrated exports to its hook, for `spec` when given.
-fn hook_env(config: &Config, spec: Option<(&CertSpec, &[String])>) -> Vec<(String, String)> {
-    let path = |p: &Path| p.display().to_string();
-    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
-    let mut env = vec![
-        ("BASEDIR".to_string(), path(&config.basedir)),
-        ("WELLKNOWN".into(), path(&settings.wellknown)),
-        ("CERTDIR".into(), path(&config.certdir)),
-        (
-            "ALPNCERTDIR".into(),
-            path(&config.basedir.join("alpn-certs")),
-        ),
-        (
-            "CONFIG".into(),
-            config.file.as_deref().map(path).unwrap_or_default(),
-        ),
-        ("COMMAND".into(), "sign_domains".into()),
-        ("CHALLENGETYPE".into(), "http-01".into()),
-        ("KEY_ALGO".into(), settings.key_algo.config_name().into()),
-        ("PRIVATE_KEY_ROLLOVER".into(), "no".into()),
-    ];
-    if let Some((spec, names)) = spec {
-        env.push(("alias".into(), spec.name.clone()));
-        env.push(("altnames".into(), names.join(" ")));
-    }
-    env
-}
-
-/// The hook of `spec` (its own `HOOK`, else the config's), or the config's for the run itself.
-fn hook_for(config: &Config, spec: Option<(&CertSpec, &[String])>) -> Option<Hook> {
-    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
-    settings.hook.as_ref().map(|path| Hook {
-        path: path.clone(),
-        timeout: config.hook_timeout,
-        env: hook_env(config, spec),
-        log: Some(logging::hook_line),
-    })
-}
-
-/// Calls every hook with a handler no hook knows, as dehydrated does at start-up: a hook that
-/// does not exit 0 on it would break on the next new handler, so it is a config error, found
-/// before any order.
-fn check_hooks(config: &Config, specs: &[CertSpec]) -> Result<()> {
-    let mut paths: Vec<&Path> = specs
-        .iter()
-        .filter_map(|s| s.settings.hook.as_deref())
-        .chain(config.defaults.hook.as_deref())
-        .collect();
-    paths.sort();
-    paths.dedup();
-    for path in paths {
-        let hook = Hook {
-            path: path.to_path_buf(),
-            timeout: config.hook_timeout,
-            env: hook_env(config, None),
-            log: Some(logging::hook_line),
-        };
-        hook.run(&HookEvent::Bricker, &[]).map_err(|e| {
-            Error::Config(format!(
-                "{e}; a hook must exit 0 on handlers it does not know (see dehydrated's \
-                 docs/examples/hook.sh)"
-            ))
-        })?;
-    }
-    Ok(())
-}
-
-/// Asks the hook for a CSR (`generate_csr`); Some when it printed one.
-fn generated_csr(
-    hook: &Hook,
-    config: &Config,
-    spec: &CertSpec,
-) -> Result<Option<(Csr, Vec<String>)>> {
-    let out = hook.run(
-        &HookEvent::GenerateCsr {
-            domain: spec.names[0].clone(),
-            cert_dir: CertDir::new(&config.certdir, &spec.name).dir,
-            altnames: spec.names.join(" "),
-        },
-        &[],
-    )?;
-    if !out.stdout.contains("-----BEGIN CERTIFICATE REQUEST-----")
-        && !out
-            .stdout
-            .contains("-----BEGIN NEW CERTIFICATE REQUEST-----")
-    {
-        return Ok(None);
-    }
-    x509::read_csr(&out.stdout)
-        .map(Some)
-        .map_err(|msg| Error::refused(&spec.name, format!("the CSR from generate_csr: {msg}")))
-}
-
-/// `--cron`: decides for every certificate without a request, then issues the due ones
-/// concurrently over one connection pool, with dehydrated's hooks around each step. Prints
-/// nothing when nothing was due (and no hook printed anything).
-fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
-    let specs = certificates(cli, config)?;
-    check_hooks(config, &specs)?;
-    let _lock = lock(cli, config)?;
-    let hook = hook_for(config, None);
-    let result = match &hook {
-        Some(h) => h.run(&HookEvent::StartupHook, &[]).map(|_| ()),
-        None => Ok(()),
-    }
-    .and_then(|()| batch(cli, config, &specs));
-    if let Some(h) = &hook {
-        let error = match &result {
-            Err(e) => Some(e.to_string()),
-            Ok((_, failed)) if !failed.is_empty() => Some(format!(
-                "{} of {} certificates failed: {}",
-                failed.len(),
-                specs.len(),
-                failed.join(", ")
-            )),
-            Ok(_) => None,
-        };
-        if let Err(e) = h.run(&HookEvent::ExitHook { error }, &[]) {
-            logging::error(&e);
-        }
-    }
-    result.map(|(status, _)| status)
-}
-
-/// The body of `--cron` between startup_hook and exit_hook: the status, and the names of the
-/// certificates that failed.
-fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<String>)> {
-    let now = unix_now();
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(specs.len());
-    let mut due: Vec<Job<'_>> = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
-        let hook = hook_for(config, Some((spec, &spec.names)));
-        let generated = match &hook {
-            Some(h) => generated_csr(h, config, spec),
-            None => Ok(None),
-        };
-        let (names, csr) = match generated {
-            Ok(Some((csr, names))) => (names, Some(csr)),
-            Ok(None) => (spec.names.clone(), None),
-            Err(e) => {
-                report_failure(spec, hook.as_ref(), &e);
-                outcomes.push(Some(Outcome::failed(None, &e)));
-                continue;
-            }
-        };
-        let current = current(config, spec);
-        let key = csr.is_none().then_some(spec.settings.key_algo);
-        match renewal::decide(current.as_ref(), &names, key, policy(cli, spec), now) {
-            Decision::Renew(reason) => {
-                due.push(Job {
-                    spec,
-                    hook,
-                    names,
-                    csr,
-                    reason,
-                    index,
-                });
-                outcomes.push(None);
-            }
-            Decision::Keep { renew_at } => {
-                logging::debug(format_args!(
-                    "{}: unchanged, renews after {}",
-                    spec.name,
-                    logging::utc(renew_at)
-                ));
-                let not_after = current.and_then(|c| c.ok()).map(|f| f.not_after);
-                let unchanged = match &hook {
-                    Some(h) => {
-                        let dir = CertDir::new(&config.certdir, &spec.name);
-                        h.run(
-                            &HookEvent::UnchangedCert {
-                                domain: names[0].clone(),
-                                keyfile: dir.live("privkey.pem"),
-                                certfile: dir.live("cert.pem"),
-                                fullchainfile: dir.live("fullchain.pem"),
-                                chainfile: dir.live("chain.pem"),
-                            },
-                            &[],
-                        )
-                        .map(|_| ())
-                    }
-                    None => Ok(()),
-                };
-                outcomes.push(Some(match unchanged {
-                    Ok(()) => Outcome {
-                        state: "unchanged",
-                        reason: None,
-                        not_after,
-                        error: None,
-                        status: Status::Ok,
-                    },
-                    Err(e) => {
-                        report_failure(spec, None, &e);
-                        Outcome::failed(None, &e)
-                    }
-                }));
-            }
-        }
-    }
-    if !due.is_empty() {
-        for job in &due {
-            Webroot {
-                dir: job.spec.settings.wellknown.clone(),
-            }
-            .check()?;
-        }
-        let renewed = connect(config).and_then(|client| {
-            let (account, found) = load_account(cli, config, &client)?;
-            if found == Found::Registered {
-                logging::info(format_args!("account: registered as {}", account.url));
-            }
-            let ctx = Ctx {
-                client: &client,
-                account: &account,
-                workers: AUTHZ_WORKERS,
-            };
-            let done = parallel::map(&due, config.jobs, |job| renew_one(&ctx, config, job));
-            logging::debug(format_args!(
-                "{} requests sent to the CA",
-                client.requests()
-            ));
-            Ok(done)
-        });
-        match renewed {
-            Ok(done) => {
-                for (job, outcome) in due.iter().zip(done) {
-                    outcomes[job.index] = Some(outcome);
-                }
-            }
-            Err(e) => {
-                // Nothing could be ordered: every due certificate failed the same way.
-                logging::error(format_args!("{e}{}", hint(&e, None)));
-                for job in &due {
-                    if let Some(h) = &job.hook {
-                        request_failure(h, &e);
-                    }
-                    outcomes[job.index] = Some(Outcome::failed(Some(&job.reason), &e));
-                }
-            }
-        }
-    }
-    let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
-    let mut status = outcomes
-        .iter()
-        .map(|o| o.status)
-        .fold(Status::Ok, Status::merge);
-    let renewed: Vec<&str> = specs
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| o.state == "issued")
-        .map(|(s, _)| s.name.as_str())
-        .collect();
-    if let (Some(command), false) = (&config.post_renew_hook, renewed.is_empty()) {
-        status = status.merge(post_renew(config, command, &renewed));
-    }
-    if cli.json {
-        print_report(specs, &outcomes, status);
-    }
-    let failed = specs
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| o.state == "failed")
-        .map(|(s, _)| s.name.clone())
-        .collect();
-    Ok((status, failed))
-}
-
-/// Runs `POST_RENEW_HOOK` once, with the renewed certificates' names in `RENEWED_CERTS`.
-fn post_renew(config: &Config, command: &str, renewed: &[&str]) -> Status {
-    let hook = Hook {
-        path: "/bin/sh".into(),
-        timeout: config.hook_timeout,
-        env: hook_env(config, None),
-        log: Some(logging::hook_line),
-    };
-    let names = renewed.join(" ");
-    match hook.run_shell(command, &[("RENEWED_CERTS", &names)]) {
-        Ok(_) => Status::Ok,
-        Err(e) => {
-            logging::error(format_args!(
-                "{e}; the certificates were renewed, but what uses them may not have them yet"
-            ));
-            Status::Failed
-        }
-    }
-}
-
-fn print_report(specs: &[CertSpec], outcomes: &[Outcome], status: Status) {
-    let certificates: Vec<Value> = specs
-        .iter()
-        .zip(outcomes)
-        .map(|(spec, o)| {
-            json!({
-                "name": spec.name,
-                "names": spec.names,
-                "status": o.state,
-                "reason": o.reason,
-                "not_after": o.not_after.map(logging::utc),
-                "error": o.error,
-            })
-        })
-        .collect();
-    println!(
-        "{}",
-        json!({ "exit_status": status.code(), "certificates": certificates })
-    );
-}
-
-/// Issues one certificate, writes it, runs sync_cert, switches the links, runs deploy_cert,
-/// and logs its line.
-fn renew_one(ctx: &Ctx<'_>, config: &Config, job: &Job<'_>) -> Outcome {
-    let spec = job.spec;
-    let reason = &job.reason;
-    logging::debug(format_args!("{}: renewing ({reason})", spec.name));
-    let solver = Solver {
-        webroot: Webroot {
-            dir: spec.settings.wellknown.clone(),
-        },
-        hook: job.hook.as_ref(),
-        chain: spec.settings.hook_chain,
-    };
-    let key = match &job.csr {
-        Some(csr) => KeySource::Csr(csr.clone()),
-        None => KeySource::Generate(spec.settings.key_algo),
-    };
-    let dir = CertDir::new(&config.certdir, &spec.name);
-    let result = issue::issue(ctx, &spec.name, &job.names, key, &solver).and_then(|issued| {
-        let privkey = issued.key.as_ref().map(|k| k.pem());
-        let files = CertFiles {
-            privkey: privkey.as_deref(),
-            csr: &issued.csr.pem,
-            cert: &issued.cert,
-            chain: &issued.chain,
-        };
-        let set = dir.write_set(&files, unix_now(), &config.modes)?;
-        if let Some(h) = &job.hook {
-            h.run(
-                &HookEvent::SyncCert {
-                    keyfile: set
-                        .privkey
-                        .clone()
-                        .unwrap_or_else(|| dir.live("privkey.pem")),
-                    certfile: set.cert.clone(),
-                    fullchainfile: set.fullchain.clone(),
-                    chainfile: set.chain.clone(),
-                    requestfile: set.csr.clone(),
-                },
-                &[],
-            )?;
-        }
-        dir.switch(&set)?;
-        if let Some(h) = &job.hook {
-            h.run(
-                &HookEvent::DeployCert {
-                    domain: job.names[0].clone(),
-                    keyfile: dir.live("privkey.pem"),
-                    certfile: dir.live("cert.pem"),
-                    fullchainfile: dir.live("fullchain.pem"),
-                    chainfile: dir.live("chain.pem"),
-                    timestamp: set.ts,
-                },
-                &[],
-            )?;
-        }
-        Ok(issued.not_after)
-    });
-    match result {
-        Ok(not_after) => {
-            logging::info(format_args!(
-                "{}: issued, valid until {} ({reason})",
-                spec.name,
-                logging::utc(not_after)
-            ));
-            Outcome {
-                state: "issued",
-                reason: Some(reason.to_string()),
-                not_after: Some(not_after),
-                error: None,
-                status: Status::Ok,
-            }
-        }
-        Err(e) => {
-            report_failure(spec, job.hook.as_ref(), &e);
-            Outcome::failed(Some(reason), &e)
-        }
-    }
-}
-
-/// Logs a certificate's error with what to do next, and tells its hook of a failed request.
-fn report_failure(spec: &CertSpec, hook: Option<&Hook>, e: &Error) {
-    let text = e.to_string();
-    let hint = hint(e, Some(spec));
-    if text.starts_with(&format!("{}:", spec.name)) {
-        logging::error(format_args!("{text}{hint}"));
-    } else {
-        logging::error(format_args!("{}: {text}{hint}", spec.name));
-    }
-    if let Some(h) = hook {
-        request_failure(h, e);
-    }
-}
-
-/// dehydrated's `request_failure` for a request the CA answered with an error status.
-fn request_failure(hook: &Hook, e: &Error) {
-    let Error::Acme {
-        err: crate::acme::Error::Problem { status, raw, .. },
-        ..
-    } = e
-    else {
-        return;
-    };
-    let event = HookEvent::RequestFailure {
-        status: *status,
-        reason: raw.body.clone(),
-        req_type: raw.method.to_string(),
-        headers: raw.headers.clone(),
-    };
-    if let Err(e) = hook.run(&event, &[]) {
-        logging::error(e);
-    }
-}
-
-/// What to do next about `e`, as `"; ..."`, or nothing when the message says it all.
-fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
-    let next = match e {
-        Error::Invalid { name, problem, .. } => {
-            if problem.is("dns") {
-                format!("check that {name} has A or AAAA records that point at this server")
-            } else if problem.is("caa") {
-                format!("the CAA records of {name} do not allow this CA to issue")
-            } else if problem.is("rejectedIdentifier") {
-                format!("the CA will not issue for {name}")
-            } else {
-                let dir = spec.map_or_else(
-                    || "WELLKNOWN".to_string(),
-                    |s| s.settings.wellknown.display().to_string(),
-                );
-                format!(
-                    "check that http://{name}/.well-known/acme-challenge/ reaches this server \
-                     and serves the files of {dir}"
-                )
-            }
-        }
-        Error::Acme { err, .. } => match err.problem() {
-            Some(p) if p.is("rateLimited") => {
-                "the CA's rate limit was hit; a later run tries again".to_string()
-            }
-            _ if err.is_temporary() => {
-                "the CA could not be reached or had trouble; a later run tries again".to_string()
-            }
-            _ => return String::new(),
-        },
-        _ => return String::new(),
-    };
-    format!("; {next}")
-}
-
-/// One line of the `--check` table.
-struct CheckRow<'a> {
-    spec: &'a CertSpec,
-    state: CheckStatus,
-    what: String,
-    facts: Option<CertFacts>,
-    renew_at: Option<i64>,
-}
-
-/// `--check`: every certificate's state from disk alone: no lock, no request.
-fn check(cli: &Cli) -> Result<CheckStatus> {
-    let config = load_config(cli)?;
-    let specs = certificates(cli, &config)?;
-    let now = unix_now();
-    let rows: Vec<CheckRow<'_>> = specs
-        .iter()
-        .map(|spec| {
-            let current = current(&config, spec);
-            let decision = renewal::decide(
-                current.as_ref(),
-                &spec.names,
-                Some(spec.settings.key_algo),
-                policy(cli, spec),
-                now,
-            );
-            let facts = current.and_then(|c| c.ok());
-            let (state, what, renew_at) = match decision {
-                Decision::Keep { renew_at } => {
-                    (CheckStatus::Ok, "valid".to_string(), Some(renew_at))
-                }
-                Decision::Renew(Reason::Due { .. }) => (
-                    CheckStatus::Warning,
-                    "due for renewal".to_string(),
-                    Some(now),
-                ),
-                Decision::Renew(reason) => (CheckStatus::Critical, reason.to_string(), None),
-            };
-            CheckRow {
-                spec,
-                state,
-                what,
-                facts,
-                renew_at,
-            }
-        })
-        .collect();
-    let status = rows
-        .iter()
-        .map(|r| r.state)
-        .max()
-        .unwrap_or(CheckStatus::Ok);
-    if cli.json {
-        let certificates: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "name": r.spec.name,
-                    "names": r.spec.names,
-                    "state": r.state.label(),
-                    "detail": r.what,
-                    "not_after": r.facts.as_ref().map(|f| logging::utc(f.not_after)),
-                    "days_left": r.facts.as_ref().map(|f| (f.not_after - now).div_euclid(86_400)),
-                    "renew_at": r.renew_at.map(logging::utc),
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            json!({ "status": status.label(), "certificates": certificates })
-        );
-        return Ok(status);
-    }
-    let count = |s: CheckStatus| rows.iter().filter(|r| r.state == s).count();
-    println!(
-        "{}: {} certificates, {} due, {} critical",
-        status.label(),
-        rows.len(),
-        count(CheckStatus::Warning),
-        count(CheckStatus::Critical)
-    );
-    let mut table = vec![[
-        "NAME".to_string(),
-        "STATE".into(),
-        "NOT AFTER".into(),
-        "DAYS LEFT".into(),
-        "RENEWAL".into(),
-        "NAMES".into(),
-    ]];
-    for r in &rows {
-        let not_after = r.facts.as_ref().map(|f| f.not_after);
-        table.push([
-            r.spec.name.clone(),
-            r.state.label().into(),
-            not_after.map_or("-".into(), logging::utc),
-            not_after.map_or("-".into(), |t| (t - now).div_euclid(86_400).to_string()),
-            match (r.state, r.renew_at) {
-                (CheckStatus::Ok, Some(at)) => format!("after {}", &logging::utc(at)[..10]),
-                _ => r.what.clone(),
-            },
-            r.spec.names.join(" "),
-        ]);
-    }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
-        .collect();
-    for row in &table {
-        let mut line = String::new();
-        for (c, width) in widths.iter().enumerate() {
-            line.push_str(&format!("{:<width$}  ", row[c]));
-        }
-        line.push_str(&row[5]);
-        println!("{line}");
-    }
-    Ok(status)
 }

@@ -3,10 +3,12 @@
 mod account;
 mod acme;
 mod challenge;
+mod check;
 mod cli;
 mod commands;
 mod config;
 mod config_file;
+mod cron;
 mod domains;
 mod error;
 mod hooks;
