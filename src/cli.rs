@@ -7,7 +7,7 @@ use clap::{ArgGroup, Parser};
 
 /// An ACME client that keeps certificates in dehydrated's layout: a drop-in for dehydrated's
 /// `--cron` runs, with no shell, openssl or curl at run time.
-#[derive(Parser, Debug, Default)]
+#[derive(Parser, Debug, Default, Clone)]
 #[command(
     name = "desiccant",
     disable_version_flag = true,
@@ -26,9 +26,53 @@ pub struct Cli {
     #[arg(long, group = "command", help_heading = "Commands")]
     pub check: bool,
 
+    /// Sign a CSR made elsewhere; print the certificate (and with --full-chain the chain)
+    #[arg(
+        short = 's',
+        long,
+        value_name = "CSR",
+        group = "command",
+        help_heading = "Commands"
+    )]
+    pub signcsr: Option<PathBuf>,
+
+    /// Revoke a certificate (by the account key, or by its own key with --privkey)
+    #[arg(
+        short = 'r',
+        long,
+        value_name = "CERT",
+        group = "command",
+        help_heading = "Commands"
+    )]
+    pub revoke: Option<PathBuf>,
+
     /// Register the account key with the CA (with --accept-terms)
     #[arg(long, group = "command", help_heading = "Commands")]
     pub register: bool,
+
+    /// Update the account's contact to CONTACT_EMAIL
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub account: bool,
+
+    /// Deactivate the account for good (the CA refuses it afterwards)
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub deactivate: bool,
+
+    /// Move certificate files no symlink points at to BASEDIR/archive/ (also -gc)
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub cleanup: bool,
+
+    /// Delete certificate files no symlink points at (also -gcd)
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub cleanup_delete: bool,
+
+    /// Print the CA's terms of service URL
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub display_terms: bool,
+
+    /// Print the configuration as shell variables, as dehydrated --env does
+    #[arg(short = 'e', long, group = "command", help_heading = "Commands")]
+    pub env: bool,
 
     /// Print version information
     #[arg(short = 'v', long, group = "command", help_heading = "Commands")]
@@ -37,6 +81,19 @@ pub struct Cli {
     /// Accept the CA's terms of service
     #[arg(long)]
     pub accept_terms: bool,
+
+    /// With --signcsr: print the chain after the certificate (also -fc)
+    #[arg(long)]
+    pub full_chain: bool,
+
+    /// With --revoke: sign with this key (the certificate's own) instead of the account key
+    #[arg(short = 'p', long, value_name = "KEY")]
+    pub privkey: Option<PathBuf>,
+
+    /// With --revoke: the RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded,
+    /// 5 cessationOfOperation, ...)
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u8).range(0..=10))]
+    pub reason: Option<u8>,
 
     /// Use these names instead of domains.txt: all --domain names make one certificate
     #[arg(short = 'd', long = "domain", value_name = "DOMAIN")]
@@ -176,7 +233,10 @@ mod tests {
     #[test]
     fn multi_letter_short_options_are_not_flag_bundles() {
         // Without the rewrite, -gc would be --keep-going --cron and start a run.
-        let err = cli(&["-gc"]).unwrap_err().to_string();
-        assert!(err.contains("--cleanup"), "{err}");
+        assert!(cli(&["-gc"]).unwrap().cleanup);
+        assert!(cli(&["-gcd"]).unwrap().cleanup_delete);
+        let c = cli(&["-s", "x.csr", "-fc"]).unwrap();
+        assert!(c.full_chain);
+        assert_eq!(c.signcsr, Some(PathBuf::from("x.csr")));
     }
 }

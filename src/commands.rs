@@ -1,16 +1,22 @@
 //! One function per command (`--cron` in `cron.rs`, `--check` in `check.rs`), and what they
 //! share: the config, the certificates in scope, the lock, the CA and the account.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde_json::json;
+
 use crate::account::{self, Account, Found, Terms};
-use crate::acme::{Client, Transport, Trust};
+use crate::acme::jws::b64;
+use crate::acme::{AccountKey, Client, KeyId, Transport, Trust};
+use crate::challenge::{Solver, Webroot};
 use crate::cli::Cli;
 use crate::config::{CertSpec, Config, LoadOptions};
 use crate::error::{CheckStatus, Error, Result, Status};
+use crate::hooks::Hook;
+use crate::issue::{self, Ctx, KeySource};
 use crate::renewal::Policy;
-use crate::store::{AccountDir, CertDir, RunLock};
+use crate::store::{self, AccountDir, CertDir, RunLock};
 use crate::x509::{self, CertFacts};
 use crate::{check, cron, domains, logging};
 
@@ -32,9 +38,27 @@ pub fn run(cli: &Cli) -> Result<u8> {
     }
     let config = load_config(cli)?;
     let status = if cli.cron {
-        cron::sign_domains(cli, &config)?
+        let status = cron::sign_domains(cli, &config)?;
+        if config.auto_cleanup {
+            cleanup(cli, &config, false)?;
+        }
+        status
+    } else if let Some(csr) = &cli.signcsr {
+        sign_csr(cli, &config, csr)?
+    } else if let Some(cert) = &cli.revoke {
+        revoke(cli, &config, cert)?
     } else if cli.register {
         register(cli, &config)?
+    } else if cli.account {
+        update_account(cli, &config)?
+    } else if cli.deactivate {
+        deactivate(cli, &config)?
+    } else if cli.cleanup || cli.cleanup_delete {
+        cleanup(cli, &config, cli.cleanup_delete)?
+    } else if cli.display_terms {
+        display_terms(&config)?
+    } else if cli.env {
+        print_env(&config)
     } else {
         return Err(Error::Usage("no command given; see --help".into()));
     };
@@ -176,7 +200,287 @@ pub(crate) fn load_account(
     account::load_or_register(client, &dir, terms)
 }
 
-/// `--register`: registers the account key, or says that it already is.
+/// The registered account, for commands that need one and never register.
+fn existing_account(cli: &Cli, config: &Config, client: &Client) -> Result<Account> {
+    let cli = Cli {
+        accept_terms: false,
+        ..cli.clone()
+    };
+    load_account(&cli, config, client).map(|(account, _)| account)
+}
+
+/// `--signcsr FILE`: orders a certificate for a CSR made elsewhere and prints it, as dehydrated
+/// does: `# CERT #`, the certificate, an empty line, and with `--full-chain` `# CHAIN #` and
+/// the chain. Everything else goes to stderr.
+fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
+    logging::stdout_is_data();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("{}: cannot read the CSR: {e}", path.display())))?;
+    let (csr, names) =
+        x509::read_csr(&text).map_err(|msg| Error::Config(format!("{}: {msg}", path.display())))?;
+    let _lock = lock(cli, config)?;
+    let webroot = Webroot {
+        dir: config.defaults.wellknown.clone(),
+    };
+    webroot.check()?;
+    let client = connect(config)?;
+    let (account, _) = load_account(cli, config, &client)?;
+    let ctx = Ctx {
+        client: &client,
+        account: &account,
+        workers: 16,
+    };
+    let hook = hook_for(config, None);
+    let solver = Solver {
+        webroot,
+        hook: hook.as_ref(),
+        chain: config.defaults.hook_chain,
+    };
+    let issued = issue::issue(&ctx, &names[0], &names, KeySource::Csr(csr), &solver)?;
+    let mut out = format!("# CERT #\n{}\n", issued.cert);
+    if cli.full_chain {
+        out.push_str(&format!("# CHAIN #\n{}", issued.chain));
+    }
+    print!("{out}");
+    Ok(Status::Ok)
+}
+
+/// `--revoke FILE`: revokes the certificate, signed by the account key, or with `--privkey` by
+/// the certificate's own key; then renames the file to `FILE-revoked`, as dehydrated does (a
+/// symlink is followed to the file it names).
+fn revoke(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
+    let file = match std::fs::read_link(path) {
+        Ok(target) if target.is_absolute() => target,
+        Ok(target) => path.parent().unwrap_or(Path::new(".")).join(target),
+        Err(_) => path.to_path_buf(),
+    };
+    let subject = file.display().to_string();
+    let bytes = std::fs::read(&file)
+        .map_err(|e| Error::Config(format!("{subject}: cannot read the certificate: {e}")))?;
+    let der = x509::pem_certs(&bytes)
+        .map_err(|msg| Error::Config(format!("{subject}: {msg}")))?
+        .remove(0);
+    let cert_key = match &cli.privkey {
+        None => None,
+        Some(k) => {
+            let text = std::fs::read_to_string(k)
+                .map_err(|e| Error::Config(format!("{}: cannot read the key: {e}", k.display())))?;
+            Some(
+                AccountKey::from_pem(&text).map_err(|e| {
+                    Error::Config(format!("{}: cannot use this key: {e}", k.display()))
+                })?,
+            )
+        }
+    };
+    let _lock = lock(cli, config)?;
+    let client = connect(config)?;
+    let url = client.directory.revoke_cert.clone().ok_or_else(|| {
+        Error::refused(
+            &subject,
+            "the CA offers no revocation (no revokeCert in its directory)",
+        )
+    })?;
+    let mut payload = json!({ "certificate": b64(&der) });
+    if let Some(reason) = cli.reason {
+        payload["reason"] = json!(reason);
+    }
+    let account;
+    let (key, key_id) = match &cert_key {
+        Some(key) => (key, KeyId::Jwk),
+        None => {
+            account = existing_account(cli, config, &client)?;
+            (&account.key, account.kid())
+        }
+    };
+    client
+        .post(key, key_id, &url, Some(&payload))
+        .map_err(Error::acme(&subject))?;
+    let revoked = PathBuf::from(format!("{}-revoked", file.display()));
+    std::fs::rename(&file, &revoked).map_err(Error::io("cannot rename", &file))?;
+    logging::info(format_args!(
+        "{subject}: revoked, renamed to {}",
+        revoked.display()
+    ));
+    Ok(Status::Ok)
+}
+
+/// `--account`: sets the account's contact to `CONTACT_EMAIL` (none when unset), and keeps the
+/// CA's answer in `registration_info.json`, the old one saved as `registration_info-<ts>.json`.
+fn update_account(cli: &Cli, config: &Config) -> Result<Status> {
+    let _lock = lock(cli, config)?;
+    let client = connect(config)?;
+    let account = existing_account(cli, config, &client)?;
+    let contact: Vec<String> = config
+        .contact_email
+        .iter()
+        .map(|m| format!("mailto:{m}"))
+        .collect();
+    let response = client
+        .post(
+            &account.key,
+            account.kid(),
+            &account.url,
+            Some(&json!({ "contact": contact })),
+        )
+        .map_err(Error::acme("account"))?;
+    let dir = AccountDir::new(&config.accountdir, &config.ca);
+    let registration = dir.registration();
+    if std::fs::read(&registration).ok().as_deref() != Some(&response.body[..]) {
+        if registration.exists() {
+            let backup = dir
+                .dir
+                .join(format!("registration_info-{}.json", unix_now()));
+            std::fs::copy(&registration, &backup).map_err(Error::io("cannot copy", &backup))?;
+        }
+        store::write_file(&registration, &response.body, 0o600)?;
+    }
+    logging::info(format_args!(
+        "account: contact of {} is now {}",
+        account.url,
+        if contact.is_empty() {
+            "none".to_string()
+        } else {
+            contact.join(", ")
+        }
+    ));
+    Ok(Status::Ok)
+}
+
+/// `--deactivate`: deactivates the account at the CA for good and marks its folder, as
+/// dehydrated does, so that no later run uses it.
+fn deactivate(cli: &Cli, config: &Config) -> Result<Status> {
+    let _lock = lock(cli, config)?;
+    let client = connect(config)?;
+    let account = existing_account(cli, config, &client)?;
+    let response = client
+        .post(
+            &account.key,
+            account.kid(),
+            &account.url,
+            Some(&json!({ "status": "deactivated" })),
+        )
+        .map_err(Error::acme("account"))?;
+    let status = response
+        .json::<serde_json::Value>()
+        .map_err(Error::acme("account"))?["status"]
+        .clone();
+    if status != "deactivated" {
+        return Err(Error::refused(
+            "account",
+            format!("the CA answered the deactivation with status {status}"),
+        ));
+    }
+    let dir = AccountDir::new(&config.accountdir, &config.ca);
+    store::write_file(&dir.dir.join("deactivated"), b"", 0o600)?;
+    logging::info(format_args!("account: {} deactivated", account.url));
+    Ok(Status::Ok)
+}
+
+/// `--display-terms`: the CA's terms of service URL.
+fn display_terms(config: &Config) -> Result<Status> {
+    let client = connect(config)?;
+    match &client.directory.meta.terms_of_service {
+        Some(url) => println!("The current terms of service: {url}"),
+        None => println!("The CA publishes no terms of service URL."),
+    }
+    Ok(Status::Ok)
+}
+
+/// `--env`: the configuration as `declare --` lines with dehydrated's variable names, for
+/// scripts that source it.
+fn print_env(config: &Config) -> Status {
+    let dir = AccountDir::new(&config.accountdir, &config.ca);
+    let path = |p: &Path| p.display().to_string();
+    let d = &config.defaults;
+    let keysize = match d.key_algo {
+        crate::keys::KeyAlgo::Rsa(bits) => bits.to_string(),
+        _ => "4096".into(),
+    };
+    let vars: [(&str, String); 18] = [
+        ("CA", config.ca.clone()),
+        ("CERTDIR", path(&config.certdir)),
+        ("ALPNCERTDIR", path(&config.basedir.join("alpn-certs"))),
+        ("CHALLENGETYPE", "http-01".into()),
+        (
+            "DOMAINS_D",
+            config.domains_d.as_deref().map(path).unwrap_or_default(),
+        ),
+        ("DOMAINS_TXT", path(&config.domains_txt)),
+        ("HOOK", d.hook.as_deref().map(path).unwrap_or_default()),
+        ("HOOK_CHAIN", if d.hook_chain { "yes" } else { "no" }.into()),
+        (
+            "RENEW_DAYS",
+            d.renew_days.map(|n| n.to_string()).unwrap_or_default(),
+        ),
+        ("ACCOUNT_KEY", path(&dir.key())),
+        ("ACCOUNT_KEY_JSON", path(&dir.registration())),
+        ("ACCOUNT_ID_JSON", path(&dir.id())),
+        ("KEYSIZE", keysize),
+        ("WELLKNOWN", path(&d.wellknown)),
+        ("PRIVATE_KEY_RENEW", "yes".into()),
+        ("OPENSSL_CNF", String::new()),
+        (
+            "CONTACT_EMAIL",
+            config.contact_email.clone().unwrap_or_default(),
+        ),
+        (
+            "LOCKFILE",
+            config.lockfile.as_deref().map(path).unwrap_or_default(),
+        ),
+    ];
+    println!("# desiccant configuration");
+    for (name, value) in vars {
+        println!("declare -- {name}=\"{}\"", shell_escape(&value));
+    }
+    Status::Ok
+}
+
+/// A value inside double quotes, as bash's `declare -p` writes it.
+fn shell_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `--cleanup` and `AUTO_CLEANUP`: moves every file of `certs/<name>/` that no symlink points
+/// at (older sets, `-revoked` files) to `BASEDIR/archive/<name>/`; `--cleanup-delete` deletes
+/// them. Broken symlinks are removed.
+fn cleanup(cli: &Cli, config: &Config, delete: bool) -> Result<Status> {
+    let _lock = lock(cli, config)?;
+    let Ok(entries) = std::fs::read_dir(&config.certdir) else {
+        return Ok(Status::Ok);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for unused in store::unused_files(&dir)? {
+            let file = dir.join(&unused);
+            if delete {
+                std::fs::remove_file(&file).map_err(Error::io("cannot delete", &file))?;
+                logging::info(format_args!("{name}: deleted unused {unused}"));
+            } else {
+                let archive = config.basedir.join("archive").join(&name);
+                store::create_dir(&archive, 0o700)?;
+                std::fs::rename(&file, archive.join(&unused))
+                    .map_err(Error::io("cannot move to the archive", &file))?;
+                logging::info(format_args!("{name}: archived unused {unused}"));
+            }
+        }
+    }
+    Ok(Status::Ok)
+}
 fn register(cli: &Cli, config: &Config) -> Result<Status> {
     let _lock = lock(cli, config)?;
     let client = connect(config)?;
@@ -189,4 +493,46 @@ fn register(cli: &Cli, config: &Config) -> Result<Status> {
         )),
     }
     Ok(Status::Ok)
+}
+
+/// The environment dehydrated exports to its hook, for `spec` when given.
+pub(crate) fn hook_env(
+    config: &Config,
+    spec: Option<(&CertSpec, &[String])>,
+) -> Vec<(String, String)> {
+    let path = |p: &Path| p.display().to_string();
+    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
+    let mut env = vec![
+        ("BASEDIR".to_string(), path(&config.basedir)),
+        ("WELLKNOWN".into(), path(&settings.wellknown)),
+        ("CERTDIR".into(), path(&config.certdir)),
+        (
+            "ALPNCERTDIR".into(),
+            path(&config.basedir.join("alpn-certs")),
+        ),
+        (
+            "CONFIG".into(),
+            config.file.as_deref().map(path).unwrap_or_default(),
+        ),
+        ("COMMAND".into(), "sign_domains".into()),
+        ("CHALLENGETYPE".into(), "http-01".into()),
+        ("KEY_ALGO".into(), settings.key_algo.config_name().into()),
+        ("PRIVATE_KEY_ROLLOVER".into(), "no".into()),
+    ];
+    if let Some((spec, names)) = spec {
+        env.push(("alias".into(), spec.name.clone()));
+        env.push(("altnames".into(), names.join(" ")));
+    }
+    env
+}
+
+/// The hook of `spec` (its own `HOOK`, else the config's), or the config's for the run itself.
+pub(crate) fn hook_for(config: &Config, spec: Option<(&CertSpec, &[String])>) -> Option<Hook> {
+    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
+    settings.hook.as_ref().map(|path| Hook {
+        path: path.clone(),
+        timeout: config.hook_timeout,
+        env: hook_env(config, spec),
+        log: Some(logging::hook_line),
+    })
 }

@@ -102,7 +102,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("PRIVATE_KEY_RENEW", Support::NotYet("yes"), true),
     ("PRIVATE_KEY_ROLLOVER", Support::NotYet("no"), true),
     ("PREFERRED_CHAIN", Support::NotYet(""), true),
-    ("AUTO_CLEANUP", Support::NotYet("no"), false),
+    ("AUTO_CLEANUP", Support::Used, false),
     ("EAB_KID", Support::NotYet(""), false),
     ("EAB_HMAC_KEY", Support::NotYet(""), false),
 ];
@@ -180,6 +180,8 @@ pub struct Config {
     pub post_renew_hook: Option<String>,
     /// Modes and owner of what is written into `certs/<name>/`.
     pub modes: CertModes,
+    /// `AUTO_CLEANUP=yes`: archive unused files after each `--cron` run.
+    pub auto_cleanup: bool,
     /// The settings of a certificate without a config of its own.
     pub defaults: CertSettings,
     /// Warnings found while reading (obsolete keys, no config file), for the caller to log.
@@ -297,7 +299,13 @@ impl Config {
         let hook_timeout =
             std::time::Duration::from_secs(u64::from(number(&vars, "HOOK_TIMEOUT", 600)?));
         let modes = cert_modes(&vars)?;
+        let auto_cleanup = match vars.value("AUTO_CLEANUP") {
+            None | Some("no") => false,
+            Some("yes") => true,
+            Some(_) => return Err(bad(&vars, "AUTO_CLEANUP", "must be yes or no")),
+        };
         Ok(Config {
+            auto_cleanup,
             modes,
             hook_timeout,
             post_renew_hook: vars.value("POST_RENEW_HOOK").map(str::to_string),
@@ -798,7 +806,7 @@ PREFERRED_CHAIN=
             error("HOOK=/nonexistent/hook.sh\n")
                 .contains("/config:1: /nonexistent/hook.sh: the hook cannot be used")
         );
-        assert!(error("AUTO_CLEANUP=yes\n").contains("AUTO_CLEANUP"));
+        assert!(error("AUTO_CLEANUP=maybe\n").contains("AUTO_CLEANUP=\"maybe\" must be yes or no"));
     }
 
     #[test]

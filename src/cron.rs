@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use crate::account::Found;
 use crate::challenge::{Solver, Webroot};
 use crate::cli::Cli;
-use crate::commands::{certificates, connect, current, load_account, lock, policy, unix_now};
+use crate::commands::{
+    certificates, connect, current, hook_env, hook_for, load_account, lock, policy, unix_now,
+};
 use crate::config::{CertSpec, Config};
 use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
@@ -53,45 +55,6 @@ struct Job<'a> {
     reason: Reason,
     /// Where the outcome goes in the report.
     index: usize,
-}
-
-/// The environment dehydrated exports to its hook, for `spec` when given.
-fn hook_env(config: &Config, spec: Option<(&CertSpec, &[String])>) -> Vec<(String, String)> {
-    let path = |p: &Path| p.display().to_string();
-    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
-    let mut env = vec![
-        ("BASEDIR".to_string(), path(&config.basedir)),
-        ("WELLKNOWN".into(), path(&settings.wellknown)),
-        ("CERTDIR".into(), path(&config.certdir)),
-        (
-            "ALPNCERTDIR".into(),
-            path(&config.basedir.join("alpn-certs")),
-        ),
-        (
-            "CONFIG".into(),
-            config.file.as_deref().map(path).unwrap_or_default(),
-        ),
-        ("COMMAND".into(), "sign_domains".into()),
-        ("CHALLENGETYPE".into(), "http-01".into()),
-        ("KEY_ALGO".into(), settings.key_algo.config_name().into()),
-        ("PRIVATE_KEY_ROLLOVER".into(), "no".into()),
-    ];
-    if let Some((spec, names)) = spec {
-        env.push(("alias".into(), spec.name.clone()));
-        env.push(("altnames".into(), names.join(" ")));
-    }
-    env
-}
-
-/// The hook of `spec` (its own `HOOK`, else the config's), or the config's for the run itself.
-fn hook_for(config: &Config, spec: Option<(&CertSpec, &[String])>) -> Option<Hook> {
-    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
-    settings.hook.as_ref().map(|path| Hook {
-        path: path.clone(),
-        timeout: config.hook_timeout,
-        env: hook_env(config, spec),
-        log: Some(logging::hook_line),
-    })
 }
 
 /// Calls every hook with a handler no hook knows, as dehydrated does at start-up: a hook that

@@ -47,6 +47,7 @@ impl Sinks {
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Normal as u8);
 static JOURNAL: AtomicBool = AtomicBool::new(false);
 static JSON: AtomicBool = AtomicBool::new(false);
+static STDOUT_IS_DATA: AtomicBool = AtomicBool::new(false);
 static SYSLOG: Mutex<Option<Logger<LoggerBackend, Formatter3164>>> = Mutex::new(None);
 
 /// Sets what is said and where. A syslog that cannot be reached is silently left out.
@@ -117,7 +118,14 @@ pub fn warn(msg: impl Display) {
     }
 }
 
-/// One line of what was done, on stdout (only to syslog when stdout holds a JSON report).
+/// From now on stdout carries data (a certificate for `--signcsr`): what was done goes to
+/// stderr instead.
+pub fn stdout_is_data() {
+    STDOUT_IS_DATA.store(true, Ordering::Relaxed);
+}
+
+/// One line of what was done, on stdout (only to syslog when stdout holds a JSON report, on
+/// stderr when it holds other data).
 pub fn info(msg: impl Display) {
     if !enabled(Level::Normal) {
         return;
@@ -125,7 +133,11 @@ pub fn info(msg: impl Display) {
     if JSON.load(Ordering::Relaxed) {
         to_syslog(Priority::Info, &msg.to_string());
     } else {
-        emit(true, Priority::Info, &msg);
+        emit(
+            !STDOUT_IS_DATA.load(Ordering::Relaxed),
+            Priority::Info,
+            &msg,
+        );
     }
 }
 

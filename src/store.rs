@@ -310,6 +310,43 @@ impl CertDir {
     }
 }
 
+/// The files of a certificate folder that no live symlink points at: older sets and
+/// `-revoked` files, by dehydrated's names. Broken symlinks are removed on the way.
+pub fn unused_files(dir: &Path) -> Result<Vec<String>> {
+    let mut current = Vec::new();
+    for (kind, ext) in SET {
+        let link = dir.join(format!("{kind}.{ext}"));
+        match fs::read_link(&link) {
+            Ok(target) if dir.join(&target).exists() => {
+                current.push(target.to_string_lossy().into_owned())
+            }
+            Ok(_) => {
+                fs::remove_file(&link).map_err(Error::io("cannot remove broken link", &link))?
+            }
+            Err(_) => {}
+        }
+    }
+    let mut unused: Vec<String> = fs::read_dir(dir)
+        .map_err(Error::io("cannot read", dir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            SET.iter().any(|(kind, ext)| {
+                let Some(rest) = name.strip_prefix(&format!("{kind}-")) else {
+                    return false;
+                };
+                let rest = rest.strip_suffix("-revoked").unwrap_or(rest);
+                rest.strip_suffix(&format!(".{ext}"))
+                    .is_some_and(|ts| !ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+        .filter(|name| !current.contains(name))
+        .collect();
+    unused.sort();
+    Ok(unused)
+}
+
 /// The run lock: an OS lock on `LOCKFILE`, which the kernel releases when the process dies, so
 /// a crashed run never blocks the next one. The file is removed on release, so that dehydrated,
 /// which only checks whether it exists, can run after us.

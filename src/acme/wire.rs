@@ -12,6 +12,8 @@ pub struct Directory {
     pub new_account: String,
     pub new_order: String,
     #[serde(default)]
+    pub revoke_cert: Option<String>,
+    #[serde(default)]
     pub meta: DirectoryMeta,
 }
 

@@ -235,7 +235,7 @@ impl Pebble {
         x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
     }
 
-    fn management_get(&self, path: &str) -> Vec<u8> {
+    pub fn management_get(&self, path: &str) -> Vec<u8> {
         let roots: Vec<ureq::tls::Certificate<'static>> =
             ureq::tls::parse_pem(&fs::read(&self.ca_bundle).unwrap())
                 .filter_map(|i| match i {
