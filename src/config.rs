@@ -98,6 +98,8 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("CERT_DIR_MODE", Support::Used, false),
     ("CERT_OWNER", Support::Used, false),
     ("CERT_GROUP", Support::Used, false),
+    ("PKCS12_EXPORT", Support::Used, false),
+    ("PKCS12_PASSPHRASE", Support::Used, false),
     ("POST_RENEW_HOOK", Support::Used, false),
     ("PRIVATE_KEY_RENEW", Support::NotYet("yes"), true),
     ("PRIVATE_KEY_ROLLOVER", Support::NotYet("no"), true),
@@ -182,6 +184,9 @@ pub struct Config {
     pub modes: CertModes,
     /// `AUTO_CLEANUP=yes`: archive unused files after each `--cron` run.
     pub auto_cleanup: bool,
+    /// `PKCS12_EXPORT=yes`: also write `cert.p12` with this passphrase (`PKCS12_PASSPHRASE`,
+    /// empty when unset). A secret: never logged.
+    pub pkcs12_passphrase: Option<String>,
     /// The settings of a certificate without a config of its own.
     pub defaults: CertSettings,
     /// Warnings found while reading (obsolete keys, no config file), for the caller to log.
@@ -304,7 +309,17 @@ impl Config {
             Some("yes") => true,
             Some(_) => return Err(bad(&vars, "AUTO_CLEANUP", "must be yes or no")),
         };
+        let pkcs12_passphrase = match vars.value("PKCS12_EXPORT") {
+            None | Some("no") => None,
+            Some("yes") => Some(
+                vars.get("PKCS12_PASSPHRASE")
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            Some(_) => return Err(bad(&vars, "PKCS12_EXPORT", "must be yes or no")),
+        };
         Ok(Config {
+            pkcs12_passphrase,
             auto_cleanup,
             modes,
             hook_timeout,

@@ -15,11 +15,11 @@ use crate::commands::{
 use crate::config::{CertSpec, Config};
 use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
-use crate::issue::{self, Ctx, KeySource};
+use crate::issue::{self, Ctx, Issued, KeySource};
 use crate::keys::Csr;
 use crate::renewal::{self, Decision, Reason};
 use crate::store::{CertDir, CertFiles};
-use crate::{logging, parallel, x509};
+use crate::{logging, parallel, pkcs12, x509};
 
 /// Threads that answer the authorizations of one order.
 const AUTHZ_WORKERS: usize = 16;
@@ -346,11 +346,13 @@ fn renew_one(ctx: &Ctx<'_>, config: &Config, job: &Job<'_>) -> Outcome {
     let dir = CertDir::new(&config.certdir, &spec.name);
     let result = issue::issue(ctx, &spec.name, &job.names, key, &solver).and_then(|issued| {
         let privkey = issued.key.as_ref().map(|k| k.pem());
+        let p12 = pkcs12(config, spec, &issued)?;
         let files = CertFiles {
             privkey: privkey.as_deref(),
             csr: &issued.csr.pem,
             cert: &issued.cert,
             chain: &issued.chain,
+            p12: p12.as_deref(),
         };
         let set = dir.write_set(&files, unix_now(), &config.modes)?;
         if let Some(h) = &job.hook {
@@ -404,6 +406,26 @@ fn renew_one(ctx: &Ctx<'_>, config: &Config, job: &Job<'_>) -> Outcome {
             Outcome::failed(Some(reason), &e)
         }
     }
+}
+
+/// The `cert.p12` export when `PKCS12_EXPORT=yes` and the key is ours.
+fn pkcs12(config: &Config, spec: &CertSpec, issued: &Issued) -> Result<Option<Vec<u8>>> {
+    let Some(passphrase) = &config.pkcs12_passphrase else {
+        return Ok(None);
+    };
+    let Some(key) = &issued.key else {
+        logging::warn(format_args!(
+            "{}: no cert.p12, because the key was made by the generate_csr hook",
+            spec.name
+        ));
+        return Ok(None);
+    };
+    let cert =
+        x509::pem_certs(issued.cert.as_bytes()).map_err(|m| Error::refused(&spec.name, m))?;
+    let chain = x509::pem_certs(issued.chain.as_bytes()).unwrap_or_default();
+    pkcs12::build(&key.pkcs8_der(), &cert[0], &chain, &spec.name, passphrase)
+        .map(Some)
+        .map_err(|m| Error::refused(&spec.name, m))
 }
 
 /// Logs a certificate's error with what to do next, and tells its hook of a failed request.

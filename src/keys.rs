@@ -92,6 +92,11 @@ impl CertKey {
         self.pair.serialize_pem()
     }
 
+    /// The key as PKCS#8 DER, for the PKCS#12 export.
+    pub fn pkcs8_der(&self) -> Vec<u8> {
+        self.pair.serialize_der()
+    }
+
     /// The public key as it sits in a certificate's subjectPublicKey BIT STRING: the EC point,
     /// or the PKCS#1 RSAPublicKey.
     pub fn public_key_bits(&self) -> &[u8] {

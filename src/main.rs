@@ -16,6 +16,7 @@ mod issue;
 mod keys;
 mod logging;
 mod parallel;
+mod pkcs12;
 mod renewal;
 mod store;
 mod x509;

@@ -204,13 +204,15 @@ impl AccountDir {
     }
 }
 
-/// The five files of a set, in dehydrated's order of switching their links.
-const SET: [(&str, &str); 5] = [
+/// The files of a set, in dehydrated's order of switching their links, and our PKCS#12 export
+/// last when there is one.
+const SET: [(&str, &str); 6] = [
     ("privkey", "pem"),
     ("chain", "pem"),
     ("fullchain", "pem"),
     ("cert", "csr"),
     ("cert", "pem"),
+    ("cert", "p12"),
 ];
 
 /// The contents of one certificate set, ready to be written. `privkey` is None when the key
@@ -220,6 +222,8 @@ pub struct CertFiles<'a> {
     pub csr: &'a str,
     pub cert: &'a str,
     pub chain: &'a str,
+    /// `cert.p12`, written with the key's mode, when `PKCS12_EXPORT=yes`.
+    pub p12: Option<&'a [u8]>,
 }
 
 /// A set written to disk but not yet live.
@@ -231,6 +235,7 @@ pub struct WrittenSet {
     pub cert: PathBuf,
     pub chain: PathBuf,
     pub fullchain: PathBuf,
+    pub p12: Option<PathBuf>,
 }
 
 /// `certs/<name>/`: the timestamped files and the five symlinks to the newest set.
@@ -277,9 +282,13 @@ impl CertDir {
             cert: path("cert", "pem"),
             chain: path("chain", "pem"),
             fullchain: path("fullchain", "pem"),
+            p12: files.p12.map(|_| path("cert", "p12")),
         };
         if let (Some(key), Some(at)) = (files.privkey, &set.privkey) {
             replace_file(at, key.as_bytes(), modes.key, true)?;
+        }
+        if let (Some(p12), Some(at)) = (files.p12, &set.p12) {
+            replace_file(at, p12, modes.key, true)?;
         }
         let fullchain = format!("{}{}", files.cert, files.chain);
         for (at, text) in [
@@ -295,10 +304,10 @@ impl CertDir {
     }
 
     /// Switches the symlinks to `set` in dehydrated's order (privkey, chain, fullchain,
-    /// cert.csr, cert.pem), each by a rename, then fsyncs the folder.
+    /// cert.csr, cert.pem, then cert.p12), each by a rename, then fsyncs the folder.
     pub fn switch(&self, set: &WrittenSet) -> Result<()> {
         for (kind, ext) in SET {
-            if kind == "privkey" && set.privkey.is_none() {
+            if (kind == "privkey" && set.privkey.is_none()) || (ext == "p12" && set.p12.is_none()) {
                 continue;
             }
             switch_link(

@@ -445,3 +445,67 @@ fn check_live_set_allowing_key_mode(dir: &Path, pebble: &Pebble) -> String {
     fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
     ts
 }
+
+#[test]
+fn pkcs12_export_opens_with_openssl_and_the_passphrase() {
+    let openssl = common::require("openssl", "openssl");
+    let pebble = Pebble::start();
+    let env = Env::new(
+        &pebble,
+        "PKCS12_EXPORT=yes\nPKCS12_PASSPHRASE='s3cret pass'\n",
+    );
+    env.domains("p12.example www.p12.example\n");
+    let run = env.run(&["--cron", "--accept-terms", "--verbose"]);
+    run.expect(0);
+    assert!(
+        !run.stdout().contains("s3cret") && !run.stderr().contains("s3cret"),
+        "{run:?}"
+    );
+    let dir = env.cert_dir("p12.example");
+    let ts = check_live_set(
+        &dir,
+        &["p12.example", "www.p12.example"],
+        &pebble.root_der(),
+    );
+    assert_eq!(
+        fs::read_link(dir.join("cert.p12")).unwrap(),
+        Path::new(&format!("cert-{ts}.p12"))
+    );
+    assert_eq!(mode(&dir.join(format!("cert-{ts}.p12"))), 0o600);
+    let out = std::process::Command::new(&openssl)
+        .args([
+            "pkcs12",
+            "-info",
+            "-nodes",
+            "-passin",
+            "pass:s3cret pass",
+            "-in",
+        ])
+        .arg(dir.join("cert.p12"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("MAC: sha256"), "{text}");
+    assert!(text.contains("PBES2, PBKDF2, AES-256-CBC"), "{text}");
+    assert!(text.contains("friendlyName: p12.example"), "{text}");
+    // The key, the certificate and the chain are all in it, and the key is the live one.
+    let blocks = ::pem::parse_many(out.stdout.as_slice()).unwrap();
+    let certs: Vec<Vec<u8>> = blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.contents().to_vec())
+        .collect();
+    assert_eq!(certs, common::pem_certs(&dir.join("fullchain.pem")));
+    let key = blocks.iter().find(|b| b.tag() == "PRIVATE KEY").unwrap();
+    let live = ::pem::parse(fs::read(dir.join("privkey.pem")).unwrap()).unwrap();
+    assert_eq!(key.contents(), live.contents());
+    // A wrong passphrase is refused.
+    let wrong = std::process::Command::new(&openssl)
+        .args(["pkcs12", "-info", "-nodes", "-passin", "pass:wrong", "-in"])
+        .arg(dir.join("cert.p12"))
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+}

@@ -8,6 +8,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
+use super::der::der;
+
 /// base64url without padding, as JOSE and ACME use it.
 pub fn b64(data: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(data)
@@ -221,25 +223,6 @@ pub fn sec1_to_pkcs8(sec1: &[u8], curve_oid: &[u8]) -> Vec<u8> {
     info.extend(der(0x30, &alg));
     info.extend(der(0x04, sec1));
     der(0x30, &info)
-}
-
-/// One DER TLV with a definite length.
-fn der(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(value);
-    out
 }
 
 #[cfg(test)]

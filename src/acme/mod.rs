@@ -1,6 +1,7 @@
 //! RFC 8555 and nothing else: it knows no files, hooks or configuration.
 
 pub mod client;
+pub mod der;
 pub mod jws;
 pub mod wire;
 
