@@ -410,17 +410,22 @@ fn post_renew_hook_runs_once_after_a_batch_that_changed_something() {
 }
 
 #[test]
-fn modes_and_group_are_applied() {
+fn modes_owner_and_group_are_applied() {
+    use std::os::unix::fs::MetadataExt;
+    // Only root may give files away; others can still name themselves as the owner.
+    let me = fs::metadata("/proc/self").unwrap().uid();
+    let owner = if me == 0 { 1 } else { me };
     let pebble = Pebble::start();
     let env = Env::new(
         &pebble,
-        "CERT_FILE_MODE=0640\nCERT_DIR_MODE=0750\nCERT_GROUP=daemon\n",
+        &format!(
+            "CERT_FILE_MODE=0640\nCERT_DIR_MODE=0750\nCERT_GROUP=daemon\nCERT_OWNER={owner}\n"
+        ),
     );
     env.domains("modes.example\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
     let dir = env.cert_dir("modes.example");
     let ts = check_live_set_allowing_key_mode(&dir, &pebble);
-    use std::os::unix::fs::MetadataExt;
     let daemon = fs::read_to_string("/etc/group")
         .unwrap()
         .lines()
@@ -429,10 +434,12 @@ fn modes_and_group_are_applied() {
         .unwrap();
     assert_eq!(mode(&dir), 0o750);
     assert_eq!(fs::metadata(&dir).unwrap().gid(), daemon);
+    assert_eq!(fs::metadata(&dir).unwrap().uid(), owner);
     for f in ["cert", "chain", "fullchain", "privkey"] {
         let path = dir.join(format!("{f}-{ts}.pem"));
         assert_eq!(mode(&path), 0o640, "{f}");
         assert_eq!(fs::metadata(&path).unwrap().gid(), daemon, "{f}");
+        assert_eq!(fs::metadata(&path).unwrap().uid(), owner, "{f}");
     }
 }
 
