@@ -1,11 +1,18 @@
-//! Proving control of names: http-01 files in the webroot and dehydrated's challenge hooks, put
-//! in place all at once and taken away whatever happens.
+//! Proving control of names: http-01 files or the built-in responder, dns-01 records by hook or
+//! by RFC 2136, tls-alpn-01 certificates, and dehydrated's challenge hooks; all put in place
+//! at once and taken away whatever happens.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use ring::digest;
+
+use crate::acme::jws::b64;
+use crate::config::{ChallengeType, DnsConfig};
+use crate::dns01::{self, TxtRecord};
 use crate::error::{Error, Result};
 use crate::hooks::{Hook, HookEvent, Triplet};
+use crate::responder::Responder;
 use crate::store;
 
 /// The token as a file name, only if it is base64url (RFC 8555 §8.1) and so cannot be a path
@@ -57,76 +64,174 @@ pub struct Proof {
     pub key_authorization: String,
 }
 
-/// How the challenges of one certificate are put in place: the http-01 webroot, and the
+/// How the challenges of one certificate are put in place: by challenge type, through WELLKNOWN
+/// or the built-in responder, built-in DNS updates, tls-alpn-01 certificates; and the
 /// certificate's hook, if any, told of every challenge as dehydrated tells it.
 pub struct Solver<'a> {
-    pub webroot: Webroot,
+    pub kind: ChallengeType,
+    /// http-01 through files; None when the responder serves them.
+    pub webroot: Option<Webroot>,
+    pub responder: Option<&'a Responder>,
     pub hook: Option<&'a Hook>,
     /// `HOOK_CHAIN=yes`: one hook call for all challenges instead of one each.
     pub chain: bool,
+    pub dns: &'a DnsConfig,
+    /// tls-alpn-01: where the validation certificates go.
+    pub alpn_dir: &'a Path,
 }
 
 /// What [`Solver::deploy`] put in place, for [`Solver::clean`] to take away.
 #[derive(Debug, Default)]
 pub struct Deployed {
     files: Vec<PathBuf>,
+    tokens: Vec<String>,
     hooked: Vec<Triplet>,
+    dns_added: Option<dns01::Added>,
+}
+
+/// base64url(SHA-256(key authorization)): the dns-01 TXT value (RFC 8555 §8.4).
+pub fn dns_value(key_authorization: &str) -> String {
+    b64(digest::digest(
+        &digest::SHA256,
+        key_authorization.as_bytes(),
+    ))
+}
+
+/// SHA-256 of the key authorization as colon-separated hex, the value dehydrated hands its hook
+/// for tls-alpn-01.
+fn alpn_value(key_authorization: &str) -> String {
+    digest::digest(&digest::SHA256, key_authorization.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 impl Solver<'_> {
-    fn triplet(p: &Proof) -> Triplet {
+    /// What the hook is told for a challenge: the key authorization for http-01, the TXT value
+    /// for dns-01, the digest for tls-alpn-01.
+    fn triplet(&self, p: &Proof) -> Triplet {
+        let token_value = match self.kind {
+            ChallengeType::Http01 => p.key_authorization.clone(),
+            ChallengeType::Dns01 => dns_value(&p.key_authorization),
+            ChallengeType::TlsAlpn01 => alpn_value(&p.key_authorization),
+        };
         Triplet {
             domain: p.domain.clone(),
             token_filename: p.token.clone(),
-            token_value: p.key_authorization.clone(),
+            token_value,
         }
     }
 
-    /// Writes every challenge file (world-readable, so the web server can serve it), then runs
-    /// `deploy_challenge`. On an error, what was already in place is in `deployed` for
+    /// Puts every challenge in place: files, responder entries, validation certificates, DNS
+    /// records, then `deploy_challenge`, then for dns-01 waits until every name server has the
+    /// records. On an error, what was already in place is in `deployed` for
     /// [`Solver::clean`].
     pub fn deploy(&self, proofs: &[Proof], deployed: &mut Deployed) -> Result<()> {
         for p in proofs {
-            let name = validate_token(&p.token).map_err(|msg| Error::refused(&p.domain, msg))?;
-            let path = self.webroot.dir.join(name);
-            store::write_ephemeral(&path, p.key_authorization.as_bytes(), store::PUBLIC_MODE)?;
-            deployed.files.push(path);
+            validate_token(&p.token).map_err(|msg| Error::refused(&p.domain, msg))?;
         }
-        let Some(hook) = self.hook else {
-            return Ok(());
-        };
-        let triplets: Vec<Triplet> = proofs.iter().map(Self::triplet).collect();
-        if self.chain {
-            hook.run(&HookEvent::DeployChallenge(triplets.clone()), &[])?;
-            deployed.hooked = triplets;
-        } else {
-            for t in triplets {
-                hook.run(&HookEvent::DeployChallenge(vec![t.clone()]), &[])?;
-                deployed.hooked.push(t);
+        match self.kind {
+            ChallengeType::Http01 => self.deploy_http(proofs, deployed)?,
+            ChallengeType::TlsAlpn01 => self.deploy_alpn(proofs, deployed)?,
+            ChallengeType::Dns01 => {
+                if let Some((server, key, ttl)) = &self.dns.update {
+                    let added = dns01::add(*server, key, *ttl, &self.txt_records(proofs))
+                        .map_err(|e| Error::refused(&proofs[0].domain, e.0))?;
+                    deployed.dns_added = Some(added);
+                }
+            }
+        }
+        if let Some(hook) = self.hook {
+            let triplets: Vec<Triplet> = proofs.iter().map(|p| self.triplet(p)).collect();
+            if self.chain {
+                hook.run(&HookEvent::DeployChallenge(triplets.clone()), &[])?;
+                deployed.hooked = triplets;
+            } else {
+                for t in triplets {
+                    hook.run(&HookEvent::DeployChallenge(vec![t.clone()]), &[])?;
+                    deployed.hooked.push(t);
+                }
+            }
+        }
+        if self.kind == ChallengeType::Dns01 && self.dns.check {
+            dns01::wait_until_visible(self.dns, &self.txt_records(proofs))
+                .map_err(|e| Error::refused(&proofs[0].domain, e.0))?;
+        }
+        Ok(())
+    }
+
+    fn txt_records(&self, proofs: &[Proof]) -> Vec<TxtRecord> {
+        proofs
+            .iter()
+            .map(|p| TxtRecord {
+                name: format!("_acme-challenge.{}", p.domain),
+                value: dns_value(&p.key_authorization),
+            })
+            .collect()
+    }
+
+    fn deploy_http(&self, proofs: &[Proof], deployed: &mut Deployed) -> Result<()> {
+        for p in proofs {
+            if let Some(responder) = self.responder {
+                responder.insert(&p.token, &p.key_authorization);
+                deployed.tokens.push(p.token.clone());
+            } else if let Some(webroot) = &self.webroot {
+                let path = webroot.dir.join(&p.token);
+                store::write_ephemeral(&path, p.key_authorization.as_bytes(), store::PUBLIC_MODE)?;
+                deployed.files.push(path);
             }
         }
         Ok(())
     }
 
-    /// Removes every file and runs `clean_challenge` for every challenge the hook was told of,
-    /// even after a failure. Returns the first hook error, after trying them all.
+    /// Writes `<identifier>.crt.pem` and `<identifier>.key.pem` into ALPNCERTDIR, as dehydrated
+    /// does, for a TLS server to present on `acme-tls/1` (RFC 8737).
+    fn deploy_alpn(&self, proofs: &[Proof], deployed: &mut Deployed) -> Result<()> {
+        store::create_dir(self.alpn_dir, 0o700)?;
+        for p in proofs {
+            let (cert, key) = alpn_certificate(&p.domain, &p.key_authorization)
+                .map_err(|msg| Error::refused(&p.domain, msg))?;
+            let crt = self.alpn_dir.join(format!("{}.crt.pem", p.domain));
+            let keyfile = self.alpn_dir.join(format!("{}.key.pem", p.domain));
+            store::write_ephemeral(&keyfile, key.as_bytes(), store::KEY_MODE)?;
+            deployed.files.push(keyfile);
+            store::write_ephemeral(&crt, cert.as_bytes(), store::PUBLIC_MODE)?;
+            deployed.files.push(crt);
+        }
+        Ok(())
+    }
+
+    /// Takes away everything [`Solver::deploy`] put in place and runs `clean_challenge` for
+    /// every challenge the hook was told of, even after a failure. Returns the first error,
+    /// after trying everything.
     pub fn clean(&self, deployed: Deployed) -> Result<()> {
         for path in &deployed.files {
             let _ = fs::remove_file(path);
         }
-        let (Some(hook), false) = (self.hook, deployed.hooked.is_empty()) else {
-            return Ok(());
-        };
-        if self.chain {
-            return hook
-                .run(&HookEvent::CleanChallenge(deployed.hooked), &[])
-                .map(|_| ());
+        if let Some(responder) = self.responder {
+            for token in &deployed.tokens {
+                responder.remove(token);
+            }
         }
         let mut first_error = None;
-        for t in deployed.hooked {
-            if let Err(e) = hook.run(&HookEvent::CleanChallenge(vec![t]), &[]) {
-                first_error.get_or_insert(e);
+        if let (Some(hook), false) = (self.hook, deployed.hooked.is_empty()) {
+            let calls: Vec<Vec<Triplet>> = if self.chain {
+                vec![deployed.hooked]
+            } else {
+                deployed.hooked.into_iter().map(|t| vec![t]).collect()
+            };
+            for triplets in calls {
+                if let Err(e) = hook.run(&HookEvent::CleanChallenge(triplets), &[]) {
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        if let (Some(added), Some((server, key, _))) = (&deployed.dns_added, &self.dns.update)
+            && let Err(e) = dns01::remove(*server, key, added)
+        {
+            first_error.get_or_insert(Error::refused("dns-01", e.0));
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -146,6 +251,21 @@ impl Solver<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// A self-signed certificate for `identifier` with the critical acmeIdentifier extension
+/// holding SHA-256 of the key authorization (RFC 8737 §3), and its key, as PEM.
+pub fn alpn_certificate(
+    identifier: &str,
+    key_authorization: &str,
+) -> std::result::Result<(String, String), String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![identifier.to_string()]).map_err(|e| e.to_string())?;
+    let digest = digest::digest(&digest::SHA256, key_authorization.as_bytes());
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest.as_ref())];
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 #[cfg(test)]
@@ -181,10 +301,21 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let root = dir.join("webroot");
         fs::create_dir_all(&root).unwrap();
+        let dns = DnsConfig {
+            update: None,
+            check: false,
+            check_servers: vec![],
+            resolver: None,
+            wait: std::time::Duration::ZERO,
+        };
         let solver = Solver {
-            webroot: Webroot { dir: root.clone() },
+            kind: ChallengeType::Http01,
+            webroot: Some(Webroot { dir: root.clone() }),
+            responder: None,
             hook: None,
             chain: false,
+            dns: &dns,
+            alpn_dir: &root,
         };
         let proof = |token: &str| Proof {
             domain: "example.org".into(),
@@ -212,5 +343,46 @@ mod tests {
         solver.clean(deployed).unwrap();
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn challenge_values_as_rfc_8555_and_dehydrated_give_them() {
+        // RFC 8555 §8.4: base64url(SHA-256(key authorization)), no padding.
+        let ka = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ";
+        assert_eq!(
+            dns_value(ka),
+            b64(digest::digest(&digest::SHA256, ka.as_bytes()))
+        );
+        assert_eq!(dns_value(ka).len(), 43);
+        let hex = alpn_value("x");
+        assert_eq!(hex.len(), 32 * 3 - 1);
+        assert!(hex.starts_with("2d:71:16:42"), "{hex}");
+    }
+
+    #[test]
+    fn a_tls_alpn_certificate_carries_the_critical_acme_identifier() {
+        use x509_parser::prelude::*;
+        let (cert, _key) = alpn_certificate("alpn.example", "tok.thumb").unwrap();
+        let (_, block) = x509_parser::pem::parse_x509_pem(cert.as_bytes()).unwrap();
+        let (_, c) = X509Certificate::from_der(&block.contents).unwrap();
+        let ext = c
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31")
+            .unwrap();
+        assert!(ext.critical);
+        let digest = digest::digest(&digest::SHA256, b"tok.thumb");
+        // The value is an OCTET STRING holding the digest.
+        assert_eq!(&ext.value[2..], digest.as_ref());
+        let names: Vec<String> = c
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, ["DNSName(alpn.example)"]);
     }
 }

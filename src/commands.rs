@@ -11,11 +11,12 @@ use crate::acme::jws::b64;
 use crate::acme::{AccountKey, Client, KeyId, Transport, Trust};
 use crate::challenge::{Solver, Webroot};
 use crate::cli::Cli;
-use crate::config::{CertSpec, Config, LoadOptions};
+use crate::config::{CertSettings, CertSpec, ChallengeType, Config, LoadOptions};
 use crate::error::{CheckStatus, Error, Result, Status};
 use crate::hooks::Hook;
 use crate::issue::{self, Ctx, KeySource};
 use crate::renewal::Policy;
+use crate::responder::Responder;
 use crate::store::{self, AccountDir, CertDir, RunLock};
 use crate::x509::{self, CertFacts};
 use crate::{check, cron, domains, logging};
@@ -200,6 +201,58 @@ pub(crate) fn load_account(
     account::load_or_register(client, &dir, terms)
 }
 
+/// How a certificate with `settings` proves its names.
+pub(crate) fn solver<'a>(
+    config: &'a Config,
+    settings: &CertSettings,
+    hook: Option<&'a Hook>,
+    responder: Option<&'a Responder>,
+) -> Solver<'a> {
+    let kind = settings.challenge;
+    Solver {
+        kind,
+        webroot: (kind == ChallengeType::Http01 && responder.is_none()).then(|| Webroot {
+            dir: settings.wellknown.clone(),
+        }),
+        responder: responder.filter(|_| kind == ChallengeType::Http01),
+        hook,
+        chain: settings.hook_chain,
+        dns: &config.dns,
+        alpn_dir: &config.alpn_dir,
+    }
+}
+
+/// The built-in http-01 responder, when `HTTP_LISTEN` is set and a certificate needs it.
+pub(crate) fn start_responder(
+    config: &Config,
+    settings: &[&CertSettings],
+) -> Result<Option<Responder>> {
+    match config.http_listen {
+        Some(addr)
+            if settings
+                .iter()
+                .any(|s| s.challenge == ChallengeType::Http01) =>
+        {
+            Responder::start(addr).map(Some).map_err(Error::Config)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Every http-01 webroot that will be written to exists: a config error otherwise, found
+/// before any request.
+pub(crate) fn check_webroots(settings: &[&CertSettings], responder: bool) -> Result<()> {
+    for s in settings {
+        if s.challenge == ChallengeType::Http01 && !responder {
+            Webroot {
+                dir: s.wellknown.clone(),
+            }
+            .check()?;
+        }
+    }
+    Ok(())
+}
+
 /// The registered account, for commands that need one and never register.
 fn existing_account(cli: &Cli, config: &Config, client: &Client) -> Result<Account> {
     let cli = Cli {
@@ -219,10 +272,8 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
     let (csr, names) =
         x509::read_csr(&text).map_err(|msg| Error::Config(format!("{}: {msg}", path.display())))?;
     let _lock = lock(cli, config)?;
-    let webroot = Webroot {
-        dir: config.defaults.wellknown.clone(),
-    };
-    webroot.check()?;
+    let responder = start_responder(config, &[&config.defaults])?;
+    check_webroots(&[&config.defaults], responder.is_some())?;
     let client = connect(config)?;
     let (account, _) = load_account(cli, config, &client)?;
     let ctx = Ctx {
@@ -231,11 +282,7 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
         workers: 16,
     };
     let hook = hook_for(config, None);
-    let solver = Solver {
-        webroot,
-        hook: hook.as_ref(),
-        chain: config.defaults.hook_chain,
-    };
+    let solver = solver(config, &config.defaults, hook.as_ref(), responder.as_ref());
     let issued = issue::issue(&ctx, &names[0], &names, KeySource::Csr(csr), &solver)?;
     let mut out = format!("# CERT #\n{}\n", issued.cert);
     if cli.full_chain {
@@ -400,7 +447,7 @@ fn print_env(config: &Config) -> Status {
         ("CA", config.ca.clone()),
         ("CERTDIR", path(&config.certdir)),
         ("ALPNCERTDIR", path(&config.basedir.join("alpn-certs"))),
-        ("CHALLENGETYPE", "http-01".into()),
+        ("CHALLENGETYPE", d.challenge.name().into()),
         (
             "DOMAINS_D",
             config.domains_d.as_deref().map(path).unwrap_or_default(),
@@ -515,7 +562,7 @@ pub(crate) fn hook_env(
             config.file.as_deref().map(path).unwrap_or_default(),
         ),
         ("COMMAND".into(), "sign_domains".into()),
-        ("CHALLENGETYPE".into(), "http-01".into()),
+        ("CHALLENGETYPE".into(), settings.challenge.name().into()),
         ("KEY_ALGO".into(), settings.key_algo.config_name().into()),
         ("PRIVATE_KEY_ROLLOVER".into(), "no".into()),
     ];

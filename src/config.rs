@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::net::SocketAddr;
+
 use crate::config_file::{self, Origin, Vars};
+use crate::dns::{self, TsigKey};
 use crate::domains::CertLine;
 use crate::error::{Error, Result};
 use crate::hooks::Hook;
@@ -85,7 +88,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("CURL_OPTS", Support::Ignored, false),
     ("API", Support::Ignored, false),
     ("CHAINCACHE", Support::Ignored, false),
-    ("ALPNCERTDIR", Support::Ignored, false),
+    ("ALPNCERTDIR", Support::Used, false),
     ("OPENSSL_CNF", Support::Ignored, true),
     ("OCSP_MUST_STAPLE", Support::Obsolete, true),
     ("OCSP_FETCH", Support::Obsolete, true),
@@ -93,6 +96,17 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("HOOK", Support::Used, true),
     ("HOOK_CHAIN", Support::Used, true),
     ("HOOK_TIMEOUT", Support::Used, false),
+    ("HTTP_LISTEN", Support::Used, false),
+    ("DNS_UPDATE_SERVER", Support::Used, false),
+    ("DNS_UPDATE_KEY_FILE", Support::Used, false),
+    ("DNS_UPDATE_KEY_NAME", Support::Used, false),
+    ("DNS_UPDATE_KEY_ALGORITHM", Support::Used, false),
+    ("DNS_UPDATE_KEY_SECRET", Support::Used, false),
+    ("DNS_UPDATE_TTL", Support::Used, false),
+    ("DNS_CHECK", Support::Used, false),
+    ("DNS_CHECK_SERVERS", Support::Used, false),
+    ("DNS_RESOLVER", Support::Used, false),
+    ("DNS_WAIT", Support::Used, false),
     ("CERT_FILE_MODE", Support::Used, false),
     ("KEY_FILE_MODE", Support::Used, false),
     ("CERT_DIR_MODE", Support::Used, false),
@@ -129,6 +143,34 @@ pub struct LoadOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChallengeType {
     Http01,
+    Dns01,
+    TlsAlpn01,
+}
+
+impl ChallengeType {
+    /// The RFC 8555 / RFC 8737 name, which is also `CHALLENGETYPE`'s value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChallengeType::Http01 => "http-01",
+            ChallengeType::Dns01 => "dns-01",
+            ChallengeType::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+/// Built-in dns-01: RFC 2136 updates, and the check that the records are out there.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// `DNS_UPDATE_SERVER` and its TSIG key, with `DNS_UPDATE_TTL`.
+    pub update: Option<(SocketAddr, TsigKey, u32)>,
+    /// `DNS_CHECK`: ask the zone's name servers until they all have the records.
+    pub check: bool,
+    /// `DNS_CHECK_SERVERS`: ask these instead of the zone's name servers.
+    pub check_servers: Vec<SocketAddr>,
+    /// `DNS_RESOLVER`: where zones and name servers are looked up; /etc/resolv.conf's first.
+    pub resolver: Option<SocketAddr>,
+    /// `DNS_WAIT`: how long the records may take to reach every name server.
+    pub wait: std::time::Duration,
 }
 
 /// The settings a certificate's own config may change.
@@ -184,6 +226,11 @@ pub struct Config {
     pub modes: CertModes,
     /// `AUTO_CLEANUP=yes`: archive unused files after each `--cron` run.
     pub auto_cleanup: bool,
+    /// `HTTP_LISTEN`: answer http-01 from a built-in server on this address, not from WELLKNOWN.
+    pub http_listen: Option<SocketAddr>,
+    /// `ALPNCERTDIR`: where tls-alpn-01 certificates are written for the TLS server.
+    pub alpn_dir: PathBuf,
+    pub dns: DnsConfig,
     /// `PKCS12_EXPORT=yes`: also write `cert.p12` with this passphrase (`PKCS12_PASSPHRASE`,
     /// empty when unset). A secret: never logged.
     pub pkcs12_passphrase: Option<String>,
@@ -318,7 +365,21 @@ impl Config {
             ),
             Some(_) => return Err(bad(&vars, "PKCS12_EXPORT", "must be yes or no")),
         };
+        let http_listen = match vars.value("HTTP_LISTEN") {
+            None => None,
+            Some(v) => Some(v.parse::<SocketAddr>().map_err(|_| {
+                bad(
+                    &vars,
+                    "HTTP_LISTEN",
+                    "is not an address and port such as 127.0.0.1:8888 or [::1]:8888",
+                )
+            })?),
+        };
+        let dns = dns_config(&vars)?;
         Ok(Config {
+            http_listen,
+            alpn_dir: under("ALPNCERTDIR", "alpn-certs"),
+            dns,
             pkcs12_passphrase,
             auto_cleanup,
             modes,
@@ -378,7 +439,39 @@ impl Config {
             names: line.names.clone(),
             settings,
         };
+        self.check_challenge(&spec, line)?;
         Ok((spec, warnings))
+    }
+}
+
+impl Config {
+    /// Refuses a certificate whose names its challenge type cannot prove, or a dns-01 one with
+    /// neither a hook nor DNS updates: found before any request.
+    fn check_challenge(&self, spec: &CertSpec, line: &CertLine) -> Result<()> {
+        let kind = spec.settings.challenge;
+        let bad = |msg: String| Err(Error::Config(format!("{}: {msg}", line.origin)));
+        for name in &spec.names {
+            if name.starts_with("*.") && kind != ChallengeType::Dns01 {
+                return bad(format!(
+                    "{name} is a wildcard, which only dns-01 can prove; set CHALLENGETYPE=dns-01 \
+                     for this certificate (in its own config)"
+                ));
+            }
+            if name.parse::<std::net::IpAddr>().is_ok() && kind == ChallengeType::Dns01 {
+                return bad(format!(
+                    "{name} is an IP address, which dns-01 cannot prove; use http-01 or tls-alpn-01"
+                ));
+            }
+        }
+        if kind == ChallengeType::Dns01 && spec.settings.hook.is_none() && self.dns.update.is_none()
+        {
+            return bad(format!(
+                "{} uses dns-01 but has neither a HOOK that sets TXT records nor \
+                 DNS_UPDATE_SERVER for built-in updates",
+                spec.name
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -427,11 +520,13 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
     let key_algo = KeyAlgo::parse(algo, keysize).map_err(|msg| bad_with(vars, blame, &msg))?;
     let challenge = match vars.value("CHALLENGETYPE") {
         None | Some("http-01") => ChallengeType::Http01,
+        Some("dns-01") => ChallengeType::Dns01,
+        Some("tls-alpn-01") => ChallengeType::TlsAlpn01,
         Some(_) => {
             return Err(bad(
                 vars,
                 "CHALLENGETYPE",
-                "is not supported by this version yet: only http-01 is",
+                "is not one of http-01, dns-01, tls-alpn-01",
             ));
         }
     };
@@ -485,6 +580,81 @@ fn number(vars: &Vars, key: &str, default: u32) -> Result<u32> {
             .parse()
             .map_err(|_| bad(vars, key, "is not a whole number")),
     }
+}
+
+/// The built-in dns-01 settings.
+fn dns_config(vars: &Vars) -> Result<DnsConfig> {
+    let server = |key: &str| -> Result<Option<SocketAddr>> {
+        match vars.value(key) {
+            None => Ok(None),
+            Some(v) => dns::parse_server(v)
+                .map(Some)
+                .ok_or_else(|| bad(vars, key, "is not an IP address, optionally with :port")),
+        }
+    };
+    let update = match server("DNS_UPDATE_SERVER")? {
+        None => None,
+        Some(addr) => {
+            let key = match (
+                vars.value("DNS_UPDATE_KEY_FILE"),
+                vars.value("DNS_UPDATE_KEY_NAME"),
+            ) {
+                (Some(file), _) => {
+                    let text = std::fs::read_to_string(file).map_err(|e| {
+                        bad_with(
+                            vars,
+                            "DNS_UPDATE_KEY_FILE",
+                            &format!("{file}: cannot read: {e}"),
+                        )
+                    })?;
+                    TsigKey::from_bind_file(&text).map_err(|msg| {
+                        bad_with(vars, "DNS_UPDATE_KEY_FILE", &format!("{file}: {msg}"))
+                    })?
+                }
+                (None, Some(name)) => TsigKey::new(
+                    name,
+                    vars.value("DNS_UPDATE_KEY_ALGORITHM")
+                        .unwrap_or("hmac-sha256"),
+                    vars.value("DNS_UPDATE_KEY_SECRET").unwrap_or_default(),
+                )
+                .map_err(|msg| bad_with(vars, "DNS_UPDATE_KEY_NAME", &msg))?,
+                (None, None) => {
+                    return Err(bad(
+                        vars,
+                        "DNS_UPDATE_SERVER",
+                        "needs a TSIG key: DNS_UPDATE_KEY_FILE, or DNS_UPDATE_KEY_NAME and DNS_UPDATE_KEY_SECRET",
+                    ));
+                }
+            };
+            Some((addr, key, number(vars, "DNS_UPDATE_TTL", 60)?))
+        }
+    };
+    let check = match vars.value("DNS_CHECK") {
+        None | Some("yes") => true,
+        Some("no") => false,
+        Some(_) => return Err(bad(vars, "DNS_CHECK", "must be yes or no")),
+    };
+    let mut check_servers = Vec::new();
+    for word in vars
+        .value("DNS_CHECK_SERVERS")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        check_servers.push(dns::parse_server(word).ok_or_else(|| {
+            bad(
+                vars,
+                "DNS_CHECK_SERVERS",
+                &format!("has {word:?}, which is not an IP address, optionally with :port"),
+            )
+        })?);
+    }
+    Ok(DnsConfig {
+        update,
+        check,
+        check_servers,
+        resolver: server("DNS_RESOLVER")?,
+        wait: std::time::Duration::from_secs(u64::from(number(vars, "DNS_WAIT", 120)?)),
+    })
 }
 
 /// An octal mode such as `0640` or `640`; `min` are the bits the owner must keep.

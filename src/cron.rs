@@ -7,17 +7,18 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::account::Found;
-use crate::challenge::{Solver, Webroot};
 use crate::cli::Cli;
 use crate::commands::{
-    certificates, connect, current, hook_env, hook_for, load_account, lock, policy, unix_now,
+    certificates, check_webroots, connect, current, hook_env, hook_for, load_account, lock, policy,
+    solver, start_responder, unix_now,
 };
-use crate::config::{CertSpec, Config};
+use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
 use crate::issue::{self, Ctx, Issued, KeySource};
 use crate::keys::Csr;
 use crate::renewal::{self, Decision, Reason};
+use crate::responder::Responder;
 use crate::store::{CertDir, CertFiles};
 use crate::{logging, parallel, pkcs12, x509};
 
@@ -218,12 +219,10 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
         }
     }
     if !due.is_empty() {
-        for job in &due {
-            Webroot {
-                dir: job.spec.settings.wellknown.clone(),
-            }
-            .check()?;
-        }
+        let settings: Vec<&CertSettings> = due.iter().map(|j| &j.spec.settings).collect();
+        let responder = start_responder(config, &settings)?;
+        check_webroots(&settings, responder.is_some())?;
+        let responder = responder.as_ref();
         let renewed = connect(config).and_then(|client| {
             let (account, found) = load_account(cli, config, &client)?;
             if found == Found::Registered {
@@ -234,7 +233,9 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
                 account: &account,
                 workers: AUTHZ_WORKERS,
             };
-            let done = parallel::map(&due, config.jobs, |job| renew_one(&ctx, config, job));
+            let done = parallel::map(&due, config.jobs, |job| {
+                renew_one(&ctx, config, job, responder)
+            });
             logging::debug(format_args!(
                 "{} requests sent to the CA",
                 client.requests()
@@ -328,17 +329,16 @@ fn print_report(specs: &[CertSpec], outcomes: &[Outcome], status: Status) {
 
 /// Issues one certificate, writes it, runs sync_cert, switches the links, runs deploy_cert,
 /// and logs its line.
-fn renew_one(ctx: &Ctx<'_>, config: &Config, job: &Job<'_>) -> Outcome {
+fn renew_one(
+    ctx: &Ctx<'_>,
+    config: &Config,
+    job: &Job<'_>,
+    responder: Option<&Responder>,
+) -> Outcome {
     let spec = job.spec;
     let reason = &job.reason;
     logging::debug(format_args!("{}: renewing ({reason})", spec.name));
-    let solver = Solver {
-        webroot: Webroot {
-            dir: spec.settings.wellknown.clone(),
-        },
-        hook: job.hook.as_ref(),
-        chain: spec.settings.hook_chain,
-    };
+    let solver = solver(config, &spec.settings, job.hook.as_ref(), responder);
     let key = match &job.csr {
         Some(csr) => KeySource::Csr(csr.clone()),
         None => KeySource::Generate(spec.settings.key_algo),
@@ -465,21 +465,36 @@ fn request_failure(hook: &Hook, e: &Error) {
 /// What to do next about `e`, as `"; ..."`, or nothing when the message says it all.
 fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
     let next = match e {
-        Error::Invalid { name, problem, .. } => {
-            if problem.is("dns") {
-                format!("check that {name} has A or AAAA records that point at this server")
-            } else if problem.is("caa") {
-                format!("the CAA records of {name} do not allow this CA to issue")
+        Error::Invalid {
+            name,
+            kind,
+            problem,
+            ..
+        } => {
+            let base = name.strip_prefix("*.").unwrap_or(name);
+            if problem.is("caa") {
+                format!("the CAA records of {base} do not allow this CA to issue")
             } else if problem.is("rejectedIdentifier") {
                 format!("the CA will not issue for {name}")
+            } else if *kind == "dns-01" {
+                format!(
+                    "check that the TXT record _acme-challenge.{base} holds the value the hook \
+                     or the DNS update was given, on every name server of the zone"
+                )
+            } else if problem.is("dns") {
+                format!("check that {base} has A or AAAA records that point at this server")
+            } else if *kind == "tls-alpn-01" {
+                format!(
+                    "check that port 443 of {base} answers acme-tls/1 with the certificate in ALPNCERTDIR"
+                )
             } else {
                 let dir = spec.map_or_else(
                     || "WELLKNOWN".to_string(),
                     |s| s.settings.wellknown.display().to_string(),
                 );
                 format!(
-                    "check that http://{name}/.well-known/acme-challenge/ reaches this server \
-                     and serves the files of {dir}"
+                    "check that http://{base}/.well-known/acme-challenge/ reaches this server \
+                     and serves the files of {dir} (or HTTP_LISTEN)"
                 )
             }
         }

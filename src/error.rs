@@ -107,6 +107,8 @@ pub enum Error {
     /// The CA found the challenge for `name` invalid; `problem` holds its words.
     Invalid {
         name: String,
+        /// `http-01`, `dns-01` or `tls-alpn-01`.
+        kind: &'static str,
         problem: Box<acme::wire::Problem>,
         /// The challenge as the CA last described it, as JSON (for `invalid_challenge`).
         response: String,
@@ -173,9 +175,12 @@ impl fmt::Display for Error {
             ),
             Error::Io { path, what, err } => write!(f, "{}: {what}: {err}", path.display()),
             Error::Acme { subject, err } => write!(f, "{subject}: {err}"),
-            Error::Invalid { name, problem, .. } => {
-                write!(f, "{name}: http-01 challenge invalid: {problem}")
-            }
+            Error::Invalid {
+                name,
+                kind,
+                problem,
+                ..
+            } => write!(f, "{name}: {kind} challenge invalid: {problem}"),
             Error::Hook {
                 hook, event, what, ..
             } => write!(f, "{}: {event} failed: {what}", hook.display()),

@@ -258,16 +258,18 @@ fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String])
                 ));
             }
         }
+        let kind = solver.kind.name();
         let challenge = authz
             .challenges
             .iter()
-            .find(|c| c.kind == "http-01")
+            .find(|c| c.kind == kind)
             .ok_or_else(|| {
                 let offered: Vec<&str> = authz.challenges.iter().map(|c| c.kind.as_str()).collect();
                 Error::refused(
                     &name,
                     format!(
-                        "the CA offers no http-01 challenge for this name (it offers {})",
+                        "the CA offers no {kind} challenge for this name (it offers {}); \
+                         choose another CHALLENGETYPE for this certificate",
                         offered.join(", ")
                     ),
                 )
@@ -275,9 +277,10 @@ fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String])
         let token = challenge
             .token
             .clone()
-            .ok_or_else(|| Error::refused(&name, "the http-01 challenge has no token"))?;
+            .ok_or_else(|| Error::refused(&name, format!("the {kind} challenge has no token")))?;
         todo.push(Pending {
             name,
+            kind,
             authz_url: url.clone(),
             challenge_url: challenge.url.clone(),
             proof: Proof {
@@ -310,6 +313,7 @@ fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String])
 /// An authorization whose challenge is to be answered.
 struct Pending {
     name: String,
+    kind: &'static str,
     authz_url: String,
     challenge_url: String,
     proof: Proof,
@@ -352,6 +356,7 @@ fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
         .unwrap_or_default();
     Err(Error::Invalid {
         name: p.name.clone(),
+        kind: p.kind,
         problem: Box::new(problem),
         response,
     })

@@ -9,6 +9,8 @@ mod commands;
 mod config;
 mod config_file;
 mod cron;
+mod dns;
+mod dns01;
 mod domains;
 mod error;
 mod hooks;
@@ -18,6 +20,7 @@ mod logging;
 mod parallel;
 mod pkcs12;
 mod renewal;
+mod responder;
 mod store;
 mod x509;
 
