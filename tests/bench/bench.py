@@ -55,7 +55,7 @@ CLIENT_TEXT = {
     "lego": "`lego run` (one-first), forced re-issue `lego renew --days 9999 --no-random-sleep`, "
     "noop `lego renew --days 30 --no-random-sleep`; one certificate per process, so batch20 and "
     "noop are one shell loop; dns1 with `--dns exec --dns.disable-cp --dns.resolvers` "
-    "(challtestsrv) and `EXEC_SEQUENCE_INTERVAL=0`",
+    "(challtestsrv), `EXEC_SEQUENCE_INTERVAL=0` and `EXEC_POLLING_INTERVAL=1`",
     "certbot": "`certbot certonly --webroot --force-renewal`; batch20 is one "
     "`certbot renew --force-renewal`, noop one `certbot renew`; dns1 with `--manual` and "
     "auth/cleanup hooks",
@@ -106,11 +106,15 @@ def wait_port(port):
     raise BenchError(f"nothing listens on port {port}")
 
 
-def first_certificate(pem):
-    """The first PEM certificate block of `pem`, with its END line and newline."""
-    start = pem.index("-----BEGIN CERTIFICATE-----")
-    end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----\n")
-    return pem[start:end]
+def certificates_in(pem):
+    """The PEM certificate blocks of `pem`, each with its END line and newline."""
+    blocks = []
+    start = pem.find("-----BEGIN CERTIFICATE-----")
+    while start >= 0:
+        end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----\n")
+        blocks.append(pem[start:end])
+        start = pem.find("-----BEGIN CERTIFICATE-----", end)
+    return blocks
 
 
 def run_process(argv, env=None, cwd=None):
@@ -209,6 +213,7 @@ class Lab:
         self.mounted = False
         self.hooks = {}
         self.fake_key = os.path.join(self.root, "fake", "key.pem")
+        self.fake_ca = os.path.join(self.root, "fake", "ca.pem")
         self.fake_certs = {}
 
     # -- start and stop
@@ -418,17 +423,21 @@ esac
     # -- synthetic certificates for the noop scenarios
 
     def fake_certificates(self, names):
-        """name -> PEM of a 90-day self-signed certificate for that name, all with one P-256
-        key (self.fake_key). Made once and shared by every client."""
+        """name -> PEM of a 90-day certificate for that name, all with one P-256 key
+        (self.fake_key) and issued by one fake CA (self.fake_ca), so that a certificate file
+        with its chain is a proper chain (uacme's GnuTLS checks the order). Made once and
+        shared by every client."""
         folder = os.path.join(self.root, "fake")
         config = os.path.join(folder, "openssl.cnf")
         if not os.path.exists(self.fake_key):
             write_file(config, """[req]
 distinguished_name = dn
-x509_extensions = leaf
 prompt = no
 [dn]
 CN = $ENV::BENCH_NAME
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign
 [leaf]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -437,10 +446,14 @@ subjectAltName = DNS:$ENV::BENCH_NAME
 """)
             self.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
                          "-out", self.fake_key)
+            self.openssl("req", "-x509", "-new", "-config", config, "-extensions", "ca",
+                         "-key", self.fake_key, "-days", "100", "-out", self.fake_ca,
+                         env=dict(os.environ, BENCH_NAME="desiccant bench fake CA"))
         for name in names:
             if name not in self.fake_certs:
                 path = os.path.join(folder, name + ".pem")
-                self.openssl("req", "-x509", "-new", "-config", config, "-key", self.fake_key,
+                self.openssl("req", "-x509", "-new", "-config", config, "-extensions", "leaf",
+                             "-key", self.fake_key, "-CA", self.fake_ca, "-CAkey", self.fake_key,
                              "-days", "90", "-out", path, env=dict(os.environ, BENCH_NAME=name))
                 self.fake_certs[name] = read_file(path)
         return {name: self.fake_certs[name] for name in names}
@@ -587,11 +600,13 @@ class Lego(Client):
         if challenge == "http-01":
             argv += ["--http", "--http.webroot", self.lab.www]
         else:
-            # Ask challtestsrv, not public DNS, whether the record is there; and do not wait the
-            # exec provider's default 60 s between the two challenges of example.org.
+            # Ask challtestsrv, not public DNS, whether the record is there; do not wait the exec
+            # provider's default 60 s between the two challenges of example.org, nor 2 s (its
+            # polling interval) before the first look.
             argv += ["--dns", "exec", "--dns.disable-cp",
                      "--dns.resolvers", f"127.0.0.1:{self.lab.dns_port}"]
-            env = {"EXEC_PATH": self.lab.hooks["lego"], "EXEC_SEQUENCE_INTERVAL": "0"}
+            env = {"EXEC_PATH": self.lab.hooks["lego"], "EXEC_SEQUENCE_INTERVAL": "0",
+                   "EXEC_POLLING_INTERVAL": "1"}
         for name in names:
             argv += ["--domains", name]
         return Command(argv + list(action), env=env, cwd=d)
@@ -710,10 +725,11 @@ class Uacme(Client):
 # Synthetic state for the noop scenarios
 
 
-def clone_template(d, names, leaf_pem, key_pem, fakes, fake_key_pem):
+def clone_template(d, names, leaf_pem, key_pem, fakes, fake_key_pem, fake_ca_pem):
     """Copies every file and symlink of the TEMPLATE certificate in state folder d (every path
     under d with TEMPLATE in it) once per name: TEMPLATE in paths, link targets and text becomes
-    the name, the template's certificate becomes the name's fake one, its key the fake key.
+    the name; in certificate files the template's certificate becomes the name's fake one and
+    every other certificate (Pebble's issuer) the fake CA; its key becomes the fake key.
     Then removes the template's own files."""
     entries = []
     tops = []
@@ -736,8 +752,9 @@ def clone_template(d, names, leaf_pem, key_pem, fakes, fake_key_pem):
                 os.symlink(os.readlink(source).replace(TEMPLATE, name), target)
                 continue
             text = read_file(source)
-            if leaf_pem in text:
-                text = text.replace(leaf_pem, fakes[name])
+            if "-----BEGIN CERTIFICATE-----" in text:
+                for block in certificates_in(text):
+                    text = text.replace(block, fakes[name] if block == leaf_pem else fake_ca_pem)
             elif text.strip() == key_pem.strip():
                 text = fake_key_pem
             else:
@@ -757,11 +774,11 @@ def set_up_noop(lab, client, d, certs):
     issuance (TEMPLATE) with each name's fake certificate put in."""
     client.set_up(d, [[TEMPLATE]], "http-01")
     cert_path, key_path = client.issued_files(d, TEMPLATE)
-    leaf_pem = first_certificate(read_file(cert_path))
+    leaf_pem = certificates_in(read_file(cert_path))[0]
     key_pem = read_file(key_path)
     names = [c[0] for c in certs]
     fakes = lab.fake_certificates(names)
-    clone_template(d, names, leaf_pem, key_pem, fakes, read_file(lab.fake_key))
+    clone_template(d, names, leaf_pem, key_pem, fakes, read_file(lab.fake_key), read_file(lab.fake_ca))
     client.use_certificates(d, certs)
 
 
@@ -918,8 +935,9 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
         add(f"- `{scenario}`: {SCENARIO_TEXT[scenario]}")
     add("")
     add("The noop state is synthetic: one real issuance per client shows its on-disk layout, "
-        "which is copied for `n1.example` ... `nN.example`, each with a 90-day self-signed "
-        "certificate made by `openssl req -x509`. Every noop run is checked to create no order.")
+        "which is copied for `n1.example` ... `nN.example`, each with a 90-day certificate made by "
+        "`openssl req -x509` (one key, issued by one fake CA that stands in for Pebble's "
+        "intermediate). Every noop run is checked to create no order.")
     add("")
     add("## Summary: median wall time, ms")
     add("")

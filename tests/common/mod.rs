@@ -95,6 +95,10 @@ pub struct PebbleOptions {
     pub refuse_hosts: Vec<String>,
     /// Pebble refuses accounts without external account binding.
     pub eab_required: bool,
+    /// Pebble resolves through this server instead of pebble-challtestsrv.
+    pub dns: Option<std::net::SocketAddr>,
+    /// The harness serves the webroot on Pebble's httpPort; false leaves the port to the test.
+    pub web_server: bool,
 }
 
 impl Default for PebbleOptions {
@@ -105,6 +109,8 @@ impl Default for PebbleOptions {
             serve_webroot: true,
             refuse_hosts: Vec::new(),
             eab_required: false,
+            dns: None,
+            web_server: true,
         }
     }
 }
@@ -120,6 +126,11 @@ pub struct Pebble {
     /// Every challenge path the web server was asked for.
     pub served: Arc<Mutex<Vec<String>>>,
     pub log: PathBuf,
+    /// Pebble's httpPort, where the CA fetches http-01 tokens.
+    pub http_port: u16,
+    /// pebble-challtestsrv's DNS server, and its management URL (`/set-txt`, `/clear-txt`).
+    pub dns_server: std::net::SocketAddr,
+    pub dns_management: String,
     children: Vec<Child>,
     stop: Arc<AtomicBool>,
     server: Option<thread::JoinHandle<()>>,
@@ -144,6 +155,7 @@ impl Pebble {
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let http_port = listener.local_addr().unwrap().port();
+        let listener = opts.web_server.then_some(listener);
         let (acme_port, mgmt_port, dns_port, dns_mgmt_port, tls_port) = (
             free_port(),
             free_port(),
@@ -172,7 +184,11 @@ impl Pebble {
             let (stop, served, webroot) = (stop.clone(), served.clone(), webroot.clone());
             let serve = opts.serve_webroot;
             let refuse = opts.refuse_hosts.clone();
-            thread::spawn(move || serve_webroot(listener, &webroot, &stop, &served, serve, &refuse))
+            thread::spawn(move || {
+                if let Some(listener) = listener {
+                    serve_webroot(listener, &webroot, &stop, &served, serve, &refuse)
+                }
+            })
         };
 
         let mut children = Vec::new();
@@ -196,7 +212,12 @@ impl Pebble {
         let mut ca = Command::new(pebble)
             .arg("-config")
             .arg(&config_path)
-            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
+            .args([
+                "-dnsserver",
+                &opts
+                    .dns
+                    .map_or(format!("127.0.0.1:{dns_port}"), |a| a.to_string()),
+            ])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", opts.nonce_reject.to_string())
             .env("PEBBLE_AUTHZREUSE", opts.authz_reuse.to_string())
@@ -208,6 +229,9 @@ impl Pebble {
         children.push(ca);
 
         Pebble {
+            http_port,
+            dns_server: format!("127.0.0.1:{dns_port}").parse().unwrap(),
+            dns_management: format!("http://127.0.0.1:{dns_mgmt_port}"),
             directory_url: format!("https://127.0.0.1:{acme_port}/dir"),
             management_url: format!("https://127.0.0.1:{mgmt_port}"),
             ca_bundle,
@@ -607,4 +631,123 @@ pub fn read(path: &Path) -> String {
         let _ = f.read_to_string(&mut s);
     }
     s
+}
+
+/// A real BIND `named`, primary for one zone that accepts updates signed with a TSIG key.
+pub struct Named {
+    pub dir: TempDir,
+    pub addr: std::net::SocketAddr,
+    pub zone: String,
+    /// BIND's key file, as `nsupdate -k` reads it.
+    pub key_file: PathBuf,
+    child: Child,
+}
+
+impl Named {
+    /// Starts named on 127.0.0.1:`port` (a free port when None) for `zone`, whose name server
+    /// `ns.<zone>` is 127.0.0.1 and whose names all point at 127.0.0.1.
+    pub fn start(zone: &str, port: Option<u16>) -> Named {
+        let named = require("named", "bind9");
+        let dir = TempDir::new("named");
+        let port = port.unwrap_or_else(free_port);
+        let key_file = dir.path().join("key.conf");
+        fs::write(
+            &key_file,
+            "key \"acme-update\" {\n\talgorithm hmac-sha256;\n\tsecret \"ZGVzaWNjYW50IHRlc3Qga2V5IGZvciBuYW1lZCAhISE=\";\n};\n",
+        )
+        .unwrap();
+        let d = dir.path().display();
+        fs::write(
+            dir.path().join("named.conf"),
+            format!(
+                "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
+  pid-file \"{d}/named.pid\"; recursion no; dnssec-validation no; notify no; }};
+include \"{d}/key.conf\";
+controls {{ }};
+zone \"{zone}\" {{ type primary; file \"{d}/zone.db\"; allow-update {{ key \"acme-update\"; }}; }};
+"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("zone.db"),
+            format!(
+                "$TTL 60\n@ IN SOA ns.{zone}. admin.{zone}. 1 60 60 600 60\n@ IN NS ns.{zone}.\nns IN A 127.0.0.1\n@ IN A 127.0.0.1\n* IN A 127.0.0.1\n"
+            ),
+        )
+        .unwrap();
+        // named -g logs to stderr.
+        let log = dir.path().join("named.log");
+        let log_file = fs::File::create(&log).unwrap();
+        let child = Command::new(named)
+            .args(["-g", "-c"])
+            .arg(dir.path().join("named.conf"))
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        // From here on Drop kills named, also when it does not come up.
+        let mut named = Named {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            zone: zone.to_string(),
+            key_file,
+            dir,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("running")
+        {
+            if let Ok(Some(status)) = named.child.try_wait() {
+                panic!(
+                    "named exited with {status} (is port {port} free?):\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "named did not start:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        named
+    }
+    /// The TXT values of `name` as named answers them now (with dig).
+    pub fn txt(&self, name: &str) -> Vec<String> {
+        let dig = require("dig", "bind9-dnsutils");
+        let out = Command::new(dig)
+            .args([
+                "+short",
+                "+norecurse",
+                "-p",
+                &self.addr.port().to_string(),
+                "@127.0.0.1",
+                "TXT",
+                name,
+            ])
+            .output()
+            .unwrap();
+        let mut values: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_matches('"').to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        values.sort();
+        values
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes an executable `sh` script.
+pub fn script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
