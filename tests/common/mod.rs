@@ -601,12 +601,10 @@ pub fn check_live_set(dir: &Path, names: &[&str], root_der: &[u8]) -> String {
         .expect("chain.pem does not lead to Pebble's root");
 
     assert_eq!(mode(&dir.join("privkey.pem")), 0o600, "privkey.pem mode");
-    let key_pem = fs::read_to_string(dir.join("privkey.pem")).unwrap();
-    let key = rcgen::KeyPair::from_pem(&key_pem).expect("privkey.pem is not a PKCS#8 key");
-    use rcgen::PublicKeyData;
+    let key = public_key_of(&dir.join("privkey.pem"));
     assert_eq!(
         leaf.public_key().subject_public_key.data.as_ref(),
-        key.der_bytes(),
+        key.as_slice(),
         "privkey.pem does not match cert.pem"
     );
     let csr_pem = fs::read(dir.join("cert.csr")).unwrap();
@@ -618,10 +616,32 @@ pub fn check_live_set(dir: &Path, names: &[&str], root_der: &[u8]) -> String {
             .subject_public_key
             .data
             .as_ref(),
-        key.der_bytes(),
+        key.as_slice(),
         "cert.csr is for another key"
     );
     ts.unwrap()
+}
+
+/// The public key bits of a PEM private key: PKCS#8 as desiccant writes it, or whatever
+/// `openssl pkey` reads (dehydrated's SEC1 keys from `openssl ecparam`).
+pub fn public_key_of(path: &Path) -> Vec<u8> {
+    let text = fs::read_to_string(path).unwrap();
+    if let Ok(key) = rcgen::KeyPair::from_pem(&text) {
+        use rcgen::PublicKeyData;
+        return key.der_bytes().to_vec();
+    }
+    let out = Command::new(require("openssl", "openssl"))
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: not a key openssl reads",
+        path.display()
+    );
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&out.stdout).unwrap();
+    spki.subject_public_key.data.to_vec()
 }
 
 /// Reads a file to a string, empty when missing.
