@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use crate::acme::{AccountKey, Client, KeyId};
 use crate::error::{Error, Result};
+use crate::keys::{CertKey, KeyAlgo};
 use crate::store::{self, AccountDir};
 
 /// A registered account: the key that signs, and the URL that names it (the JWS `kid`).
@@ -26,6 +27,8 @@ pub struct Terms<'a> {
     pub accepted: bool,
     /// `CONTACT_EMAIL`, sent as `mailto:`.
     pub contact: Option<&'a str>,
+    /// The type of a new account key (`ACCOUNT_KEY_ALGO`).
+    pub key_algo: KeyAlgo,
 }
 
 /// Whether [`load_or_register`] found an account or made one.
@@ -37,8 +40,8 @@ pub enum Found {
 
 /// The account for this CA. With a stored key and URL this sends nothing. A key without a URL
 /// (dehydrated writes the URL only after it looked it up once) is looked up with
-/// `onlyReturnExisting`. Without a key, a new P-256 key is created and registered, but only
-/// when the terms were accepted.
+/// `onlyReturnExisting`. Without a key, a new key of `terms.key_algo` is created and
+/// registered, but only when the terms were accepted.
 pub fn load_or_register(
     client: &Client,
     dir: &AccountDir,
@@ -67,7 +70,10 @@ pub fn load_or_register(
                 return Err(not_registered(client));
             }
             dir.create()?;
-            let (key, pem) = AccountKey::generate().map_err(|e| Error::refused(subject, e.0))?;
+            let pem = CertKey::generate(terms.key_algo)
+                .map_err(|msg| Error::refused(subject, msg))?
+                .pem();
+            let key = AccountKey::from_pem(&pem).map_err(|e| Error::refused(subject, e.0))?;
             store::write_file(&key_path, pem.as_bytes(), store::KEY_MODE)?;
             let url = register(client, dir, &key, terms)?;
             return Ok((Account { key, url }, Found::Registered));

@@ -139,7 +139,31 @@ pub struct Cli {
     #[arg(short = 'o', long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Challenge type (http-01)
+    /// Resolve and connect over IPv4 only
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Resolve and connect over IPv6 only
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+
+    /// Write tls-alpn-01 certificates into this folder instead of ALPNCERTDIR
+    #[arg(long, value_name = "DIR")]
+    pub alpn: Option<PathBuf>,
+
+    /// Prefer the chain whose topmost certificate is issued by this common name
+    #[arg(long, value_name = "ISSUER_CN")]
+    pub preferred_chain: Option<String>,
+
+    /// Ask for OCSP must-staple (obsolete: CAs no longer run OCSP; accepted with a warning)
+    #[arg(long)]
+    pub ocsp: bool,
+
+    /// With --force: validate every name again even where the CA holds a valid authorization
+    #[arg(long, requires = "force")]
+    pub force_validation: bool,
+
+    /// Challenge type: http-01, dns-01 or tls-alpn-01
     #[arg(short = 't', long, value_name = "TYPE")]
     pub challenge: Option<String>,
 

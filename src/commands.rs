@@ -92,6 +92,19 @@ pub(crate) fn load_config(cli: &Cli) -> Result<Config> {
         "--domains-txt",
     );
     flag("KEY_ALGO", cli.algo.clone(), "--algo");
+    flag("ALPNCERTDIR", cli.alpn.as_deref().map(path), "--alpn");
+    flag(
+        "PREFERRED_CHAIN",
+        cli.preferred_chain.clone(),
+        "--preferred-chain",
+    );
+    flag(
+        "OCSP_MUST_STAPLE",
+        cli.ocsp.then(|| "yes".to_string()),
+        "--ocsp",
+    );
+    flag("IP_VERSION", cli.ipv4.then(|| "4".to_string()), "--ipv4");
+    flag("IP_VERSION", cli.ipv6.then(|| "6".to_string()), "--ipv6");
     flag("HOOK", cli.hook.as_deref().map(path), "--hook");
     flag("CHALLENGETYPE", cli.challenge.clone(), "--challenge");
     flag("JOBS", cli.jobs.map(|n| n.to_string()), "--jobs");
@@ -197,6 +210,7 @@ pub(crate) fn load_account(
     let terms = Terms {
         accepted: cli.accept_terms,
         contact: config.contact_email.as_deref(),
+        key_algo: config.account_key_algo,
     };
     account::load_or_register(client, &dir, terms)
 }
@@ -280,6 +294,7 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
         client: &client,
         account: &account,
         workers: 16,
+        force_validation: false,
     };
     let hook = hook_for(config, None);
     let solver = solver(config, &config.defaults, hook.as_ref(), responder.as_ref());

@@ -80,6 +80,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("DEHYDRATED_GROUP", Support::Used, false),
     ("WELLKNOWN", Support::Used, true),
     ("KEY_ALGO", Support::Used, true),
+    ("ACCOUNT_KEY_ALGO", Support::Used, false),
     ("KEYSIZE", Support::Used, true),
     ("RENEW_DAYS", Support::Used, true),
     ("CHALLENGETYPE", Support::Used, true),
@@ -216,6 +217,8 @@ pub struct Config {
     pub lockfile: Option<PathBuf>,
     /// Certificates issued at the same time.
     pub jobs: usize,
+    /// `ACCOUNT_KEY_ALGO` (with `KEYSIZE` for rsa): the type of a new account key.
+    pub account_key_algo: KeyAlgo,
     /// `IP_VERSION`: 4 or 6 to reach the CA over that protocol only.
     pub ip_version: Option<u8>,
     /// A hook or `POST_RENEW_HOOK` still running after this long is killed.
@@ -351,6 +354,17 @@ impl Config {
         let hook_timeout =
             std::time::Duration::from_secs(u64::from(number(&vars, "HOOK_TIMEOUT", 600)?));
         let modes = cert_modes(&vars)?;
+        let account_key_algo = KeyAlgo::parse(
+            vars.value("ACCOUNT_KEY_ALGO").unwrap_or("prime256v1"),
+            number(&vars, "KEYSIZE", 4096)?,
+        )
+        .map_err(|msg| {
+            bad_with(
+                &vars,
+                "ACCOUNT_KEY_ALGO",
+                &msg.replace("KEY_ALGO", "ACCOUNT_KEY_ALGO"),
+            )
+        })?;
         let auto_cleanup = match vars.value("AUTO_CLEANUP") {
             None | Some("no") => false,
             Some("yes") => true,
@@ -377,6 +391,7 @@ impl Config {
         };
         let dns = dns_config(&vars)?;
         Ok(Config {
+            account_key_algo,
             http_listen,
             alpn_dir: under("ALPNCERTDIR", "alpn-certs"),
             dns,

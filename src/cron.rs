@@ -232,6 +232,7 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
                 client: &client,
                 account: &account,
                 workers: AUTHZ_WORKERS,
+                force_validation: cli.force_validation,
             };
             let done = parallel::map(&due, config.jobs, |job| {
                 renew_one(&ctx, config, job, responder)

@@ -92,6 +92,8 @@ pub enum Error {
     LockBusy {
         path: PathBuf,
         waited_secs: u64,
+        /// Who holds it, when we know.
+        holder: Option<String>,
     },
     /// A file or folder could not be read or written.
     Io {
@@ -167,12 +169,23 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) | Error::Config(msg) => f.write_str(msg),
-            Error::LockBusy { path, waited_secs } => write!(
-                f,
-                "{}: another run holds the lock (waited {waited_secs} s); \
-                 try again later or give --lock-wait SECS",
-                path.display()
-            ),
+            Error::LockBusy {
+                path,
+                waited_secs,
+                holder,
+            } => {
+                let who = holder.as_deref().unwrap_or("another run");
+                write!(
+                    f,
+                    "{}: {who} holds the lock (waited {waited_secs} s); try again later or give \
+                     --lock-wait SECS",
+                    path.display()
+                )?;
+                if who.starts_with("dehydrated") {
+                    write!(f, "; if no dehydrated runs, it crashed: delete the file")?;
+                }
+                Ok(())
+            }
             Error::Io { path, what, err } => write!(f, "{}: {what}: {err}", path.display()),
             Error::Acme { subject, err } => write!(f, "{subject}: {err}"),
             Error::Invalid {
@@ -253,6 +266,7 @@ mod tests {
         let busy = Error::LockBusy {
             path: "/etc/dehydrated/lock".into(),
             waited_secs: 0,
+            holder: None,
         };
         assert_eq!(busy.status(), Status::Temporary);
         assert_eq!(Error::Config("x".into()).status(), Status::Config);

@@ -35,6 +35,8 @@ pub struct Ctx<'a> {
     pub account: &'a Account,
     /// Threads for the authorizations of one order.
     pub workers: usize,
+    /// `--force-validation`: prove names again even where the authorization is valid.
+    pub force_validation: bool,
 }
 
 /// Where the certificate's key comes from.
@@ -249,8 +251,8 @@ fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String])
         let authz = authz?;
         let name = display_name(&authz);
         match authz.status {
-            AuthorizationStatus::Valid => continue,
-            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid if !ctx.force_validation => continue,
+            AuthorizationStatus::Pending | AuthorizationStatus::Valid => {}
             other => {
                 return Err(Error::refused(
                     name,

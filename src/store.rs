@@ -2,7 +2,7 @@
 //! the run lock.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -372,6 +372,11 @@ impl RunLock {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(Error::io("cannot create the lock's folder", dir))?;
         }
+        let busy = |holder: Option<String>| Error::LockBusy {
+            path: path.to_path_buf(),
+            waited_secs: wait.as_secs(),
+            holder,
+        };
         loop {
             let file = OpenOptions::new()
                 .read(true)
@@ -381,6 +386,7 @@ impl RunLock {
                 .mode(0o644)
                 .open(path)
                 .map_err(Error::io("cannot open the lock file", path))?;
+            let mut holder = None;
             match file.try_lock() {
                 Ok(()) => {
                     // The holder before us may have removed the file after we opened it; then
@@ -389,28 +395,48 @@ impl RunLock {
                     let current = fs::metadata(path).map(|m| m.ino()).ok();
                     if ours.is_some() && ours == current {
                         let mut file = file;
-                        let _ = file.set_len(0);
-                        let _ = writeln!(file, "{}", std::process::id());
-                        return Ok(RunLock {
-                            path: path.to_path_buf(),
-                            _file: file,
-                        });
+                        let mut content = String::new();
+                        let _ = file.read_to_string(&mut content);
+                        match dehydrated_holds(&content) {
+                            None => {
+                                let _ = file.set_len(0);
+                                let _ = file.seek(io::SeekFrom::Start(0));
+                                let _ = writeln!(file, "{}", std::process::id());
+                                return Ok(RunLock {
+                                    path: path.to_path_buf(),
+                                    _file: file,
+                                });
+                            }
+                            // Dropping `file` unlocks it; the file itself stays dehydrated's.
+                            Some(since) => holder = Some(format!("dehydrated, since {since}")),
+                        }
                     }
                 }
-                Err(fs::TryLockError::WouldBlock) => {
-                    if Instant::now() >= deadline {
-                        return Err(Error::LockBusy {
-                            path: path.to_path_buf(),
-                            waited_secs: wait.as_secs(),
-                        });
-                    }
-                    thread::sleep(Duration::from_millis(100));
-                }
+                Err(fs::TryLockError::WouldBlock) => holder = Some("another desiccant run".into()),
                 Err(fs::TryLockError::Error(e)) => {
                     return Err(Error::io("cannot lock", path)(e));
                 }
             }
+            if holder.is_some() {
+                if Instant::now() >= deadline {
+                    return Err(busy(holder));
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
         }
+    }
+}
+
+/// dehydrated takes its lock by creating the file with the date in it and removes it when
+/// done; it never locks the file. So a lock file that holds text other than a process id is a
+/// running dehydrated's (or a crashed one's, which dehydrated itself would also wait for).
+/// Returns that text.
+fn dehydrated_holds(content: &str) -> Option<String> {
+    let text = content.trim();
+    if text.is_empty() || text.parse::<u32>().is_ok() {
+        None
+    } else {
+        Some(text.chars().take(60).collect())
     }
 }
 
@@ -478,6 +504,29 @@ mod tests {
             Path::new("a-2.pem")
         );
         assert_eq!(fs::read_to_string(dir.join("a.pem")).unwrap(), "2");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_dehydrated_lock_file_is_respected() {
+        assert_eq!(dehydrated_holds(""), None);
+        assert_eq!(dehydrated_holds("12345\n"), None);
+        assert_eq!(
+            dehydrated_holds("Mon Nov 23 12:00:00 UTC 2026\n").as_deref(),
+            Some("Mon Nov 23 12:00:00 UTC 2026")
+        );
+        let dir = tempdir("dehydrated-lock");
+        let path = dir.join("lock");
+        fs::write(&path, "Mon Nov 23 12:00:00 UTC 2026\n").unwrap();
+        let err = RunLock::acquire(&path, Duration::ZERO).err().unwrap();
+        assert!(
+            err.to_string().contains("dehydrated, since Mon Nov 23"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "Mon Nov 23 12:00:00 UTC 2026\n"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

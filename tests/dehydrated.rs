@@ -181,3 +181,249 @@ fn without_timestamps(lines: &[String]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Every flag `dehydrated --help` lists, tried on desiccant: what it does there.
+#[test]
+fn every_flag_of_dehydrated_help() {
+    let help = Command::new(require("dehydrated", "dehydrated"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let mut listed: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .map(|l| format!("--{}", l.split_whitespace().next().unwrap_or("")))
+        .collect();
+    listed.sort();
+    listed.dedup();
+    assert!(listed.len() >= 30, "{help}");
+
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("flags.example\n");
+    let csr = env.path().join("req.csr");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["csr.flags.example".into()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    fs::write(&csr, params.serialize_request(&key).unwrap().pem().unwrap()).unwrap();
+    let alpn = env.path().join("alpn");
+    let out = env.path().join("out");
+    let other_txt = env.path().join("other.txt");
+    fs::write(&other_txt, "other.flags.example\n").unwrap();
+    let noop = env.path().join("noop.sh");
+    script(&noop, "exit 0");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+
+    // (flag, the run that tries it, the exit code, text the output must hold)
+    let tries: Vec<(&str, Vec<String>, i32, &str)> = vec![
+        (
+            "--accept-terms",
+            vec!["--register".into(), "--accept-terms".into()],
+            0,
+            "registered",
+        ),
+        (
+            "--register",
+            vec!["--register".into()],
+            0,
+            "already registered",
+        ),
+        ("--version", vec!["--version".into()], 0, "desiccant "),
+        ("--help", vec!["--help".into()], 0, "--cron"),
+        (
+            "--display-terms",
+            vec!["--display-terms".into()],
+            0,
+            "terms of service",
+        ),
+        ("--env", vec!["--env".into()], 0, "declare -- CA="),
+        ("--cron", vec!["--cron".into()], 0, "flags.example: issued"),
+        (
+            "--force",
+            vec!["-c".into(), "-x".into()],
+            0,
+            "flags.example: issued",
+        ),
+        (
+            "--force-validation",
+            vec!["-c".into(), "-x".into(), "--force-validation".into()],
+            0,
+            "issued",
+        ),
+        ("--keep-going", vec!["-c".into(), "-g".into()], 0, ""),
+        (
+            "--no-lock",
+            vec!["-c".into(), "-n".into(), "-x".into()],
+            0,
+            "issued",
+        ),
+        (
+            "--lock-suffix",
+            vec!["-c".into(), "--lock-suffix".into(), "x".into()],
+            0,
+            "",
+        ),
+        (
+            "--domain",
+            vec![
+                "-c".into(),
+                "-d".into(),
+                "d.flags.example".into(),
+                "-d".into(),
+                "e.flags.example".into(),
+            ],
+            0,
+            "d.flags.example: issued",
+        ),
+        (
+            "--alias",
+            vec![
+                "-c".into(),
+                "-d".into(),
+                "f.flags.example".into(),
+                "--alias".into(),
+                "aliased".into(),
+            ],
+            0,
+            "aliased: issued",
+        ),
+        (
+            "--domains-txt",
+            vec!["-c".into(), "--domains-txt".into(), s(&other_txt)],
+            0,
+            "other.flags.example: issued",
+        ),
+        (
+            "--out",
+            vec!["-c".into(), "-o".into(), s(&out)],
+            0,
+            "flags.example: issued",
+        ),
+        (
+            "--algo",
+            vec!["-c".into(), "-x".into(), "-a".into(), "prime256v1".into()],
+            0,
+            "issued",
+        ),
+        (
+            "--challenge",
+            vec!["-c".into(), "-x".into(), "-t".into(), "http-01".into()],
+            0,
+            "issued",
+        ),
+        (
+            "--hook",
+            vec!["-c".into(), "-x".into(), "-k".into(), s(&noop)],
+            0,
+            "issued",
+        ),
+        ("--config", vec!["-c".into()], 0, ""),
+        (
+            "--ca",
+            vec![
+                "-c".into(),
+                "-x".into(),
+                "--ca".into(),
+                pebble.directory_url.clone(),
+            ],
+            0,
+            "issued",
+        ),
+        (
+            "--ipv4",
+            vec!["-c".into(), "-x".into(), "-4".into()],
+            0,
+            "issued",
+        ),
+        // Pebble listens on 127.0.0.1 only: over IPv6 it cannot be reached, a temporary failure.
+        (
+            "--ipv6",
+            vec!["-c".into(), "-x".into(), "-6".into()],
+            75,
+            "cannot reach",
+        ),
+        (
+            "--ocsp",
+            vec!["-c".into(), "--ocsp".into()],
+            0,
+            "OCSP_MUST_STAPLE is ignored",
+        ),
+        (
+            "--alpn",
+            vec![
+                "-c".into(),
+                "-x".into(),
+                "--alpn".into(),
+                s(&alpn),
+                "-t".into(),
+                "tls-alpn-01".into(),
+            ],
+            1,
+            "tls-alpn-01 challenge invalid",
+        ),
+        (
+            "--preferred-chain",
+            vec![
+                "-c".into(),
+                "--preferred-chain".into(),
+                "Pebble Root CA".into(),
+            ],
+            78,
+            "PREFERRED_CHAIN",
+        ),
+        ("--signcsr", vec!["-s".into(), s(&csr)], 0, "# CERT #"),
+        (
+            "--full-chain",
+            vec!["-s".into(), s(&csr), "-fc".into()],
+            0,
+            "# CHAIN #",
+        ),
+        (
+            "--privkey",
+            vec![
+                "-r".into(),
+                s(&env.cert_dir("aliased").join("cert.pem")),
+                "-p".into(),
+                s(&env.cert_dir("aliased").join("privkey.pem")),
+            ],
+            0,
+            "revoked",
+        ),
+        (
+            "--revoke",
+            vec![
+                "-r".into(),
+                s(&env.cert_dir("flags.example").join("cert.pem")),
+            ],
+            0,
+            "revoked",
+        ),
+        ("--cleanup", vec!["-gc".into()], 0, "archived unused"),
+        ("--cleanup-delete", vec!["-gcd".into()], 0, ""),
+        ("--account", vec!["--account".into()], 0, "contact"),
+        (
+            "--deactivate",
+            vec!["--deactivate".into()],
+            0,
+            "deactivated",
+        ),
+    ];
+    let tried: Vec<String> = tries.iter().map(|t| t.0.to_string()).collect();
+    for flag in &listed {
+        assert!(
+            tried.contains(flag),
+            "{flag} from dehydrated --help is not tried here"
+        );
+    }
+    for (flag, args, code, text) in tries {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = env.run(&args);
+        assert_eq!(run.code(), code, "{flag}: {run:?}");
+        assert!(
+            run.stdout().contains(text) || run.stderr().contains(text),
+            "{flag}: {run:?}"
+        );
+    }
+    assert!(out.join("flags.example/cert.pem").exists());
+}

@@ -70,7 +70,9 @@ fn a_second_run_waits_then_exits_75_and_a_killed_run_blocks_nothing() {
         "did not wait: {second:?}"
     );
     assert!(
-        second.stderr().contains("another run holds the lock"),
+        second
+            .stderr()
+            .contains("another desiccant run holds the lock"),
         "{second:?}"
     );
     assert!(second.stderr().contains("/lock"), "{second:?}");

@@ -52,7 +52,8 @@ const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 
 impl AccountKey {
-    /// A new P-256 key and its PKCS#8 PEM, the form `account_key.pem` is written in.
+    /// A new P-256 key and its PKCS#8 PEM.
+    #[cfg(test)]
     pub fn generate() -> Result<(AccountKey, String), KeyError> {
         let rng = SystemRandom::new();
         let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
