@@ -427,3 +427,69 @@ fn every_flag_of_dehydrated_help() {
     }
     assert!(out.join("flags.example/cert.pem").exists());
 }
+
+/// The two never run at once: dehydrated only checks whether the lock file exists, so
+/// desiccant keeps it while it runs and removes it after, and waits while dehydrated's is there.
+#[test]
+fn the_lock_keeps_dehydrated_and_desiccant_apart() {
+    let pebble = pebble();
+    let env = Env::new(&pebble, "ACCOUNT_KEY_ALGO=rsa\nKEYSIZE=2048\n");
+    env.domains("lock.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    // A BASEDIR that desiccant wrote, with an RSA account key: dehydrated goes on with it.
+    fs::write(
+        env.path().join("config"),
+        fs::read_to_string(env.path().join("config")).unwrap()
+            + &format!("CURL_OPTS=\"--cacert {}\"\n", pebble.ca_bundle.display()),
+    )
+    .unwrap();
+    let back = dehydrated(&env, &["--cron"]);
+    back.expect(0);
+    assert!(back.stdout().contains("Skipping renew"), "{back:?}");
+
+    // dehydrated's lock file (the date in it) makes desiccant wait, then exit 75.
+    fs::write(env.path().join("lock"), "Mon Nov 23 12:00:00 UTC 2026\n").unwrap();
+    let run = env.run(&["--cron", "--force", "--lock-wait", "1"]);
+    run.expect(75);
+    assert!(
+        run.stderr()
+            .contains("dehydrated, since Mon Nov 23 12:00:00 UTC 2026 holds the lock"),
+        "{run:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(env.path().join("lock")).unwrap(),
+        "Mon Nov 23 12:00:00 UTC 2026\n"
+    );
+    fs::remove_file(env.path().join("lock")).unwrap();
+
+    // While desiccant runs, dehydrated refuses to start.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ca = format!(
+        "https://127.0.0.1:{}/dir",
+        silent.local_addr().unwrap().port()
+    );
+    let mut stuck = env
+        .command(&["--cron", "--force", "--ca", &ca])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !fs::read_to_string(env.path().join("lock"))
+        .is_ok_and(|s| s.trim().parse::<u32>().is_ok())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "desiccant never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let refused = dehydrated(&env, &["--cron"]);
+    let _ = stuck.kill();
+    let _ = stuck.wait();
+    assert_ne!(refused.code(), 0, "{refused:?}");
+    assert!(
+        refused.stderr().contains("Lock file") && refused.stderr().contains("present"),
+        "{refused:?}"
+    );
+}
