@@ -66,6 +66,11 @@ pub struct Cli {
     #[arg(long, group = "command", help_heading = "Commands")]
     pub cleanup_delete: bool,
 
+    /// Take over certbot's certificates from DIR (/etc/letsencrypt): domains.txt lines, the
+    /// current files, their settings; nothing is reissued before it is due
+    #[arg(long, value_name = "DIR", group = "command", help_heading = "Commands")]
+    pub import_certbot: Option<PathBuf>,
+
     /// Print the CA's terms of service URL
     #[arg(long, group = "command", help_heading = "Commands")]
     pub display_terms: bool,

@@ -19,7 +19,7 @@ use crate::renewal::Policy;
 use crate::responder::Responder;
 use crate::store::{self, AccountDir, CertDir, RunLock};
 use crate::x509::{self, CertFacts};
-use crate::{check, cron, domains, logging};
+use crate::{check, cron, domains, import, logging};
 
 pub const USER_AGENT: &str = concat!("desiccant/", env!("CARGO_PKG_VERSION"));
 
@@ -56,6 +56,12 @@ pub fn run(cli: &Cli) -> Result<u8> {
         deactivate(cli, &config)?
     } else if cli.cleanup || cli.cleanup_delete {
         cleanup(cli, &config, cli.cleanup_delete)?
+    } else if let Some(dir) = &cli.import_certbot {
+        let _lock = lock(cli, &config)?;
+        for line in import::import_certbot(&config, dir, unix_now())? {
+            logging::info(line);
+        }
+        Status::Ok
     } else if cli.display_terms {
         display_terms(&config)?
     } else if cli.env {

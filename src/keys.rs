@@ -86,6 +86,18 @@ impl CertKey {
         Ok(CertKey { algo, pair })
     }
 
+    /// An existing PKCS#8 PEM key of `algo` (certbot's, or one of ours).
+    pub fn from_pem(pem: &str, algo: KeyAlgo) -> Result<CertKey, String> {
+        let alg = match algo {
+            KeyAlgo::Prime256v1 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgo::Secp384r1 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyAlgo::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
+        };
+        let pair = KeyPair::from_pem_and_sign_algo(pem, alg)
+            .map_err(|e| format!("not a PKCS#8 {algo} key: {e}"))?;
+        Ok(CertKey { algo, pair })
+    }
+
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), which nginx, Apache, HAProxy,
     /// Postfix and openssl all read.
     pub fn pem(&self) -> String {

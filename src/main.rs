@@ -14,6 +14,7 @@ mod dns01;
 mod domains;
 mod error;
 mod hooks;
+mod import;
 mod issue;
 mod keys;
 mod logging;

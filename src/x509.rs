@@ -62,6 +62,18 @@ pub fn facts(text: &[u8]) -> Result<CertFacts, String> {
     })
 }
 
+/// The subject's common name of the first certificate in PEM `text`, lower-cased.
+pub fn common_name(text: &[u8]) -> Result<Option<String>, String> {
+    let ders = pem_certs(text)?;
+    let cert = parse(&ders[0])?;
+    Ok(cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_ascii_lowercase))
+}
+
 fn names(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     let san = cert

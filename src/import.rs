@@ -1,0 +1,241 @@
+//! `--import-certbot DIR`: certbot's lineages become desiccant certificates, so that nothing is
+//! reissued before it is due: a `domains.txt` line each, the current files as a set in
+//! `certs/<name>/`, and a certificate config where certbot's settings differ from ours.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::domains;
+use crate::error::{Error, Result};
+use crate::keys::{CertKey, KeyAlgo};
+use crate::store::{self, CertDir, CertFiles};
+use crate::x509;
+
+/// One lineage's renewal config, as certbot writes `renewal/<name>.conf`.
+#[derive(Debug, Default)]
+struct Lineage {
+    name: String,
+    cert: Option<PathBuf>,
+    privkey: Option<PathBuf>,
+    chain: Option<PathBuf>,
+    authenticator: Option<String>,
+    webroot: Option<String>,
+    key_type: Option<String>,
+    curve: Option<String>,
+    rsa_size: Option<u32>,
+}
+
+/// certbot's renewal config: `key = value` lines, `[renewalparams]` and `[[webroot_map]]`
+/// sections; the first webroot is the one used.
+fn read_lineage(path: &Path) -> Result<Lineage> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+    let mut l = Lineage {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ..Lineage::default()
+    };
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').to_string();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (
+            key.trim(),
+            value.trim().trim_end_matches(',').trim().to_string(),
+        );
+        match (section.as_str(), key) {
+            ("", "cert") => l.cert = Some(value.into()),
+            ("", "privkey") => l.privkey = Some(value.into()),
+            ("", "chain") => l.chain = Some(value.into()),
+            ("renewalparams", "authenticator") => l.authenticator = Some(value),
+            ("renewalparams", "webroot_path") => l.webroot = l.webroot.or(Some(value)),
+            ("renewalparams", "key_type") => l.key_type = Some(value),
+            ("renewalparams", "elliptic_curve") => l.curve = Some(value),
+            ("renewalparams", "rsa_key_size") => l.rsa_size = value.parse().ok(),
+            ("webroot_map", _) => l.webroot = l.webroot.or(Some(value)),
+            _ => {}
+        }
+    }
+    Ok(l)
+}
+
+impl Lineage {
+    /// The key type certbot uses for it; certbot's defaults when the config does not say.
+    fn key_algo(&self) -> KeyAlgo {
+        match (self.key_type.as_deref(), self.curve.as_deref()) {
+            (Some("rsa"), _) => KeyAlgo::Rsa(self.rsa_size.unwrap_or(2048)),
+            (_, Some("secp384r1")) => KeyAlgo::Secp384r1,
+            (Some("ecdsa"), _) | (None, _) | (Some(_), _) => KeyAlgo::Prime256v1,
+        }
+    }
+}
+
+/// Imports every lineage of certbot's folder `dir` (`/etc/letsencrypt`); returns one line per
+/// lineage saying what was done. certbot's own files are only read.
+pub fn import_certbot(config: &Config, dir: &Path, now: i64) -> Result<Vec<String>> {
+    let renewal = dir.join("renewal");
+    let mut confs: Vec<PathBuf> = fs::read_dir(&renewal)
+        .map_err(|e| {
+            Error::Config(format!(
+                "{}: not certbot's renewal folder: {e}",
+                renewal.display()
+            ))
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    confs.sort();
+    let known: Vec<String> = domains::read(&config.domains_txt)
+        .map(|lines| lines.into_iter().map(|l| l.name).collect())
+        .unwrap_or_default();
+    let mut said = Vec::new();
+    let mut new_lines = String::new();
+    for conf in confs {
+        let l = read_lineage(&conf)?;
+        let live = dir.join("live").join(&l.name);
+        let read = |p: &Option<PathBuf>, file: &str| -> Result<String> {
+            let path = p.clone().unwrap_or_else(|| live.join(file));
+            fs::read_to_string(&path).map_err(|e| {
+                Error::Config(format!(
+                    "{}: {}: cannot read: {e}",
+                    conf.display(),
+                    path.display()
+                ))
+            })
+        };
+        if known.contains(&l.name) {
+            said.push(format!("{}: already in domains.txt, left as it is", l.name));
+            continue;
+        }
+        let (cert, key, chain) = (
+            read(&l.cert, "cert.pem")?,
+            read(&l.privkey, "privkey.pem")?,
+            read(&l.chain, "chain.pem")?,
+        );
+        let names =
+            names_in_order(&cert).map_err(|m| Error::Config(format!("{}: {m}", conf.display())))?;
+        let line = format!("{} > {}", names.join(" "), l.name);
+        domains::parse(&line, &conf.display().to_string())?;
+        let dir = CertDir::new(&config.certdir, &l.name);
+        if dir.cert().exists() {
+            said.push(format!(
+                "{}: {} exists, left as it is",
+                l.name,
+                dir.dir.display()
+            ));
+            continue;
+        }
+        let facts = x509::facts(cert.as_bytes())
+            .map_err(|m| Error::Config(format!("{}: {m}", conf.display())))?;
+        // certbot keeps no CSR; one for the same key and names keeps the layout whole.
+        let algo = facts.key.unwrap_or_else(|| l.key_algo());
+        let csr = CertKey::from_pem(&key, algo)
+            .and_then(|k| {
+                k.csr(
+                    &names
+                        .iter()
+                        .map(|n| n.trim_start_matches("ip:").to_string())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .map_err(|m| Error::Config(format!("{}: the key: {m}", conf.display())))?;
+        let files = CertFiles {
+            privkey: Some(&key),
+            csr: &csr.pem,
+            cert: &cert,
+            chain: &chain,
+            p12: None,
+        };
+        let set = dir.write_set(&files, now, &config.modes)?;
+        dir.switch(&set)?;
+        let settings = cert_config(config, &l);
+        if !settings.is_empty() {
+            store::write_file(&dir.dir.join("config"), settings.as_bytes(), 0o644)?;
+        }
+        new_lines.push_str(&line);
+        new_lines.push('\n');
+        said.push(format!(
+            "{}: imported ({}), valid until {}",
+            l.name,
+            names.join(" "),
+            crate::logging::utc(facts.not_after)
+        ));
+    }
+    if !new_lines.is_empty() {
+        let mut text = fs::read_to_string(&config.domains_txt).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("# imported from certbot ({})\n", dir.display()));
+        text.push_str(&new_lines);
+        store::write_file(&config.domains_txt, text.as_bytes(), 0o644)?;
+    }
+    Ok(said)
+}
+
+/// The certificate's names, its subject's CN first as certbot and dehydrated order them.
+fn names_in_order(cert_pem: &str) -> std::result::Result<Vec<String>, String> {
+    let facts = x509::facts(cert_pem.as_bytes())?;
+    let cn = x509::common_name(cert_pem.as_bytes())?;
+    let mut names: Vec<String> = cn.into_iter().filter(|c| facts.names.contains(c)).collect();
+    for n in facts.names {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            if n.parse::<std::net::IpAddr>().is_ok() {
+                format!("ip:{n}")
+            } else {
+                n
+            }
+        })
+        .collect())
+}
+
+/// The lines of a certificate config that keep what certbot did where it differs from ours.
+fn cert_config(config: &Config, l: &Lineage) -> String {
+    let mut out = String::new();
+    let algo = l.key_algo();
+    if algo != config.defaults.key_algo {
+        out.push_str(&format!("KEY_ALGO={}\n", algo.config_name()));
+        if let KeyAlgo::Rsa(bits) = algo {
+            out.push_str(&format!("KEYSIZE={bits}\n"));
+        }
+    }
+    match l.authenticator.as_deref() {
+        Some("webroot") => {
+            if let Some(root) = &l.webroot {
+                let wellknown = Path::new(root).join(".well-known/acme-challenge");
+                if wellknown != config.defaults.wellknown {
+                    out.push_str(&format!("WELLKNOWN=\"{}\"\n", wellknown.display()));
+                }
+            }
+        }
+        Some("manual") => out.push_str(
+            "# certbot validated by hand (manual); set HOOK or DNS_UPDATE_SERVER for dns-01\nCHALLENGETYPE=dns-01\n",
+        ),
+        Some(a) if a.starts_with("dns") => out.push_str(&format!(
+            "# certbot validated with its {a} plugin; set HOOK or DNS_UPDATE_SERVER for dns-01\nCHALLENGETYPE=dns-01\n"
+        )),
+        Some(a) => out.push_str(&format!(
+            "# certbot validated with its {a} plugin; desiccant uses WELLKNOWN, or HTTP_LISTEN behind a proxy\n"
+        )),
+        None => {}
+    }
+    out
+}
