@@ -95,9 +95,9 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "KEY")]
     pub privkey: Option<PathBuf>,
 
-    /// With --revoke: the RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded,
-    /// 5 cessationOfOperation, ...)
-    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u8).range(0..=10))]
+    /// With --revoke: the RFC 5280 reason, by name or code (unspecified, keyCompromise,
+    /// affiliationChanged, superseded, cessationOfOperation, ...)
+    #[arg(long, value_name = "REASON", value_parser = parse_reason)]
     pub reason: Option<u8>,
 
     /// Use these names instead of domains.txt: all --domain names make one certificate
@@ -205,6 +205,31 @@ pub struct Cli {
     pub verbose: bool,
 }
 
+/// RFC 5280 §5.3.1 revocation reasons, by their names.
+const REASONS: &[(&str, u8)] = &[
+    ("unspecified", 0),
+    ("keyCompromise", 1),
+    ("cACompromise", 2),
+    ("affiliationChanged", 3),
+    ("superseded", 4),
+    ("cessationOfOperation", 5),
+    ("certificateHold", 6),
+    ("removeFromCRL", 8),
+    ("privilegeWithdrawn", 9),
+    ("aACompromise", 10),
+];
+
+fn parse_reason(text: &str) -> Result<u8, String> {
+    REASONS
+        .iter()
+        .find(|(name, code)| name.eq_ignore_ascii_case(text) || code.to_string() == text)
+        .map(|(_, code)| *code)
+        .ok_or_else(|| {
+            let names: Vec<&str> = REASONS.iter().map(|(n, _)| *n).collect();
+            format!("not a revocation reason; use one of {}", names.join(", "))
+        })
+}
+
 /// Parses the command line. dehydrated's multi-letter short options (`-gc`, `-gcd`, `-fc`) are
 /// read as the long options they stand for, not as bundles of one-letter flags.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
@@ -250,6 +275,15 @@ mod tests {
         assert_eq!(c.alias.as_deref(), Some("ab"));
         assert_eq!(c.config, Some(PathBuf::from("/etc/dehydrated/config")));
         assert!(cli(&["-v"]).unwrap().version);
+    }
+
+    #[test]
+    fn revocation_reasons_by_name_or_code() {
+        assert_eq!(parse_reason("keyCompromise"), Ok(1));
+        assert_eq!(parse_reason("superseded"), Ok(4));
+        assert_eq!(parse_reason("5"), Ok(5));
+        assert!(parse_reason("7").is_err());
+        assert!(parse_reason("bored").is_err());
     }
 
     #[test]

@@ -116,8 +116,8 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("PKCS12_EXPORT", Support::Used, false),
     ("PKCS12_PASSPHRASE", Support::Used, false),
     ("POST_RENEW_HOOK", Support::Used, false),
-    ("PRIVATE_KEY_RENEW", Support::NotYet("yes"), true),
-    ("PRIVATE_KEY_ROLLOVER", Support::NotYet("no"), true),
+    ("PRIVATE_KEY_RENEW", Support::Used, true),
+    ("PRIVATE_KEY_ROLLOVER", Support::Used, true),
     ("PREFERRED_CHAIN", Support::NotYet(""), true),
     ("AUTO_CLEANUP", Support::Used, false),
     ("EAB_KID", Support::NotYet(""), false),
@@ -182,6 +182,10 @@ pub struct CertSettings {
     /// `HOOK_CHAIN=yes`: one deploy_challenge and one clean_challenge call for all names.
     pub hook_chain: bool,
     pub key_algo: KeyAlgo,
+    /// `PRIVATE_KEY_RENEW`: a new key for every certificate (else the current one is kept).
+    pub key_renew: bool,
+    /// `PRIVATE_KEY_ROLLOVER`: keep the next key ready in `privkey.roll.pem`.
+    pub key_rollover: bool,
     /// Renew when fewer days than this are left; None: when a third of the lifetime is left.
     pub renew_days: Option<u32>,
     pub wellknown: PathBuf,
@@ -559,9 +563,19 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
         Some("yes") => true,
         Some(_) => return Err(bad(vars, "HOOK_CHAIN", "must be yes or no")),
     };
+    let yes_no = |key: &str, default: bool| -> Result<bool> {
+        match vars.value(key) {
+            None => Ok(default),
+            Some("yes") => Ok(true),
+            Some("no") => Ok(false),
+            Some(_) => Err(bad(vars, key, "must be yes or no")),
+        }
+    };
     Ok(CertSettings {
         hook,
         hook_chain,
+        key_renew: yes_no("PRIVATE_KEY_RENEW", true)?,
+        key_rollover: yes_no("PRIVATE_KEY_ROLLOVER", false)?,
         key_algo,
         renew_days,
         wellknown: vars

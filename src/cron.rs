@@ -16,10 +16,10 @@ use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
 use crate::issue::{self, Ctx, Issued, KeySource};
-use crate::keys::Csr;
+use crate::keys::{CertKey, Csr};
 use crate::renewal::{self, Decision, Reason};
 use crate::responder::Responder;
-use crate::store::{CertDir, CertFiles};
+use crate::store::{self, CertDir, CertFiles};
 use crate::{logging, parallel, pkcs12, x509};
 
 /// Threads that answer the authorizations of one order.
@@ -340,12 +340,13 @@ fn renew_one(
     let reason = &job.reason;
     logging::debug(format_args!("{}: renewing ({reason})", spec.name));
     let solver = solver(config, &spec.settings, job.hook.as_ref(), responder);
+    let dir = CertDir::new(&config.certdir, &spec.name);
     let key = match &job.csr {
         Some(csr) => KeySource::Csr(csr.clone()),
-        None => KeySource::Generate(spec.settings.key_algo),
+        None => key_source(spec, &dir),
     };
-    let dir = CertDir::new(&config.certdir, &spec.name);
     let result = issue::issue(ctx, &spec.name, &job.names, key, &solver).and_then(|issued| {
+        // A kept key is written into the new set too, so that every set is whole.
         let privkey = issued.key.as_ref().map(|k| k.pem());
         let p12 = pkcs12(config, spec, &issued)?;
         let files = CertFiles {
@@ -372,6 +373,7 @@ fn renew_one(
             )?;
         }
         dir.switch(&set)?;
+        roll_key(spec, &dir)?;
         if let Some(h) = &job.hook {
             h.run(
                 &HookEvent::DeployCert {
@@ -406,6 +408,45 @@ fn renew_one(
             report_failure(spec, job.hook.as_ref(), &e);
             Outcome::failed(Some(reason), &e)
         }
+    }
+}
+
+/// The key for a new certificate: the live key with `PRIVATE_KEY_RENEW=no` (when it is of the
+/// wanted type), else the key waiting in `privkey.roll.pem` with `PRIVATE_KEY_ROLLOVER=yes`,
+/// else a new one.
+fn key_source(spec: &CertSpec, dir: &CertDir) -> KeySource {
+    let settings = &spec.settings;
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| CertKey::read(&text).ok())
+            .filter(|k| k.algo() == settings.key_algo)
+    };
+    if !settings.key_renew
+        && let Some(key) = read(dir.live("privkey.pem"))
+    {
+        return KeySource::Existing(key);
+    }
+    if settings.key_renew
+        && settings.key_rollover
+        && let Some(key) = read(dir.live("privkey.roll.pem"))
+    {
+        return KeySource::Existing(key);
+    }
+    KeySource::Generate(settings.key_algo)
+}
+
+/// With `PRIVATE_KEY_ROLLOVER=yes`, makes the next key ready in `privkey.roll.pem` (for key
+/// pinning: publish it before it is used); without, removes a stale one, as dehydrated does.
+fn roll_key(spec: &CertSpec, dir: &CertDir) -> Result<()> {
+    let path = dir.live("privkey.roll.pem");
+    if spec.settings.key_renew && spec.settings.key_rollover {
+        let key =
+            CertKey::generate(spec.settings.key_algo).map_err(|m| Error::refused(&spec.name, m))?;
+        store::write_file(&path, key.pem().as_bytes(), store::KEY_MODE)
+    } else {
+        let _ = std::fs::remove_file(&path);
+        Ok(())
     }
 }
 

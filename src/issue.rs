@@ -43,6 +43,8 @@ pub struct Ctx<'a> {
 pub enum KeySource {
     /// A new key of this type, made while the CA validates.
     Generate(KeyAlgo),
+    /// This key, which is on disk already (`PRIVATE_KEY_RENEW=no`, a rollover key).
+    Existing(CertKey),
     /// A CSR made elsewhere (the `generate_csr` hook, `--signcsr`): no key of ours.
     Csr(Csr),
 }
@@ -74,6 +76,13 @@ pub fn issue(
                 handle: None,
                 ready: Some((None, csr)),
             },
+            KeySource::Existing(key) => {
+                let csr = key.csr(names).map_err(|msg| Error::refused(subject, msg))?;
+                KeyJob {
+                    handle: None,
+                    ready: Some((Some(key), csr)),
+                }
+            }
             KeySource::Generate(algo) => KeyJob {
                 handle: Some(scope.spawn(move || {
                     let key = CertKey::generate(algo)?;

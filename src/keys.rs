@@ -86,6 +86,58 @@ impl CertKey {
         Ok(CertKey { algo, pair })
     }
 
+    /// A key as openssl, dehydrated, certbot or we wrote it: PKCS#8, SEC1 EC (after an
+    /// `EC PARAMETERS` block) or PKCS#1 RSA; its type found from the key itself.
+    pub fn read(text: &str) -> Result<CertKey, String> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+        use rsa::traits::PublicKeyParts;
+        let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+        let block = blocks
+            .iter()
+            .find(|b| b.tag() != "EC PARAMETERS")
+            .ok_or("no private key in it")?;
+        let pkcs8 = |der: Vec<u8>| pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+        let rsa_size = |key: &rsa::RsaPrivateKey| KeyAlgo::Rsa((key.size() * 8) as u32);
+        match block.tag() {
+            "PRIVATE KEY" => {
+                let pem = pkcs8(block.contents().to_vec());
+                for algo in [KeyAlgo::Prime256v1, KeyAlgo::Secp384r1] {
+                    if let Ok(key) = CertKey::from_pem(&pem, algo) {
+                        return Ok(key);
+                    }
+                }
+                let rsa = rsa::RsaPrivateKey::from_pkcs8_der(block.contents())
+                    .map_err(|_| "a PKCS#8 key that is neither P-256, P-384 nor RSA".to_string())?;
+                CertKey::from_pem(&pem, rsa_size(&rsa))
+            }
+            "RSA PRIVATE KEY" => {
+                let rsa = rsa::RsaPrivateKey::from_pkcs1_der(block.contents())
+                    .map_err(|e| format!("a bad RSA key: {e}"))?;
+                let der = rsa.to_pkcs8_der().map_err(|e| e.to_string())?;
+                CertKey::from_pem(&pkcs8(der.as_bytes().to_vec()), rsa_size(&rsa))
+            }
+            "EC PRIVATE KEY" => {
+                for (curve, algo) in [
+                    (crate::acme::jws::OID_P256, KeyAlgo::Prime256v1),
+                    (crate::acme::jws::OID_P384, KeyAlgo::Secp384r1),
+                ] {
+                    let der = crate::acme::jws::sec1_to_pkcs8(block.contents(), curve);
+                    if let Ok(key) = CertKey::from_pem(&pkcs8(der), algo) {
+                        return Ok(key);
+                    }
+                }
+                Err("an EC key on neither P-256 nor P-384".into())
+            }
+            other => Err(format!("a \"{other}\" block is not a private key")),
+        }
+    }
+
+    /// The key type.
+    pub fn algo(&self) -> KeyAlgo {
+        self.algo
+    }
+
     /// An existing PKCS#8 PEM key of `algo` (certbot's, or one of ours).
     pub fn from_pem(pem: &str, algo: KeyAlgo) -> Result<CertKey, String> {
         let alg = match algo {
@@ -206,6 +258,31 @@ mod tests {
             }
             assert_eq!(sans, names, "{algo}");
         }
+    }
+
+    #[test]
+    fn keys_are_read_in_every_form_openssl_writes() {
+        // The same fixtures the account key reader is tested with.
+        let read = |f: &str| {
+            CertKey::read(
+                &std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(read("rsa2048-pkcs1.pem").algo(), KeyAlgo::Rsa(2048));
+        assert_eq!(read("rsa2048-pkcs8.pem").algo(), KeyAlgo::Rsa(2048));
+        assert_eq!(read("p256-sec1.pem").algo(), KeyAlgo::Prime256v1);
+        assert_eq!(read("p256-pkcs8.pem").algo(), KeyAlgo::Prime256v1);
+        assert_eq!(
+            read("rsa2048-pkcs1.pem").public_key_bits(),
+            read("rsa2048-pkcs8.pem").public_key_bits()
+        );
+        let ours = CertKey::generate(KeyAlgo::Secp384r1).unwrap();
+        let again = CertKey::read(&ours.pem()).unwrap();
+        assert_eq!(again.algo(), KeyAlgo::Secp384r1);
+        assert_eq!(again.public_key_bits(), ours.public_key_bits());
+        assert!(CertKey::read("junk").is_err());
     }
 
     #[test]
