@@ -425,13 +425,13 @@ fn key_source(spec: &CertSpec, dir: &CertDir) -> KeySource {
     if !settings.key_renew
         && let Some(key) = read(dir.live("privkey.pem"))
     {
-        return KeySource::Existing(key);
+        return KeySource::Existing(Box::new(key));
     }
     if settings.key_renew
         && settings.key_rollover
         && let Some(key) = read(dir.live("privkey.roll.pem"))
     {
-        return KeySource::Existing(key);
+        return KeySource::Existing(Box::new(key));
     }
     KeySource::Generate(settings.key_algo)
 }

@@ -44,7 +44,7 @@ pub enum KeySource {
     /// A new key of this type, made while the CA validates.
     Generate(KeyAlgo),
     /// This key, which is on disk already (`PRIVATE_KEY_RENEW=no`, a rollover key).
-    Existing(CertKey),
+    Existing(Box<CertKey>),
     /// A CSR made elsewhere (the `generate_csr` hook, `--signcsr`): no key of ours.
     Csr(Csr),
 }
@@ -80,7 +80,7 @@ pub fn issue(
                 let csr = key.csr(names).map_err(|msg| Error::refused(subject, msg))?;
                 KeyJob {
                     handle: None,
-                    ready: Some((Some(key), csr)),
+                    ready: Some((Some(*key), csr)),
                 }
             }
             KeySource::Generate(algo) => KeyJob {
