@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::acme::{AccountKey, Client, KeyId};
+use crate::acme::{AccountKey, Client, Eab, KeyId};
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, KeyAlgo};
 use crate::store::{self, AccountDir};
@@ -29,6 +29,8 @@ pub struct Terms<'a> {
     pub contact: Option<&'a str>,
     /// The type of a new account key (`ACCOUNT_KEY_ALGO`).
     pub key_algo: KeyAlgo,
+    /// External account binding (`EAB_KID`, `EAB_HMAC_KEY`), for CAs that want it.
+    pub eab: Option<&'a Eab>,
 }
 
 /// Whether [`load_or_register`] found an account or made one.
@@ -134,9 +136,24 @@ fn register(
     key: &AccountKey,
     terms: Terms<'_>,
 ) -> Result<String> {
+    let url = &client.directory.new_account;
     let mut payload = json!({ "termsOfServiceAgreed": true });
     if let Some(mail) = terms.contact {
         payload["contact"] = json!([format!("mailto:{mail}")]);
+    }
+    match terms.eab {
+        Some(eab) => payload["externalAccountBinding"] = eab.binding(key, url),
+        None if client.directory.meta.external_account_required => {
+            return Err(Error::refused(
+                "account",
+                format!(
+                    "{} registers only accounts bound to an account with the CA: set EAB_KID \
+                     and EAB_HMAC_KEY from the CA's web site",
+                    client.directory_url
+                ),
+            ));
+        }
+        None => {}
     }
     let response = client
         .post(

@@ -217,6 +217,7 @@ pub(crate) fn load_account(
         accepted: cli.accept_terms,
         contact: config.contact_email.as_deref(),
         key_algo: config.account_key_algo,
+        eab: config.eab.as_ref(),
     };
     account::load_or_register(client, &dir, terms)
 }

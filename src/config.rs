@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use std::net::SocketAddr;
 
+use crate::acme::Eab;
 use crate::config_file::{self, Origin, Vars};
 use crate::dns::{self, TsigKey};
 use crate::domains::CertLine;
@@ -120,8 +121,9 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("PRIVATE_KEY_ROLLOVER", Support::Used, true),
     ("PREFERRED_CHAIN", Support::NotYet(""), true),
     ("AUTO_CLEANUP", Support::Used, false),
-    ("EAB_KID", Support::NotYet(""), false),
-    ("EAB_HMAC_KEY", Support::NotYet(""), false),
+    ("EAB_KID", Support::Used, false),
+    ("EAB_HMAC_KEY", Support::Used, false),
+    ("EAB_ALGORITHM", Support::Used, false),
 ];
 
 fn key(name: &str) -> Option<(Support, bool)> {
@@ -221,6 +223,8 @@ pub struct Config {
     pub lockfile: Option<PathBuf>,
     /// Certificates issued at the same time.
     pub jobs: usize,
+    /// `EAB_KID`, `EAB_HMAC_KEY` and `EAB_ALGORITHM`: external account binding.
+    pub eab: Option<Eab>,
     /// `ACCOUNT_KEY_ALGO` (with `KEYSIZE` for rsa): the type of a new account key.
     pub account_key_algo: KeyAlgo,
     /// `IP_VERSION`: 4 or 6 to reach the CA over that protocol only.
@@ -394,7 +398,23 @@ impl Config {
             })?),
         };
         let dns = dns_config(&vars)?;
+        let eab = match (vars.value("EAB_KID"), vars.value("EAB_HMAC_KEY")) {
+            (None, None) => None,
+            (Some(kid), Some(mac)) => Some(
+                Eab::new(kid, mac, vars.value("EAB_ALGORITHM").unwrap_or("HS256"))
+                    .map_err(|e| bad_with(&vars, "EAB_HMAC_KEY", &e.0))?,
+            ),
+            (Some(_), None) => return Err(bad(&vars, "EAB_KID", "needs EAB_HMAC_KEY too")),
+            (None, Some(_)) => {
+                return Err(bad_with(
+                    &vars,
+                    "EAB_HMAC_KEY",
+                    "EAB_HMAC_KEY needs EAB_KID too",
+                ));
+            }
+        };
         Ok(Config {
+            eab,
             account_key_algo,
             http_listen,
             alpn_dir: under("ALPNCERTDIR", "alpn-certs"),

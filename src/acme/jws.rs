@@ -211,6 +211,67 @@ impl AccountKey {
     }
 }
 
+/// External account binding credentials (RFC 8555 §7.3.4), as a CA hands them out.
+/// Its `Debug` shows the key id only, never the MAC key.
+#[derive(Clone)]
+pub struct Eab {
+    pub kid: String,
+    mac_key: Vec<u8>,
+    /// HS256, HS384 or HS512.
+    pub alg: &'static str,
+}
+
+impl fmt::Debug for Eab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Eab({} {})", self.kid, self.alg)
+    }
+}
+
+impl Eab {
+    /// From the key id, the MAC key in base64url (standard base64 is accepted too) and the
+    /// algorithm name.
+    pub fn new(kid: &str, mac_key: &str, alg: &str) -> Result<Eab, KeyError> {
+        let alg = match alg {
+            "HS256" => "HS256",
+            "HS384" => "HS384",
+            "HS512" => "HS512",
+            other => {
+                return Err(KeyError(format!(
+                    "EAB algorithm {other:?} is not HS256, HS384 or HS512"
+                )));
+            }
+        };
+        let text = mac_key.trim().trim_end_matches('=');
+        let mac_key = URL_SAFE_NO_PAD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+            .map_err(|_| KeyError("the EAB MAC key is not base64url".into()))?;
+        Ok(Eab {
+            kid: kid.to_string(),
+            mac_key,
+            alg,
+        })
+    }
+
+    /// The `externalAccountBinding` member of a newAccount request for `account` at `url`: the
+    /// account's JWK, signed with the MAC key.
+    pub fn binding(&self, account: &AccountKey, url: &str) -> Value {
+        let protected = b64(json!({ "alg": self.alg, "kid": self.kid, "url": url }).to_string());
+        let payload = b64(account.jwk().to_string());
+        let algorithm = match self.alg {
+            "HS384" => ring::hmac::HMAC_SHA384,
+            "HS512" => ring::hmac::HMAC_SHA512,
+            _ => ring::hmac::HMAC_SHA256,
+        };
+        let key = ring::hmac::Key::new(algorithm, &self.mac_key);
+        let signature = b64(ring::hmac::sign(
+            &key,
+            format!("{protected}.{payload}").as_bytes(),
+        ));
+        json!({ "protected": protected, "payload": payload, "signature": signature })
+    }
+}
+
 impl fmt::Debug for AccountKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AccountKey({} {})", self.alg(), self.thumbprint())
@@ -361,6 +422,48 @@ mod tests {
             );
             assert!(verify(&key, b"x", &key.sign(b"x").unwrap()));
         }
+    }
+
+    #[test]
+    fn an_eab_binding_signs_the_account_jwk() {
+        let (key, _) = AccountKey::generate().unwrap();
+        let eab = Eab::new(
+            "kid-1",
+            "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
+            "HS256",
+        )
+        .unwrap();
+        assert_eq!(format!("{eab:?}"), "Eab(kid-1 HS256)");
+        let b = eab.binding(&key, "https://ca/new-acct");
+        let protected: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(b["protected"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            protected,
+            json!({"alg": "HS256", "kid": "kid-1", "url": "https://ca/new-acct"})
+        );
+        let payload: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(b["payload"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(payload, key.jwk());
+        let signed = format!(
+            "{}.{}",
+            b["protected"].as_str().unwrap(),
+            b["payload"].as_str().unwrap()
+        );
+        let mac = URL_SAFE_NO_PAD
+            .decode(b["signature"].as_str().unwrap())
+            .unwrap();
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &eab.mac_key);
+        assert!(ring::hmac::verify(&k, signed.as_bytes(), &mac).is_ok());
+        assert!(Eab::new("k", "!!", "HS256").is_err());
+        assert!(Eab::new("k", "YQ", "HS1").is_err());
     }
 
     #[test]

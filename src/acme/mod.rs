@@ -6,4 +6,4 @@ pub mod jws;
 pub mod wire;
 
 pub use client::{Client, Error, Transport, Trust};
-pub use jws::{AccountKey, KeyId};
+pub use jws::{AccountKey, Eab, KeyId};

@@ -22,6 +22,8 @@ pub struct Directory {
 pub struct DirectoryMeta {
     #[serde(default)]
     pub terms_of_service: Option<String>,
+    #[serde(default)]
+    pub external_account_required: bool,
 }
 
 /// An identifier of an order or authorization (RFC 8555 §9.7.7, RFC 8738).

@@ -82,6 +82,10 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     );
 }
 
+/// The external account Pebble knows (from Debian's example config).
+pub const EAB_KID: &str = "kid-1";
+pub const EAB_HMAC_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
 /// Options for [`Pebble::start_with`].
 #[derive(Clone)]
 pub struct PebbleOptions {
@@ -172,7 +176,8 @@ impl Pebble {
                 "httpPort": http_port,
                 "tlsPort": tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": opts.eab_required
+                "externalAccountBindingRequired": opts.eab_required,
+                "externalAccountMACKeys": { EAB_KID: EAB_HMAC_KEY }
             }
         });
         let config_path = dir.path().join("pebble-config.json");
