@@ -31,6 +31,8 @@ pub struct Terms<'a> {
     pub key_algo: KeyAlgo,
     /// External account binding (`EAB_KID`, `EAB_HMAC_KEY`), for CAs that want it.
     pub eab: Option<&'a Eab>,
+    /// Unix seconds, for the names of kept old keys.
+    pub now: i64,
 }
 
 /// Whether [`load_or_register`] found an account or made one.
@@ -83,7 +85,11 @@ pub fn load_or_register(
         Err(e) => return Err(Error::io("cannot read", &key_path)(e)),
     };
     if let Some(url) = stored_url(dir) {
-        return Ok((Account { key, url }, Found::Existing));
+        let account = Account { key, url };
+        if let Some(finished) = finish_rollover(client, dir, &account, terms.now)? {
+            return Ok((finished, Found::Existing));
+        }
+        return Ok((account, Found::Existing));
     }
     let lookup = client.post(
         &key,
@@ -109,6 +115,84 @@ pub fn load_or_register(
         }
         Err(e) => Err(Error::acme(subject)(e)),
     }
+}
+
+/// Replaces the account key (RFC 8555 §7.3.5): the new key is written next to the old one
+/// first, then the CA is asked, and only when it has accepted does the new key take the old
+/// one's place; the old key stays as `account_key-<ts>.pem`. Returns the account with its new
+/// key. A run killed in between is finished by [`finish_rollover`] on the next run.
+pub fn rollover(
+    client: &Client,
+    dir: &AccountDir,
+    account: Account,
+    algo: KeyAlgo,
+    now: i64,
+) -> Result<Account> {
+    let url = client.directory.key_change.clone().ok_or_else(|| {
+        Error::refused(
+            "account",
+            "the CA offers no key change (no keyChange in its directory)",
+        )
+    })?;
+    let pem = CertKey::generate(algo)
+        .map_err(|m| Error::refused("account", m))?
+        .pem();
+    let new = AccountKey::from_pem(&pem).map_err(|e| Error::refused("account", e.0))?;
+    let pending = dir.dir.join("account_key.pem.new");
+    store::write_file(&pending, pem.as_bytes(), store::KEY_MODE)?;
+    let inner = new
+        .key_change(&url, &account.url, &account.key)
+        .map_err(|e| Error::refused("account", e.0))?;
+    if let Err(e) = client.post(&account.key, account.kid(), &url, Some(&inner)) {
+        let _ = std::fs::remove_file(&pending);
+        return Err(Error::acme("account")(e));
+    }
+    swap_in(dir, now)?;
+    Ok(Account {
+        key: new,
+        url: account.url,
+    })
+}
+
+/// Moves `account_key.pem` aside as `account_key-<ts>.pem` and the pending new key into its
+/// place.
+fn swap_in(dir: &AccountDir, now: i64) -> Result<()> {
+    let old = dir.key();
+    let backup = dir.dir.join(format!("account_key-{now}.pem"));
+    std::fs::rename(&old, &backup).map_err(Error::io("cannot keep the old key as", &backup))?;
+    let pending = dir.dir.join("account_key.pem.new");
+    std::fs::rename(&pending, &old).map_err(Error::io("cannot put the new key in place", &old))?;
+    store::sync_dir(&dir.dir)
+}
+
+/// A key change that a killed run left half done: asks the CA which key it knows. The old one:
+/// the pending key is dropped. The new one: it takes the old one's place.
+fn finish_rollover(
+    client: &Client,
+    dir: &AccountDir,
+    account: &Account,
+    now: i64,
+) -> Result<Option<Account>> {
+    let pending = dir.dir.join("account_key.pem.new");
+    let Ok(text) = std::fs::read_to_string(&pending) else {
+        return Ok(None);
+    };
+    if client
+        .post(&account.key, account.kid(), &account.url, None)
+        .is_ok()
+    {
+        let _ = std::fs::remove_file(&pending);
+        return Ok(None);
+    }
+    let new = AccountKey::from_pem(&text).map_err(|e| Error::refused("account", e.0))?;
+    client
+        .post(&new, KeyId::Kid(&account.url), &account.url, None)
+        .map_err(Error::acme("account"))?;
+    swap_in(dir, now)?;
+    Ok(Some(Account {
+        key: new,
+        url: account.url.clone(),
+    }))
 }
 
 fn not_registered(client: &Client) -> Error {

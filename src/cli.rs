@@ -87,6 +87,10 @@ pub struct Cli {
     #[arg(long)]
     pub accept_terms: bool,
 
+    /// With --account: replace the account key with a new one (ACCOUNT_KEY_ALGO)
+    #[arg(long, requires = "account")]
+    pub rollover: bool,
+
     /// With --signcsr: print the chain after the certificate (also -fc)
     #[arg(long)]
     pub full_chain: bool,

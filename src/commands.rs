@@ -218,6 +218,7 @@ pub(crate) fn load_account(
         contact: config.contact_email.as_deref(),
         key_algo: config.account_key_algo,
         eab: config.eab.as_ref(),
+        now: unix_now(),
     };
     account::load_or_register(client, &dir, terms)
 }
@@ -379,6 +380,18 @@ fn update_account(cli: &Cli, config: &Config) -> Result<Status> {
     let _lock = lock(cli, config)?;
     let client = connect(config)?;
     let account = existing_account(cli, config, &client)?;
+    if cli.rollover {
+        let dir = AccountDir::new(&config.accountdir, &config.ca);
+        let account =
+            account::rollover(&client, &dir, account, config.account_key_algo, unix_now())?;
+        logging::info(format_args!(
+            "account: {} has a new {} key ({})",
+            account.url,
+            account.key.alg(),
+            account.key.thumbprint()
+        ));
+        return Ok(Status::Ok);
+    }
     let contact: Vec<String> = config
         .contact_email
         .iter()

@@ -48,3 +48,72 @@ fn external_account_binding_against_pebble_in_eab_mode() {
     );
     assert!(!run.stdout().contains(EAB_HMAC_KEY) && !run.stderr().contains(EAB_HMAC_KEY));
 }
+
+#[test]
+fn key_rollover_then_an_issuance_with_the_new_key() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("roll.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let dir = env.account_dir();
+    let old = std::fs::read(dir.join("account_key.pem")).unwrap();
+    let run = env.run(&["--account", "--rollover"]);
+    run.expect(0);
+    assert!(run.stdout().contains("has a new ES256 key"), "{run:?}");
+    let new = std::fs::read(dir.join("account_key.pem")).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(common::mode(&dir.join("account_key.pem")), 0o600);
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("account_key-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), old);
+    assert!(!dir.join("account_key.pem.new").exists());
+    // The new key orders; the account is the same (no registration).
+    let forced = env.run(&["--cron", "--force"]);
+    forced.expect(0);
+    assert!(!forced.stdout().contains("registered"), "{forced:?}");
+    check_live_set(
+        &env.cert_dir("roll.example"),
+        &["roll.example"],
+        &pebble.root_der(),
+    );
+    // The CA no longer takes the old key.
+    std::fs::write(dir.join("account_key.pem"), &old).unwrap();
+    let refused = env.run(&["--cron", "--force"]);
+    refused.expect(1);
+    assert!(
+        refused.stderr().contains("urn:ietf:params:acme:error:"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_rollover_cut_short_is_finished_by_the_next_run() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("cut.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let dir = env.account_dir();
+    let old = std::fs::read(dir.join("account_key.pem")).unwrap();
+    env.run(&["--account", "--rollover"]).expect(0);
+    let new = std::fs::read(dir.join("account_key.pem")).unwrap();
+    // As if the run had died after the CA accepted, before the files moved.
+    std::fs::write(dir.join("account_key.pem.new"), &new).unwrap();
+    std::fs::write(dir.join("account_key.pem"), &old).unwrap();
+    env.run(&["--cron", "--force"]).expect(0);
+    assert_eq!(std::fs::read(dir.join("account_key.pem")).unwrap(), new);
+    assert!(!dir.join("account_key.pem.new").exists());
+    // And a pending key the CA never saw is dropped.
+    std::fs::write(dir.join("account_key.pem.new"), &old).unwrap();
+    env.run(&["--cron", "--force"]).expect(0);
+    assert_eq!(std::fs::read(dir.join("account_key.pem")).unwrap(), new);
+    assert!(!dir.join("account_key.pem.new").exists());
+}

@@ -209,6 +209,21 @@ impl AccountKey {
                 .to_string(),
         )
     }
+
+    /// The inner JWS of a key change (RFC 8555 §7.3.5), signed by this, the new key: its JWK,
+    /// no nonce, and the account URL with the old key's JWK as payload.
+    pub fn key_change(
+        &self,
+        url: &str,
+        account: &str,
+        old: &AccountKey,
+    ) -> Result<Value, KeyError> {
+        let protected =
+            b64(json!({ "alg": self.alg(), "jwk": self.jwk(), "url": url }).to_string());
+        let payload = b64(json!({ "account": account, "oldKey": old.jwk() }).to_string());
+        let signature = b64(self.sign(format!("{protected}.{payload}").as_bytes())?);
+        Ok(json!({ "protected": protected, "payload": payload, "signature": signature }))
+    }
 }
 
 /// External account binding credentials (RFC 8555 §7.3.4), as a CA hands them out.

@@ -14,6 +14,8 @@ pub struct Directory {
     #[serde(default)]
     pub revoke_cert: Option<String>,
     #[serde(default)]
+    pub key_change: Option<String>,
+    #[serde(default)]
     pub meta: DirectoryMeta,
 }
 
