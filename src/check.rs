@@ -8,6 +8,7 @@ use crate::config::CertSpec;
 use crate::error::{CheckStatus, Result};
 use crate::logging;
 use crate::renewal::{self, Decision, Reason};
+use crate::state::StateDir;
 use crate::x509::CertFacts;
 
 /// One line of the `--check` table.
@@ -24,6 +25,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
     let config = load_config(cli)?;
     let specs = certificates(cli, &config)?;
     let now = unix_now();
+    let states = StateDir::new(&config.basedir);
     let rows: Vec<CheckRow<'_>> = specs
         .iter()
         .map(|spec| {
@@ -36,7 +38,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                 now,
             );
             let facts = current.and_then(|c| c.ok());
-            let (state, what, renew_at) = match decision {
+            let (state, mut what, renew_at) = match decision {
                 Decision::Keep { renew_at } => {
                     (CheckStatus::Ok, "valid".to_string(), Some(renew_at))
                 }
@@ -47,6 +49,14 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                 ),
                 Decision::Renew(reason) => (CheckStatus::Critical, reason.to_string(), None),
             };
+            if state != CheckStatus::Ok
+                && let Some(until) = states.cert(&spec.name).backed_off(now)
+            {
+                what.push_str(&format!(
+                    "; validation failed, backed off until {}",
+                    logging::utc(until)
+                ));
+            }
             CheckRow {
                 spec,
                 state,

@@ -14,7 +14,7 @@ use crate::cli::Cli;
 use crate::config::{CertSettings, CertSpec, ChallengeType, Config, LoadOptions};
 use crate::error::{CheckStatus, Error, Result, Status};
 use crate::hooks::Hook;
-use crate::issue::{self, Ctx, KeySource};
+use crate::issue::{self, Ctx, KeySource, Request};
 use crate::renewal::Policy;
 use crate::responder::Responder;
 use crate::store::{self, AccountDir, CertDir, RunLock};
@@ -306,7 +306,13 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
     };
     let hook = hook_for(config, None);
     let solver = solver(config, &config.defaults, hook.as_ref(), responder.as_ref());
-    let issued = issue::issue(&ctx, &names[0], &names, KeySource::Csr(csr), &solver)?;
+    let request = Request {
+        subject: &names[0],
+        names: &names,
+        key: KeySource::Csr(csr),
+        preferred_chain: config.defaults.preferred_chain.as_deref(),
+    };
+    let issued = issue::issue(&ctx, request, &solver)?;
     let mut out = format!("# CERT #\n{}\n", issued.cert);
     if cli.full_chain {
         out.push_str(&format!("# CHAIN #\n{}", issued.chain));

@@ -57,9 +57,6 @@ enum Support {
     Ignored,
     /// Accepted, with a warning when set to yes: CAs no longer run OCSP.
     Obsolete,
-    /// A dehydrated feature this version does not have yet: any value but dehydrated's default
-    /// (given here) is an error, so that nobody believes it happened.
-    NotYet(&'static str),
 }
 
 /// Every key a config file may set, and whether a certificate's own config may set it
@@ -119,7 +116,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("POST_RENEW_HOOK", Support::Used, false),
     ("PRIVATE_KEY_RENEW", Support::Used, true),
     ("PRIVATE_KEY_ROLLOVER", Support::Used, true),
-    ("PREFERRED_CHAIN", Support::NotYet(""), true),
+    ("PREFERRED_CHAIN", Support::Used, true),
     ("AUTO_CLEANUP", Support::Used, false),
     ("EAB_KID", Support::Used, false),
     ("EAB_HMAC_KEY", Support::Used, false),
@@ -192,6 +189,8 @@ pub struct CertSettings {
     pub renew_days: Option<u32>,
     pub wellknown: PathBuf,
     pub challenge: ChallengeType,
+    /// `PREFERRED_CHAIN`: the issuer common name of the wanted chain's topmost certificate.
+    pub preferred_chain: Option<String>,
 }
 
 /// One certificate with everything needed to keep it.
@@ -527,7 +526,7 @@ fn check_keys(read: &[config_file::Assignment]) -> Result<()> {
     }
 }
 
-/// Refuses keys set to something this version cannot do; returns warnings for obsolete ones.
+/// Warnings for keys that are obsolete.
 fn unsupported(vars: &Vars) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut set: Vec<(&str, &str, &Origin)> = vars.iter().collect();
@@ -538,12 +537,6 @@ fn unsupported(vars: &Vars) -> Result<Vec<String>> {
                 "{origin}: {name} is ignored: CAs no longer run OCSP, so there is nothing to \
                      fetch or staple"
             )),
-            Some((Support::NotYet(default), _)) if !value.is_empty() && value != default => {
-                return Err(Error::Config(format!(
-                    "{origin}: {name}={value:?} is not supported by this version of desiccant \
-                     yet; remove it, or keep running dehydrated for this set-up"
-                )));
-            }
             _ => {}
         }
     }
@@ -594,6 +587,7 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
     Ok(CertSettings {
         hook,
         hook_chain,
+        preferred_chain: vars.value("PREFERRED_CHAIN").map(str::to_string),
         key_renew: yes_no("PRIVATE_KEY_RENEW", true)?,
         key_rollover: yes_no("PRIVATE_KEY_ROLLOVER", false)?,
         key_algo,

@@ -15,10 +15,11 @@ use crate::commands::{
 use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
-use crate::issue::{self, Ctx, Issued, KeySource};
+use crate::issue::{self, Ctx, Issued, KeySource, Request};
 use crate::keys::{CertKey, Csr};
 use crate::renewal::{self, Decision, Reason};
 use crate::responder::Responder;
+use crate::state::{CertState, RunState, StateDir};
 use crate::store::{self, CertDir, CertFiles};
 use crate::{logging, parallel, pkcs12, x509};
 
@@ -147,6 +148,8 @@ pub fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
 /// certificates that failed.
 fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<String>)> {
     let now = unix_now();
+    let states = StateDir::new(&config.basedir);
+    let run_interval = states.run().last_run.map(|t| now - t).filter(|i| *i > 0);
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(specs.len());
     let mut due: Vec<Job<'_>> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
@@ -166,8 +169,32 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
         };
         let current = current(config, spec);
         let key = csr.is_none().then_some(spec.settings.key_algo);
-        match renewal::decide(current.as_ref(), &names, key, policy(cli, spec), now) {
+        let state = states.cert(&spec.name);
+        let mut decision = renewal::decide(current.as_ref(), &names, key, policy(cli, spec), now);
+        if let Decision::Keep { renew_at } = decision {
+            let dir = CertDir::new(&config.certdir, &spec.name);
+            if chain_changed(spec, &state, &dir) {
+                decision = Decision::Renew(Reason::ChainChanged);
+            } else if let (Some(interval), Some(Ok(facts))) = (run_interval, &current) {
+                warn_if_too_slow(spec, facts.not_after - renew_at, interval);
+            }
+        }
+        match decision {
             Decision::Renew(reason) => {
+                if let (Some(until), false) = (state.backed_off(now), cli.force) {
+                    let e = Error::refused(
+                        &spec.name,
+                        format!(
+                            "not tried again before {} after {} failed validations in a row, \
+                             so as not to spend the CA's failure limits; --force tries now",
+                            logging::utc(until),
+                            state.failures
+                        ),
+                    );
+                    report_failure(spec, None, &e);
+                    outcomes.push(Some(Outcome::failed(Some(&reason), &e)));
+                    continue;
+                }
                 due.push(Job {
                     spec,
                     hook,
@@ -275,6 +302,11 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
     if let (Some(command), false) = (&config.post_renew_hook, renewed.is_empty()) {
         status = status.merge(post_renew(config, command, &renewed));
     }
+    if let Err(e) = states.save_run(&RunState {
+        last_run: Some(now),
+    }) {
+        logging::warn(e);
+    }
     if cli.json {
         print_report(specs, &outcomes, status);
     }
@@ -345,7 +377,13 @@ fn renew_one(
         Some(csr) => KeySource::Csr(csr.clone()),
         None => key_source(spec, &dir),
     };
-    let result = issue::issue(ctx, &spec.name, &job.names, key, &solver).and_then(|issued| {
+    let request = Request {
+        subject: &spec.name,
+        names: &job.names,
+        key,
+        preferred_chain: spec.settings.preferred_chain.as_deref(),
+    };
+    let result = issue::issue(ctx, request, &solver).and_then(|issued| {
         // A kept key is written into the new set too, so that every set is whole.
         let privkey = issued.key.as_ref().map(|k| k.pem());
         let p12 = pkcs12(config, spec, &issued)?;
@@ -389,6 +427,21 @@ fn renew_one(
         }
         Ok(issued.not_after)
     });
+    let states = StateDir::new(&config.basedir);
+    let mut state = states.cert(&spec.name);
+    match &result {
+        Ok(_) => {
+            state.succeeded();
+            state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
+        }
+        Err(Error::Invalid { .. }) => {
+            state.failed(unix_now());
+        }
+        Err(_) => {}
+    }
+    if let Err(e) = states.save_cert(&spec.name, &state) {
+        logging::warn(e);
+    }
     match result {
         Ok(not_after) => {
             logging::info(format_args!(
@@ -408,6 +461,39 @@ fn renew_one(
             report_failure(spec, job.hook.as_ref(), &e);
             Outcome::failed(Some(reason), &e)
         }
+    }
+}
+
+/// True when the chain preference differs from the one the live certificate was issued under,
+/// or, for a certificate we did not issue, from the live chain's topmost issuer.
+fn chain_changed(spec: &CertSpec, state: &CertState, dir: &CertDir) -> bool {
+    let wanted = spec.settings.preferred_chain.clone().unwrap_or_default();
+    match &state.preferred_chain {
+        Some(had) => *had != wanted,
+        None if wanted.is_empty() => false,
+        None => {
+            let chain = std::fs::read(dir.live("chain.pem"))
+                .ok()
+                .and_then(|b| x509::pem_certs(&b).ok())
+                .unwrap_or_default();
+            x509::top_issuer(&chain).as_deref() != Some(wanted.as_str())
+        }
+    }
+}
+
+/// The schedule warning of a run that comes too seldom for a certificate: its renewal
+/// window (from renewal to expiry) is shorter than the time since the last run.
+fn warn_if_too_slow(spec: &CertSpec, window: i64, interval: i64) {
+    if window < interval {
+        let days = |s: i64| s as f64 / 86_400.0;
+        logging::warn(format_args!(
+            "{}: it is renewed {:.1} days before it expires, but the last run was {:.1} days ago; \
+             run desiccant at least daily (the commented daily line of cron/desiccant, or the \
+             systemd timer)",
+            spec.name,
+            days(window),
+            days(interval)
+        ));
     }
 }
 

@@ -61,15 +61,25 @@ pub struct Issued {
     pub not_after: i64,
 }
 
-/// Orders a certificate for `names` (the folder `subject`), proves control of every name
-/// through `solver`, finalizes and downloads, and checks what came back.
-pub fn issue(
-    ctx: &Ctx<'_>,
-    subject: &str,
-    names: &[String],
-    key: KeySource,
-    solver: &Solver<'_>,
-) -> Result<Issued> {
+/// What to order.
+pub struct Request<'a> {
+    /// The certificate's folder name, for messages.
+    pub subject: &'a str,
+    pub names: &'a [String],
+    pub key: KeySource,
+    /// `PREFERRED_CHAIN`: the issuer common name of the chain's topmost certificate.
+    pub preferred_chain: Option<&'a str>,
+}
+
+/// Orders the certificate `request` asks for, proves control of every name through `solver`,
+/// finalizes and downloads, and checks what came back.
+pub fn issue(ctx: &Ctx<'_>, request: Request<'_>, solver: &Solver<'_>) -> Result<Issued> {
+    let Request {
+        subject,
+        names,
+        key,
+        preferred_chain,
+    } = request;
     thread::scope(|scope| {
         let mut key = match key {
             KeySource::Csr(csr) => KeyJob {
@@ -92,7 +102,7 @@ pub fn issue(
                 ready: None,
             },
         };
-        run_order(ctx, solver, subject, names, &mut key)
+        run_order(ctx, solver, subject, names, &mut key, preferred_chain)
     })
 }
 
@@ -132,6 +142,7 @@ fn run_order(
     subject: &str,
     names: &[String],
     key: &mut KeyJob<'_>,
+    preferred_chain: Option<&str>,
 ) -> Result<Issued> {
     let (client, account) = (ctx.client, ctx.account);
     let acme = || Error::acme(subject);
@@ -181,7 +192,7 @@ fn run_order(
                 .map_err(acme())?,
             OrderStatus::Valid => {
                 let (key, csr) = key.take(subject)?;
-                return download(ctx, subject, &order, names, key, csr);
+                return download(ctx, subject, &order, names, key, csr, preferred_chain);
             }
             OrderStatus::Invalid => {
                 let why = order
@@ -398,7 +409,15 @@ fn worst(outcomes: Vec<Result<()>>) -> Result<()> {
     Err(chosen)
 }
 
-/// Downloads the certificate and checks it before anyone writes it.
+/// A certificate as downloaded and checked, and the URLs of its other chains.
+struct Downloaded {
+    leaf: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    alternates: Vec<String>,
+}
+
+/// Downloads the certificate and checks it before anyone writes it; with a chain preference,
+/// the chain whose topmost issuer has that name, else the default with a warning.
 fn download(
     ctx: &Ctx<'_>,
     subject: &str,
@@ -406,17 +425,56 @@ fn download(
     names: &[String],
     key: Option<CertKey>,
     csr: Csr,
+    preferred_chain: Option<&str>,
 ) -> Result<Issued> {
     let url = order
         .certificate
         .as_deref()
         .ok_or_else(|| Error::refused(subject, "the order is valid but names no certificate"))?;
-    let response = ctx
-        .client
-        .download_chain(&ctx.account.key, ctx.account.kid(), url)
-        .map_err(Error::acme(subject))?;
-    let (leaf, chain) = x509::check_issued(&response.body, &csr.public_key, names)
-        .map_err(|msg| Error::refused(subject, format!("{url}: {msg}")))?;
+    let fetch = |url: &str| -> Result<Downloaded> {
+        let response = ctx
+            .client
+            .download_chain(&ctx.account.key, ctx.account.kid(), url)
+            .map_err(Error::acme(subject))?;
+        let (leaf, chain) = x509::check_issued(&response.body, &csr.public_key, names)
+            .map_err(|msg| Error::refused(subject, format!("{url}: {msg}")))?;
+        let alternates = response
+            .links
+            .iter()
+            .filter(|l| l.rel == "alternate")
+            .map(|l| l.url.clone())
+            .collect();
+        Ok(Downloaded {
+            leaf,
+            chain,
+            alternates,
+        })
+    };
+    let Downloaded {
+        mut leaf,
+        mut chain,
+        alternates,
+    } = fetch(url)?;
+    // The other chains are fetched only when the default one is not the one preferred.
+    if let Some(wanted) = preferred_chain
+        && x509::top_issuer(&chain).as_deref() != Some(wanted)
+    {
+        let mut found = false;
+        for alternate in &alternates {
+            let other = fetch(alternate)?;
+            if x509::top_issuer(&other.chain).as_deref() == Some(wanted) {
+                (leaf, chain, found) = (other.leaf, other.chain, true);
+                break;
+            }
+        }
+        if !found {
+            logging::warn(format_args!(
+                "{subject}: no chain of the CA ends at an issuer named {wanted:?}; the default \
+                 one (issued by {}) is used",
+                x509::top_issuer(&chain).unwrap_or_default()
+            ));
+        }
+    }
     let cert = x509::to_pem(std::slice::from_ref(&leaf));
     let not_after = x509::facts(cert.as_bytes())
         .map_err(|msg| Error::refused(subject, msg))?

@@ -22,6 +22,7 @@ mod parallel;
 mod pkcs12;
 mod renewal;
 mod responder;
+mod state;
 mod store;
 mod x509;
 

@@ -32,6 +32,8 @@ pub enum Reason {
     Due {
         days_left: i64,
     },
+    /// `PREFERRED_CHAIN` is not what the live certificate was issued under.
+    ChainChanged,
 }
 
 impl fmt::Display for Reason {
@@ -46,6 +48,7 @@ impl fmt::Display for Reason {
             Reason::KeyChanged { had } => write!(f, "key type changed (the certificate has {had})"),
             Reason::Expired => f.write_str("expired"),
             Reason::Due { days_left } => write!(f, "{days_left} days left"),
+            Reason::ChainChanged => f.write_str("preferred chain changed"),
         }
     }
 }

@@ -62,6 +62,17 @@ pub fn facts(text: &[u8]) -> Result<CertFacts, String> {
     })
 }
 
+/// The issuer common name of the last (topmost) certificate of a chain: the name
+/// `PREFERRED_CHAIN` is matched against, as dehydrated matches it.
+pub fn top_issuer(chain: &[Vec<u8>]) -> Option<String> {
+    let last = parse(chain.last()?).ok()?;
+    last.issuer()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}
+
 /// The subject's common name of the first certificate in PEM `text`, lower-cased.
 pub fn common_name(text: &[u8]) -> Result<Option<String>, String> {
     let ders = pem_certs(text)?;

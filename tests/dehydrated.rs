@@ -364,13 +364,15 @@ fn every_flag_of_dehydrated_help() {
         ),
         (
             "--preferred-chain",
+            // No chain of Pebble's ends at this name: the default is kept, with a warning.
             vec![
                 "-c".into(),
+                "-x".into(),
                 "--preferred-chain".into(),
-                "Pebble Root CA".into(),
+                "Some Other Root".into(),
             ],
-            78,
-            "PREFERRED_CHAIN",
+            0,
+            "no chain of the CA ends at an issuer named \"Some Other Root\"",
         ),
         ("--signcsr", vec!["-s".into(), s(&csr)], 0, "# CERT #"),
         (

@@ -130,6 +130,35 @@ pub struct Transport {
     pub trace: Option<fn(&str)>,
 }
 
+/// A `Link` header entry (RFC 8288): `<url>;rel="alternate"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub rel: String,
+    pub url: String,
+}
+
+/// Parses one `Link` header value, which may hold several comma-separated links.
+pub fn parse_links(value: &str) -> Vec<Link> {
+    let mut links = Vec::new();
+    for part in value.split(',') {
+        let Some(rest) = part.trim().strip_prefix('<') else {
+            continue;
+        };
+        let Some((url, params)) = rest.split_once('>') else {
+            continue;
+        };
+        for param in params.split(';') {
+            if let Some(rel) = param.trim().strip_prefix("rel=") {
+                links.push(Link {
+                    rel: rel.trim_matches('"').to_string(),
+                    url: url.to_string(),
+                });
+            }
+        }
+    }
+    links
+}
+
 /// What a request returned, headers already read and the body capped at [`MAX_BODY`].
 #[derive(Debug)]
 pub struct Response {
@@ -137,6 +166,8 @@ pub struct Response {
     pub status: u16,
     pub location: Option<String>,
     pub retry_after: Option<Duration>,
+    /// Every `Link` header (`alternate` chains, `up` issuers, `index`).
+    pub links: Vec<Link>,
     pub content_type: String,
     pub body: Vec<u8>,
 }
@@ -362,6 +393,13 @@ impl Http {
             })
             .unwrap_or_default();
         let location = header(&response, "location");
+        let links = response
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_links)
+            .collect();
         let retry_after =
             header(&response, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let body = response
@@ -381,6 +419,7 @@ impl Http {
             status,
             location,
             retry_after,
+            links,
             content_type,
             body,
         };
@@ -574,6 +613,26 @@ mod tests {
     }
 
     #[test]
+    fn links_with_several_rels() {
+        let links = parse_links(
+            r#"<https://ca/dir>;rel="index", <https://ca/cert/1/alt/1>; rel="alternate""#,
+        );
+        assert_eq!(
+            links,
+            vec![
+                Link {
+                    rel: "index".into(),
+                    url: "https://ca/dir".into()
+                },
+                Link {
+                    rel: "alternate".into(),
+                    url: "https://ca/cert/1/alt/1".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn html_error_pages_become_short_problems() {
         let body = format!("<html>\n<body>{}</body></html>", "Bad gateway ".repeat(40));
         let err = problem_of(
@@ -582,6 +641,7 @@ mod tests {
                 status: 502,
                 location: None,
                 retry_after: None,
+                links: vec![],
                 content_type: "text/html".into(),
                 body: body.into_bytes(),
             },

@@ -103,6 +103,9 @@ pub struct PebbleOptions {
     pub dns: Option<std::net::SocketAddr>,
     /// The harness serves the webroot on Pebble's httpPort; false leaves the port to the test.
     pub web_server: bool,
+    /// PEBBLE_ALTERNATE_ROOTS and PEBBLE_CHAIN_LENGTH, when set.
+    pub alternate_roots: Option<u32>,
+    pub chain_length: Option<u32>,
 }
 
 impl Default for PebbleOptions {
@@ -115,6 +118,8 @@ impl Default for PebbleOptions {
             eab_required: false,
             dns: None,
             web_server: true,
+            alternate_roots: None,
+            chain_length: None,
         }
     }
 }
@@ -214,7 +219,14 @@ impl Pebble {
 
         let log = dir.path().join("pebble.log");
         let log_file = fs::File::create(&log).unwrap();
-        let mut ca = Command::new(pebble)
+        let mut ca = Command::new(pebble);
+        if let Some(n) = opts.alternate_roots {
+            ca.env("PEBBLE_ALTERNATE_ROOTS", n.to_string());
+        }
+        if let Some(n) = opts.chain_length {
+            ca.env("PEBBLE_CHAIN_LENGTH", n.to_string());
+        }
+        let mut ca = ca
             .arg("-config")
             .arg(&config_path)
             .args([
@@ -260,7 +272,12 @@ impl Pebble {
 
     /// Pebble's current root certificate, from its management interface.
     pub fn root_der(&self) -> Vec<u8> {
-        let pem = self.management_get("/roots/0");
+        self.root_der_of(0)
+    }
+
+    /// Root `i` (0 is the default chain's; more with PEBBLE_ALTERNATE_ROOTS).
+    pub fn root_der_of(&self, i: usize) -> Vec<u8> {
+        let pem = self.management_get(&format!("/roots/{i}"));
         x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
     }
 

@@ -1,0 +1,141 @@
+//! Our own run state in `BASEDIR/state/`, beside dehydrated's layout: per certificate, what
+//! it was issued under and how its validation failed, and when the last run was. Written
+//! crash-safe; a missing or unreadable file is an empty state, never an error.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::store;
+
+/// What we remember of one certificate between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertState {
+    /// The `PREFERRED_CHAIN` the live certificate was issued under ("" for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_chain: Option<String>,
+    /// Validation failures in a row.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    /// Not to be tried again before this time (Unix seconds), after `failures`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_until: Option<i64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The first wait after a failed validation; each failure in a row doubles it.
+const FIRST_BACKOFF: i64 = 30 * 60;
+/// The longest wait: a failing name is still tried once a day.
+const MAX_BACKOFF: i64 = 24 * 3600;
+
+impl CertState {
+    /// Records a failed validation at `now` and returns when the next try may be.
+    pub fn failed(&mut self, now: i64) -> i64 {
+        self.failures += 1;
+        let wait = FIRST_BACKOFF
+            .saturating_mul(1 << (self.failures - 1).min(16))
+            .min(MAX_BACKOFF);
+        let until = now + wait;
+        self.backoff_until = Some(until);
+        until
+    }
+
+    /// Forgets failures after a success.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+        self.backoff_until = None;
+    }
+
+    /// Some(until) while a failing name must not be tried.
+    pub fn backed_off(&self, now: i64) -> Option<i64> {
+        self.backoff_until.filter(|until| *until > now)
+    }
+}
+
+/// What we remember of the runs themselves.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// When the last `--cron` run started (Unix seconds).
+    #[serde(default)]
+    pub last_run: Option<i64>,
+}
+
+/// `BASEDIR/state/`.
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(basedir: &Path) -> StateDir {
+        StateDir {
+            dir: basedir.join("state"),
+        }
+    }
+
+    fn read<T: for<'de> Deserialize<'de> + Default>(&self, file: &str) -> T {
+        std::fs::read(self.dir.join(file))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn write<T: Serialize>(&self, file: &str, value: &T) -> Result<()> {
+        store::create_dir(&self.dir, 0o700)?;
+        let text = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
+        store::write_file(&self.dir.join(file), text.as_bytes(), 0o600)
+    }
+
+    pub fn cert(&self, name: &str) -> CertState {
+        self.read(&format!("{name}.json"))
+    }
+
+    pub fn save_cert(&self, name: &str, state: &CertState) -> Result<()> {
+        self.write(&format!("{name}.json"), state)
+    }
+
+    pub fn run(&self) -> RunState {
+        self.read("run.json")
+    }
+
+    pub fn save_run(&self, state: &RunState) -> Result<()> {
+        self.write("run.json", state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_from_half_an_hour_to_a_day() {
+        let mut s = CertState::default();
+        let waits: Vec<i64> = (0..8).map(|_| s.failed(1000) - 1000).collect();
+        assert_eq!(waits, [1800, 3600, 7200, 14400, 28800, 57600, 86400, 86400]);
+        assert_eq!(s.backed_off(1000 + 86399), Some(1000 + 86400));
+        assert_eq!(s.backed_off(1000 + 86400), None);
+        s.succeeded();
+        assert_eq!(s, CertState::default());
+    }
+
+    #[test]
+    fn state_survives_a_round_trip_and_junk_is_an_empty_state() {
+        let base = std::env::temp_dir().join(format!("desiccant-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = StateDir::new(&base);
+        assert_eq!(dir.cert("a"), CertState::default());
+        let mut s = CertState {
+            preferred_chain: Some("ISRG Root X2".into()),
+            ..CertState::default()
+        };
+        s.failed(5);
+        dir.save_cert("a", &s).unwrap();
+        assert_eq!(dir.cert("a"), s);
+        std::fs::write(base.join("state/b.json"), "{ not json").unwrap();
+        assert_eq!(dir.cert("b"), CertState::default());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
