@@ -311,6 +311,8 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
         names: &names,
         key: KeySource::Csr(csr),
         preferred_chain: config.defaults.preferred_chain.as_deref(),
+        profile: config.defaults.profile.as_deref(),
+        replaces: None,
     };
     let issued = issue::issue(&ctx, request, &solver)?;
     let mut out = format!("# CERT #\n{}\n", issued.cert);

@@ -117,6 +117,8 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("PRIVATE_KEY_RENEW", Support::Used, true),
     ("PRIVATE_KEY_ROLLOVER", Support::Used, true),
     ("PREFERRED_CHAIN", Support::Used, true),
+    ("ACME_PROFILE", Support::Used, true),
+    ("ARI", Support::Used, false),
     ("AUTO_CLEANUP", Support::Used, false),
     ("EAB_KID", Support::Used, false),
     ("EAB_HMAC_KEY", Support::Used, false),
@@ -191,6 +193,8 @@ pub struct CertSettings {
     pub challenge: ChallengeType,
     /// `PREFERRED_CHAIN`: the issuer common name of the wanted chain's topmost certificate.
     pub preferred_chain: Option<String>,
+    /// `ACME_PROFILE`: the CA's certificate profile (`classic`, `tlsserver`, `shortlived`).
+    pub profile: Option<String>,
 }
 
 /// One certificate with everything needed to keep it.
@@ -236,6 +240,8 @@ pub struct Config {
     pub modes: CertModes,
     /// `AUTO_CLEANUP=yes`: archive unused files after each `--cron` run.
     pub auto_cleanup: bool,
+    /// `ARI`: ask the CA's renewal information (RFC 9773) when it offers it.
+    pub ari: bool,
     /// `HTTP_LISTEN`: answer http-01 from a built-in server on this address, not from WELLKNOWN.
     pub http_listen: Option<SocketAddr>,
     /// `ALPNCERTDIR`: where tls-alpn-01 certificates are written for the TLS server.
@@ -412,7 +418,13 @@ impl Config {
                 ));
             }
         };
+        let ari = match vars.value("ARI") {
+            None | Some("yes") => true,
+            Some("no") => false,
+            Some(_) => return Err(bad(&vars, "ARI", "must be yes or no")),
+        };
         Ok(Config {
+            ari,
             eab,
             account_key_algo,
             http_listen,
@@ -588,6 +600,7 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
         hook,
         hook_chain,
         preferred_chain: vars.value("PREFERRED_CHAIN").map(str::to_string),
+        profile: vars.value("ACME_PROFILE").map(str::to_string),
         key_renew: yes_no("PRIVATE_KEY_RENEW", true)?,
         key_rollover: yes_no("PRIVATE_KEY_ROLLOVER", false)?,
         key_algo,

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::account::Found;
+use crate::acme::Client;
 use crate::cli::Cli;
 use crate::commands::{
     certificates, check_webroots, connect, current, hook_env, hook_for, load_account, lock, policy,
@@ -21,7 +22,7 @@ use crate::renewal::{self, Decision, Reason};
 use crate::responder::Responder;
 use crate::state::{CertState, RunState, StateDir};
 use crate::store::{self, CertDir, CertFiles};
-use crate::{logging, parallel, pkcs12, x509};
+use crate::{ari, logging, parallel, pkcs12, x509};
 
 /// Threads that answer the authorizations of one order.
 const AUTHZ_WORKERS: usize = 16;
@@ -144,14 +145,27 @@ pub fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
     result.map(|(status, _)| status)
 }
 
+/// A certificate local rules keep, until renewal information has had its say.
+struct Kept<'a> {
+    spec: &'a CertSpec,
+    hook: Option<Hook>,
+    names: Vec<String>,
+    csr: Option<Csr>,
+    index: usize,
+    renew_at: i64,
+    not_after: Option<i64>,
+    cert_id: Option<String>,
+}
+
 /// The body of `--cron` between startup_hook and exit_hook: the status, and the names of the
 /// certificates that failed.
 fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<String>)> {
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let run_interval = states.run().last_run.map(|t| now - t).filter(|i| *i > 0);
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(specs.len());
+    let mut outcomes: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
     let mut due: Vec<Job<'_>> = Vec::new();
+    let mut kept: Vec<Kept<'_>> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         let hook = hook_for(config, Some((spec, &spec.names)));
         let generated = match &hook {
@@ -163,22 +177,24 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
             Ok(None) => (spec.names.clone(), None),
             Err(e) => {
                 report_failure(spec, hook.as_ref(), &e);
-                outcomes.push(Some(Outcome::failed(None, &e)));
+                outcomes[index] = Some(Outcome::failed(None, &e));
                 continue;
             }
         };
         let current = current(config, spec);
         let key = csr.is_none().then_some(spec.settings.key_algo);
         let state = states.cert(&spec.name);
-        let mut decision = renewal::decide(current.as_ref(), &names, key, policy(cli, spec), now);
-        if let Decision::Keep { renew_at } = decision {
-            let dir = CertDir::new(&config.certdir, &spec.name);
-            if chain_changed(spec, &state, &dir) {
-                decision = Decision::Renew(Reason::ChainChanged);
-            } else if let (Some(interval), Some(Ok(facts))) = (run_interval, &current) {
-                warn_if_too_slow(spec, facts.not_after - renew_at, interval);
+        let dir = CertDir::new(&config.certdir, &spec.name);
+        let decision = match renewal::decide(current.as_ref(), &names, key, policy(cli, spec), now)
+        {
+            Decision::Keep { .. } if chain_changed(spec, &state, &dir) => {
+                Decision::Renew(Reason::ChainChanged)
             }
-        }
+            Decision::Keep { .. } if profile_changed(spec, &state) => {
+                Decision::Renew(Reason::ProfileChanged)
+            }
+            other => other,
+        };
         match decision {
             Decision::Renew(reason) => {
                 if let (Some(until), false) = (state.backed_off(now), cli.force) {
@@ -192,7 +208,7 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
                         ),
                     );
                     report_failure(spec, None, &e);
-                    outcomes.push(Some(Outcome::failed(Some(&reason), &e)));
+                    outcomes[index] = Some(Outcome::failed(Some(&reason), &e));
                     continue;
                 }
                 due.push(Job {
@@ -203,54 +219,92 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
                     reason,
                     index,
                 });
-                outcomes.push(None);
             }
             Decision::Keep { renew_at } => {
-                logging::debug(format_args!(
-                    "{}: unchanged, renews after {}",
-                    spec.name,
-                    logging::utc(renew_at)
-                ));
-                let not_after = current.and_then(|c| c.ok()).map(|f| f.not_after);
-                let unchanged = match &hook {
-                    Some(h) => {
-                        let dir = CertDir::new(&config.certdir, &spec.name);
-                        h.run(
-                            &HookEvent::UnchangedCert {
-                                domain: names[0].clone(),
-                                keyfile: dir.live("privkey.pem"),
-                                certfile: dir.live("cert.pem"),
-                                fullchainfile: dir.live("fullchain.pem"),
-                                chainfile: dir.live("chain.pem"),
-                            },
-                            &[],
-                        )
-                        .map(|_| ())
-                    }
-                    None => Ok(()),
-                };
-                outcomes.push(Some(match unchanged {
-                    Ok(()) => Outcome {
-                        state: "unchanged",
-                        reason: None,
-                        not_after,
-                        error: None,
-                        status: Status::Ok,
-                    },
-                    Err(e) => {
-                        report_failure(spec, None, &e);
-                        Outcome::failed(None, &e)
-                    }
-                }));
+                let cert = std::fs::read(dir.cert()).unwrap_or_default();
+                kept.push(Kept {
+                    spec,
+                    hook,
+                    names,
+                    csr,
+                    index,
+                    renew_at,
+                    not_after: current.and_then(|c| c.ok()).map(|f| f.not_after),
+                    cert_id: x509::ari_cert_id(&cert),
+                });
             }
         }
     }
+
+    // Renewal information may move kept certificates to the due ones.
+    let mut client: Option<Client> = None;
+    if config.ari && !kept.is_empty() {
+        let candidates: Vec<ari::Candidate<'_>> = kept
+            .iter()
+            .filter_map(|k| {
+                k.cert_id.clone().map(|cert_id| ari::Candidate {
+                    name: &k.spec.name,
+                    cert_id,
+                })
+            })
+            .collect();
+        if !candidates.is_empty() {
+            let verdicts = ari::check(
+                &config.ca,
+                &states,
+                &mut client,
+                &|| connect(config),
+                &candidates,
+                config.jobs * 2,
+                now,
+            );
+            let renew: Vec<&str> = candidates
+                .iter()
+                .zip(verdicts)
+                .filter_map(|(c, v)| {
+                    v.map(|explanation| {
+                        if let Some(url) = explanation {
+                            logging::info(format_args!(
+                                "{}: the CA asks for early renewal: {url}",
+                                c.name
+                            ));
+                        }
+                        c.name
+                    })
+                })
+                .collect();
+            let (go, stay): (Vec<Kept<'_>>, Vec<Kept<'_>>) = kept
+                .into_iter()
+                .partition(|k| renew.contains(&k.spec.name.as_str()));
+            kept = stay;
+            due.extend(go.into_iter().map(|k| Job {
+                spec: k.spec,
+                hook: k.hook,
+                names: k.names,
+                csr: k.csr,
+                reason: Reason::Ari,
+                index: k.index,
+            }));
+        }
+    }
+    for k in kept {
+        if let (Some(interval), Some(not_after)) = (run_interval, k.not_after) {
+            warn_if_too_slow(k.spec, not_after - k.renew_at, interval);
+        }
+        outcomes[k.index] = Some(unchanged(config, &k));
+    }
+
     if !due.is_empty() {
         let settings: Vec<&CertSettings> = due.iter().map(|j| &j.spec.settings).collect();
         let responder = start_responder(config, &settings)?;
         check_webroots(&settings, responder.is_some())?;
         let responder = responder.as_ref();
-        let renewed = connect(config).and_then(|client| {
+        let client = match client.take() {
+            Some(c) => Ok(c),
+            None => connect(config),
+        };
+        let renewed = client.and_then(|client| {
+            ari::remember(&states, &client, now);
             let (account, found) = load_account(cli, config, &client)?;
             if found == Found::Registered {
                 logging::info(format_args!("account: registered as {}", account.url));
@@ -319,6 +373,52 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
     Ok((status, failed))
 }
 
+/// A kept certificate's outcome, after its `unchanged_cert` hook.
+fn unchanged(config: &Config, k: &Kept<'_>) -> Outcome {
+    logging::debug(format_args!(
+        "{}: unchanged, renews after {}",
+        k.spec.name,
+        logging::utc(k.renew_at)
+    ));
+    let told = match &k.hook {
+        Some(h) => {
+            let dir = CertDir::new(&config.certdir, &k.spec.name);
+            h.run(
+                &HookEvent::UnchangedCert {
+                    domain: k.names[0].clone(),
+                    keyfile: dir.live("privkey.pem"),
+                    certfile: dir.live("cert.pem"),
+                    fullchainfile: dir.live("fullchain.pem"),
+                    chainfile: dir.live("chain.pem"),
+                },
+                &[],
+            )
+            .map(|_| ())
+        }
+        None => Ok(()),
+    };
+    match told {
+        Ok(()) => Outcome {
+            state: "unchanged",
+            reason: None,
+            not_after: k.not_after,
+            error: None,
+            status: Status::Ok,
+        },
+        Err(e) => {
+            report_failure(k.spec, None, &e);
+            Outcome::failed(None, &e)
+        }
+    }
+}
+
+/// True when `ACME_PROFILE` differs from the profile the live certificate was issued under
+/// (none, for a certificate issued before profiles were asked for).
+fn profile_changed(spec: &CertSpec, state: &CertState) -> bool {
+    let wanted = spec.settings.profile.clone().unwrap_or_default();
+    state.profile.clone().unwrap_or_default() != wanted
+}
+
 /// Runs `POST_RENEW_HOOK` once, with the renewed certificates' names in `RENEWED_CERTS`.
 fn post_renew(config: &Config, command: &str, renewed: &[&str]) -> Status {
     let hook = Hook {
@@ -377,62 +477,76 @@ fn renew_one(
         Some(csr) => KeySource::Csr(csr.clone()),
         None => key_source(spec, &dir),
     };
+    // The certificate this one replaces, for CAs with renewal information (RFC 9773 §5).
+    let replaces = ctx
+        .client
+        .directory
+        .renewal_info
+        .as_ref()
+        .and_then(|_| std::fs::read(dir.cert()).ok())
+        .and_then(|cert| x509::ari_cert_id(&cert));
     let request = Request {
         subject: &spec.name,
         names: &job.names,
         key,
         preferred_chain: spec.settings.preferred_chain.as_deref(),
+        profile: spec.settings.profile.as_deref(),
+        replaces,
     };
-    let result = issue::issue(ctx, request, &solver).and_then(|issued| {
-        // A kept key is written into the new set too, so that every set is whole.
-        let privkey = issued.key.as_ref().map(|k| k.pem());
-        let p12 = pkcs12(config, spec, &issued)?;
-        let files = CertFiles {
-            privkey: privkey.as_deref(),
-            csr: &issued.csr.pem,
-            cert: &issued.cert,
-            chain: &issued.chain,
-            p12: p12.as_deref(),
-        };
-        let set = dir.write_set(&files, unix_now(), &config.modes)?;
-        if let Some(h) = &job.hook {
-            h.run(
-                &HookEvent::SyncCert {
-                    keyfile: set
-                        .privkey
-                        .clone()
-                        .unwrap_or_else(|| dir.live("privkey.pem")),
-                    certfile: set.cert.clone(),
-                    fullchainfile: set.fullchain.clone(),
-                    chainfile: set.chain.clone(),
-                    requestfile: set.csr.clone(),
-                },
-                &[],
-            )?;
-        }
-        dir.switch(&set)?;
-        roll_key(spec, &dir)?;
-        if let Some(h) = &job.hook {
-            h.run(
-                &HookEvent::DeployCert {
-                    domain: job.names[0].clone(),
-                    keyfile: dir.live("privkey.pem"),
-                    certfile: dir.live("cert.pem"),
-                    fullchainfile: dir.live("fullchain.pem"),
-                    chainfile: dir.live("chain.pem"),
-                    timestamp: set.ts,
-                },
-                &[],
-            )?;
-        }
-        Ok(issued.not_after)
-    });
+    let result = offered_profile(ctx, spec)
+        .and_then(|()| issue::issue(ctx, request, &solver))
+        .and_then(|issued| {
+            // A kept key is written into the new set too, so that every set is whole.
+            let privkey = issued.key.as_ref().map(|k| k.pem());
+            let p12 = pkcs12(config, spec, &issued)?;
+            let files = CertFiles {
+                privkey: privkey.as_deref(),
+                csr: &issued.csr.pem,
+                cert: &issued.cert,
+                chain: &issued.chain,
+                p12: p12.as_deref(),
+            };
+            let set = dir.write_set(&files, unix_now(), &config.modes)?;
+            if let Some(h) = &job.hook {
+                h.run(
+                    &HookEvent::SyncCert {
+                        keyfile: set
+                            .privkey
+                            .clone()
+                            .unwrap_or_else(|| dir.live("privkey.pem")),
+                        certfile: set.cert.clone(),
+                        fullchainfile: set.fullchain.clone(),
+                        chainfile: set.chain.clone(),
+                        requestfile: set.csr.clone(),
+                    },
+                    &[],
+                )?;
+            }
+            dir.switch(&set)?;
+            roll_key(spec, &dir)?;
+            if let Some(h) = &job.hook {
+                h.run(
+                    &HookEvent::DeployCert {
+                        domain: job.names[0].clone(),
+                        keyfile: dir.live("privkey.pem"),
+                        certfile: dir.live("cert.pem"),
+                        fullchainfile: dir.live("fullchain.pem"),
+                        chainfile: dir.live("chain.pem"),
+                        timestamp: set.ts,
+                    },
+                    &[],
+                )?;
+            }
+            Ok(issued.not_after)
+        });
     let states = StateDir::new(&config.basedir);
     let mut state = states.cert(&spec.name);
     match &result {
         Ok(_) => {
             state.succeeded();
             state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
+            state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
+            state.ari = None;
         }
         Err(Error::Invalid { .. }) => {
             state.failed(unix_now());
@@ -462,6 +576,29 @@ fn renew_one(
             Outcome::failed(Some(reason), &e)
         }
     }
+}
+
+/// Ok when the certificate asks for no profile, or for one the CA offers; a config error
+/// naming the ones offered otherwise.
+fn offered_profile(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<()> {
+    let Some(wanted) = &spec.settings.profile else {
+        return Ok(());
+    };
+    let offered = &ctx.client.directory.meta.profiles;
+    if offered.contains_key(wanted) {
+        return Ok(());
+    }
+    let names: Vec<&str> = offered.keys().map(String::as_str).collect();
+    Err(Error::Config(format!(
+        "{}: ACME_PROFILE {wanted:?} is not offered by {}; it offers {}",
+        spec.name,
+        ctx.client.directory_url,
+        if names.is_empty() {
+            "no profiles".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
 }
 
 /// True when the chain preference differs from the one the live certificate was issued under,

@@ -69,6 +69,10 @@ pub struct Request<'a> {
     pub key: KeySource,
     /// `PREFERRED_CHAIN`: the issuer common name of the chain's topmost certificate.
     pub preferred_chain: Option<&'a str>,
+    /// `ACME_PROFILE`: the CA's certificate profile to ask for.
+    pub profile: Option<&'a str>,
+    /// The RFC 9773 certID of the certificate this one replaces.
+    pub replaces: Option<String>,
 }
 
 /// Orders the certificate `request` asks for, proves control of every name through `solver`,
@@ -79,6 +83,8 @@ pub fn issue(ctx: &Ctx<'_>, request: Request<'_>, solver: &Solver<'_>) -> Result
         names,
         key,
         preferred_chain,
+        profile,
+        replaces,
     } = request;
     thread::scope(|scope| {
         let mut key = match key {
@@ -102,7 +108,12 @@ pub fn issue(ctx: &Ctx<'_>, request: Request<'_>, solver: &Solver<'_>) -> Result
                 ready: None,
             },
         };
-        run_order(ctx, solver, subject, names, &mut key, preferred_chain)
+        let order = NewOrder {
+            names,
+            profile,
+            replaces,
+        };
+        run_order(ctx, solver, subject, order, &mut key, preferred_chain)
     })
 }
 
@@ -136,25 +147,68 @@ impl KeyJob<'_> {
     }
 }
 
+/// What newOrder carries.
+struct NewOrder<'a> {
+    names: &'a [String],
+    profile: Option<&'a str>,
+    replaces: Option<String>,
+}
+
+/// newOrder, with `replaces` when given; when the CA refuses it (the old certificate is
+/// already replaced, or the CA does not take the field), once more without.
+fn new_order(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    order: &NewOrder<'_>,
+) -> Result<crate::acme::client::Response> {
+    let (client, account) = (ctx.client, ctx.account);
+    let identifiers: Vec<Identifier> = order
+        .names
+        .iter()
+        .map(|n| Identifier::for_name(n))
+        .collect();
+    let mut payload = json!({ "identifiers": identifiers });
+    if let Some(profile) = order.profile {
+        payload["profile"] = json!(profile);
+    }
+    if let Some(replaces) = &order.replaces {
+        payload["replaces"] = json!(replaces);
+    }
+    let post = |payload: &serde_json::Value| {
+        client.post(
+            &account.key,
+            account.kid(),
+            &client.directory.new_order,
+            Some(payload),
+        )
+    };
+    match post(&payload) {
+        Err(e) if order.replaces.is_some() && !e.is_temporary() && e.problem().is_some() => {
+            logging::debug(format_args!(
+                "{subject}: the CA refused replaces ({e}); ordering without"
+            ));
+            if let Some(map) = payload.as_object_mut() {
+                map.remove("replaces");
+            }
+            post(&payload)
+        }
+        other => other,
+    }
+    .map_err(Error::acme(subject))
+}
+
 fn run_order(
     ctx: &Ctx<'_>,
     solver: &Solver<'_>,
     subject: &str,
-    names: &[String],
+    request: NewOrder<'_>,
     key: &mut KeyJob<'_>,
     preferred_chain: Option<&str>,
 ) -> Result<Issued> {
     let (client, account) = (ctx.client, ctx.account);
     let acme = || Error::acme(subject);
-    let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::for_name(n)).collect();
-    let response = client
-        .post(
-            &account.key,
-            account.kid(),
-            &client.directory.new_order,
-            Some(&json!({ "identifiers": identifiers })),
-        )
-        .map_err(acme())?;
+    let names = request.names;
+    let response = new_order(ctx, subject, &request)?;
     let order_url = response.location().map_err(acme())?.to_string();
     let mut order: Order = response.json().map_err(acme())?;
     logging::debug(format_args!(

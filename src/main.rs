@@ -2,6 +2,7 @@
 
 mod account;
 mod acme;
+mod ari;
 mod challenge;
 mod check;
 mod cli;

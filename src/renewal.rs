@@ -34,6 +34,10 @@ pub enum Reason {
     },
     /// `PREFERRED_CHAIN` is not what the live certificate was issued under.
     ChainChanged,
+    /// `ACME_PROFILE` is not what the live certificate was issued under.
+    ProfileChanged,
+    /// The CA's renewal information (RFC 9773) says it is time.
+    Ari,
 }
 
 impl fmt::Display for Reason {
@@ -49,6 +53,8 @@ impl fmt::Display for Reason {
             Reason::Expired => f.write_str("expired"),
             Reason::Due { days_left } => write!(f, "{days_left} days left"),
             Reason::ChainChanged => f.write_str("preferred chain changed"),
+            Reason::ProfileChanged => f.write_str("profile changed"),
+            Reason::Ari => f.write_str("the CA's renewal information says so"),
         }
     }
 }
@@ -80,6 +86,18 @@ pub fn renew_at(not_before: i64, not_after: i64, renew_days: Option<u32>) -> i64
             not_after - left
         }
     }
+}
+
+/// The moment inside an ARI suggested window `[start, end]` when this certificate renews: a
+/// point spread uniformly over the window by the certID, so the same on every run and
+/// different between certificates (RFC 9773 §4.2).
+pub fn ari_point(start: i64, end: i64, cert_id: &str) -> i64 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert_id.as_bytes());
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&digest.as_ref()[..8]);
+    let fraction = u64::from_be_bytes(eight) as f64 / u64::MAX as f64;
+    let span = (end - start).max(0);
+    start + (span as f64 * fraction) as i64
 }
 
 /// Decides for one certificate. `current` is None when there is no `cert.pem`, `Err` when it
@@ -185,6 +203,22 @@ mod tests {
                 renew_at: T0 + 60 * DAY
             }
         );
+    }
+
+    #[test]
+    fn the_ari_point_is_inside_the_window_stable_and_spread() {
+        let points: Vec<i64> = (0..200)
+            .map(|i| ari_point(1000, 1000 + 86_400, &format!("aki.{i}")))
+            .collect();
+        assert!(points.iter().all(|p| (1000..=1000 + 86_400).contains(p)));
+        assert_eq!(ari_point(1000, 1000 + 86_400, "aki.7"), points[7]);
+        let early = points.iter().filter(|p| **p < 1000 + 43_200).count();
+        assert!(
+            (70..130).contains(&early),
+            "{early} of 200 in the first half"
+        );
+        assert_eq!(ari_point(5, 5, "x"), 5);
+        assert_eq!(ari_point(10, 5, "x"), 10);
     }
 
     #[test]

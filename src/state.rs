@@ -21,6 +21,40 @@ pub struct CertState {
     /// Not to be tried again before this time (Unix seconds), after `failures`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_until: Option<i64>,
+    /// The `ACME_PROFILE` the live certificate was issued under ("" for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The CA's last renewal information for the live certificate (RFC 9773).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari: Option<AriState>,
+}
+
+/// A renewal information answer, kept until the CA's `Retry-After` says to ask again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AriState {
+    /// The certID it is for; a new certificate needs a new answer.
+    pub cert_id: String,
+    /// The suggested window, Unix seconds.
+    pub start: i64,
+    pub end: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    /// When to ask again.
+    pub next_check: i64,
+}
+
+/// What we learnt of the CA's directory, so that a run with nothing due need not ask.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CaState {
+    /// The directory URL this is about.
+    #[serde(default)]
+    pub directory: String,
+    /// It offers renewal information.
+    #[serde(default)]
+    pub renewal_info: bool,
+    /// When the directory was read (Unix seconds).
+    #[serde(default)]
+    pub checked: i64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -95,6 +129,14 @@ impl StateDir {
 
     pub fn save_cert(&self, name: &str, state: &CertState) -> Result<()> {
         self.write(&format!("{name}.json"), state)
+    }
+
+    pub fn ca(&self) -> CaState {
+        self.read("ca.json")
+    }
+
+    pub fn save_ca(&self, state: &CaState) -> Result<()> {
+        self.write("ca.json", state)
     }
 
     pub fn run(&self) -> RunState {

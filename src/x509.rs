@@ -62,6 +62,28 @@ pub fn facts(text: &[u8]) -> Result<CertFacts, String> {
     })
 }
 
+/// The RFC 9773 certID of the first certificate in PEM `text`: base64url of its Authority Key
+/// Identifier's keyIdentifier, a dot, base64url of its serial number's DER content octets.
+/// None when it has no AKI.
+pub fn ari_cert_id(text: &[u8]) -> Option<String> {
+    let ders = pem_certs(text).ok()?;
+    let cert = parse(&ders[0]).ok()?;
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })?;
+    Some(format!(
+        "{}.{}",
+        crate::acme::jws::b64(aki),
+        crate::acme::jws::b64(cert.raw_serial())
+    ))
+}
+
 /// The issuer common name of the last (topmost) certificate of a chain: the name
 /// `PREFERRED_CHAIN` is matched against, as dehydrated matches it.
 pub fn top_issuer(chain: &[Vec<u8>]) -> Option<String> {

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::jws::{AccountKey, KeyError, KeyId};
-use super::wire::{Directory, Problem};
+use super::wire::{Directory, Problem, RenewalInfo};
 
 /// Responses larger than this are refused: no ACME object or certificate chain comes near it.
 pub const MAX_BODY: u64 = 1 << 20;
@@ -305,6 +305,17 @@ impl Client {
             wait = response.retry_after.unwrap_or(delay);
             delay = (delay * 2).min(Duration::from_secs(4));
         }
+    }
+
+    /// RFC 9773 renewal information for `cert_id` (unauthenticated GET), with the answer's
+    /// `Retry-After`. None when the CA offers none.
+    pub fn renewal_info(&self, cert_id: &str) -> Result<Option<(RenewalInfo, Option<Duration>)>> {
+        let Some(base) = &self.directory.renewal_info else {
+            return Ok(None);
+        };
+        let url = format!("{}/{cert_id}", base.trim_end_matches('/'));
+        let response = self.http.send(&url, None)?;
+        Ok(Some((response.json()?, response.retry_after)))
     }
 
     /// Downloads `url` by POST-as-GET, expecting a PEM certificate chain.

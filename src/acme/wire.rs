@@ -15,6 +15,9 @@ pub struct Directory {
     pub revoke_cert: Option<String>,
     #[serde(default)]
     pub key_change: Option<String>,
+    /// RFC 9773: where renewal information is asked for.
+    #[serde(default)]
+    pub renewal_info: Option<String>,
     #[serde(default)]
     pub meta: DirectoryMeta,
 }
@@ -26,6 +29,55 @@ pub struct DirectoryMeta {
     pub terms_of_service: Option<String>,
     #[serde(default)]
     pub external_account_required: bool,
+    /// Certificate profiles the CA offers, by name, with their descriptions.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, String>,
+}
+
+/// RFC 9773 renewal information: when the CA wants the certificate renewed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewalInfo {
+    pub suggested_window: SuggestedWindow,
+    #[serde(default, rename = "explanationURL")]
+    pub explanation_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SuggestedWindow {
+    pub start: String,
+    pub end: String,
+}
+
+/// An RFC 3339 time (`2026-11-23T12:00:00Z`, fractions and offsets allowed) as Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once(['T', 't', ' '])?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, u64, u64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || y < 1970 {
+        return None;
+    }
+    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+        Some(i) => time.split_at(i),
+        None => return None,
+    };
+    let mut c = clock.split(':');
+    let (h, min): (i64, i64) = (c.next()?.parse().ok()?, c.next()?.parse().ok()?);
+    let sec: f64 = c.next()?.parse().ok()?;
+    let offset_secs = match offset {
+        "Z" | "z" => 0,
+        o => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = o[1..].split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    let days = super::client::days_from_civil(y as u64, m, day) as i64;
+    Some(days * 86_400 + h * 3600 + min * 60 + sec as i64 - offset_secs)
 }
 
 /// An identifier of an order or authorization (RFC 8555 §9.7.7, RFC 8738).
@@ -182,6 +234,43 @@ mod tests {
             p.to_string(),
             "some names were refused (urn:ietf:params:acme:error:rejectedIdentifier); \
              b.example: CAA forbids (urn:ietf:params:acme:error:caa)"
+        );
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2025-01-02T04:00:00Z"), Some(1_735_790_400));
+        assert_eq!(
+            parse_rfc3339("2025-01-02T04:00:00.123456Z"),
+            Some(1_735_790_400)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-01-02T06:00:00+02:00"),
+            Some(1_735_790_400)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-01-02T02:30:00-01:30"),
+            Some(1_735_790_400)
+        );
+        assert_eq!(parse_rfc3339("2025-13-02T04:00:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn renewal_information_as_rfc_9773_shows_it() {
+        let info: RenewalInfo = serde_json::from_str(
+            r#"{"suggestedWindow": {"start": "2025-01-02T04:00:00Z", "end": "2025-01-03T04:00:00Z"},
+                "explanationURL": "https://acme.example.com/docs/ari"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parse_rfc3339(&info.suggested_window.start),
+            Some(1_735_790_400)
+        );
+        assert_eq!(
+            info.explanation_url.as_deref(),
+            Some("https://acme.example.com/docs/ari")
         );
     }
 

@@ -302,6 +302,24 @@ impl Pebble {
             .unwrap()
     }
 
+    /// The ACME requests Pebble logged after the first `since` ones ("GET /dir", "POST /order-plz").
+    pub fn requests_after(&self, since: usize) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.ends_with("-> calling handler()"))
+            .skip(since)
+            .filter_map(|l| l.split("Pebble ").nth(1))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(2)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
     /// How many ACME requests Pebble has logged so far.
     pub fn requests(&self) -> usize {
         fs::read_to_string(&self.log)
