@@ -146,3 +146,46 @@ fn decide(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(start: i64, end: i64) -> Option<AriState> {
+        Some(AriState {
+            cert_id: "aki.serial".into(),
+            start,
+            end,
+            explanation: Some("https://ca.example/why".into()),
+            next_check: 0,
+        })
+    }
+
+    #[test]
+    fn the_window_decides_with_an_injected_now() {
+        let c = [Candidate {
+            name: "a",
+            cert_id: "aki.serial".into(),
+        }];
+        let point = renewal::ari_point(1000, 2000, "aki.serial");
+        // (window, now, renew?)
+        let table = [
+            (answer(1000, 2000), 999, false),
+            (answer(1000, 2000), point - 1, false),
+            (answer(1000, 2000), point, true),
+            (answer(1000, 2000), 2001, true),
+            (answer(-5000, -4000), 0, true),
+            (None, 1_000_000, false),
+        ];
+        for (i, (ari, now, renew)) in table.into_iter().enumerate() {
+            let got = decide(&c, &[ari], now);
+            assert_eq!(got[0].is_some(), renew, "row {i}");
+            if renew {
+                assert_eq!(
+                    got[0].clone().unwrap().as_deref(),
+                    Some("https://ca.example/why")
+                );
+            }
+        }
+    }
+}

@@ -18,6 +18,8 @@ struct CheckRow<'a> {
     what: String,
     facts: Option<CertFacts>,
     renew_at: Option<i64>,
+    /// The profile the live certificate was issued under, as we recorded it.
+    profile: Option<String>,
 }
 
 /// `--check`: every certificate's state from disk alone: no lock, no request.
@@ -63,6 +65,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                 what,
                 facts,
                 renew_at,
+                profile: states.cert(&spec.name).profile.filter(|p| !p.is_empty()),
             }
         })
         .collect();
@@ -83,6 +86,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                     "not_after": r.facts.as_ref().map(|f| logging::utc(f.not_after)),
                     "days_left": r.facts.as_ref().map(|f| (f.not_after - now).div_euclid(86_400)),
                     "renew_at": r.renew_at.map(logging::utc),
+                    "profile": r.profile,
                 })
             })
             .collect();
@@ -100,12 +104,13 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
         count(CheckStatus::Warning),
         count(CheckStatus::Critical)
     );
-    let mut table = vec![[
+    let mut table: Vec<[String; 7]> = vec![[
         "NAME".to_string(),
         "STATE".into(),
         "NOT AFTER".into(),
         "DAYS LEFT".into(),
         "RENEWAL".into(),
+        "PROFILE".into(),
         "NAMES".into(),
     ]];
     for r in &rows {
@@ -119,10 +124,11 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                 (CheckStatus::Ok, Some(at)) => format!("after {}", &logging::utc(at)[..10]),
                 _ => r.what.clone(),
             },
+            r.profile.clone().unwrap_or_else(|| "-".into()),
             r.spec.names.join(" "),
         ]);
     }
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..6)
         .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
         .collect();
     for row in &table {
@@ -130,7 +136,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
         for (c, width) in widths.iter().enumerate() {
             line.push_str(&format!("{:<width$}  ", row[c]));
         }
-        line.push_str(&row[5]);
+        line.push_str(&row[6]);
         println!("{line}");
     }
     Ok(status)

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_ca;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -344,7 +346,7 @@ impl Drop for Pebble {
 }
 
 /// A CA and a certificate for 127.0.0.1 and localhost signed by it, as PEM (ca, cert, key).
-fn tls_certificate() -> (String, String, String) {
+pub fn tls_certificate() -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -442,12 +444,21 @@ pub struct Env {
 impl Env {
     /// A BASEDIR whose config has CA, CA_BUNDLE and WELLKNOWN for `pebble`, plus `extra` lines.
     pub fn new(pebble: &Pebble, extra: &str) -> Env {
-        let base = TempDir::new("base");
+        Env::for_ca(
+            &pebble.directory_url,
+            &pebble.ca_bundle,
+            &pebble.webroot,
+            extra,
+        )
+    }
+
+    /// The same for any CA (the fake one).
+    pub fn for_ca(directory_url: &str, ca_bundle: &Path, webroot: &Path, extra: &str) -> Env {
         let env = Env {
-            base,
-            directory_url: pebble.directory_url.clone(),
-            ca_bundle: pebble.ca_bundle.clone(),
-            webroot: pebble.webroot.clone(),
+            base: TempDir::new("base"),
+            directory_url: directory_url.to_string(),
+            ca_bundle: ca_bundle.to_path_buf(),
+            webroot: webroot.to_path_buf(),
         };
         env.write_config(extra);
         env
