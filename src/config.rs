@@ -326,6 +326,13 @@ impl Config {
                 .unwrap_or_else(|| basedir.join(default))
         };
         let ca = vars.value("CA").unwrap_or("letsencrypt");
+        if ca.starts_with("buypass") {
+            warnings.push(format!(
+                "{}: CA={ca}: Buypass has announced the end of its ACME service; check that it \
+                 still issues, or choose another CA",
+                vars.origin("CA").map(|o| o.to_string()).unwrap_or_default()
+            ));
+        }
         let ca = match CA_PRESETS.iter().find(|(name, _)| *name == ca) {
             Some((_, url)) => (*url).to_string(),
             None if ca.starts_with("https://") => ca.to_string(),

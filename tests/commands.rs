@@ -233,3 +233,37 @@ fn display_terms_and_env() {
         "{out}"
     );
 }
+
+#[test]
+fn revocation_with_each_reason_pebble_accepts() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let reasons = [
+        ("unspecified", 0),
+        ("keyCompromise", 1),
+        ("affiliationChanged", 3),
+        ("superseded", 4),
+        ("cessationOfOperation", 5),
+    ];
+    let domains: String = reasons
+        .iter()
+        .map(|(r, _)| format!("{}.reason.example\n", r.to_lowercase()))
+        .collect();
+    env.domains(&domains);
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    for (reason, code) in reasons {
+        let dir = env.cert_dir(&format!("{}.reason.example", reason.to_lowercase()));
+        let cert = pem_certs(&dir.join("cert.pem")).remove(0);
+        env.run(&[
+            "--revoke",
+            dir.join("cert.pem").to_str().unwrap(),
+            "--reason",
+            reason,
+        ])
+        .expect(0);
+        let (status, got) = status_at_pebble(&pebble, &cert);
+        assert_eq!(status, "Revoked", "{reason}");
+        // Pebble leaves the reason out when it is 0.
+        assert_eq!(got.unwrap_or(0), code, "{reason}");
+    }
+}
