@@ -86,7 +86,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("OPENSSL", Support::Ignored, false),
     ("CURL_OPTS", Support::Ignored, false),
     ("API", Support::Ignored, false),
-    ("CHAINCACHE", Support::Ignored, false),
+    ("CHAINCACHE", Support::Used, false),
     ("ALPNCERTDIR", Support::Used, false),
     ("OPENSSL_CNF", Support::Ignored, true),
     ("OCSP_MUST_STAPLE", Support::Obsolete, true),
@@ -246,6 +246,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// `ALPNCERTDIR`: where tls-alpn-01 certificates are written for the TLS server.
     pub alpn_dir: PathBuf,
+    /// `CHAINCACHE`: every chain issued, by issuer, as dehydrated keeps it.
+    pub chain_cache: PathBuf,
     pub dns: DnsConfig,
     /// `PKCS12_EXPORT=yes`: also write `cert.p12` with this passphrase (`PKCS12_PASSPHRASE`,
     /// empty when unset). A secret: never logged.
@@ -436,6 +438,7 @@ impl Config {
             account_key_algo,
             http_listen,
             alpn_dir: under("ALPNCERTDIR", "alpn-certs"),
+            chain_cache: under("CHAINCACHE", "chains"),
             dns,
             pkcs12_passphrase,
             auto_cleanup,

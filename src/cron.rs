@@ -673,6 +673,32 @@ fn roll_key(spec: &CertSpec, dir: &CertDir) -> Result<()> {
     }
 }
 
+/// Keeps the chain in `CHAINCACHE/<issuer hash>.chain`, dehydrated's chain cache, for scripts
+/// that look there. Failing to is a warning: the certificate is in place.
+fn cache_chain(config: &Config, issued: &Issued) {
+    let Ok(chain) = x509::pem_certs(issued.chain.as_bytes()) else {
+        return;
+    };
+    let Some(first) = chain.first() else {
+        return;
+    };
+    let hash = ring::digest::digest(&ring::digest::SHA256, first);
+    let name: String = hash.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let written = store::create_dir(&config.chain_cache, 0o755).and_then(|()| {
+        store::write_file(
+            &config.chain_cache.join(format!("{name}.chain")),
+            issued.chain.as_bytes(),
+            store::PUBLIC_MODE,
+        )
+    });
+    if let Err(e) = written {
+        logging::warn(e);
+    }
+}
+
 /// The `cert.p12` export when `PKCS12_EXPORT=yes` and the key is ours.
 fn pkcs12(config: &Config, spec: &CertSpec, issued: &Issued) -> Result<Option<Vec<u8>>> {
     let Some(passphrase) = &config.pkcs12_passphrase else {

@@ -154,3 +154,21 @@ fn a_schedule_too_slow_for_the_certificates_is_warned_about() {
     let run = env.run(&["--cron"]);
     assert_eq!(run.stderr(), "", "{run:?}");
 }
+
+#[test]
+fn issued_chains_are_kept_in_the_chain_cache() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("cache.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let cached: Vec<_> = fs::read_dir(env.path().join("chains"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1);
+    assert!(cached[0].to_string_lossy().ends_with(".chain"));
+    assert_eq!(
+        pem_certs(&cached[0]),
+        pem_certs(&env.cert_dir("cache.example").join("chain.pem"))
+    );
+}
