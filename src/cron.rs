@@ -524,6 +524,7 @@ fn renew_one(
             }
             dir.switch(&set)?;
             roll_key(spec, &dir)?;
+            cache_chain(config, &issued);
             if let Some(h) = &job.hook {
                 h.run(
                     &HookEvent::DeployCert {
