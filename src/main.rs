@@ -1,33 +1,9 @@
 //! desiccant: an ACME client that keeps certificates in dehydrated's layout.
 
-mod account;
-mod acme;
-mod ari;
-mod challenge;
-mod check;
-mod cli;
-mod commands;
-mod config;
-mod config_file;
-mod cron;
-mod dns;
-mod dns01;
-mod domains;
-mod error;
-mod hooks;
-mod import;
-mod issue;
-mod keys;
-mod logging;
-mod parallel;
-mod pkcs12;
-mod renewal;
-mod responder;
-mod state;
-mod store;
-mod x509;
-
 use std::process::ExitCode;
+
+use desiccant::{cli, commands, logging};
+
 
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os()) {

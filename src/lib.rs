@@ -1,0 +1,32 @@
+//! desiccant: an ACME client that keeps certificates in dehydrated's layout.
+//!
+//! The program is `src/main.rs`; this library holds all of it so that the fuzz targets in
+//! `fuzz/` can reach the parsers. It is not a stable API: only what `main` and the fuzz targets
+//! use is public.
+
+mod account;
+mod acme;
+mod ari;
+mod challenge;
+mod check;
+pub mod cli;
+pub mod commands;
+mod config;
+mod config_file;
+mod cron;
+mod dns;
+mod dns01;
+mod domains;
+mod error;
+mod hooks;
+mod import;
+mod issue;
+mod keys;
+pub mod logging;
+mod parallel;
+mod pkcs12;
+mod renewal;
+mod responder;
+mod state;
+mod store;
+mod x509;
