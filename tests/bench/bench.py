@@ -6,10 +6,10 @@
 # private mount namespace, where Pebble's throw-away CA is added to the system trust store.
 
 import argparse
+import ctypes
 import datetime
 import json
 import os
-import resource
 import shlex
 import shutil
 import signal
@@ -33,6 +33,7 @@ SLOW_RUNS = 3
 # Pebble's log has one such line for every ACME request it handles.
 REQUEST_MARK = "-> calling handler()"
 NEW_ORDER_MARK = "/order-plz -> calling handler()"
+PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
 DNS_FOOTNOTE = "dns-01 arrives with issues 5 and 6"
 
@@ -119,7 +120,8 @@ def certificates_in(pem):
 
 def run_process(argv, env=None, cwd=None):
     """Runs argv to the end and returns (exit status, stdout and stderr). It gets a session of
-    its own, so that an interrupted benchmark can kill it with everything it started."""
+    its own, so that an interrupted benchmark can stop it with everything it started (SIGTERM
+    first: a measuring helper then kills its client, which has a session of its own)."""
     proc = subprocess.Popen(
         argv,
         env=env,
@@ -132,20 +134,20 @@ def run_process(argv, env=None, cwd=None):
     try:
         output, _ = proc.communicate()
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         raise
     return proc.returncode, output.decode(errors="replace")
 
 
 def command_output(argv):
     """stdout and stderr of a short command (versions)."""
-    status, output = run_process(argv)
+    _, output = run_process(argv)
     return output.strip()
-
-
-def median(values):
-    return statistics.median(values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,8 +398,9 @@ esac
             raise BenchError(f"{label}: exit status {status}, expected {command.ok}\n$ {command.text()}", output)
 
     def measure(self, command, label):
-        """One measured run, in a fresh helper process so that the children's peak RSS is this
-        run's. Returns wall and CPU ms, peak RSS MiB, requests and new orders Pebble saw."""
+        """One measured run, through a fresh helper process (see measure_main). Returns wall and
+        CPU ms, peak RSS MiB, the requests and new orders Pebble saw, and the client's output.
+        An unexpected exit status stops the benchmark."""
         log = os.path.join(self.root, "run.log")
         before = len(self.pebble_requests())
         helper = [sys.executable, os.path.abspath(__file__), "--measure", log, "--"] + command.argv
@@ -571,8 +574,9 @@ class Desiccant(DehydratedStyle):
         ]
 
     def dns_config_lines(self):
-        # No dns-01 yet (it arrives with issues 5 and 6). Then delete this method: the inherited
-        # one writes CHALLENGETYPE=dns-01 and HOOK= with the same hook as dehydrated's.
+        # No dns-01 yet (it arrives with issues 5 and 6). Then return the inherited lines
+        # (CHALLENGETYPE=dns-01, HOOK= the same hook as dehydrated's), plus what desiccant needs
+        # to look the records up in challtestsrv, such as DNS_RESOLVER=127.0.0.1:<dns_port>.
         return None
 
 
@@ -688,14 +692,14 @@ class Uacme(Client):
     def new(self, d):
         return Command(self.base(d) + ["-y", "new", EMAIL], cwd=d)
 
-    def issue(self, d, names, challenge, force=False, ok=0):
+    def issue(self, d, names, challenge, force=False):
         if challenge == "http-01":
             hook = "/usr/share/uacme/uacme.sh"
         else:
             hook = self.lab.hooks["uacme"]
         flags = ["-f"] if force else []
         argv = self.base(d) + flags + ["-h", hook, "issue", *names]
-        return Command(argv, ok=ok, env={"UACME_CHALLENGE_PATH": self.lab.challenges}, cwd=d)
+        return Command(argv, env={"UACME_CHALLENGE_PATH": self.lab.challenges}, cwd=d)
 
     def set_up(self, d, certs, challenge):
         self.lab.run_setup(self.new(d), "uacme new")
@@ -860,10 +864,10 @@ def progress(text):
 def summarize(results):
     return {
         "runs": len(results),
-        "wall_ms": median([r["wall_ms"] for r in results]),
-        "cpu_ms": median([r["cpu_ms"] for r in results]),
-        "rss_mib": median([r["rss_mib"] for r in results]),
-        "requests": median([r["requests"] for r in results]),
+        "wall_ms": statistics.median(r["wall_ms"] for r in results),
+        "cpu_ms": statistics.median(r["cpu_ms"] for r in results),
+        "rss_mib": statistics.median(r["rss_mib"] for r in results),
+        "requests": statistics.median(r["requests"] for r in results),
     }
 
 
@@ -927,7 +931,10 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
         "Each number is the median of several runs (3 when one run takes over 10 s). Wall time is "
         "the measured command, or shell loop for clients that issue one certificate per process; "
         "CPU is user + system time of all its processes; peak RSS is the largest single process; "
-        "requests are the ACME requests Pebble handled during the run.")
+        "requests are the ACME requests Pebble handled during the run. The measuring step "
+        "(`bench.py --measure`: the client is started through `setsid --fork` and `sh`) "
+        f"includes about {info['baseline']['wall_ms']:.1f} ms of wall time and shows "
+        f"{info['baseline']['rss_mib']:.1f} MiB peak RSS for `true`; these are in every number.")
     add("")
     add("Scenarios:")
     add("")
@@ -1012,20 +1019,55 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
 
 def measure_main(log_path, argv):
     """--measure LOG -- CMD...: runs CMD once (output to LOG) and prints one JSON line with its
-    exit status, wall time, CPU time and peak RSS. A fresh process per run, because ru_maxrss of
-    RUSAGE_CHILDREN is the maximum over every child ever waited for."""
+    exit status, wall time, CPU time (user + sys) and peak RSS.
+
+    A process's ru_maxrss also counts the memory it had before its exec, so a client forked
+    straight from Python would never show less than this interpreter's ~14 MiB. So `setsid
+    --fork` (small) forks the client's process and exits without waiting for it; that process
+    runs sh, which prints its pid and execs the client. As a child subreaper, this process
+    inherits it and reaps it (and anything it left behind) with wait4(), whose rusage covers the
+    client and every child it waited for. A fresh helper per run: nothing earlier is counted.
+    Starting through setsid and sh costs about 1-2 ms of wall time, the same for every client."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
     with open(log_path, "wb") as log:
+        fd = log.fileno()
         start = time.perf_counter()
-        status = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        wall = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(json.dumps({
-        "status": status,
-        "wall_ms": wall * 1000,
-        "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
-        "rss_kib": usage.ru_maxrss,
-    }))
+        launcher = subprocess.Popen(
+            ["setsid", "--fork", "sh", "-c", f'echo $$; exec "$@" >&{fd} 2>&{fd}', "sh", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            pass_fds=(fd,),
+        )
+        client = int(launcher.stdout.read())
+        launcher.wait()
+        # Stopped by the driver: stop the client too (it leads its own process group).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, frame: stop_client(client, signum))
+        status = None
+        wall = cpu = 0.0
+        rss = 0
+        while True:
+            try:
+                pid, wait_status, usage = os.wait4(-1, 0)
+            except ChildProcessError:
+                break
+            if pid == client:
+                wall = time.perf_counter() - start
+                status = os.waitstatus_to_exitcode(wait_status)
+            cpu += usage.ru_utime + usage.ru_stime
+            rss = max(rss, usage.ru_maxrss)
+    print(json.dumps({"status": status, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000, "rss_kib": rss}))
     return 0
+
+
+def stop_client(client, signum):
+    try:
+        os.killpg(client, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    sys.exit(128 + signum)
 
 
 def parse_args():
@@ -1089,9 +1131,10 @@ def main():
                               sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
 
     desiccant = os.path.abspath(args.desiccant)
-    # SIGTERM and SIGHUP stop the benchmark like Ctrl-C: through the finally below.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
+    # SIGINT (also when inherited as ignored), SIGTERM and SIGHUP stop the benchmark with a
+    # KeyboardInterrupt: through the finally below, which stops every process it started.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
 
     lab = Lab()
     try:
@@ -1108,6 +1151,8 @@ def main():
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
             "versions": versions(desiccant),
+            # What the measuring step itself costs: `true` measured the same way.
+            "baseline": summarize([lab.measure(Command(["true"]), "baseline") for _ in range(5)]),
         }
         table = {}
         for scenario in args.scenario_list:
