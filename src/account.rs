@@ -79,6 +79,7 @@ pub fn load_or_register(
                 .pem();
             let key = AccountKey::from_pem(&pem).map_err(|e| Error::refused(subject, e.0))?;
             store::write_file(&key_path, pem.as_bytes(), store::KEY_MODE)?;
+            crate::failpoint::hit("account-key-written");
             let url = register(client, dir, &key, terms)?;
             return Ok((Account { key, url }, Found::Registered));
         }
@@ -247,6 +248,7 @@ fn register(
             Some(&payload),
         )
         .map_err(Error::acme("account"))?;
+    crate::failpoint::hit("account-registered");
     let url = response
         .location()
         .map_err(Error::acme("account"))?
@@ -254,6 +256,7 @@ fn register(
     // Keep the CA's answer as it was sent, as dehydrated does; check only that it is JSON.
     response.json::<Value>().map_err(Error::acme("account"))?;
     store::write_file(&dir.registration(), &response.body, 0o600)?;
+    crate::failpoint::hit("account-registration-written");
     write_id(dir, &url)?;
     Ok(url)
 }

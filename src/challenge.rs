@@ -78,15 +78,56 @@ pub struct Solver<'a> {
     pub dns: &'a DnsConfig,
     /// tls-alpn-01: where the validation certificates go.
     pub alpn_dir: &'a Path,
+    /// Where what is put in place is noted before it is, so that a run killed before it took
+    /// the challenges away can have the next run take them away ([`Deployed::left_over`]).
+    pub journal: Option<PathBuf>,
 }
 
 /// What [`Solver::deploy`] put in place, for [`Solver::clean`] to take away.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Deployed {
+    #[serde(default)]
     files: Vec<PathBuf>,
+    #[serde(skip)]
     tokens: Vec<String>,
+    #[serde(default)]
     hooked: Vec<Triplet>,
+    #[serde(default)]
     dns_added: Option<dns01::Added>,
+    #[serde(skip)]
+    journal: Option<PathBuf>,
+}
+
+impl Deployed {
+    /// Nothing in place yet; what will be is noted in `journal`.
+    pub fn new(journal: Option<PathBuf>) -> Deployed {
+        Deployed {
+            journal,
+            ..Deployed::default()
+        }
+    }
+
+    /// What a killed run noted in `journal` and never took away, if anything. The journal
+    /// goes with the next [`Solver::clean`].
+    pub fn left_over(journal: PathBuf) -> Option<Deployed> {
+        let bytes = fs::read(&journal).ok()?;
+        let mut deployed: Deployed = serde_json::from_slice(&bytes).unwrap_or_default();
+        deployed.journal = Some(journal);
+        Some(deployed)
+    }
+
+    /// Writes down what is (about to be) in place. The journal is readable by us alone: it
+    /// holds key authorizations.
+    fn note(&self) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        if let Some(dir) = journal.parent() {
+            store::create_dir(dir, 0o700)?;
+        }
+        let text = serde_json::to_vec(self).unwrap_or_default();
+        store::write_ephemeral(journal, &text, 0o600)
+    }
 }
 
 /// base64url(SHA-256(key authorization)): the dns-01 TXT value (RFC 8555 §8.4).
@@ -137,21 +178,27 @@ impl Solver<'_> {
             ChallengeType::TlsAlpn01 => self.deploy_alpn(proofs, deployed)?,
             ChallengeType::Dns01 => {
                 if let Some((server, key, ttl)) = &self.dns.update {
-                    let added = dns01::add(*server, key, *ttl, &self.txt_records(proofs))
-                        .map_err(|e| Error::refused(&proofs[0].domain, e.0))?;
+                    let refused = |e: crate::dns::DnsError| Error::refused(&proofs[0].domain, e.0);
+                    let added = dns01::by_zone(*server, &self.txt_records(proofs)).map_err(refused)?;
                     deployed.dns_added = Some(added);
+                    deployed.note()?;
+                    if let Some(added) = &deployed.dns_added {
+                        dns01::add(*server, key, *ttl, added).map_err(refused)?;
+                    }
                 }
             }
         }
         if let Some(hook) = self.hook {
             let triplets: Vec<Triplet> = proofs.iter().map(|p| self.triplet(p)).collect();
             if self.chain {
-                hook.run(&HookEvent::DeployChallenge(triplets.clone()), &[])?;
-                deployed.hooked = triplets;
+                deployed.hooked = triplets.clone();
+                deployed.note()?;
+                hook.run(&HookEvent::DeployChallenge(triplets), &[])?;
             } else {
                 for t in triplets {
-                    hook.run(&HookEvent::DeployChallenge(vec![t.clone()]), &[])?;
-                    deployed.hooked.push(t);
+                    deployed.hooked.push(t.clone());
+                    deployed.note()?;
+                    hook.run(&HookEvent::DeployChallenge(vec![t]), &[])?;
                 }
             }
         }
@@ -179,8 +226,9 @@ impl Solver<'_> {
                 deployed.tokens.push(p.token.clone());
             } else if let Some(webroot) = &self.webroot {
                 let path = webroot.dir.join(&p.token);
+                deployed.files.push(path.clone());
+                deployed.note()?;
                 store::write_ephemeral(&path, p.key_authorization.as_bytes(), store::PUBLIC_MODE)?;
-                deployed.files.push(path);
             }
         }
         Ok(())
@@ -195,10 +243,11 @@ impl Solver<'_> {
                 .map_err(|msg| Error::refused(&p.domain, msg))?;
             let crt = self.alpn_dir.join(format!("{}.crt.pem", p.domain));
             let keyfile = self.alpn_dir.join(format!("{}.key.pem", p.domain));
+            deployed.files.push(keyfile.clone());
+            deployed.files.push(crt.clone());
+            deployed.note()?;
             store::write_ephemeral(&keyfile, key.as_bytes(), store::KEY_MODE)?;
-            deployed.files.push(keyfile);
             store::write_ephemeral(&crt, cert.as_bytes(), store::PUBLIC_MODE)?;
-            deployed.files.push(crt);
         }
         Ok(())
     }
@@ -232,6 +281,10 @@ impl Solver<'_> {
             && let Err(e) = dns01::remove(*server, key, added)
         {
             first_error.get_or_insert(Error::refused("dns-01", e.0));
+        }
+        // Noted things are cleaned once: a hook that fails to clean is not called forever.
+        if let Some(journal) = &deployed.journal {
+            let _ = fs::remove_file(journal);
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -316,6 +369,7 @@ mod tests {
             chain: false,
             dns: &dns,
             alpn_dir: &root,
+            journal: None,
         };
         let proof = |token: &str| Proof {
             domain: "example.org".into(),

@@ -241,6 +241,7 @@ pub(crate) fn solver<'a>(
         chain: settings.hook_chain,
         dns: &config.dns,
         alpn_dir: &config.alpn_dir,
+        journal: None,
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::account::Found;
+use crate::challenge::Deployed;
 use crate::acme::Client;
 use crate::cli::Cli;
 use crate::commands::{
@@ -121,6 +122,7 @@ pub fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
     let specs = certificates(cli, config)?;
     check_hooks(config, &specs)?;
     let _lock = lock(cli, config)?;
+    crate::failpoint::hit("locked");
     let hook = hook_for(config, None);
     let result = match &hook {
         Some(h) => h.run(&HookEvent::StartupHook, &[]).map(|_| ()),
@@ -155,6 +157,8 @@ struct Kept<'a> {
     renew_at: i64,
     not_after: Option<i64>,
     cert_id: Option<String>,
+    /// Its set was made live and deployed by [`recover`] in this run.
+    resumed: bool,
 }
 
 /// The body of `--cron` between startup_hook and exit_hook: the status, and the names of the
@@ -168,6 +172,14 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
     let mut kept: Vec<Kept<'_>> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         let hook = hook_for(config, Some((spec, &spec.names)));
+        let resumed = match recover(config, spec, hook.as_ref(), &states) {
+            Ok(resumed) => resumed.is_some(),
+            Err(e) => {
+                report_failure(spec, None, &e);
+                outcomes[index] = Some(Outcome::failed(None, &e));
+                continue;
+            }
+        };
         let generated = match &hook {
             Some(h) => generated_csr(h, config, spec),
             None => Ok(None),
@@ -231,6 +243,7 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
                     renew_at,
                     not_after: current.and_then(|c| c.ok()).map(|f| f.not_after),
                     cert_id: x509::ari_cert_id(&cert),
+                    resumed,
                 });
             }
         }
@@ -373,8 +386,18 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
     Ok((status, failed))
 }
 
-/// A kept certificate's outcome, after its `unchanged_cert` hook.
+/// A kept certificate's outcome, after its `unchanged_cert` hook; one that [`recover`]
+/// deployed in this run counts as issued.
 fn unchanged(config: &Config, k: &Kept<'_>) -> Outcome {
+    if k.resumed {
+        return Outcome {
+            state: "issued",
+            reason: Some("finished what an interrupted run left".into()),
+            not_after: k.not_after,
+            error: None,
+            status: Status::Ok,
+        };
+    }
     logging::debug(format_args!(
         "{}: unchanged, renews after {}",
         k.spec.name,
@@ -471,7 +494,9 @@ fn renew_one(
     let spec = job.spec;
     let reason = &job.reason;
     logging::debug(format_args!("{}: renewing ({reason})", spec.name));
-    let solver = solver(config, &spec.settings, job.hook.as_ref(), responder);
+    let states = StateDir::new(&config.basedir);
+    let mut solver = solver(config, &spec.settings, job.hook.as_ref(), responder);
+    solver.journal = Some(states.challenges(&spec.name));
     let dir = CertDir::new(&config.certdir, &spec.name);
     let key = match &job.csr {
         Some(csr) => KeySource::Csr(csr.clone()),
@@ -507,43 +532,22 @@ fn renew_one(
                 p12: p12.as_deref(),
             };
             let set = dir.write_set(&files, unix_now(), &config.modes)?;
-            if let Some(h) = &job.hook {
-                h.run(
-                    &HookEvent::SyncCert {
-                        keyfile: set
-                            .privkey
-                            .clone()
-                            .unwrap_or_else(|| dir.live("privkey.pem")),
-                        certfile: set.cert.clone(),
-                        fullchainfile: set.fullchain.clone(),
-                        chainfile: set.chain.clone(),
-                        requestfile: set.csr.clone(),
-                    },
-                    &[],
-                )?;
-            }
-            dir.switch(&set)?;
+            // From here on the set is whole on disk: a run that stops before deploy_cert
+            // succeeded leaves it to the next run to finish (see `recover`).
+            let mut state = states.cert(&spec.name);
+            state.pending = Some(set.ts);
+            states.save_cert(&spec.name, &state)?;
+            crate::failpoint::hit("pending-noted");
+            go_live(job.hook.as_ref(), &dir, &set)?;
             roll_key(spec, &dir)?;
             cache_chain(config, &issued);
-            if let Some(h) = &job.hook {
-                h.run(
-                    &HookEvent::DeployCert {
-                        domain: job.names[0].clone(),
-                        keyfile: dir.live("privkey.pem"),
-                        certfile: dir.live("cert.pem"),
-                        fullchainfile: dir.live("fullchain.pem"),
-                        chainfile: dir.live("chain.pem"),
-                        timestamp: set.ts,
-                    },
-                    &[],
-                )?;
-            }
+            deploy(job.hook.as_ref(), &job.names[0], &dir, set.ts)?;
             Ok(issued.not_after)
         });
-    let states = StateDir::new(&config.basedir);
     let mut state = states.cert(&spec.name);
     match &result {
         Ok(_) => {
+            state.pending = None;
             state.succeeded();
             state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
             state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
@@ -557,6 +561,7 @@ fn renew_one(
     if let Err(e) = states.save_cert(&spec.name, &state) {
         logging::warn(e);
     }
+    crate::failpoint::hit("state-written");
     match result {
         Ok(not_after) => {
             logging::info(format_args!(
@@ -577,6 +582,98 @@ fn renew_one(
             Outcome::failed(Some(reason), &e)
         }
     }
+}
+
+/// Runs `sync_cert` on a written set, then moves the links to it.
+fn go_live(hook: Option<&Hook>, dir: &CertDir, set: &store::WrittenSet) -> Result<()> {
+    if let Some(h) = hook {
+        h.run(
+            &HookEvent::SyncCert {
+                keyfile: set
+                    .privkey
+                    .clone()
+                    .unwrap_or_else(|| dir.live("privkey.pem")),
+                certfile: set.cert.clone(),
+                fullchainfile: set.fullchain.clone(),
+                chainfile: set.chain.clone(),
+                requestfile: set.csr.clone(),
+            },
+            &[],
+        )?;
+    }
+    dir.switch(set)
+}
+
+/// Runs `deploy_cert` on the live set, written at `ts`.
+fn deploy(hook: Option<&Hook>, domain: &str, dir: &CertDir, ts: i64) -> Result<()> {
+    crate::failpoint::hit("deploy-cert-before");
+    if let Some(h) = hook {
+        h.run(
+            &HookEvent::DeployCert {
+                domain: domain.to_string(),
+                keyfile: dir.live("privkey.pem"),
+                certfile: dir.live("cert.pem"),
+                fullchainfile: dir.live("fullchain.pem"),
+                chainfile: dir.live("chain.pem"),
+                timestamp: ts,
+            },
+            &[],
+        )?;
+    }
+    crate::failpoint::hit("deploy-cert-after");
+    Ok(())
+}
+
+/// Finishes what an interrupted run left of one certificate, before anything is decided for
+/// it: takes away the challenges it left in place (running `clean_challenge` for those the
+/// hook was told of), moves links left pointing at two sets to the newest whole one, and makes
+/// live and deploys a set that was written but whose `deploy_cert` never succeeded, without
+/// a new order. Returns the timestamp of the set it deployed, if any.
+fn recover(
+    config: &Config,
+    spec: &CertSpec,
+    hook: Option<&Hook>,
+    states: &StateDir,
+) -> Result<Option<i64>> {
+    if let Some(left) = Deployed::left_over(states.challenges(&spec.name)) {
+        logging::info(format_args!(
+            "{}: taking away the challenges an interrupted run left in place",
+            spec.name
+        ));
+        let solver = solver(config, &spec.settings, hook, None);
+        if let Err(e) = solver.clean(left) {
+            logging::warn(e);
+        }
+    }
+    let dir = CertDir::new(&config.certdir, &spec.name);
+    if let Some(ts) = dir.repair()? {
+        logging::warn(format_args!(
+            "{}: an interrupted run left the links pointing at two sets; all point at the set \
+             of {} now",
+            spec.name,
+            logging::utc(ts)
+        ));
+    }
+    let mut state = states.cert(&spec.name);
+    let Some(ts) = state.pending else {
+        return Ok(None);
+    };
+    let live = dir.live_ts();
+    let set = dir.written_set(ts).filter(|_| live.is_none_or(|live| live <= ts));
+    if let Some(set) = &set {
+        logging::info(format_args!(
+            "{}: finishing the renewal an interrupted run left: the certificate of {} goes live",
+            spec.name,
+            logging::utc(ts)
+        ));
+        if live != Some(ts) {
+            go_live(hook, &dir, set)?;
+        }
+        deploy(hook, &spec.names[0], &dir, ts)?;
+    }
+    state.pending = None;
+    states.save_cert(&spec.name, &state)?;
+    Ok(set.map(|s| s.ts))
 }
 
 /// Ok when the certificate asks for no profile, or for one the CA offers; a config error

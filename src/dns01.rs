@@ -10,7 +10,7 @@ use crate::config::DnsConfig;
 use crate::dns::{self, Change, DnsError, RData, TsigKey};
 
 /// A TXT record that dns-01 needs: `_acme-challenge.<name>` and the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxtRecord {
     pub name: String,
     pub value: String,
@@ -50,23 +50,22 @@ pub fn zone_of(server: SocketAddr, name: &str, recursive: bool) -> Result<String
     }
 }
 
-/// What [`add`] put into which zone, for [`remove`].
+/// Records by the zone `server` holds them in, for [`add`] and [`remove`].
 pub type Added = Vec<(String, Vec<TxtRecord>)>;
 
-/// Adds the records by RFC 2136 updates to `server`, one update per zone.
-pub fn add(
-    server: SocketAddr,
-    key: &TsigKey,
-    ttl: u32,
-    records: &[TxtRecord],
-) -> Result<Added, DnsError> {
+/// Finds the zone of every record on `server`.
+pub fn by_zone(server: SocketAddr, records: &[TxtRecord]) -> Result<Added, DnsError> {
     let mut by_zone: BTreeMap<String, Vec<TxtRecord>> = BTreeMap::new();
     for r in records {
         let zone = zone_of(server, &r.name, false)?;
         by_zone.entry(zone).or_default().push(r.clone());
     }
-    let mut added = Vec::new();
-    for (zone, records) in by_zone {
+    Ok(by_zone.into_iter().collect())
+}
+
+/// Adds the records by RFC 2136 updates to `server`, one update per zone.
+pub fn add(server: SocketAddr, key: &TsigKey, ttl: u32, added: &Added) -> Result<(), DnsError> {
+    for (zone, records) in added {
         let changes: Vec<Change> = records
             .iter()
             .map(|r| Change::AddTxt {
@@ -75,10 +74,9 @@ pub fn add(
                 value: r.value.clone(),
             })
             .collect();
-        dns::update(server, &zone, &changes, key)?;
-        added.push((zone, records));
+        dns::update(server, zone, &changes, key)?;
     }
-    Ok(added)
+    Ok(())
 }
 
 /// Deletes what [`add`] added, record by record; tries every zone, returns the first error.

@@ -19,7 +19,7 @@ pub const BRICKER: &str = "this_hookscript_is_broken__dehydrated_is_working_fine
 /// One challenge as the hook sees it: the name validated (the base name for a wildcard), the
 /// token (the http-01 file name) and the value to publish (the key authorization for http-01,
 /// the TXT value for dns-01).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Triplet {
     pub domain: String,
     pub token_filename: String,

@@ -102,7 +102,9 @@ pub fn issue(ctx: &Ctx<'_>, request: Request<'_>, solver: &Solver<'_>) -> Result
             KeySource::Generate(algo) => KeyJob {
                 handle: Some(scope.spawn(move || {
                     let key = CertKey::generate(algo)?;
+                    crate::failpoint::hit("key-generated");
                     let csr = key.csr(names)?;
+                    crate::failpoint::hit("csr-made");
                     Ok((Some(key), csr))
                 })),
                 ready: None,
@@ -209,6 +211,7 @@ fn run_order(
     let acme = || Error::acme(subject);
     let names = request.names;
     let response = new_order(ctx, subject, &request)?;
+    crate::failpoint::hit("order-created");
     let order_url = response.location().map_err(acme())?.to_string();
     let mut order: Order = response.json().map_err(acme())?;
     logging::debug(format_args!(
@@ -306,6 +309,7 @@ fn finalize(
         other => other,
     }
     .map_err(Error::acme(subject))?;
+    crate::failpoint::hit("order-finalized");
     let order = response.json().map_err(Error::acme(subject))?;
     Ok((order, response.retry_after))
 }
@@ -370,8 +374,9 @@ fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String])
         return Ok(());
     }
     let proofs: Vec<Proof> = todo.iter().map(|p| p.proof.clone()).collect();
-    let mut deployed = Deployed::default();
+    let mut deployed = Deployed::new(solver.journal.clone());
     let result = solver.deploy(&proofs, &mut deployed).and_then(|()| {
+        crate::failpoint::hit("challenges-deployed");
         let outcomes = parallel::map(&todo, ctx.workers, |p| validate(ctx, p));
         for outcome in &outcomes {
             if let Err(Error::Invalid { name, response, .. }) = outcome {
@@ -406,6 +411,7 @@ fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
             Some(&json!({})),
         )
         .map_err(Error::acme(&p.name))?;
+    crate::failpoint::hit("challenge-answered");
     let authz: Authorization = client
         .poll_until(
             &account.key,
@@ -529,6 +535,7 @@ fn download(
             ));
         }
     }
+    crate::failpoint::hit("certificate-downloaded");
     let cert = x509::to_pem(std::slice::from_ref(&leaf));
     let not_after = x509::facts(cert.as_bytes())
         .map_err(|msg| Error::refused(subject, msg))?

@@ -18,6 +18,7 @@ mod dns;
 mod dns01;
 mod domains;
 mod error;
+mod failpoint;
 mod hooks;
 mod import;
 mod issue;

@@ -27,6 +27,11 @@ pub struct CertState {
     /// The CA's last renewal information for the live certificate (RFC 9773).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ari: Option<AriState>,
+    /// The timestamp of a set that was written and checked, whose links were about to move and
+    /// whose `deploy_cert` had not yet succeeded. A run that finds it finishes the job: moves
+    /// the links when they are not there yet and runs `deploy_cert`, without a new order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<i64>,
 }
 
 /// A renewal information answer, kept until the CA's `Retry-After` says to ask again.
@@ -125,6 +130,11 @@ impl StateDir {
 
     pub fn cert(&self, name: &str) -> CertState {
         self.read(&format!("{name}.json"))
+    }
+
+    /// Where the challenges of `name` are noted while they are in place.
+    pub fn challenges(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.challenges.json"))
     }
 
     pub fn save_cert(&self, name: &str, state: &CertState) -> Result<()> {

@@ -286,18 +286,21 @@ impl CertDir {
         };
         if let (Some(key), Some(at)) = (files.privkey, &set.privkey) {
             replace_file(at, key.as_bytes(), modes.key, true)?;
+            crate::failpoint::hit("written-privkey");
         }
         if let (Some(p12), Some(at)) = (files.p12, &set.p12) {
             replace_file(at, p12, modes.key, true)?;
+            crate::failpoint::hit("written-p12");
         }
         let fullchain = format!("{}{}", files.cert, files.chain);
-        for (at, text) in [
-            (&set.chain, files.chain),
-            (&set.fullchain, fullchain.as_str()),
-            (&set.csr, files.csr),
-            (&set.cert, files.cert),
+        for (at, text, point) in [
+            (&set.chain, files.chain, "written-chain"),
+            (&set.fullchain, fullchain.as_str(), "written-fullchain"),
+            (&set.csr, files.csr, "written-csr"),
+            (&set.cert, files.cert, "written-cert"),
         ] {
             replace_file(at, text.as_bytes(), modes.file, true)?;
+            crate::failpoint::hit(point);
         }
         sync_dir(&self.dir)?;
         Ok(set)
@@ -314,9 +317,114 @@ impl CertDir {
                 &self.dir.join(format!("{kind}.{ext}")),
                 &format!("{kind}-{}.{ext}", set.ts),
             )?;
+            crate::failpoint::hit(&format!("switched-{kind}.{ext}"));
         }
         sync_dir(&self.dir)
     }
+}
+
+impl CertDir {
+    /// The timestamp of the set a live link points at, when it names one.
+    fn link_ts(&self, kind: &str, ext: &str) -> Option<i64> {
+        let target = fs::read_link(self.dir.join(format!("{kind}.{ext}"))).ok()?;
+        target
+            .to_str()?
+            .strip_prefix(&format!("{kind}-"))?
+            .strip_suffix(&format!(".{ext}"))?
+            .parse()
+            .ok()
+    }
+
+    /// The set written at `ts`, when its certificate, chain, fullchain and CSR are all there
+    /// and not empty (its key and PKCS#12 file when they are there).
+    pub fn written_set(&self, ts: i64) -> Option<WrittenSet> {
+        let path = |kind: &str, ext: &str| self.dir.join(format!("{kind}-{ts}.{ext}"));
+        let whole = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0);
+        let set = WrittenSet {
+            ts,
+            privkey: Some(path("privkey", "pem")).filter(|p| whole(p)),
+            csr: path("cert", "csr"),
+            cert: path("cert", "pem"),
+            chain: path("chain", "pem"),
+            fullchain: path("fullchain", "pem"),
+            p12: Some(path("cert", "p12")).filter(|p| whole(p)),
+        };
+        [&set.csr, &set.cert, &set.chain, &set.fullchain]
+            .iter()
+            .all(|p| whole(p))
+            .then_some(set)
+    }
+
+    /// The timestamp of the live set: the one `cert.pem` points at.
+    pub fn live_ts(&self) -> Option<i64> {
+        self.link_ts("cert", "pem")
+    }
+
+    /// Finishes what a run killed in the middle of [`CertDir::switch`] left: when the links
+    /// point at different sets, all of them are moved to the newest set that is whole on disk
+    /// (every set is whole before its first link moves, so this rolls forward). Temporary files
+    /// of processes that are gone are removed. Returns the timestamp of the set it moved the
+    /// links to, if it moved any.
+    pub fn repair(&self) -> Result<Option<i64>> {
+        remove_dead_temp_files(&self.dir);
+        let stamps: Vec<i64> = SET
+            .iter()
+            .filter_map(|(kind, ext)| self.link_ts(kind, ext))
+            .collect();
+        let (Some(&newest), Some(&oldest)) = (stamps.iter().max(), stamps.iter().min()) else {
+            return Ok(None);
+        };
+        if newest == oldest {
+            return Ok(None);
+        }
+        let mut candidates = stamps;
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        candidates.dedup();
+        let Some(set) = candidates.into_iter().find_map(|ts| self.written_set(ts)) else {
+            return Ok(None);
+        };
+        // A set without a key of its own (a CSR from the hook) leaves the key's link where it
+        // was: that is not a half-done switch.
+        let behind = SET.iter().any(|(kind, ext)| {
+            self.dir.join(format!("{kind}-{}.{ext}", set.ts)).is_file()
+                && self.link_ts(kind, ext) != Some(set.ts)
+        });
+        if !behind {
+            return Ok(None);
+        }
+        self.switch(&set)?;
+        Ok(Some(set.ts))
+    }
+}
+
+/// Removes `.<name>.tmp-<pid>-<n>` files in `dir` whose process no longer runs: what a crash
+/// between writing a temporary file and renaming it leaves.
+pub fn remove_dead_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.starts_with('.'))
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, rest)| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid > 0 && !process_runs(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this id exists (it may belong to someone else).
+fn process_runs(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The files of a certificate folder that no live symlink points at: older sets and

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, clippy, unit tests and the end-to-end tests against a
 # real Pebble. Installs the Debian packages the tests need when they are missing.
+#
+#   tests/run.sh           what CI runs
+#   tests/run.sh --long    also the long modes: the big kill campaign and 500 issuances under
+#                          badNonce (see README, "Faults")
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+long=""
+for arg in "$@"; do
+    case "$arg" in
+        --long) long=1 ;;
+        -h|--help) sed -n '2,/^set/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tests/run.sh: unknown option $arg (see tests/run.sh --help)" >&2; exit 2 ;;
+    esac
+done
 
 # program:package pairs the tests run.
 needs=(pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
@@ -20,5 +33,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 cargo fmt --all -- --check
+cargo clippy --locked --all-targets --features failpoints -- -D warnings
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+# The crash tests need the kill points of src/failpoint.rs compiled in.
+if [ -n "$long" ]; then
+    DESICCANT_LONG=1 cargo test --locked --features failpoints
+else
+    cargo test --locked --features failpoints
+fi
