@@ -179,7 +179,8 @@ impl Solver<'_> {
             ChallengeType::Dns01 => {
                 if let Some((server, key, ttl)) = &self.dns.update {
                     let refused = |e: crate::dns::DnsError| Error::refused(&proofs[0].domain, e.0);
-                    let added = dns01::by_zone(*server, &self.txt_records(proofs)).map_err(refused)?;
+                    let added =
+                        dns01::by_zone(*server, &self.txt_records(proofs)).map_err(refused)?;
                     deployed.dns_added = Some(added);
                     deployed.note()?;
                     if let Some(added) = &deployed.dns_added {

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::account::Found;
-use crate::challenge::Deployed;
 use crate::acme::Client;
+use crate::challenge::Deployed;
 use crate::cli::Cli;
 use crate::commands::{
     certificates, check_webroots, connect, current, hook_env, hook_for, load_account, lock, policy,
@@ -123,6 +123,14 @@ pub fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
     check_hooks(config, &specs)?;
     let _lock = lock(cli, config)?;
     crate::failpoint::hit("locked");
+    // Temporary files of killed runs; those of certificate folders go in `recover`.
+    for dir in [
+        StateDir::new(&config.basedir).path(),
+        &store::AccountDir::new(&config.accountdir, &config.ca).dir,
+        &config.chain_cache,
+    ] {
+        store::remove_dead_temp_files(dir);
+    }
     let hook = hook_for(config, None);
     let result = match &hook {
         Some(h) => h.run(&HookEvent::StartupHook, &[]).map(|_| ()),
@@ -659,10 +667,12 @@ fn recover(
         return Ok(None);
     };
     let live = dir.live_ts();
-    let set = dir.written_set(ts).filter(|_| live.is_none_or(|live| live <= ts));
+    let set = dir
+        .written_set(ts)
+        .filter(|_| live.is_none_or(|live| live <= ts));
     if let Some(set) = &set {
         logging::info(format_args!(
-            "{}: finishing the renewal an interrupted run left: the certificate of {} goes live",
+            "{}: finishing what an earlier run left undone: the certificate of {} goes live",
             spec.name,
             logging::utc(ts)
         ));
@@ -896,6 +906,11 @@ fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
             }
             _ => return String::new(),
         },
+        Error::Hook {
+            event: "deploy_cert",
+            ..
+        } => "the new certificate is live; the next run runs deploy_cert again (no new order)"
+            .to_string(),
         _ => return String::new(),
     };
     format!("; {next}")

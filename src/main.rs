@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use desiccant::{cli, commands, logging};
 
-
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os()) {
         Ok(cli) => cli,

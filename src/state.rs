@@ -115,6 +115,11 @@ impl StateDir {
         }
     }
 
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
     fn read<T: for<'de> Deserialize<'de> + Default>(&self, file: &str) -> T {
         std::fs::read(self.dir.join(file))
             .ok()

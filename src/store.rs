@@ -615,6 +615,85 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    fn link(dir: &CertDir, name: &str) -> String {
+        fs::read_link(dir.live(name))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn links_left_on_two_sets_are_rolled_forward_to_the_whole_one() {
+        let base = tempdir("repair");
+        let dir = CertDir::new(&base, "x");
+        let modes = CertModes::default();
+        let files = |cert: &'static str| CertFiles {
+            privkey: Some("key"),
+            csr: "csr",
+            cert,
+            chain: "chain",
+            p12: None,
+        };
+        let old = dir.write_set(&files("old"), 100, &modes).unwrap();
+        dir.switch(&old).unwrap();
+        assert_eq!(
+            dir.repair().unwrap(),
+            None,
+            "a whole switch needs no repair"
+        );
+        let new = dir.write_set(&files("new"), 200, &modes).unwrap();
+        // Killed after the first two links moved.
+        switch_link(&dir.live("privkey.pem"), "privkey-200.pem").unwrap();
+        switch_link(&dir.live("chain.pem"), "chain-200.pem").unwrap();
+        assert_eq!(dir.live_ts(), Some(100));
+        assert_eq!(dir.repair().unwrap(), Some(200));
+        for (name, target) in [
+            ("privkey.pem", "privkey-200.pem"),
+            ("chain.pem", "chain-200.pem"),
+            ("fullchain.pem", "fullchain-200.pem"),
+            ("cert.csr", "cert-200.csr"),
+            ("cert.pem", "cert-200.pem"),
+        ] {
+            assert_eq!(link(&dir, name), target);
+        }
+        assert_eq!(fs::read_to_string(dir.cert()).unwrap(), "new");
+        assert_eq!(dir.written_set(new.ts).map(|s| s.ts), Some(200));
+
+        // A set without a key (a CSR from the hook) keeps the old key's link: no repair.
+        let keyless = CertFiles {
+            privkey: None,
+            ..files("keyless")
+        };
+        let third = dir.write_set(&keyless, 300, &modes).unwrap();
+        dir.switch(&third).unwrap();
+        assert_eq!(link(&dir, "privkey.pem"), "privkey-200.pem");
+        assert_eq!(dir.repair().unwrap(), None);
+
+        // A newest set that is not whole is not rolled forward to: back to the whole one.
+        switch_link(&dir.live("chain.pem"), "chain-400.pem").unwrap();
+        fs::write(dir.dir.join("chain-400.pem"), "").unwrap();
+        assert_eq!(dir.repair().unwrap(), Some(300));
+        assert_eq!(link(&dir, "chain.pem"), "chain-300.pem");
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn only_temp_files_of_dead_processes_are_removed() {
+        let dir = tempdir("temps");
+        // Pid 1 always runs; no process has the largest pid there is.
+        let alive = dir.join(".cert.pem.tmp-1-0");
+        let dead = dir.join(format!(".cert.pem.tmp-{}-0", i32::MAX));
+        let ours = temp_name(&dir.join("cert.pem"));
+        let other = dir.join("cert-1.pem");
+        for f in [&alive, &dead, &ours, &other] {
+            fs::write(f, "x").unwrap();
+        }
+        remove_dead_temp_files(&dir);
+        assert!(alive.exists() && ours.exists() && other.exists());
+        assert!(!dead.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_dehydrated_lock_file_is_respected() {
         assert_eq!(dehydrated_holds(""), None);

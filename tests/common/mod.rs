@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod fake_ca;
+pub mod invariants;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
