@@ -93,9 +93,9 @@ fn points_of(env: &Env, args: &[&str]) -> Vec<String> {
 fn stage_of(point: &str) -> Stage {
     match point {
         "switched-cert.pem" | "switched-cert.p12" | "deploy-cert-before" | "deploy-cert-after"
-        | "state-written" => Stage::AfterSwitch,
-        p if p.starts_with("switched-") => Stage::DuringSwitch,
-        _ => Stage::BeforeSwitch,
+        | "state-written" => Stage::Switched,
+        p if p.starts_with("switched-") => Stage::Switching,
+        _ => Stage::Untouched,
     }
 }
 
@@ -247,7 +247,7 @@ fn a_renewal_killed_at_every_point_keeps_the_old_certificate_or_finishes() {
             if point != "deploy-cert-after" {
                 assert_eq!(deploys(&env), deployed_before + 1, "killed at {point}");
             }
-        } else if stage_of(point) == Stage::BeforeSwitch {
+        } else if stage_of(point) == Stage::Untouched {
             assert_eq!(
                 after.links, before.links,
                 "I3: killed at {point}, the live set changed"
@@ -362,7 +362,7 @@ fn renewals_killed_at_random_moments_never_lose_the_certificate() {
             kills += 1;
         }
         // Killed anywhere: each link at the old set or the one new set.
-        after_fault(&env, &[NAME], &before, Stage::DuringSwitch);
+        after_fault(&env, &[NAME], &before, Stage::Switching);
         let next = run_at(&env, &["--cron"], None, None);
         assert_eq!(
             next.code(),

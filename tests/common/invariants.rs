@@ -76,11 +76,11 @@ impl Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Before any link moved: the live set must be byte-for-byte the old one (I3).
-    BeforeSwitch,
+    Untouched,
     /// While the links moved: each link at the old set or at one new set.
-    DuringSwitch,
+    Switching,
     /// After every link moved: one new set, whole.
-    AfterSwitch,
+    Switched,
 }
 
 /// The checks right after a fault, before any other run: I1, I3, I5, I7.
@@ -121,7 +121,7 @@ pub fn after_fault(env: &Env, certs: &[&str], before: &Snapshot, stage: Stage) {
             d
         };
         match stage {
-            Stage::BeforeSwitch => {
+            Stage::Untouched => {
                 for link in LINKS {
                     let key = format!("{name}/{link}");
                     assert_eq!(
@@ -131,14 +131,14 @@ pub fn after_fault(env: &Env, certs: &[&str], before: &Snapshot, stage: Stage) {
                     );
                 }
             }
-            Stage::DuringSwitch => {
+            Stage::Switching => {
                 let new: Vec<&&String> = distinct.iter().filter(|s| !old.contains(s)).collect();
                 assert!(
                     new.len() <= 1,
                     "I1: {name}'s links point at more than one new set: {stamps:?}"
                 );
             }
-            Stage::AfterSwitch => {
+            Stage::Switched => {
                 assert_eq!(
                     distinct.len(),
                     1,
