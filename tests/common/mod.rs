@@ -7,6 +7,7 @@
 
 pub mod fake_ca;
 pub mod invariants;
+pub mod proxy;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
