@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::account::Account;
 use crate::acme::Client;
+use crate::acme::client::{Bound, bound};
 use crate::acme::jws::b64;
 use crate::acme::wire::{
     Authorization, AuthorizationStatus, Identifier, Order, OrderStatus, Problem,
@@ -243,7 +244,7 @@ fn run_order(
                     account.kid(),
                     &order_url,
                     first_poll,
-                    Instant::now() + PROCESSING_TIMEOUT,
+                    Instant::now() + bound(Bound::Wait, PROCESSING_TIMEOUT),
                     |o: &Order| o.status != OrderStatus::Processing,
                 )
                 .map_err(acme())?,
@@ -297,7 +298,7 @@ fn finalize(
                     account.kid(),
                     order_url,
                     FIRST_VALIDATION_POLL,
-                    Instant::now() + VALIDATION_TIMEOUT,
+                    Instant::now() + bound(Bound::Wait, VALIDATION_TIMEOUT),
                     |o: &Order| o.status != OrderStatus::Pending,
                 )
                 .map_err(Error::acme(subject))?;
@@ -418,7 +419,7 @@ fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
             account.kid(),
             &p.authz_url,
             answered.retry_after.unwrap_or(FIRST_VALIDATION_POLL),
-            Instant::now() + VALIDATION_TIMEOUT,
+            Instant::now() + bound(Bound::Wait, VALIDATION_TIMEOUT),
             |a: &Authorization| a.status != AuthorizationStatus::Pending,
         )
         .map_err(Error::acme(&p.name))?;

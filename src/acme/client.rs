@@ -17,6 +17,44 @@ use super::wire::{Directory, Problem, RenewalInfo};
 pub const MAX_BODY: u64 = 1 << 20;
 /// How many times one request is sent again after a `badNonce` answer.
 const BAD_NONCE_RETRIES: usize = 10;
+/// The longest one request may take, from connecting to the last byte of the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// The longest a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a deadline bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// One request, from connecting to the last byte of the answer.
+    Request,
+    /// One wait for the CA to validate or to sign.
+    Wait,
+}
+
+/// `normal`. Only in a test build (cargo feature `failpoints`), which has no other way to
+/// make the tests of stalled connections and stuck orders end in seconds,
+/// `DESICCANT_FAILPOINT_DEADLINES=<request secs>,<wait secs>` shortens it; a release build
+/// reads no such variable.
+pub fn bound(which: Bound, normal: Duration) -> Duration {
+    #[cfg(feature = "failpoints")]
+    if let Some(short) = std::env::var("DESICCANT_FAILPOINT_DEADLINES")
+        .ok()
+        .and_then(|v| {
+            let (request, wait) = v.split_once(',')?;
+            let secs = if which == Bound::Request {
+                request
+            } else {
+                wait
+            };
+            secs.trim().parse::<f64>().ok()
+        })
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+    {
+        return short.min(normal);
+    }
+    let _ = which;
+    normal
+}
 
 pub const JSON: &str = "application/json";
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -527,8 +565,8 @@ fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
         })
         .user_agent(transport.user_agent.as_str())
         .accept_encoding("identity")
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_global(Some(Duration::from_secs(90)))
+        .timeout_connect(Some(bound(Bound::Request, CONNECT_TIMEOUT)))
+        .timeout_global(Some(bound(Bound::Request, REQUEST_TIMEOUT)))
         .max_redirects(0)
         .build();
     Ok(config.into())
