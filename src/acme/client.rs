@@ -596,34 +596,41 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let at = parse_http_date(value.trim())?;
     let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    let at = u64::try_from(at).unwrap_or(0);
     Some(Duration::from_secs(at.saturating_sub(now)).min(cap))
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` to Unix seconds.
-fn parse_http_date(s: &str) -> Option<u64> {
+/// `Sun, 06 Nov 1994 08:49:37 GMT` to Unix seconds (negative before 1970).
+fn parse_http_date(s: &str) -> Option<i64> {
     let mut it = s.split_whitespace();
     let _weekday = it.next()?;
-    let day: u64 = it.next()?.parse().ok()?;
+    let day: i64 = it.next()?.parse().ok()?;
     let month = it.next()?;
     let month = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ]
     .iter()
-    .position(|m| *m == month)? as u64
+    .position(|m| *m == month)? as i64
         + 1;
-    let year: u64 = it.next()?.parse().ok()?;
-    let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let year = it.next()?;
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i64 = year.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    let bad = |v: i64, max: i64| !(0..=max).contains(&v);
+    if it.next()? != "GMT" || !(1..=31).contains(&day) || bad(h, 23) || bad(m, 59) || bad(sec, 60) {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+/// Days since 1970-01-01 (negative before) of a proleptic Gregorian date with a four-digit
+/// year, a month of 1 to 12 and a day of 1 to 31 (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
+    let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let mp = (m + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d - 1;
@@ -659,6 +666,27 @@ mod tests {
             parse_retry_after("Sun, 06 Foo 1994 08:51:37 GMT", now),
             None
         );
+    }
+
+    #[test]
+    fn retry_after_dates_before_1970_are_past_and_odd_years_unreadable() {
+        // Found by fuzzing: a year before 1970 overflowed the day count.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        for past in [
+            "Sun, 06 Nov 1676 08:49:37 GMT",
+            "Sat, 01 Jan 0000 00:00:00 GMT",
+            "Wed, 31 Dec 1969 23:59:59 GMT",
+        ] {
+            assert_eq!(parse_retry_after(past, now), Some(Duration::ZERO), "{past}");
+        }
+        for odd in [
+            "Sun, 06 Nov 99999999999999 08:49:37 GMT",
+            "Sun, 06 Nov 94 08:49:37 GMT",
+            "Sun, 06 Nov +994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 -8:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(odd, now), None, "{odd}");
+        }
     }
 
     #[test]

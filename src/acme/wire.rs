@@ -76,7 +76,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
             sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
         }
     };
-    let days = super::client::days_from_civil(y as u64, m, day) as i64;
+    let days = super::client::days_from_civil(y, m as i64, day as i64);
     Some(days * 86_400 + h * 3600 + min * 60 + sec as i64 - offset_secs)
 }
 
