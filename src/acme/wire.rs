@@ -50,15 +50,24 @@ pub struct SuggestedWindow {
 }
 
 /// An RFC 3339 time (`2026-11-23T12:00:00Z`, fractions and offsets allowed) as Unix seconds.
+/// None for anything else, a year before 1970 or after 9999, or a field out of its range.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    // A field of digits only, at most `max`.
+    let field = |text: &str, max: i64| -> Option<i64> {
+        if !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok().filter(|n| *n <= max)
+    };
     let (date, time) = text.split_once(['T', 't', ' '])?;
     let mut d = date.split('-');
-    let (y, m, day): (i64, u64, u64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
+    let year = d.next()?;
+    let (y, m, day) = (
+        field(year, 9999).filter(|_| year.len() == 4)?,
+        field(d.next()?, 12)?,
+        field(d.next()?, 31)?,
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || y < 1970 {
+    if m < 1 || day < 1 || y < 1970 {
         return None;
     }
     let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
@@ -66,17 +75,21 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         None => return None,
     };
     let mut c = clock.split(':');
-    let (h, min): (i64, i64) = (c.next()?.parse().ok()?, c.next()?.parse().ok()?);
+    let (h, min) = (field(c.next()?, 23)?, field(c.next()?, 59)?);
+    // Up to 60 for a leap second, with any fraction, which is dropped.
     let sec: f64 = c.next()?.parse().ok()?;
+    if !(0.0..61.0).contains(&sec) {
+        return None;
+    }
     let offset_secs = match offset {
         "Z" | "z" => 0,
         o => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
             let (oh, om) = o[1..].split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+            sign * (field(oh, 23)? * 3600 + field(om, 59)? * 60)
         }
     };
-    let days = super::client::days_from_civil(y, m as i64, day as i64);
+    let days = super::client::days_from_civil(y, m, day);
     Some(days * 86_400 + h * 3600 + min * 60 + sec as i64 - offset_secs)
 }
 
@@ -255,6 +268,31 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2025-13-02T04:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn rfc3339_fields_out_of_range_are_unreadable_not_overflows() {
+        // Found by fuzzing an ARI window: huge seconds overflowed the sum.
+        let seconds = format!("2025-01-02T04:00:{}00Z", "3".repeat(94));
+        assert_eq!(parse_rfc3339(&seconds), None);
+        for bad in [
+            "2025-01-02T99999999999999999:00:00Z",
+            "99999999999999999-01-02T04:00:00Z",
+            "2025-01-02T04:00:00+99999999999999999:00",
+            "2025-01-02T04:00:inf",
+            "2025-01-02T04:00:NaNZ",
+            "2025-01-02T04:00:-1Z",
+            "2025-01-02T24:00:00Z",
+            "2025-01-02T04:60:00Z",
+            "+2025-01-02T04:00:00Z",
+            "20250-01-02T04:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:60.999Z"),
+            Some(253_402_300_800)
+        );
     }
 
     #[test]
