@@ -517,6 +517,8 @@ fn rate_limits_fail_at_once_whatever_retry_after_says() {
         "0",
         "Wed, 21 Oct 2099 07:28:00 GMT",
         "Thu, 01 Jan 1970 00:00:00 GMT",
+        "Mon, 01 Jan 0000 00:00:00 GMT",
+        "Fri, 31 Dec 9999999999 23:59:59 GMT",
         "soon",
         "-5",
         "99999999999999999999999",
