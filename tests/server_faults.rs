@@ -589,6 +589,13 @@ fn server_errors_on_every_step_are_temporary() {
             &[path, "500", &detail, "serverInternal"],
         ));
     }
+    // A HEAD answer has no body: only the status can tell.
+    cases.push(case(
+        "503 on newNonce",
+        vec![Rule::head("/nonce-plz").local().status(503)],
+        75,
+        &["/nonce-plz", "503"],
+    ));
     run_cases(3, cases);
 }
 

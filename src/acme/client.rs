@@ -383,6 +383,24 @@ impl Client {
             .map_err(|e| transport(url, e))?;
         let status = response.status().as_u16();
         self.http.trace(&format!("HEAD {url} -> {status}"));
+        if !(200..300).contains(&status) {
+            // An error like any other (a 5xx is temporary), though a HEAD answer has no body.
+            let answer = Response {
+                url: url.clone(),
+                status,
+                location: header(&response, "location"),
+                retry_after: None,
+                links: Vec::new(),
+                content_type: String::new(),
+                body: Vec::new(),
+            };
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            return Err(problem_of(answer, "head", headers));
+        }
         header(&response, "replay-nonce")
             .filter(|_| status < 300)
             .ok_or_else(|| Error::Protocol {
