@@ -733,9 +733,9 @@ fn processing(rule: Rule) -> Rule {
 
 #[test]
 fn an_order_stuck_in_processing_is_given_up_at_the_deadline() {
-    let forms = ["1", "86400"];
+    let forms = ["1", "0", "Thu, 01 Jan 1970 00:00:00 GMT", "86400"];
     run_cases(
-        2,
+        4,
         forms
             .iter()
             .map(|retry_after| {

@@ -310,8 +310,9 @@ impl Client {
     }
 
     /// POST-as-GET `url` until `done` says yes. The first request goes out after `first_wait`;
-    /// later ones after the answer's `Retry-After`, else after a wait that doubles from
-    /// `first_wait` up to 4 s. At `deadline` it gives up with the last status the CA reported.
+    /// later ones after a wait that doubles from `first_wait` up to 4 s, or after the answer's
+    /// `Retry-After` when that is longer (a `Retry-After` of 0 or in the past never makes it
+    /// poll without pause). At `deadline` it gives up with the last status the CA reported.
     pub fn poll_until<T: DeserializeOwned>(
         &self,
         key: &AccountKey,
@@ -340,7 +341,7 @@ impl Client {
                     last,
                 });
             }
-            wait = response.retry_after.unwrap_or(delay);
+            wait = response.retry_after.unwrap_or(delay).max(delay);
             delay = (delay * 2).min(Duration::from_secs(4));
         }
     }
