@@ -279,7 +279,9 @@ fn run_order(
 
 /// POSTs the CSR to the order's finalize URL and returns the order with the answer's
 /// `Retry-After`. When the CA says the order is not ready yet, waits for it to leave `pending`
-/// and tries once more.
+/// and tries once more. When the answer is lost (a reset, a timeout), the CSR may have reached
+/// the CA all the same: the order is read again, and finalized again only if it is still
+/// `ready`, so the CA never gets a second CSR for one order.
 fn finalize(
     ctx: &Ctx<'_>,
     subject: &str,
@@ -301,6 +303,19 @@ fn finalize(
                     Instant::now() + bound(Bound::Wait, VALIDATION_TIMEOUT),
                     |o: &Order| o.status != OrderStatus::Pending,
                 )
+                .map_err(Error::acme(subject))?;
+            if now.status != OrderStatus::Ready {
+                return Ok((now, None));
+            }
+            post()
+        }
+        Err(e @ crate::acme::Error::Transport { .. }) => {
+            logging::debug(format_args!(
+                "{subject}: {e}; reading the order again before anything else"
+            ));
+            let now: Order = client
+                .post(&account.key, account.kid(), order_url, None)
+                .and_then(|r| r.json())
                 .map_err(Error::acme(subject))?;
             if now.status != OrderStatus::Ready {
                 return Ok((now, None));

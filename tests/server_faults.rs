@@ -689,6 +689,87 @@ fn slow_answers_within_the_deadline_are_waited_for() {
     check_live_set(&b.env.cert_dir(NAME), &[NAME], &b.root);
 }
 
+// ---- a reset during finalize -----------------------------------------------------------------
+
+/// How many finalize requests Pebble itself handled since its log had `since` requests.
+fn finalized_at_pebble(pebble: &Pebble, since: usize) -> usize {
+    pebble
+        .requests_after(since)
+        .iter()
+        .filter(|r| r.starts_with("POST /finalize-order/"))
+        .count()
+}
+
+#[test]
+fn a_reset_after_finalize_reached_the_ca_rereads_the_order_and_never_finalizes_twice() {
+    let b = bench();
+    let since = b.pebble.requests();
+    b.proxy
+        .rule(Rule::post("/finalize-order/").deliver(Delivery::Reset));
+    let before = fs::read(b.env.cert_dir(NAME).join("cert.pem")).unwrap();
+    let (run, elapsed) = b.faulty_run(&["--cron", "--force"]);
+    b.proxy.clear();
+    let context = format!("{run:?}\n{}", b.proxy.transcript());
+    assert!(elapsed < BOUND, "{context}");
+    assert_eq!(run.code(), 0, "{context}");
+    assert_eq!(
+        b.proxy.count(Some("POST"), "/finalize-order/"),
+        1,
+        "{context}"
+    );
+    assert_eq!(finalized_at_pebble(&b.pebble, since), 1, "{context}");
+    assert!(b.proxy.count(Some("POST"), "/my-order/") >= 1, "{context}");
+    assert_ne!(
+        fs::read(b.env.cert_dir(NAME).join("cert.pem")).unwrap(),
+        before
+    );
+    b.no_secret(&run);
+    Recovered {
+        env: &b.env,
+        certs: &[(NAME, &[NAME])],
+        root_der: &b.root,
+        hook_log: None,
+    }
+    .check();
+}
+
+#[test]
+fn a_reset_before_finalize_reached_the_ca_finalizes_the_ready_order_once() {
+    let b = bench();
+    let since = b.pebble.requests();
+    b.proxy.rule(
+        Rule::post("/finalize-order/")
+            .nth(1)
+            .local()
+            .deliver(Delivery::Reset),
+    );
+    let (run, _) = b.faulty_run(&["--cron", "--force"]);
+    b.proxy.clear();
+    let context = format!("{run:?}\n{}", b.proxy.transcript());
+    assert_eq!(run.code(), 0, "{context}");
+    assert_eq!(finalized_at_pebble(&b.pebble, since), 1, "{context}");
+    check_live_set(&b.env.cert_dir(NAME), &[NAME], &b.root);
+}
+
+#[test]
+fn a_reset_during_finalize_and_on_the_order_fails_without_a_second_finalize() {
+    run_cases(
+        1,
+        vec![
+            case(
+                "resets on finalize and on every look at the order",
+                vec![
+                    Rule::post("/finalize-order/").deliver(Delivery::Reset),
+                    Rule::post("/my-order/").local().deliver(Delivery::Reset),
+                ],
+                75,
+                &["/my-order/"],
+            )
+            .then(|_, f| assert_eq!(f.count("POST", "/finalize-order/"), 1, "{}", f.context)),
+        ],
+    );
+}
+
 // ---- redirects -------------------------------------------------------------------------------
 
 #[test]
