@@ -2,7 +2,7 @@
 //! checked certificate. Nothing here writes certificate files.
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
@@ -485,6 +485,13 @@ fn worst(outcomes: Vec<Result<()>>) -> Result<()> {
     Err(chosen)
 }
 
+/// Unix seconds now, for the expiry check of what the CA sent.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// A certificate as downloaded and checked, and the URLs of its other chains.
 struct Downloaded {
     leaf: Vec<u8>,
@@ -512,7 +519,7 @@ fn download(
             .client
             .download_chain(&ctx.account.key, ctx.account.kid(), url)
             .map_err(Error::acme(subject))?;
-        let (leaf, chain) = x509::check_issued(&response.body, &csr.public_key, names)
+        let (leaf, chain) = x509::check_issued(&response.body, &csr.public_key, names, now())
             .map_err(|msg| Error::refused(subject, format!("{url}: {msg}")))?;
         let alternates = response
             .links

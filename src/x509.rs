@@ -145,16 +145,37 @@ fn key_algo(cert: &X509Certificate<'_>) -> Option<KeyAlgo> {
     }
 }
 
-/// Checks what the CA sent before anything is written: the leaf holds `public_key_bits` and
-/// exactly `names`, and the first chain certificate signed it. Returns (leaf, chain) DER.
+/// Checks what the CA sent before anything is written: nothing but certificates, the leaf
+/// not expired at `now` (Unix seconds), holding `public_key_bits` and exactly `names`, and
+/// signed by the first chain certificate. Returns (leaf, chain) DER.
 pub fn check_issued(
     pem_chain: &[u8],
     public_key_bits: &[u8],
     wanted: &[String],
+    now: i64,
 ) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
+    let blocks = ::pem::parse_many(pem_chain).map_err(|e| format!("not PEM: {e}"))?;
+    if let Some(other) = blocks.iter().find(|b| b.tag() != "CERTIFICATE") {
+        // The block's tag is not repeated when it is a key's: logs are searched for key tags.
+        let what = if other.tag().contains("PRIVATE") {
+            "a private key".to_string()
+        } else {
+            format!("a {:?} block", other.tag())
+        };
+        return Err(format!(
+            "the answer holds {what} besides certificates; nothing was written"
+        ));
+    }
     let mut ders = pem_certs(pem_chain)?;
     let leaf_der = ders.remove(0);
     let leaf = parse(&leaf_der)?;
+    let not_after = leaf.validity().not_after.timestamp();
+    if not_after <= now {
+        return Err(format!(
+            "the certificate expired at {} (Unix time {not_after}); nothing was written",
+            leaf.validity().not_after
+        ));
+    }
     if leaf.public_key().subject_public_key.data.as_ref() != public_key_bits {
         return Err("the certificate does not hold the key we asked for".into());
     }

@@ -885,7 +885,7 @@ fn leaf_only(body: &[u8]) -> Vec<u8> {
 fn wrong_certificates_are_refused_before_anything_is_written() {
     let cert = |f: fn(&[u8], &[Seen]) -> Vec<u8>| vec![Rule::post("/certZ/").map_body(f)];
     run_cases(
-        2,
+        3,
         vec![
             case(
                 "a certificate for another key",
@@ -911,6 +911,38 @@ fn wrong_certificates_are_refused_before_anything_is_written() {
                 }),
                 1,
                 &["/certZ/", "other.example"],
+            ),
+            case(
+                "a private key block in the chain",
+                cert(|body, _| {
+                    let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+                    [body, key.as_bytes()].concat()
+                }),
+                1,
+                &["/certZ/", "private key"],
+            ),
+            case(
+                "a block of another kind in the chain",
+                cert(|body, _| {
+                    [
+                        body,
+                        b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+                    ]
+                    .concat()
+                }),
+                1,
+                &["/certZ/", "X509 CRL"],
+            ),
+            case(
+                "an expired certificate",
+                cert(|body, seen| {
+                    forged(body, seen, false, |p| {
+                        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                        p.not_after = rcgen::date_time_ymd(2020, 4, 1);
+                    })
+                }),
+                1,
+                &["/certZ/", "expired"],
             ),
             case(
                 "a certificate not signed by the chain",
