@@ -782,20 +782,20 @@ fn redirects_are_not_followed() {
                 "the directory moved permanently",
                 vec![Rule::get("/dir").redirect(301, elsewhere)],
                 1,
-                &["/dir", "301"],
+                &["/dir", "301", elsewhere],
             ),
             case(
                 "newOrder redirects to another path",
                 vec![Rule::post("/order-plz").redirect(307, "/order-plz-2")],
                 1,
-                &["/order-plz", "307"],
+                &["/order-plz", "307", "/order-plz-2"],
             )
             .then(|_, f| assert_eq!(f.count("POST", "/order-plz"), 1, "{}", f.context)),
             case(
                 "the certificate is found elsewhere over plain HTTP",
                 vec![Rule::post("/certZ/").redirect(302, "http://127.0.0.1:9/cert")],
                 1,
-                &["/certZ/", "302"],
+                &["/certZ/", "302", "http://127.0.0.1:9/cert"],
             ),
         ],
     );

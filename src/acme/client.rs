@@ -507,7 +507,7 @@ fn problem_of(response: Response, method: &'static str, headers: String) -> Erro
     } else {
         None
     };
-    let problem = parsed.unwrap_or_else(|| {
+    let mut problem = parsed.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(&response.body);
         let mut detail: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if detail.len() > 200 {
@@ -523,6 +523,14 @@ fn problem_of(response: Response, method: &'static str, headers: String) -> Erro
             ..Problem::default()
         }
     });
+    // Redirects are never followed: a signed request is valid for its own URL only.
+    if let (300..=399, Some(to)) = (response.status, &response.location) {
+        let said = std::mem::take(&mut problem.detail);
+        problem.detail = format!("a redirect to {to}, which is not followed");
+        if !said.is_empty() {
+            problem.detail = format!("{}: {said}", problem.detail);
+        }
+    }
     Error::Problem {
         url: response.url,
         status: response.status,
