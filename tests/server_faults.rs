@@ -644,7 +644,7 @@ fn stalled_connections_end_at_the_request_deadline() {
                 "the directory never answers",
                 vec![Rule::get("/dir").local().deliver(Delivery::Hang)],
                 75,
-                &["/dir"],
+                &["/dir", "timed out"],
             ),
             case(
                 "newOrder's answer drips a byte every 300 ms",
@@ -653,13 +653,13 @@ fn stalled_connections_end_at_the_request_deadline() {
                     every: Duration::from_millis(300),
                 })],
                 75,
-                &["/order-plz"],
+                &["/order-plz", "timed out"],
             ),
             case(
                 "the certificate download hangs after the CA answered",
                 vec![Rule::post("/certZ/").deliver(Delivery::Hang)],
                 75,
-                &["/certZ/"],
+                &["/certZ/", "timed out"],
             ),
             case(
                 "the connection is reset on newOrder",

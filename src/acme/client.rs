@@ -552,9 +552,21 @@ fn header<B>(response: &ureq::http::Response<B>, name: &str) -> Option<String> {
 }
 
 fn transport(url: &str, e: ureq::Error) -> Error {
+    use ureq::Timeout;
+    let msg = match e {
+        ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => format!(
+            "timed out: no connection within {} s",
+            bound(Bound::Request, CONNECT_TIMEOUT).as_secs_f32()
+        ),
+        ureq::Error::Timeout(_) => format!(
+            "timed out: no whole answer within {} s",
+            bound(Bound::Request, REQUEST_TIMEOUT).as_secs_f32()
+        ),
+        e => e.to_string(),
+    };
     Error::Transport {
         url: url.to_string(),
-        msg: e.to_string(),
+        msg,
     }
 }
 
