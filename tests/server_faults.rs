@@ -455,7 +455,7 @@ fn hostile_tokens_are_refused_and_nothing_is_written() {
 // ---- nonces ----------------------------------------------------------------------------------
 
 #[test]
-fn missing_garbage_and_refused_nonces() {
+fn missing_unknown_and_refused_nonces() {
     let detail = "JWS has an invalid anti-replay nonce: \"proxy says no\"";
     run_cases(
         2,
@@ -467,8 +467,8 @@ fn missing_garbage_and_refused_nonces() {
                 &["/nonce-plz", "Replay-Nonce"],
             ),
             case(
-                "a garbage Replay-Nonce on every answer",
-                vec![Rule::any("/").header("Replay-Nonce", "garbage!nonce")],
+                "a well-formed Replay-Nonce the CA never gave, on every answer",
+                vec![Rule::any("/").header("Replay-Nonce", "bm9uY2UtdGhlLWNhLW5ldmVyLWdhdmU")],
                 75,
                 &["/order-plz", "badNonce"],
             )
