@@ -27,7 +27,7 @@ pub const USER_AGENT: &str = concat!("desiccant/", env!("CARGO_PKG_VERSION"));
 /// errors, as UNKNOWN; for the other commands the error goes back to `main`.
 pub fn run(cli: &Cli) -> Result<u8> {
     if cli.version {
-        println!("desiccant {}", env!("CARGO_PKG_VERSION"));
+        logging::data_line(format_args!("desiccant {}", env!("CARGO_PKG_VERSION")));
         return Ok(0);
     }
     if cli.check {
@@ -320,7 +320,7 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
     if cli.full_chain {
         out.push_str(&format!("# CHAIN #\n{}", issued.chain));
     }
-    print!("{out}");
+    logging::data(format_args!("{out}"));
     Ok(Status::Ok)
 }
 
@@ -471,8 +471,8 @@ fn deactivate(cli: &Cli, config: &Config) -> Result<Status> {
 fn display_terms(config: &Config) -> Result<Status> {
     let client = connect(config)?;
     match &client.directory.meta.terms_of_service {
-        Some(url) => println!("The current terms of service: {url}"),
-        None => println!("The CA publishes no terms of service URL."),
+        Some(url) => logging::data_line(format_args!("The current terms of service: {url}")),
+        None => logging::data_line(format_args!("The CA publishes no terms of service URL.")),
     }
     Ok(Status::Ok)
 }
@@ -519,9 +519,12 @@ fn print_env(config: &Config) -> Status {
             config.lockfile.as_deref().map(path).unwrap_or_default(),
         ),
     ];
-    println!("# desiccant configuration");
+    logging::data_line(format_args!("# desiccant configuration"));
     for (name, value) in vars {
-        println!("declare -- {name}=\"{}\"", shell_escape(&value));
+        logging::data_line(format_args!(
+            "declare -- {name}=\"{}\"",
+            shell_escape(&value)
+        ));
     }
     Status::Ok
 }

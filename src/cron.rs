@@ -485,10 +485,10 @@ fn print_report(specs: &[CertSpec], outcomes: &[Outcome], status: Status) {
             })
         })
         .collect();
-    println!(
+    logging::data_line(format_args!(
         "{}",
         json!({ "exit_status": status.code(), "certificates": certificates })
-    );
+    ));
 }
 
 /// Issues one certificate, writes it, runs sync_cert, switches the links, runs deploy_cert,
