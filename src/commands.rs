@@ -201,6 +201,7 @@ pub(crate) fn connect(config: &Config) -> Result<Client> {
         user_agent: USER_AGENT.to_string(),
         ip_version: config.ip_version,
         trace: Some(logging::trace),
+        stopped: crate::stop::requested,
     };
     Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))
 }

@@ -529,6 +529,7 @@ impl RunLock {
                 if Instant::now() >= deadline {
                     return Err(busy(holder));
                 }
+                crate::stop::check()?;
                 thread::sleep(Duration::from_millis(100));
             }
         }

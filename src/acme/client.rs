@@ -49,6 +49,10 @@ pub enum Error {
         last: String,
     },
     Key(KeyError),
+    /// Not sent: the run was asked to stop.
+    Stopped {
+        url: String,
+    },
 }
 
 impl Error {
@@ -56,7 +60,7 @@ impl Error {
     /// no connection, a 5xx, rate limits, nonces exhausted, a deadline.
     pub fn is_temporary(&self) -> bool {
         match self {
-            Error::Transport { .. } | Error::Timeout { .. } => true,
+            Error::Transport { .. } | Error::Timeout { .. } | Error::Stopped { .. } => true,
             Error::Problem {
                 status, problem, ..
             } => *status >= 500 || problem.is("rateLimited") || problem.is("badNonce"),
@@ -88,6 +92,7 @@ impl fmt::Display for Error {
                 write!(f, "gave up waiting on {url}: its status is still {last}")
             }
             Error::Key(e) => write!(f, "account key: {e}"),
+            Error::Stopped { url } => write!(f, "{url}: not sent, the run was asked to stop"),
         }
     }
 }
@@ -128,6 +133,9 @@ pub struct Transport {
     pub ip_version: Option<u8>,
     /// Told one line per request and its answer (never a body, so never a secret).
     pub trace: Option<fn(&str)>,
+    /// Asked before every request and during every wait: true ends them with
+    /// [`Error::Stopped`].
+    pub stopped: fn() -> bool,
 }
 
 /// A `Link` header entry (RFC 8288): `<url>;rel="alternate"`.
@@ -217,6 +225,7 @@ struct Http {
     nonces: Mutex<Vec<String>>,
     requests: AtomicUsize,
     trace: Option<fn(&str)>,
+    stopped: fn() -> bool,
 }
 
 impl Client {
@@ -232,6 +241,7 @@ impl Client {
             nonces: Mutex::new(Vec::new()),
             requests: AtomicUsize::new(0),
             trace: transport.trace,
+            stopped: transport.stopped,
         };
         let directory = http.send(directory_url, None)?.json()?;
         Ok(Client {
@@ -286,7 +296,12 @@ impl Client {
         let mut delay = first_wait.max(Duration::from_millis(10));
         let mut wait = first_wait;
         loop {
-            thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
+            // In slices, so that a stop is seen within one.
+            let until =
+                Instant::now() + wait.min(deadline.saturating_duration_since(Instant::now()));
+            while Instant::now() < until && !(self.http.stopped)() {
+                thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+            }
             let response = self.post(key, key_id, url, None)?;
             let value: T = response.json()?;
             if done(&value) {
@@ -369,6 +384,11 @@ impl Http {
     /// Sends a GET (`body` None) or a JOSE POST and reads the answer. Every `Replay-Nonce`
     /// goes into the pool.
     fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
+        if (self.stopped)() {
+            return Err(Error::Stopped {
+                url: url.to_string(),
+            });
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let method = if body.is_some() { "post" } else { "get" };
         let result = match body {
