@@ -109,7 +109,10 @@ fn a_reader_that_goes_away_ends_only_the_output() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.starts_with("CRITICAL: 2000 certificates"), "{stdout}");
+    assert!(
+        stdout.starts_with("CRITICAL: 2000 certificates"),
+        "{stdout}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
