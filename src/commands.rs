@@ -203,7 +203,36 @@ pub(crate) fn connect(config: &Config) -> Result<Client> {
         trace: Some(logging::trace),
         stopped: crate::stop::requested,
     };
-    Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))
+    let client = Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))?;
+    check_clock(&client)?;
+    Ok(client)
+}
+
+/// How far this machine's clock may be from the CA's before nothing is done: certificates are
+/// judged by our clock (expired? due?) and files named by it.
+const MAX_CLOCK_SKEW: i64 = 24 * 3600;
+
+/// Refuses to act when the CA's `Date` says our clock is more than [`MAX_CLOCK_SKEW`] off: a
+/// machine that thinks it is years ahead would renew every certificate on every run.
+fn check_clock(client: &Client) -> Result<()> {
+    let Some(skew) = client.clock_skew.filter(|s| s.abs() > MAX_CLOCK_SKEW) else {
+        return Ok(());
+    };
+    let (amount, way) = if skew < 0 {
+        (-skew, "ahead of")
+    } else {
+        (skew, "behind")
+    };
+    Err(Error::Refused {
+        subject: "clock".into(),
+        msg: format!(
+            "this machine's clock ({}) is {} days {way} the CA's ({}): nothing was done; set \
+             the clock right (timedatectl, chrony, ntpd) and run again",
+            logging::utc(unix_now()),
+            amount / 86400,
+            logging::utc(unix_now() + skew)
+        ),
+    })
 }
 
 /// The account for the configured CA, registered when there is none and `--accept-terms` was

@@ -178,6 +178,8 @@ pub struct Response {
     pub links: Vec<Link>,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The server's `Date` header, Unix seconds.
+    pub date: Option<u64>,
 }
 
 impl Response {
@@ -217,6 +219,8 @@ pub struct Client {
     http: Http,
     pub directory_url: String,
     pub directory: Directory,
+    /// The CA's clock (its `Date` header) minus ours, in seconds, when it sent one.
+    pub clock_skew: Option<i64>,
 }
 
 /// The transport under [`Client`]: the agent, the nonces every answer brings, a request count.
@@ -243,11 +247,18 @@ impl Client {
             trace: transport.trace,
             stopped: transport.stopped,
         };
-        let directory = http.send(directory_url, None)?.json()?;
+        let response = http.send(directory_url, None)?;
+        let directory = response.json()?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Ok(Client {
             http,
             directory_url: directory_url.to_string(),
             directory,
+            clock_skew: response
+                .date
+                .map(|date| date.cast_signed().saturating_sub(now.cast_signed())),
         })
     }
 
@@ -433,6 +444,7 @@ impl Http {
             .collect();
         let retry_after =
             header(&response, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let date = header(&response, "date").and_then(|v| parse_http_date(v.trim()));
         let body = response
             .body_mut()
             .with_config()
@@ -453,6 +465,7 @@ impl Http {
             links,
             content_type,
             body,
+            date,
         };
         if (200..300).contains(&status) {
             Ok(response)
@@ -675,6 +688,7 @@ mod tests {
                 links: vec![],
                 content_type: "text/html".into(),
                 body: body.into_bytes(),
+                date: None,
             },
             "post",
             "Content-Type: text/html\n".into(),
