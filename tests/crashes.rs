@@ -160,6 +160,7 @@ fn a_first_issuance_killed_at_every_point_is_finished_by_the_next_run() {
     let root = pebble.root_der();
     let probe = env(&pebble);
     let points = points_of(&probe, &["--cron", "--accept-terms"]);
+    eprintln!("{} kill points in a first issuance: {points:?}", points.len());
     for p in FIRST_ISSUANCE {
         assert!(
             points.iter().any(|q| q == p),
@@ -211,6 +212,7 @@ fn a_renewal_killed_at_every_point_keeps_the_old_certificate_or_finishes() {
     let env = env(&pebble);
     run_at(&env, &["--cron", "--accept-terms"], None, None).expect(0);
     let points = points_of(&env, &["--cron", "--force"]);
+    eprintln!("{} kill points in a renewal: {points:?}", points.len());
     for p in [
         "locked",
         "order-created",
