@@ -23,11 +23,30 @@ use crate::{check, cron, domains, import, logging};
 
 pub const USER_AGENT: &str = concat!("desiccant/", env!("CARGO_PKG_VERSION"));
 
+/// What `--version` prints: the version, the commit it was built from, and what does TLS and
+/// the cryptography (all built in: no OpenSSL, no curl).
+const VERSION: &str = concat!(
+    "desiccant ",
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("DESICCANT_GIT_REV"),
+    ")\nTLS: rustls ",
+    env!("DESICCANT_RUSTLS"),
+    " with ring ",
+    env!("DESICCANT_RING"),
+    ", certificates verified against ",
+    "the system's store or CA_BUNDLE\ncrypto: ring ",
+    env!("DESICCANT_RING"),
+    " (ECDSA, SHA-2), rsa ",
+    env!("DESICCANT_RSA"),
+    " (RSA keys)\n"
+);
+
 /// Runs the command `cli` names and returns the code to exit with. `--check` reports its own
 /// errors, as UNKNOWN; for the other commands the error goes back to `main`.
 pub fn run(cli: &Cli) -> Result<u8> {
     if cli.version {
-        logging::data_line(format_args!("desiccant {}", env!("CARGO_PKG_VERSION")));
+        logging::data(VERSION);
         return Ok(0);
     }
     if cli.check {
