@@ -160,7 +160,10 @@ fn a_first_issuance_killed_at_every_point_is_finished_by_the_next_run() {
     let root = pebble.root_der();
     let probe = env(&pebble);
     let points = points_of(&probe, &["--cron", "--accept-terms"]);
-    eprintln!("{} kill points in a first issuance: {points:?}", points.len());
+    eprintln!(
+        "{} kill points in a first issuance: {points:?}",
+        points.len()
+    );
     for p in FIRST_ISSUANCE {
         assert!(
             points.iter().any(|q| q == p),
