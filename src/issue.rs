@@ -291,16 +291,7 @@ fn finalize(
     let post = || client.post(&account.key, account.kid(), &order.finalize, Some(&payload));
     let response = match post() {
         Err(e) if e.problem().is_some_and(|p| p.is("orderNotReady")) => {
-            let now = client
-                .poll_until(
-                    &account.key,
-                    account.kid(),
-                    order_url,
-                    FIRST_VALIDATION_POLL,
-                    Instant::now() + VALIDATION_TIMEOUT,
-                    |o: &Order| o.status != OrderStatus::Pending,
-                )
-                .map_err(Error::acme(subject))?;
+            let now = validated(ctx, subject, order_url, FIRST_VALIDATION_POLL)?;
             if now.status != OrderStatus::Ready {
                 return Ok((now, None));
             }
@@ -392,16 +383,7 @@ fn authorize(
                 first_wait = first_wait.max(wait);
             }
         }
-        let order: Order = client
-            .poll_until(
-                &account.key,
-                account.kid(),
-                order_url,
-                first_wait,
-                Instant::now() + VALIDATION_TIMEOUT,
-                |o: &Order| o.status != OrderStatus::Pending,
-            )
-            .map_err(Error::acme(subject))?;
+        let order = validated(ctx, subject, order_url, first_wait)?;
         if order.status != OrderStatus::Invalid {
             logging::debug(format_args!("{subject}: every name validated"));
             return Ok(());
@@ -437,6 +419,21 @@ struct Pending {
     authz_url: String,
     challenge_url: String,
     proof: Proof,
+}
+
+/// The order once the CA has decided on every name: polled from `first_wait` on until it
+/// leaves `pending`, for at most [`VALIDATION_TIMEOUT`].
+fn validated(ctx: &Ctx<'_>, subject: &str, order_url: &str, first_wait: Duration) -> Result<Order> {
+    ctx.client
+        .poll_until(
+            &ctx.account.key,
+            ctx.account.kid(),
+            order_url,
+            first_wait,
+            Instant::now() + VALIDATION_TIMEOUT,
+            |o: &Order| o.status != OrderStatus::Pending,
+        )
+        .map_err(Error::acme(subject))
 }
 
 /// Tells the CA to look; returns the answer's `Retry-After`.

@@ -108,6 +108,17 @@ fn finished_without_order(point: &str) -> bool {
         || point == "deploy-cert-after"
 }
 
+/// The checks after the clean run that follows a kill: I1, I2, I6, I7.
+fn recovered(env: &Env, root: &[u8]) {
+    Recovered {
+        env,
+        certs: &[(NAME, &[NAME])],
+        root_der: root,
+        hook_log: Some(&env.path().join("calls")),
+    }
+    .check();
+}
+
 fn orders(pebble: &Pebble, since: usize) -> usize {
     pebble
         .requests_after(since)
@@ -198,13 +209,7 @@ fn a_first_issuance_killed_at_every_point_is_finished_by_the_next_run() {
                 "killed at {point}: deploy_cert was not run (once) by the next run"
             );
         }
-        Recovered {
-            env: &env,
-            certs: &[(NAME, &[NAME])],
-            root_der: &root,
-            hook_log: Some(&env.path().join("calls")),
-        }
-        .check();
+        recovered(&env, &root);
     }
 }
 
@@ -265,13 +270,7 @@ fn a_renewal_killed_at_every_point_keeps_the_old_certificate_or_finishes() {
             );
             assert_eq!(deploys(&env), deployed_before, "killed at {point}");
         }
-        Recovered {
-            env: &env,
-            certs: &[(NAME, &[NAME])],
-            root_der: &root,
-            hook_log: Some(&env.path().join("calls")),
-        }
-        .check();
+        recovered(&env, &root);
     }
 }
 
@@ -328,13 +327,7 @@ fn a_failed_deploy_cert_is_run_again_by_the_next_run_without_an_order() {
     run_at(&env, &["--cron"], None, None).expect(0);
     assert_eq!(deploys(&env), 3);
     assert_eq!(orders(&pebble, since), 0);
-    Recovered {
-        env: &env,
-        certs: &[(NAME, &[NAME])],
-        root_der: &root,
-        hook_log: Some(&env.path().join("calls")),
-    }
-    .check();
+    recovered(&env, &root);
 }
 
 /// Kills forced renewals at random moments (a seeded generator, so a failure can be
@@ -386,13 +379,7 @@ fn renewals_killed_at_random_moments_never_lose_the_certificate() {
             0,
             "round {round} (kill after {delay:?}): {next:?}"
         );
-        Recovered {
-            env: &env,
-            certs: &[(NAME, &[NAME])],
-            root_der: &root,
-            hook_log: Some(&env.path().join("calls")),
-        }
-        .check();
+        recovered(&env, &root);
         cleanup(&env);
     }
     eprintln!("{kills} of {rounds} runs killed before they ended; none lost a certificate");
