@@ -90,20 +90,20 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                 })
             })
             .collect();
-        println!(
+        logging::data_line(format_args!(
             "{}",
             json!({ "status": status.label(), "certificates": certificates })
-        );
+        ));
         return Ok(status);
     }
     let count = |s: CheckStatus| rows.iter().filter(|r| r.state == s).count();
-    println!(
+    logging::data_line(format_args!(
         "{}: {} certificates, {} due, {} critical",
         status.label(),
         rows.len(),
         count(CheckStatus::Warning),
         count(CheckStatus::Critical)
-    );
+    ));
     let mut table: Vec<[String; 7]> = vec![[
         "NAME".to_string(),
         "STATE".into(),
@@ -137,7 +137,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
             line.push_str(&format!("{:<width$}  ", row[c]));
         }
         line.push_str(&row[6]);
-        println!("{line}");
+        logging::data_line(format_args!("{line}"));
     }
     Ok(status)
 }

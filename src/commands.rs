@@ -23,11 +23,30 @@ use crate::{check, cron, domains, import, logging};
 
 pub const USER_AGENT: &str = concat!("desiccant/", env!("CARGO_PKG_VERSION"));
 
+/// What `--version` prints: the version, the commit it was built from, and what does TLS and
+/// the cryptography (all built in: no OpenSSL, no curl).
+const VERSION: &str = concat!(
+    "desiccant ",
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("DESICCANT_GIT_REV"),
+    ")\nTLS: rustls ",
+    env!("DESICCANT_RUSTLS"),
+    " with ring ",
+    env!("DESICCANT_RING"),
+    ", certificates verified against ",
+    "the system's store or CA_BUNDLE\ncrypto: ring ",
+    env!("DESICCANT_RING"),
+    " (ECDSA, SHA-2), rsa ",
+    env!("DESICCANT_RSA"),
+    " (RSA keys)\n"
+);
+
 /// Runs the command `cli` names and returns the code to exit with. `--check` reports its own
 /// errors, as UNKNOWN; for the other commands the error goes back to `main`.
 pub fn run(cli: &Cli) -> Result<u8> {
     if cli.version {
-        println!("desiccant {}", env!("CARGO_PKG_VERSION"));
+        logging::data(VERSION);
         return Ok(0);
     }
     if cli.check {
@@ -201,8 +220,38 @@ pub(crate) fn connect(config: &Config) -> Result<Client> {
         user_agent: USER_AGENT.to_string(),
         ip_version: config.ip_version,
         trace: Some(logging::trace),
+        stopped: crate::stop::requested,
     };
-    Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))
+    let client = Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))?;
+    check_clock(&client)?;
+    Ok(client)
+}
+
+/// How far this machine's clock may be from the CA's before nothing is done: certificates are
+/// judged by our clock (expired? due?) and files named by it.
+const MAX_CLOCK_SKEW: i64 = 24 * 3600;
+
+/// Refuses to act when the CA's `Date` says our clock is more than [`MAX_CLOCK_SKEW`] off: a
+/// machine that thinks it is years ahead would renew every certificate on every run.
+fn check_clock(client: &Client) -> Result<()> {
+    let Some(skew) = client.clock_skew.filter(|s| s.abs() > MAX_CLOCK_SKEW) else {
+        return Ok(());
+    };
+    let (amount, way) = if skew < 0 {
+        (-skew, "ahead of")
+    } else {
+        (skew, "behind")
+    };
+    Err(Error::Refused {
+        subject: "clock".into(),
+        msg: format!(
+            "this machine's clock ({}) is {} days {way} the CA's ({}): nothing was done; set \
+             the clock right (timedatectl, chrony, ntpd) and run again",
+            logging::utc(unix_now()),
+            amount / 86400,
+            logging::utc(unix_now() + skew)
+        ),
+    })
 }
 
 /// The account for the configured CA, registered when there is none and `--accept-terms` was
@@ -320,7 +369,7 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
     if cli.full_chain {
         out.push_str(&format!("# CHAIN #\n{}", issued.chain));
     }
-    print!("{out}");
+    logging::data(format_args!("{out}"));
     Ok(Status::Ok)
 }
 
@@ -471,8 +520,8 @@ fn deactivate(cli: &Cli, config: &Config) -> Result<Status> {
 fn display_terms(config: &Config) -> Result<Status> {
     let client = connect(config)?;
     match &client.directory.meta.terms_of_service {
-        Some(url) => println!("The current terms of service: {url}"),
-        None => println!("The CA publishes no terms of service URL."),
+        Some(url) => logging::data_line(format_args!("The current terms of service: {url}")),
+        None => logging::data_line(format_args!("The CA publishes no terms of service URL.")),
     }
     Ok(Status::Ok)
 }
@@ -519,9 +568,12 @@ fn print_env(config: &Config) -> Status {
             config.lockfile.as_deref().map(path).unwrap_or_default(),
         ),
     ];
-    println!("# desiccant configuration");
+    logging::data_line(format_args!("# desiccant configuration"));
     for (name, value) in vars {
-        println!("declare -- {name}=\"{}\"", shell_escape(&value));
+        logging::data_line(format_args!(
+            "declare -- {name}=\"{}\"",
+            shell_escape(&value)
+        ));
     }
     Status::Ok
 }

@@ -95,6 +95,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("HOOK", Support::Used, true),
     ("HOOK_CHAIN", Support::Used, true),
     ("HOOK_TIMEOUT", Support::Used, false),
+    ("RUN_TIMEOUT", Support::Used, false),
     ("HTTP_LISTEN", Support::Used, false),
     ("DNS_UPDATE_SERVER", Support::Used, false),
     ("DNS_UPDATE_KEY_FILE", Support::Used, false),
@@ -234,6 +235,9 @@ pub struct Config {
     pub ip_version: Option<u8>,
     /// A hook or `POST_RENEW_HOOK` still running after this long is killed.
     pub hook_timeout: std::time::Duration,
+    /// `RUN_TIMEOUT`: a `--cron` run still going after this long stops as if sent SIGTERM;
+    /// None (`0`) for no limit.
+    pub run_timeout: Option<std::time::Duration>,
     /// `POST_RENEW_HOOK`: one shell command run after a batch that changed a certificate.
     pub post_renew_hook: Option<String>,
     /// Modes and owner of what is written into `certs/<name>/`.
@@ -375,6 +379,10 @@ impl Config {
         check_user(&vars)?;
         let hook_timeout =
             std::time::Duration::from_secs(u64::from(number(&vars, "HOOK_TIMEOUT", 600)?));
+        let run_timeout = match number(&vars, "RUN_TIMEOUT", 3600)? {
+            0 => None,
+            secs => Some(std::time::Duration::from_secs(u64::from(secs))),
+        };
         let modes = cert_modes(&vars)?;
         let account_key_algo = KeyAlgo::parse(
             vars.value("ACCOUNT_KEY_ALGO").unwrap_or("prime256v1"),
@@ -444,6 +452,7 @@ impl Config {
             auto_cleanup,
             modes,
             hook_timeout,
+            run_timeout,
             post_renew_hook: vars.value("POST_RENEW_HOOK").map(str::to_string),
             file,
             certdir: under("CERTDIR", "certs"),

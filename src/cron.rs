@@ -119,6 +119,7 @@ fn generated_csr(
 /// concurrently over one connection pool, with dehydrated's hooks around each step. Prints
 /// nothing when nothing was due (and no hook printed anything).
 pub fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
+    crate::stop::deadline(config.run_timeout);
     let specs = certificates(cli, config)?;
     check_hooks(config, &specs)?;
     let _lock = lock(cli, config)?;
@@ -485,10 +486,10 @@ fn print_report(specs: &[CertSpec], outcomes: &[Outcome], status: Status) {
             })
         })
         .collect();
-    println!(
+    logging::data_line(format_args!(
         "{}",
         json!({ "exit_status": status.code(), "certificates": certificates })
-    );
+    ));
 }
 
 /// Issues one certificate, writes it, runs sync_cert, switches the links, runs deploy_cert,

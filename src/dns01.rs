@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::DnsConfig;
@@ -208,7 +207,10 @@ pub fn wait_until_visible(config: &DnsConfig, records: &[TxtRecord]) -> Result<(
             )));
         }
         pending = still;
-        thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        crate::stop::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        if crate::stop::requested() {
+            return Err(DnsError(crate::stop::why()));
+        }
         pause = (pause * 2).min(Duration::from_secs(2));
     }
 }

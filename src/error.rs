@@ -126,6 +126,8 @@ pub enum Error {
         subject: String,
         msg: String,
     },
+    /// The run was asked to stop (a signal, `RUN_TIMEOUT`); the words say which.
+    Stopped(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -135,7 +137,7 @@ impl Error {
         match self {
             Error::Usage(_) => Status::Usage,
             Error::Config(_) => Status::Config,
-            Error::LockBusy { .. } => Status::Temporary,
+            Error::LockBusy { .. } | Error::Stopped(_) => Status::Temporary,
             Error::Io { .. }
             | Error::Refused { .. }
             | Error::Invalid { .. }
@@ -198,6 +200,10 @@ impl fmt::Display for Error {
                 hook, event, what, ..
             } => write!(f, "{}: {event} failed: {what}", hook.display()),
             Error::Refused { subject, msg } => write!(f, "{subject}: {msg}"),
+            Error::Stopped(why) => write!(
+                f,
+                "{why}: what was in place is taken away; the next run goes on from here"
+            ),
         }
     }
 }

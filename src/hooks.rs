@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -242,6 +242,11 @@ impl Hook {
             event: label,
             what,
         };
+        // Once the run is asked to stop, only hooks that tidy up still run.
+        let tidies = matches!(label, "clean_challenge" | "exit_hook");
+        if !tidies {
+            crate::stop::check()?;
+        }
         let mut command = Command::new(&self.path);
         command
             .args(argv)
@@ -274,6 +279,11 @@ impl Hook {
                         "killed after {limit}, its time limit (HOOK_TIMEOUT)"
                     ));
                 }
+                Ok(None) if !tidies && crate::stop::requested() => {
+                    kill_group(child.id());
+                    let _ = child.wait();
+                    return Err(Error::Stopped(crate::stop::why()));
+                }
                 Ok(None) => {
                     thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -281,9 +291,12 @@ impl Hook {
                 Err(e) => break Err(format!("cannot wait for it: {e}")),
             }
         };
+        // A process the hook left running may hold its output open for ever (a daemon started
+        // without redirecting it): what it printed by then is taken, and it is not waited for.
+        let open_until = Instant::now() + PIPE_GRACE;
         let output = HookOutput {
-            stdout: stdout.and_then(|t| t.join().ok()).unwrap_or_default(),
-            stderr: stderr.and_then(|t| t.join().ok()).unwrap_or_default(),
+            stdout: stdout.map(|p| p.take(open_until)).unwrap_or_default(),
+            stderr: stderr.map(|p| p.take(open_until)).unwrap_or_default(),
         };
         if let Some(log) = self.log {
             // generate_csr prints the CSR itself, which is data, not a message.
@@ -298,13 +311,41 @@ impl Hook {
     }
 }
 
-/// Reads a pipe to its end on a thread of its own, so that a chatty hook never blocks.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
+/// How long the output of a hook that has exited is read on, for what its children print.
+const PIPE_GRACE: Duration = Duration::from_secs(1);
+
+/// A pipe read to its end on a thread of its own, so that a chatty hook never blocks.
+struct Drained {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: thread::JoinHandle<()>,
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> Drained {
+    let bytes = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&bytes);
+    let reader = thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&chunk[..n]);
+        }
+    });
+    Drained { bytes, reader }
+}
+
+impl Drained {
+    /// What was read, once the pipe closed or at `until`, whichever comes first.
+    fn take(self, until: Instant) -> String {
+        while !self.reader.is_finished() && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&bytes).into_owned()
-    })
+    }
 }
 
 fn kill_group(pid: u32) {
@@ -455,7 +496,24 @@ mod tests {
                 .contains("killed after 300 ms, its time limit"),
             "{err}"
         );
+        // A hook that exits but leaves a child holding its output open (a daemon started
+        // without redirecting it) is not waited for, and what it printed is kept.
+        let (dir3, path) = script("echo started; sleep 30 &");
+        let hook = Hook {
+            path,
+            timeout: Duration::from_secs(20),
+            env: vec![],
+            log: None,
+        };
+        let started = Instant::now();
+        let out = hook.run(&HookEvent::StartupHook, &[]).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited for the child"
+        );
+        assert_eq!(out.stdout, "started\n");
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&dir2).unwrap();
+        std::fs::remove_dir_all(&dir3).unwrap();
     }
 }

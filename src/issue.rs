@@ -224,7 +224,7 @@ fn run_order(
     for _ in 0..MAX_STEPS {
         order = match order.status {
             OrderStatus::Pending => {
-                authorize(ctx, solver, subject, &order.authorizations)?;
+                authorize(ctx, solver, subject, &order_url, &order.authorizations)?;
                 // Every authorization is valid now, so the order is ready: finalize at once
                 // rather than fetch the order to be told so.
                 let (next, wait) =
@@ -294,16 +294,7 @@ fn finalize(
     let post = || client.post(&account.key, account.kid(), &order.finalize, Some(&payload));
     let response = match post() {
         Err(e) if e.problem().is_some_and(|p| p.is("orderNotReady")) => {
-            let now = client
-                .poll_until(
-                    &account.key,
-                    account.kid(),
-                    order_url,
-                    FIRST_VALIDATION_POLL,
-                    Instant::now() + bound(Bound::Wait, VALIDATION_TIMEOUT),
-                    |o: &Order| o.status != OrderStatus::Pending,
-                )
-                .map_err(Error::acme(subject))?;
+            let now = validated(ctx, subject, order_url, FIRST_VALIDATION_POLL)?;
             if now.status != OrderStatus::Ready {
                 return Ok((now, None));
             }
@@ -330,9 +321,17 @@ fn finalize(
     Ok((order, response.retry_after))
 }
 
-/// Fetches every authorization, puts every needed challenge in place, then answers and waits
-/// for all of them at once, and takes every challenge away whatever happened.
-fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String]) -> Result<()> {
+/// Fetches every authorization, puts every needed challenge in place, answers all of them at
+/// once, then waits on the order alone (one request a poll, however many names) until it is
+/// no longer pending; only when it failed are the authorizations read again, for the CA's
+/// words about each name. Every challenge is taken away whatever happened.
+fn authorize(
+    ctx: &Ctx<'_>,
+    solver: &Solver<'_>,
+    subject: &str,
+    order_url: &str,
+    urls: &[String],
+) -> Result<()> {
     let (client, account) = (ctx.client, ctx.account);
     let fetched = parallel::map(urls, ctx.workers, |url| {
         client
@@ -393,7 +392,29 @@ fn authorize(ctx: &Ctx<'_>, solver: &Solver<'_>, subject: &str, urls: &[String])
     let mut deployed = Deployed::new(solver.journal.clone());
     let result = solver.deploy(&proofs, &mut deployed).and_then(|()| {
         crate::failpoint::hit("challenges-deployed");
-        let outcomes = parallel::map(&todo, ctx.workers, |p| validate(ctx, p));
+        let answers = parallel::map(&todo, ctx.workers, |p| answer(ctx, p));
+        let mut first_wait = FIRST_VALIDATION_POLL;
+        for answer in answers {
+            if let Some(wait) = answer? {
+                first_wait = first_wait.max(wait);
+            }
+        }
+        let order = validated(ctx, subject, order_url, first_wait)?;
+        if order.status != OrderStatus::Invalid {
+            logging::debug(format_args!("{subject}: every name validated"));
+            return Ok(());
+        }
+        let outcomes = parallel::map(&todo, ctx.workers, |p| verdict(ctx, p));
+        if outcomes.iter().all(Result::is_ok) {
+            let why = order
+                .error
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "no reason given".into());
+            return Err(Error::refused(
+                subject,
+                format!("the CA marked the order invalid: {why}"),
+            ));
+        }
         for outcome in &outcomes {
             if let Err(Error::Invalid { name, response, .. }) = outcome {
                 let domain = name.strip_prefix("*.").unwrap_or(name);
@@ -416,8 +437,23 @@ struct Pending {
     proof: Proof,
 }
 
-/// Tells the CA to look, then waits until the authorization is no longer pending.
-fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
+/// The order once the CA has decided on every name: polled from `first_wait` on until it
+/// leaves `pending`, for at most [`VALIDATION_TIMEOUT`].
+fn validated(ctx: &Ctx<'_>, subject: &str, order_url: &str, first_wait: Duration) -> Result<Order> {
+    ctx.client
+        .poll_until(
+            &ctx.account.key,
+            ctx.account.kid(),
+            order_url,
+            first_wait,
+            Instant::now() + bound(Bound::Wait, VALIDATION_TIMEOUT),
+            |o: &Order| o.status != OrderStatus::Pending,
+        )
+        .map_err(Error::acme(subject))
+}
+
+/// Tells the CA to look; returns the answer's `Retry-After`.
+fn answer(ctx: &Ctx<'_>, p: &Pending) -> Result<Option<Duration>> {
     let (client, account) = (ctx.client, ctx.account);
     let answered = client
         .post(
@@ -428,18 +464,21 @@ fn validate(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
         )
         .map_err(Error::acme(&p.name))?;
     crate::failpoint::hit("challenge-answered");
+    Ok(answered.retry_after)
+}
+
+/// After the order failed: Ok for a name whose authorization is valid or not decided, the
+/// CA's words about its challenge for one that is not.
+fn verdict(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
+    let (client, account) = (ctx.client, ctx.account);
     let authz: Authorization = client
-        .poll_until(
-            &account.key,
-            account.kid(),
-            &p.authz_url,
-            answered.retry_after.unwrap_or(FIRST_VALIDATION_POLL),
-            Instant::now() + bound(Bound::Wait, VALIDATION_TIMEOUT),
-            |a: &Authorization| a.status != AuthorizationStatus::Pending,
-        )
+        .post(&account.key, account.kid(), &p.authz_url, None)
+        .and_then(|r| r.json())
         .map_err(Error::acme(&p.name))?;
-    if authz.status == AuthorizationStatus::Valid {
-        logging::debug(format_args!("{}: validated", p.name));
+    if matches!(
+        authz.status,
+        AuthorizationStatus::Valid | AuthorizationStatus::Pending
+    ) {
         return Ok(());
     }
     let challenge = authz.challenges.iter().find(|c| c.url == p.challenge_url);

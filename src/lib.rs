@@ -29,5 +29,6 @@ mod pkcs12;
 mod renewal;
 mod responder;
 mod state;
+pub mod stop;
 mod store;
 mod x509;

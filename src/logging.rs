@@ -118,6 +118,17 @@ pub fn warn(msg: impl Display) {
     }
 }
 
+/// Data on stdout (a table, a report, a certificate): a reader that went away (`| head`)
+/// ends nothing but the output.
+pub fn data(text: impl Display) {
+    let _ = write!(std::io::stdout().lock(), "{text}");
+}
+
+/// [`data`] and a line break.
+pub fn data_line(text: impl Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 /// From now on stdout carries data (a certificate for `--signcsr`): what was done goes to
 /// stderr instead.
 pub fn stdout_is_data() {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use desiccant::{cli, commands, logging};
+use desiccant::{cli, commands, logging, stop};
 
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os()) {
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         logging::Level::Normal
     };
     logging::init(level, logging::Sinks::detect(cli.syslog, cli.json));
+    stop::install();
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

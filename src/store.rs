@@ -307,16 +307,28 @@ impl CertDir {
     }
 
     /// Switches the symlinks to `set` in dehydrated's order (privkey, chain, fullchain,
-    /// cert.csr, cert.pem, then cert.p12), each by a rename, then fsyncs the folder.
+    /// cert.csr, cert.pem, then cert.p12), each by a rename, then fsyncs the folder. When a
+    /// switch fails (a full or failing disk), the links already moved are moved back, so that
+    /// the old set stays whole in use.
     pub fn switch(&self, set: &WrittenSet) -> Result<()> {
+        let mut moved: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
         for (kind, ext) in SET {
             if (kind == "privkey" && set.privkey.is_none()) || (ext == "p12" && set.p12.is_none()) {
                 continue;
             }
-            switch_link(
-                &self.dir.join(format!("{kind}.{ext}")),
-                &format!("{kind}-{}.{ext}", set.ts),
-            )?;
+            let link = self.dir.join(format!("{kind}.{ext}"));
+            let old = fs::read_link(&link).ok();
+            if let Err(e) = switch_link(&link, &format!("{kind}-{}.{ext}", set.ts)) {
+                for (link, old) in moved.iter().rev() {
+                    let _ = match old {
+                        Some(target) => switch_link(link, &target.to_string_lossy()),
+                        None => fs::remove_file(link).map_err(Error::io("cannot remove", link)),
+                    };
+                }
+                let _ = sync_dir(&self.dir);
+                return Err(e);
+            }
+            moved.push((link, old));
             crate::failpoint::hit(&format!("switched-{kind}.{ext}"));
         }
         sync_dir(&self.dir)
@@ -529,6 +541,7 @@ impl RunLock {
                 if Instant::now() >= deadline {
                     return Err(busy(holder));
                 }
+                crate::stop::check()?;
                 thread::sleep(Duration::from_millis(100));
             }
         }

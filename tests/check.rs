@@ -89,3 +89,30 @@ fn check_takes_no_lock() {
     env.run(&["--cron"]).expect(75);
     drop(lock);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_only_the_output() {
+    // No CA needed: with nothing issued yet every certificate is CRITICAL.
+    let base = common::TempDir::new("check-pipe");
+    fs::write(base.path().join("config"), "").unwrap();
+    let domains: String = (0..2000).map(|i| format!("n{i}.example\n")).collect();
+    fs::write(base.path().join("domains.txt"), domains).unwrap();
+    // `| head -1`: the reader takes one line and closes the pipe.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --config '{}' --check | head -1",
+            env!("CARGO_BIN_EXE_desiccant"),
+            base.path().join("config").display()
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.starts_with("CRITICAL: 2000 certificates"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}

@@ -4,21 +4,25 @@
 #
 #   tests/run.sh           what CI runs
 #   tests/run.sh --long    also the long modes: the big kill campaign and 500 issuances under
-#                          badNonce (see README, "Faults")
+#                          badNonce (see FAULTS.md)
+#   tests/run.sh --package also builds the Debian package, installs, checks, removes and purges
+#                          it on this machine (tests/package.sh; needs root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 long=""
+package=""
 for arg in "$@"; do
     case "$arg" in
         --long) long=1 ;;
+        --package) package=1 ;;
         -h|--help) sed -n '2,/^set/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "tests/run.sh: unknown option $arg (see tests/run.sh --help)" >&2; exit 2 ;;
     esac
 done
 
 # program:package pairs the tests run.
-needs=(pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
+needs=(man:man-db cc:gcc strace:strace faketime:faketime pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
 missing=()
 for need in "${needs[@]}"; do
     command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
@@ -40,4 +44,7 @@ if [ -n "$long" ]; then
     DESICCANT_LONG=1 cargo test --locked --features failpoints
 else
     cargo test --locked --features failpoints
+fi
+if [ -n "$package" ]; then
+    if [ "$(id -u)" -eq 0 ]; then tests/package.sh; else sudo tests/package.sh; fi
 fi

@@ -555,16 +555,20 @@ fn server_errors_on_every_step_are_temporary() {
         ("authorization", Rule::post("/authZ/").nth(1), "/authZ/"),
         ("challenge", Rule::post("/chalZ/"), "/chalZ/"),
         (
-            "authorization poll",
-            Rule::post("/authZ/").nth(2),
-            "/authZ/",
+            "validation poll",
+            Rule::post("/my-order/").before("/finalize-order/"),
+            "/my-order/",
         ),
         (
             "finalize",
             Rule::post("/finalize-order/"),
             "/finalize-order/",
         ),
-        ("order poll", Rule::post("/my-order/"), "/my-order/"),
+        (
+            "order poll",
+            Rule::post("/my-order/").after("/finalize-order/"),
+            "/my-order/",
+        ),
         ("certificate download", Rule::post("/certZ/"), "/certZ/"),
     ];
     let mut cases = Vec::new();
@@ -760,7 +764,10 @@ fn a_reset_during_finalize_and_on_the_order_fails_without_a_second_finalize() {
                 "resets on finalize and on every look at the order",
                 vec![
                     Rule::post("/finalize-order/").deliver(Delivery::Reset),
-                    Rule::post("/my-order/").local().deliver(Delivery::Reset),
+                    Rule::post("/my-order/")
+                        .after("/finalize-order/")
+                        .local()
+                        .deliver(Delivery::Reset),
                 ],
                 75,
                 &["/my-order/"],
@@ -825,7 +832,8 @@ fn an_order_stuck_in_processing_is_given_up_at_the_deadline() {
                     vec![
                         processing(Rule::post("/finalize-order/"))
                             .header("Retry-After", retry_after),
-                        processing(Rule::post("/my-order/")).header("Retry-After", retry_after),
+                        processing(Rule::post("/my-order/").after("/finalize-order/"))
+                            .header("Retry-After", retry_after),
                     ],
                     75,
                     &["/my-order/", "processing"],

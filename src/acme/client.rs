@@ -87,6 +87,10 @@ pub enum Error {
         last: String,
     },
     Key(KeyError),
+    /// Not sent: the run was asked to stop.
+    Stopped {
+        url: String,
+    },
 }
 
 impl Error {
@@ -94,7 +98,7 @@ impl Error {
     /// no connection, a 5xx, rate limits, nonces exhausted, a deadline.
     pub fn is_temporary(&self) -> bool {
         match self {
-            Error::Transport { .. } | Error::Timeout { .. } => true,
+            Error::Transport { .. } | Error::Timeout { .. } | Error::Stopped { .. } => true,
             Error::Problem {
                 status, problem, ..
             } => *status >= 500 || problem.is("rateLimited") || problem.is("badNonce"),
@@ -126,6 +130,7 @@ impl fmt::Display for Error {
                 write!(f, "gave up waiting on {url}: its status is still {last}")
             }
             Error::Key(e) => write!(f, "account key: {e}"),
+            Error::Stopped { url } => write!(f, "{url}: not sent, the run was asked to stop"),
         }
     }
 }
@@ -166,6 +171,9 @@ pub struct Transport {
     pub ip_version: Option<u8>,
     /// Told one line per request and its answer (never a body, so never a secret).
     pub trace: Option<fn(&str)>,
+    /// Asked before every request and during every wait: true ends them with
+    /// [`Error::Stopped`].
+    pub stopped: fn() -> bool,
 }
 
 /// A `Link` header entry (RFC 8288): `<url>;rel="alternate"`.
@@ -208,6 +216,8 @@ pub struct Response {
     pub links: Vec<Link>,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The server's `Date` header, Unix seconds.
+    pub date: Option<u64>,
 }
 
 impl Response {
@@ -247,6 +257,8 @@ pub struct Client {
     http: Http,
     pub directory_url: String,
     pub directory: Directory,
+    /// The CA's clock (its `Date` header) minus ours, in seconds, when it sent one.
+    pub clock_skew: Option<i64>,
 }
 
 /// The transport under [`Client`]: the agent, the nonces every answer brings, a request count.
@@ -255,6 +267,7 @@ struct Http {
     nonces: Mutex<Vec<String>>,
     requests: AtomicUsize,
     trace: Option<fn(&str)>,
+    stopped: fn() -> bool,
 }
 
 impl Client {
@@ -270,12 +283,20 @@ impl Client {
             nonces: Mutex::new(Vec::new()),
             requests: AtomicUsize::new(0),
             trace: transport.trace,
+            stopped: transport.stopped,
         };
-        let directory = http.send(directory_url, None)?.json()?;
+        let response = http.send(directory_url, None)?;
+        let directory = response.json()?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Ok(Client {
             http,
             directory_url: directory_url.to_string(),
             directory,
+            clock_skew: response
+                .date
+                .map(|date| date.cast_signed().saturating_sub(now.cast_signed())),
         })
     }
 
@@ -325,7 +346,12 @@ impl Client {
         let mut delay = first_wait.max(Duration::from_millis(10));
         let mut wait = first_wait;
         loop {
-            thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
+            // In slices, so that a stop is seen within one.
+            let until =
+                Instant::now() + wait.min(deadline.saturating_duration_since(Instant::now()));
+            while Instant::now() < until && !(self.http.stopped)() {
+                thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+            }
             let response = self.post(key, key_id, url, None)?;
             let value: T = response.json()?;
             if done(&value) {
@@ -391,6 +417,7 @@ impl Client {
                 status,
                 location: header(&response, "location"),
                 retry_after: None,
+                date: None,
                 links: Vec::new(),
                 content_type: String::new(),
                 body: Vec::new(),
@@ -426,6 +453,11 @@ impl Http {
     /// Sends a GET (`body` None) or a JOSE POST and reads the answer. Every `Replay-Nonce`
     /// goes into the pool.
     fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
+        if (self.stopped)() {
+            return Err(Error::Stopped {
+                url: url.to_string(),
+            });
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let method = if body.is_some() { "post" } else { "get" };
         let result = match body {
@@ -470,6 +502,9 @@ impl Http {
             .collect();
         let retry_after =
             header(&response, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let date = header(&response, "date")
+            .and_then(|v| parse_http_date(v.trim()))
+            .and_then(|d| u64::try_from(d).ok());
         let body = response
             .body_mut()
             .with_config()
@@ -490,6 +525,7 @@ impl Http {
             links,
             content_type,
             body,
+            date,
         };
         if (200..300).contains(&status) {
             Ok(response)
@@ -760,6 +796,7 @@ mod tests {
                 links: vec![],
                 content_type: "text/html".into(),
                 body: body.into_bytes(),
+                date: None,
             },
             "post",
             "Content-Type: text/html\n".into(),

@@ -82,6 +82,8 @@ pub struct Rule {
     path: String,
     prefix: bool,
     hits: Hits,
+    /// Only once (true) or only until (false) a request with this in its path was seen.
+    seen_first: Option<(String, bool)>,
     forward: bool,
     delay: Option<Duration>,
     status: Option<u16>,
@@ -99,6 +101,7 @@ impl Rule {
             path: path.to_string(),
             prefix: false,
             hits: Hits::All,
+            seen_first: None,
             forward: true,
             delay: None,
             status: None,
@@ -154,6 +157,19 @@ impl Rule {
     /// The n-th matching request and every later one.
     pub fn from(mut self, n: usize) -> Rule {
         self.hits = Hits::From(n);
+        self
+    }
+
+    /// Only requests that come after one with `path` in its path (since [`Proxy::forget`]);
+    /// hits are counted among those.
+    pub fn after(mut self, path: &str) -> Rule {
+        self.seen_first = Some((path.to_string(), true));
+        self
+    }
+
+    /// Only requests that come before any with `path` in its path (since [`Proxy::forget`]).
+    pub fn before(mut self, path: &str) -> Rule {
+        self.seen_first = Some((path.to_string(), false));
         self
     }
 
@@ -236,13 +252,17 @@ impl Rule {
         self.local().status(status).header("Location", to)
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
+    fn matches(&self, method: &str, path: &str, seen: &[Seen]) -> bool {
         self.method.as_deref().is_none_or(|m| m == method)
             && if self.prefix {
                 path.starts_with(&self.path)
             } else {
                 path.contains(&self.path)
             }
+            && self
+                .seen_first
+                .as_ref()
+                .is_none_or(|(p, after)| seen.iter().any(|s| s.path.contains(p)) == *after)
     }
 }
 
@@ -559,9 +579,10 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, shared: &Shared) {
         let path = parts.next().unwrap_or("").to_string();
         let rule = {
             let mut rules = shared.rules.lock().unwrap();
+            let seen = shared.seen.lock().unwrap();
             let mut chosen = None;
             for (rule, hits) in rules.iter_mut() {
-                if rule.matches(&method, &path) {
+                if rule.matches(&method, &path, &seen) {
                     *hits += 1;
                     if chosen.is_none() && rule.hits.includes(*hits) {
                         chosen = Some(rule.clone());

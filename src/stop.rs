@@ -1,0 +1,121 @@
+//! Stopping a run before its end: SIGTERM (`systemctl stop`, `docker stop`), SIGINT (Ctrl-C),
+//! SIGHUP (a closed terminal), and `RUN_TIMEOUT`.
+//!
+//! A stop is cooperative: the signal only sets a flag. Every loop that can wait long (requests
+//! and polls to the CA, hooks, the DNS wait, the lock) looks at it and ends its step with
+//! [`Error::Stopped`]; what was put in place is taken away on the way out as after any other
+//! failure (challenge files, DNS records, `clean_challenge`), `exit_hook` runs, the lock is
+//! released, and the exit status is 75, so that systemd or the next cron run tries again.
+//! A hook running when the stop comes is killed with everything it started, unless it is
+//! cleaning up. A run that has not ended [`GRACE`] after the stop (a request that hangs) exits
+//! at once; a second signal exits at once too. Either way the next run finishes what is half
+//! done (see `cron::recover`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::logging;
+
+/// How long a stopped run may take to tidy up before it exits regardless.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// 0 while running; the signal number once a signal asked to stop; [`DEADLINE`] when
+/// `RUN_TIMEOUT` passed.
+static STOP: AtomicI32 = AtomicI32::new(0);
+const DEADLINE: i32 = -1;
+/// When `RUN_TIMEOUT` passes.
+static DEADLINE_AT: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// The exit status of a run stopped early: temporary, the next run goes on.
+const EXIT_STOPPED: i32 = 75;
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    if STOP.swap(signal, Ordering::SeqCst) != 0 {
+        // SAFETY: _exit is async-signal-safe; a second signal means "now".
+        unsafe { libc::_exit(EXIT_STOPPED) };
+    }
+}
+
+/// Catches SIGTERM, SIGINT and SIGHUP, and starts the watchdog that ends a run that does not
+/// stop within [`GRACE`], and stops one that passes its [`deadline`].
+pub fn install() {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only swaps an atomic integer or calls _exit, both allowed in a
+        // signal handler; the sigaction struct is zeroed then filled.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+    let _ = thread::Builder::new().name("watchdog".into()).spawn(watch);
+}
+
+/// Stops the run `timeout` from now (`RUN_TIMEOUT`); None: never.
+pub fn deadline(timeout: Option<Duration>) {
+    *DEADLINE_AT.lock().unwrap_or_else(|e| e.into_inner()) = timeout.map(|t| Instant::now() + t);
+}
+
+fn watch() {
+    loop {
+        thread::sleep(Duration::from_millis(100));
+        let deadline = *DEADLINE_AT.lock().unwrap_or_else(|e| e.into_inner());
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = STOP.compare_exchange(0, DEADLINE, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        if STOP.load(Ordering::SeqCst) != 0 {
+            break;
+        }
+    }
+    thread::sleep(GRACE);
+    logging::error(format_args!(
+        "{}, and the run did not end within {} s: exiting now; the next run finishes what \
+         is half done",
+        why(),
+        GRACE.as_secs()
+    ));
+    std::process::exit(EXIT_STOPPED);
+}
+
+/// Whether the run was asked to stop.
+pub fn requested() -> bool {
+    STOP.load(Ordering::Relaxed) != 0
+}
+
+/// Ok while the run goes on; [`Error::Stopped`] once it was asked to stop.
+pub fn check() -> Result<()> {
+    if requested() {
+        Err(Error::Stopped(why()))
+    } else {
+        Ok(())
+    }
+}
+
+/// What stopped the run, in words.
+pub fn why() -> String {
+    match STOP.load(Ordering::Relaxed) {
+        0 => "not stopped".into(),
+        DEADLINE => "RUN_TIMEOUT passed".into(),
+        libc::SIGTERM => "stopped by SIGTERM".into(),
+        libc::SIGINT => "stopped by SIGINT".into(),
+        libc::SIGHUP => "stopped by SIGHUP".into(),
+        n => format!("stopped by signal {n}"),
+    }
+}
+
+/// Sleeps `wait`, or less when the run is asked to stop.
+pub fn sleep(wait: Duration) {
+    let end = Instant::now() + wait;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || requested() {
+            return;
+        }
+        thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}

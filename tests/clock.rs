@@ -1,0 +1,79 @@
+//! A system clock far ahead or behind (Debian's `faketime`): the run fails with an error that
+//! says to check the clock, changes nothing on disk, and orders nothing; a small skew is
+//! harmless.
+
+mod common;
+
+use std::process::Command;
+
+use common::invariants::{Snapshot, Stage, after_fault};
+use common::{Env, Pebble, PebbleOptions, Run, check_live_set, require};
+
+const NAME: &str = "clock.example";
+
+fn run_at(env: &Env, offset: &str, args: &[&str]) -> Run {
+    let faketime = require("faketime", "faketime");
+    let output = Command::new(faketime)
+        .args(["-f", offset, env!("CARGO_BIN_EXE_desiccant"), "--config"])
+        .arg(env.path().join("config"))
+        .args(args)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap();
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        output,
+    }
+}
+
+#[test]
+fn a_clock_far_off_changes_nothing_and_says_so() {
+    let pebble = Pebble::start_with(PebbleOptions {
+        nonce_reject: 0,
+        ..PebbleOptions::default()
+    });
+    let root = pebble.root_der();
+    let env = Env::new(&pebble, "");
+    env.domains(&format!("{NAME}\n"));
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    for (offset, way) in [("+3650d", "ahead of"), ("-3650d", "behind")] {
+        let before = Snapshot::take(&env, &[NAME]);
+        let since = pebble.requests();
+        // Forced, so that the run talks to the CA whatever it thinks of the certificate.
+        let run = run_at(&env, offset, &["--cron", "--force"]);
+        assert_eq!(run.code(), 1, "{offset}: {run:?}");
+        assert!(
+            run.stderr().contains("clock: this machine's clock ("),
+            "{offset}: {run:?}"
+        );
+        assert!(
+            run.stderr().contains(&format!(" {way} the CA's"))
+                && run.stderr().contains("timedatectl"),
+            "{offset}: {run:?}"
+        );
+        assert_eq!(
+            pebble.requests_after(since),
+            ["GET /dir"],
+            "{offset}: only the directory may be asked"
+        );
+        after_fault(&env, &[NAME], &before, Stage::Untouched);
+        // Not forced: a clock far ahead makes every certificate look expired, so the run
+        // asks the CA and stops at its clock; one far behind finds nothing due and asks nothing.
+        let since = pebble.requests();
+        let run = run_at(&env, offset, &["--cron"]);
+        if way == "ahead of" {
+            assert_eq!(run.code(), 1, "{offset}: {run:?}");
+            assert!(run.stderr().contains("this machine's clock"), "{run:?}");
+            assert_eq!(pebble.requests_after(since), ["GET /dir"]);
+        } else {
+            run.expect(0);
+            assert_eq!(pebble.requests_after(since), Vec::<String>::new());
+        }
+        after_fault(&env, &[NAME], &before, Stage::Untouched);
+    }
+    // A skew of hours either way is harmless.
+    for offset in ["+3h", "-3h"] {
+        run_at(&env, offset, &["--cron", "--force"]).expect(0);
+        check_live_set(&env.cert_dir(NAME), &[NAME], &root);
+    }
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The Debian package, as an admin meets it: builds the .deb (packaging/build-deb.sh), installs
+# it with dpkg on this machine, and checks what got installed: the binary and its --version,
+# the man page, the completions (bash completes --cr to --cron), the units (systemd-analyze
+# verify and security, the timer left disabled), the examples and the conffiles; then removes
+# the package (configuration and BASEDIR kept) and purges it (both gone).
+#
+# It changes this machine: /usr/bin/desiccant, /etc/desiccant and the units. It refuses to run
+# when a desiccant package is already installed. Run as root, or through tests/run.sh --package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "package test: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || fail "needs root (dpkg -i)"
+if dpkg-query -W -f '${Status}' desiccant 2>/dev/null | grep -q installed; then
+    fail "a desiccant package is installed already; remove it first"
+fi
+
+deb=$(packaging/build-deb.sh)
+[ -f "$deb" ] || fail "no package built"
+echo "built $deb ($(du -k "$deb" | cut -f1) KiB)"
+trap 'dpkg -P desiccant >/dev/null 2>&1 || true' EXIT
+dpkg -i "$deb" >/dev/null
+
+# The binary, and what it says it is.
+version=$(/usr/bin/desiccant --version)
+echo "$version"
+echo "$version" | head -n 1 | grep -Eq '^desiccant [0-9]+\.[0-9]+\.[0-9]+ \(git ([0-9a-f]{12}(-dirty)?|unknown)\)$' \
+    || fail "--version's first line: $version"
+echo "$version" | grep -q '^TLS: rustls ' || fail "--version names no TLS backend"
+echo "$version" | grep -q '^crypto: ring ' || fail "--version names no crypto backend"
+
+# Every installed path, with its mode.
+while read -r mode path; do
+    [ -e "$path" ] || fail "$path is not installed"
+    got=$(stat -c %a "$path")
+    [ "$got" = "$mode" ] || fail "$path has mode $got, not $mode"
+done <<'PATHS'
+755 /usr/bin/desiccant
+644 /lib/systemd/system/desiccant.service
+644 /lib/systemd/system/desiccant.timer
+644 /etc/desiccant/config
+644 /etc/desiccant/domains.txt
+644 /usr/share/doc/desiccant/examples/cron.d-desiccant
+644 /usr/share/man/man1/desiccant.1.gz
+644 /usr/share/bash-completion/completions/desiccant
+644 /usr/share/zsh/vendor-completions/_desiccant
+644 /usr/share/fish/vendor_completions.d/desiccant.fish
+644 /usr/share/doc/desiccant/README.md
+644 /usr/share/doc/desiccant/FAULTS.md
+644 /usr/share/doc/desiccant/LICENSE
+644 /usr/share/doc/desiccant/copyright
+PATHS
+dpkg-query -W -f '${Conffiles}\n' desiccant | grep -q '/etc/desiccant/config ' \
+    || fail "/etc/desiccant/config is not a conffile"
+dpkg-query -W -f '${Conffiles}\n' desiccant | grep -q '/etc/desiccant/domains.txt ' \
+    || fail "/etc/desiccant/domains.txt is not a conffile"
+[ ! -e /etc/cron.d/desiccant ] || fail "the cron example must not be active"
+
+# The man page: it renders, and holds the options, the config keys, the files, the exit status.
+page=$(MANWIDTH=100 man -l /usr/share/man/man1/desiccant.1.gz 2>&1)
+for want in "--cron" "CONFIGURATION" "RUN_TIMEOUT (default: 3600)" "FILES" "EXIT STATUS" \
+    "75     only temporary failures"; do
+    grep -qF -- "$want" <<<"$page" || fail "the man page lacks: $want"
+done
+echo "man page: $(wc -l <<<"$page") lines"
+
+# bash completes --cr to --cron.
+completed=$(bash -c '
+    source /usr/share/bash-completion/completions/desiccant
+    COMP_WORDS=(desiccant --cr); COMP_CWORD=1; COMP_LINE="desiccant --cr"; COMP_POINT=${#COMP_LINE}
+    _desiccant desiccant --cr desiccant
+    printf "%s\n" "${COMPREPLY[@]}"')
+[ "$completed" = "--cron" ] || fail "bash completed --cr to: $completed"
+echo "bash: --cr completes to $completed"
+
+# The units: systemd's own checks, the exposure score, and the timer left disabled.
+systemd-analyze verify /lib/systemd/system/desiccant.service /lib/systemd/system/desiccant.timer
+score=$(systemd-analyze security --offline=true --no-pager /lib/systemd/system/desiccant.service \
+    | sed -n 's/.*Overall exposure level for desiccant.service: \([0-9.]*\).*/\1/p')
+[ -n "$score" ] || fail "no exposure score"
+awk -v s="$score" 'BEGIN { exit !(s <= 2.5) }' || fail "exposure $score is above 2.5"
+echo "systemd-analyze security: exposure $score"
+[ ! -e /etc/systemd/system/timers.target.wants/desiccant.timer ] || fail "the timer is enabled"
+
+# Remove: configuration and what BASEDIR holds are kept.
+echo 'CONTACT_EMAIL=admin@example.org' >> /etc/desiccant/config
+mkdir -p /etc/desiccant/certs/example.org
+echo kept > /etc/desiccant/certs/example.org/cert-1.pem
+dpkg -r desiccant >/dev/null
+[ ! -e /usr/bin/desiccant ] || fail "the binary is still there after remove"
+grep -q CONTACT_EMAIL=admin@example.org /etc/desiccant/config || fail "remove lost the config"
+[ -f /etc/desiccant/domains.txt ] || fail "remove lost domains.txt"
+[ -f /etc/desiccant/certs/example.org/cert-1.pem ] || fail "remove lost a certificate"
+
+# Purge: both go.
+dpkg -P desiccant >/dev/null
+[ ! -e /etc/desiccant ] || fail "purge left /etc/desiccant"
+trap - EXIT
+echo "package test: passed"
