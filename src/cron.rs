@@ -25,6 +25,11 @@ use crate::state::{CertState, RunState, StateDir};
 use crate::store::{self, CertDir, CertFiles};
 use crate::{ari, logging, parallel, pkcs12, x509};
 
+/// How long a certificate is left alone after a `rateLimited` answer without `Retry-After`.
+const RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest a `Retry-After` of a `rateLimited` answer is obeyed: a week.
+const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+
 /// Threads that answer the authorizations of one order.
 const AUTHZ_WORKERS: usize = 16;
 
@@ -218,6 +223,22 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
         };
         match decision {
             Decision::Renew(reason) => {
+                if let (Some(until), false) = (
+                    state.rate_limited_until.filter(|until| *until > now),
+                    cli.force,
+                ) {
+                    let e = Error::Deferred {
+                        subject: spec.name.clone(),
+                        msg: format!(
+                            "the CA's rate limit: not asked again before {} (its Retry-After); \
+                             --force asks now",
+                            logging::utc(until)
+                        ),
+                    };
+                    report_failure(spec, None, &e);
+                    outcomes[index] = Some(Outcome::failed(Some(&reason), &e));
+                    continue;
+                }
                 if let (Some(until), false) = (state.backed_off(now), cli.force) {
                     let e = Error::refused(
                         &spec.name,
@@ -557,6 +578,7 @@ fn renew_one(
     match &result {
         Ok(_) => {
             state.pending = None;
+            state.rate_limited_until = None;
             state.succeeded();
             state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
             state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
@@ -564,6 +586,13 @@ fn renew_one(
         }
         Err(Error::Invalid { .. }) => {
             state.failed(unix_now());
+        }
+        Err(Error::Acme { err, .. }) if err.problem().is_some_and(|p| p.is("rateLimited")) => {
+            let wait = err
+                .retry_after()
+                .unwrap_or(RATE_LIMIT_WAIT)
+                .min(MAX_RATE_LIMIT_WAIT);
+            state.rate_limited_until = Some(unix_now() + wait.as_secs().cast_signed());
         }
         Err(_) => {}
     }

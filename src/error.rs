@@ -128,6 +128,11 @@ pub enum Error {
     },
     /// The run was asked to stop (a signal, `RUN_TIMEOUT`); the words say which.
     Stopped(String),
+    /// Not tried in this run, for a reason that passes by itself (the CA's rate limit).
+    Deferred {
+        subject: String,
+        msg: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -137,7 +142,9 @@ impl Error {
         match self {
             Error::Usage(_) => Status::Usage,
             Error::Config(_) => Status::Config,
-            Error::LockBusy { .. } | Error::Stopped(_) => Status::Temporary,
+            Error::LockBusy { .. } | Error::Stopped(_) | Error::Deferred { .. } => {
+                Status::Temporary
+            }
             Error::Io { .. }
             | Error::Refused { .. }
             | Error::Invalid { .. }
@@ -199,7 +206,9 @@ impl fmt::Display for Error {
             Error::Hook {
                 hook, event, what, ..
             } => write!(f, "{}: {event} failed: {what}", hook.display()),
-            Error::Refused { subject, msg } => write!(f, "{subject}: {msg}"),
+            Error::Refused { subject, msg } | Error::Deferred { subject, msg } => {
+                write!(f, "{subject}: {msg}")
+            }
             Error::Stopped(why) => write!(
                 f,
                 "{why}: what was in place is taken away; the next run goes on from here"

@@ -32,6 +32,10 @@ pub struct CertState {
     /// the links when they are not there yet and runs `deploy_cert`, without a new order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<i64>,
+    /// The CA refused an order with `rateLimited`: not asked again before this time (Unix
+    /// seconds; its `Retry-After`, else an hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limited_until: Option<i64>,
 }
 
 /// A renewal information answer, kept until the CA's `Retry-After` says to ask again.

@@ -543,6 +543,46 @@ fn rate_limits_fail_at_once_whatever_retry_after_says() {
     );
 }
 
+#[test]
+fn a_rate_limit_is_remembered_until_its_retry_after() {
+    let b = bench();
+    // Due on every run: renewed when fewer than 4000 days are left.
+    fs::write(b.env.cert_dir(NAME).join("config"), "RENEW_DAYS=4000\n").unwrap();
+    b.proxy.rule(
+        problem_rule(
+            Rule::post("/order-plz"),
+            429,
+            "rateLimited",
+            "too many orders",
+        )
+        .header("Retry-After", "3600"),
+    );
+    let (run, _) = b.faulty_run(&["--cron"]);
+    b.proxy.clear();
+    assert_eq!(run.code(), 75, "{run:?}");
+    // The next run does not ask: the CA said when to come back.
+    b.proxy.forget();
+    let (run, _) = b.faulty_run(&["--cron"]);
+    assert_eq!(run.code(), 75, "{run:?}");
+    assert!(
+        run.stderr()
+            .contains("the CA's rate limit: not asked again before"),
+        "{run:?}"
+    );
+    assert_eq!(
+        b.proxy.count(Some("POST"), "/order-plz"),
+        0,
+        "{}",
+        b.proxy.transcript()
+    );
+    // --force asks now; a success forgets the limit.
+    let (run, _) = b.faulty_run(&["--cron", "--force"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let (run, _) = b.faulty_run(&["--cron"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    check_live_set(&b.env.cert_dir(NAME), &[NAME], &b.root);
+}
+
 // ---- 5xx on every step -----------------------------------------------------------------------
 
 #[test]

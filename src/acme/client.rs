@@ -106,6 +106,14 @@ impl Error {
         }
     }
 
+    /// When a `rateLimited` (or 503) answer said to ask again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Problem { raw, .. } => raw.retry_after,
+            _ => None,
+        }
+    }
+
     /// The problem document, when the CA sent one.
     pub fn problem(&self) -> Option<&Problem> {
         match self {
@@ -151,6 +159,8 @@ pub struct RawAnswer {
     /// One `Name: value` line per header.
     pub headers: String,
     pub body: String,
+    /// Its `Retry-After`, when it had one (a `rateLimited` answer usually has).
+    pub retry_after: Option<Duration>,
 }
 
 /// Which certificates the HTTPS client trusts. Verification itself is never switched off.
@@ -575,6 +585,7 @@ fn problem_of(response: Response, method: &'static str, headers: String) -> Erro
             method,
             headers,
             body: String::from_utf8_lossy(&response.body).into_owned(),
+            retry_after: response.retry_after,
         }),
     }
 }
