@@ -15,6 +15,9 @@ use super::wire::{Directory, Problem, RenewalInfo};
 
 /// Responses larger than this are refused: no ACME object or certificate chain comes near it.
 pub const MAX_BODY: u64 = 1 << 20;
+/// The longest pause between two polls of an order, unless the CA asks for more: the order
+/// alone is polled, so a short one costs one request, however many names it has.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(2);
 /// How many times one request is sent again after a `badNonce` answer.
 const BAD_NONCE_RETRIES: usize = 10;
 /// The longest one request may take, from connecting to the last byte of the answer.
@@ -341,7 +344,7 @@ impl Client {
     }
 
     /// POST-as-GET `url` until `done` says yes. The first request goes out after `first_wait`;
-    /// later ones after a wait that doubles from `first_wait` up to 4 s, or after the answer's
+    /// later ones after a wait that grows by half from `first_wait` up to 2 s, or after the answer's
     /// `Retry-After` when that is longer (a `Retry-After` of 0 or in the past never makes it
     /// poll without pause). At `deadline` it gives up with the last status the CA reported.
     pub fn poll_until<T: DeserializeOwned>(
@@ -378,7 +381,7 @@ impl Client {
                 });
             }
             wait = response.retry_after.unwrap_or(delay).max(delay);
-            delay = (delay * 2).min(Duration::from_secs(4));
+            delay = (delay * 3 / 2).min(MAX_POLL_WAIT);
         }
     }
 
