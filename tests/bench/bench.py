@@ -243,7 +243,7 @@ class Lab:
         }
         write_file(os.path.join(self.root, "pebble.json"), json.dumps(config, indent=1))
 
-        # Every name resolves to 127.0.0.1, where python serves the webroot on Pebble's httpPort.
+        # Every name resolves to 127.0.0.1, where nginx serves the webroot on Pebble's httpPort.
         self.spawn("dns.log", [
             "pebble-challtestsrv",
             "-dns01", f"127.0.0.1:{self.dns_port}",
@@ -251,10 +251,30 @@ class Lab:
             "-management", f"127.0.0.1:{self.dns_management_port}",
             "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
         ])
-        self.spawn("www.log", [
-            sys.executable, "-m", "http.server",
-            "--bind", "127.0.0.1", "--directory", self.www, str(self.http_port),
-        ])
+        # nginx, as on the servers these clients run on. (python's http.server would
+        # listen with a backlog of 5: Pebble's concurrent validations of 10 names would wait
+        # a second for a SYN to be sent again, which no real web server makes them do.)
+        nginx_conf = os.path.join(self.root, "nginx.conf")
+        write_file(nginx_conf, f"""daemon off;
+user root;
+worker_processes 1;
+pid {self.root}/nginx.pid;
+error_log {self.root}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.root}/nginx-body;
+    proxy_temp_path {self.root}/nginx-proxy;
+    fastcgi_temp_path {self.root}/nginx-fastcgi;
+    uwsgi_temp_path {self.root}/nginx-uwsgi;
+    scgi_temp_path {self.root}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{self.http_port};
+        root {self.www};
+    }}
+}}
+""")
+        self.spawn("www.log", ["nginx", "-c", nginx_conf, "-p", self.root])
         self.spawn("pebble.log", [
             "pebble", "-config", os.path.join(self.root, "pebble.json"),
             "-dnsserver", f"127.0.0.1:{self.dns_port}",
@@ -923,7 +943,7 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
         + " ".join(f"`{k}={v}`" for k, v in PEBBLE_ENV.items())
         + f" (no validation sleeps, no refused nonces, no reused authorizations); "
         f"certificate validity {pebble_validity}; `pebble-challtestsrv` as its DNS server "
-        "(every name is 127.0.0.1), `python3 -m http.server` serving the http-01 webroot")
+        "(every name is 127.0.0.1), nginx serving the http-01 webroot")
     add("")
     add("Every client trusts Pebble through the system CA store (`/etc/ssl/certs/ca-certificates.crt`, "
         "with Pebble's CA added in a private mount namespace) and uses ECDSA P-256 certificate keys. "

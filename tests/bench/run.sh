@@ -15,7 +15,7 @@ fi
 
 # program:package pairs the benchmark runs.
 needs=(pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated lego:lego certbot:certbot
-    uacme:uacme openssl:openssl python3:python3 curl:curl unshare:util-linux)
+    uacme:uacme openssl:openssl python3:python3 curl:curl unshare:util-linux nginx:nginx)
 missing=()
 for need in "${needs[@]}"; do
     command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
