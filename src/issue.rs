@@ -116,9 +116,28 @@ pub fn issue(ctx: &Ctx<'_>, request: Request<'_>, solver: &Solver<'_>) -> Result
             profile,
             replaces,
         };
-        run_order(ctx, solver, subject, order, &mut key, preferred_chain)
+        let mut cleaning = None;
+        let issued = run_order(
+            ctx,
+            (scope, &mut cleaning),
+            solver,
+            subject,
+            order,
+            &mut key,
+            preferred_chain,
+        );
+        // Challenges are taken away while the order goes on; that must have ended too, and
+        // its failure counts only when all else went well.
+        let cleaned = cleaning.map_or(Ok(()), |h: Cleaning<'_>| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::refused(subject, "taking challenges away panicked")))
+        });
+        issued.and_then(|issued| cleaned.map(|()| issued))
     })
 }
+
+/// The challenges of a validated order being taken away on their own thread.
+type Cleaning<'scope> = thread::ScopedJoinHandle<'scope, Result<()>>;
 
 type KeyAndCsr = (Option<CertKey>, Csr);
 
@@ -200,9 +219,13 @@ fn new_order(
     .map_err(Error::acme(subject))
 }
 
-fn run_order(
+fn run_order<'scope>(
     ctx: &Ctx<'_>,
-    solver: &Solver<'_>,
+    (scope, cleaning): (
+        &'scope thread::Scope<'scope, '_>,
+        &mut Option<Cleaning<'scope>>,
+    ),
+    solver: &'scope Solver<'scope>,
     subject: &str,
     request: NewOrder<'_>,
     key: &mut KeyJob<'_>,
@@ -224,7 +247,11 @@ fn run_order(
     for _ in 0..MAX_STEPS {
         order = match order.status {
             OrderStatus::Pending => {
-                authorize(ctx, solver, subject, &order_url, &order.authorizations)?;
+                if let Some(deployed) =
+                    authorize(ctx, solver, subject, &order_url, &order.authorizations)?
+                {
+                    *cleaning = Some(scope.spawn(move || solver.clean(deployed)));
+                }
                 // Every authorization is valid now, so the order is ready: finalize at once
                 // rather than fetch the order to be told so.
                 let (next, wait) =
@@ -324,14 +351,15 @@ fn finalize(
 /// Fetches every authorization, puts every needed challenge in place, answers all of them at
 /// once, then waits on the order alone (one request a poll, however many names) until it is
 /// no longer pending; only when it failed are the authorizations read again, for the CA's
-/// words about each name. Every challenge is taken away whatever happened.
+/// words about each name. After a failure every challenge is taken away here; after success
+/// what is in place is returned, to be taken away while the order goes on.
 fn authorize(
     ctx: &Ctx<'_>,
     solver: &Solver<'_>,
     subject: &str,
     order_url: &str,
     urls: &[String],
-) -> Result<()> {
+) -> Result<Option<Deployed>> {
     let (client, account) = (ctx.client, ctx.account);
     let fetched = parallel::map(urls, ctx.workers, |url| {
         client
@@ -386,7 +414,7 @@ fn authorize(
         });
     }
     if todo.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let proofs: Vec<Proof> = todo.iter().map(|p| p.proof.clone()).collect();
     let mut deployed = Deployed::new(solver.journal.clone());
@@ -423,9 +451,14 @@ fn authorize(
         }
         worst(outcomes)
     });
-    // Cleaning runs after a failure too; its own failure counts only when all else went well.
-    let cleaned = solver.clean(deployed);
-    result.and(cleaned)
+    match result {
+        Ok(()) => Ok(Some(deployed)),
+        // Cleaning runs after a failure too; the first error is the one that counts.
+        Err(e) => {
+            let _ = solver.clean(deployed);
+            Err(e)
+        }
+    }
 }
 
 /// An authorization whose challenge is to be answered.

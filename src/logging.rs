@@ -52,6 +52,7 @@ static SYSLOG: Mutex<Option<Logger<LoggerBackend, Formatter3164>>> = Mutex::new(
 
 /// Sets what is said and where. A syslog that cannot be reached is silently left out.
 pub fn init(level: Level, sinks: Sinks) {
+    let _ = START.set(std::time::Instant::now());
     LEVEL.store(level as u8, Ordering::Relaxed);
     JOURNAL.store(sinks.journal, Ordering::Relaxed);
     JSON.store(sinks.json, Ordering::Relaxed);
@@ -155,9 +156,17 @@ pub fn info(msg: impl Display) {
 /// A step, with `--verbose` only.
 pub fn debug(msg: impl Display) {
     if enabled(Level::Verbose) {
-        emit(false, Priority::Debug, &msg);
+        let since = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
+        emit(
+            false,
+            Priority::Debug,
+            &format_args!("[{since:7.1} ms] {msg}"),
+        );
     }
 }
+
+/// When logging started: `--verbose` lines say how long after it they were written.
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// A line a hook printed, shown as it is, like any line of what was done.
 pub fn hook_line(line: &str) {
