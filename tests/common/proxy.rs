@@ -695,10 +695,15 @@ fn exchange(
     for (k, v) in &headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    shared.seen.lock().unwrap()[index].status = Some(status);
+    // A connection of an earlier run may end after the log was forgotten: then it is not noted.
+    if let Some(seen) = shared.seen.lock().unwrap().get_mut(index) {
+        seen.status = Some(status);
+    }
     let stream = reader.get_mut();
     let (ok, sent) = send(stream, shared, head, &body, rule.delivery);
-    shared.seen.lock().unwrap()[index].body_sent = sent;
+    if let Some(seen) = shared.seen.lock().unwrap().get_mut(index) {
+        seen.body_sent = sent;
+    }
     if matches!(rule.delivery, Delivery::CutOff(_)) {
         stream.conn.send_close_notify();
         let _ = stream.flush();
