@@ -260,6 +260,13 @@ impl Solver<'_> {
         for path in &deployed.files {
             let _ = fs::remove_file(path);
         }
+        // A run killed while writing one left its temporary file beside it.
+        let mut folders: Vec<&Path> = deployed.files.iter().filter_map(|p| p.parent()).collect();
+        folders.sort();
+        folders.dedup();
+        for folder in folders {
+            store::remove_dead_temp_files(folder);
+        }
         if let Some(responder) = self.responder {
             for token in &deployed.tokens {
                 responder.remove(token);
