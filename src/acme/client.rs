@@ -218,6 +218,17 @@ pub fn parse_links(value: &str) -> Vec<Link> {
     links
 }
 
+/// A `Replay-Nonce` value: base64url without padding (RFC 8555 §6.5.1). None for anything
+/// else, which the RFC says to ignore rather than send back.
+pub fn parse_replay_nonce(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(value)
+}
+
 /// What a request returned, headers already read and the body capped at [`MAX_BODY`].
 #[derive(Debug)]
 pub struct Response {
@@ -443,10 +454,11 @@ impl Client {
             return Err(problem_of(answer, "head", headers));
         }
         header(&response, "replay-nonce")
+            .and_then(|v| parse_replay_nonce(&v).map(str::to_string))
             .filter(|_| status < 300)
             .ok_or_else(|| Error::Protocol {
                 url: url.clone(),
-                msg: format!("newNonce answered {status} without a Replay-Nonce"),
+                msg: format!("newNonce answered {status} without a valid Replay-Nonce"),
             })
     }
 }
@@ -482,8 +494,11 @@ impl Http {
                 .send(body),
         };
         let mut response = result.map_err(|e| transport(url, e))?;
-        if let Some(nonce) = header(&response, "replay-nonce") {
-            self.lock_nonces().push(nonce);
+        if let Some(nonce) = header(&response, "replay-nonce")
+            .as_deref()
+            .and_then(parse_replay_nonce)
+        {
+            self.lock_nonces().push(nonce.to_string());
         }
         let status = response.status().as_u16();
         self.trace(&format!("{} {url} -> {status}", method.to_uppercase()));
@@ -796,6 +811,18 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn replay_nonces_are_base64url_or_ignored() {
+        assert_eq!(
+            parse_replay_nonce(" oFvnlFP1wIhRlYS2jTaXbA "),
+            Some("oFvnlFP1wIhRlYS2jTaXbA")
+        );
+        assert_eq!(parse_replay_nonce("a-b_C9"), Some("a-b_C9"));
+        for bad in ["", " ", "abc=", "a b", "a+b/c", "\"nonce\"", "nonce,nonce"] {
+            assert_eq!(parse_replay_nonce(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
