@@ -317,7 +317,7 @@ impl Config {
         Config::resolve(file, vars, opts)
     }
 
-    fn resolve(file: Option<PathBuf>, vars: Vars, opts: &LoadOptions) -> Result<Config> {
+    pub(crate) fn resolve(file: Option<PathBuf>, vars: Vars, opts: &LoadOptions) -> Result<Config> {
         let mut warnings = unsupported(&vars)?;
         if file.is_none() && vars.origin("BASEDIR").map(|o| o.0.as_str()) == Some(BASEDIR_DEFAULT) {
             warnings.push(format!(
@@ -550,7 +550,7 @@ fn unknown_key(origin: &Origin, key: &str) -> Error {
     ))
 }
 
-fn check_keys(read: &[config_file::Assignment]) -> Result<()> {
+pub(crate) fn check_keys(read: &[config_file::Assignment]) -> Result<()> {
     match read.iter().find(|a| key(&a.key).is_none()) {
         Some(a) => Err(unknown_key(&a.origin, &a.key)),
         None => Ok(()),

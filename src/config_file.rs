@@ -71,9 +71,19 @@ pub fn read_file(
 ) -> Result<Vec<Assignment>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+    parse_text(&text, &path.display().to_string(), known, env)
+}
+
+/// The assignments of config `text` read from `file` (named in origins), as [`read_file`].
+pub fn parse_text(
+    text: &str,
+    file: &str,
+    known: &Vars,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Assignment>> {
     let mut out: Vec<Assignment> = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let origin = Origin(format!("{}:{}", path.display(), i + 1));
+        let origin = Origin(format!("{file}:{}", i + 1));
         let lookup = |name: &str| {
             out.iter()
                 .rev()

@@ -19,6 +19,8 @@ mod dns01;
 mod domains;
 mod error;
 mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hooks;
 mod import;
 mod issue;

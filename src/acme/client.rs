@@ -565,7 +565,7 @@ impl Http {
 
 /// Turns a non-2xx answer into [`Error::Problem`]; a body that is no problem document becomes
 /// the detail, shortened, so a proxy's HTML error page still says something.
-fn problem_of(response: Response, method: &'static str, headers: String) -> Error {
+pub(crate) fn problem_of(response: Response, method: &'static str, headers: String) -> Error {
     let parsed = if response.content_type == PROBLEM_JSON || response.content_type == JSON {
         serde_json::from_slice::<Problem>(&response.body).ok()
     } else {
