@@ -196,26 +196,75 @@ pub struct Link {
     pub url: String,
 }
 
-/// Parses one `Link` header value, which may hold several comma-separated links.
+/// Parses one `Link` header value (RFC 8288 §3), which may hold several comma-separated
+/// links: `<url>; rel="alternate"`. Commas and semicolons inside `<...>` or a quoted string
+/// are part of it; a `rel` with several relation types (`rel="up alternate"`) gives a link
+/// for each, lower-cased; links without `rel` are left out.
 pub fn parse_links(value: &str) -> Vec<Link> {
     let mut links = Vec::new();
-    for part in value.split(',') {
-        let Some(rest) = part.trim().strip_prefix('<') else {
-            continue;
+    let mut rest = value;
+    while let Some(start) = rest.find('<') {
+        let Some((url, after)) = rest[start + 1..].split_once('>') else {
+            break;
         };
-        let Some((url, params)) = rest.split_once('>') else {
-            continue;
-        };
-        for param in params.split(';') {
-            if let Some(rel) = param.trim().strip_prefix("rel=") {
+        let (params, next) = link_params(after);
+        // RFC 8288 §3.3: a second rel is ignored.
+        if let Some((_, rel)) = params.iter().find(|(name, _)| name == "rel") {
+            for rel in rel.split_whitespace() {
                 links.push(Link {
-                    rel: rel.trim_matches('"').to_string(),
+                    rel: rel.to_ascii_lowercase(),
                     url: url.to_string(),
                 });
             }
         }
+        rest = next;
     }
     links
+}
+
+/// The `; name=value` parameters after a link's `<url>`, values plain or quoted, names
+/// lower-cased, up to the comma that ends the link; and what follows that comma.
+fn link_params(mut s: &str) -> (Vec<(String, String)>, &str) {
+    let mut params = Vec::new();
+    loop {
+        s = s.trim_start();
+        let Some(param) = s.strip_prefix(';') else {
+            // The comma that ends this link, or something that is no parameter: skip it.
+            let next = s.split_once(',').map_or("", |(_, next)| next);
+            return (params, next);
+        };
+        let param = param.trim_start();
+        let end = param
+            .find(|c: char| c == '=' || c == ';' || c == ',' || c.is_whitespace())
+            .unwrap_or(param.len());
+        let name = param[..end].to_ascii_lowercase();
+        let mut value = String::new();
+        s = param[end..].trim_start();
+        if let Some(v) = s.strip_prefix('=') {
+            let v = v.trim_start();
+            if let Some(quoted) = v.strip_prefix('"') {
+                let mut chars = quoted.char_indices();
+                s = "";
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '"' => {
+                            s = &quoted[i + 1..];
+                            break;
+                        }
+                        '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                let end = v
+                    .find(|c: char| c == ';' || c == ',' || c.is_whitespace())
+                    .unwrap_or(v.len());
+                value.push_str(&v[..end]);
+                s = &v[end..];
+            }
+        }
+        params.push((name, value));
+    }
 }
 
 /// A `Replay-Nonce` value: base64url without padding (RFC 8555 §6.5.1). None for anything
@@ -810,6 +859,47 @@ mod tests {
                     url: "https://ca/cert/1/alt/1".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn links_keep_commas_and_quotes_where_rfc_8288_puts_them() {
+        let link = |rel: &str, url: &str| Link {
+            rel: rel.into(),
+            url: url.into(),
+        };
+        // Found by fuzzing: the rest of the parameter after a quoted rel became part of the
+        // relation type, quote and all.
+        assert_eq!(
+            parse_links(
+                "<https://127.0.5.1:14950/dib>;rel=\"inde<https:am\0_ttps://exax\"p_//example.com/"
+            ),
+            [link(
+                "inde<https:am\0_ttps://exax",
+                "https://127.0.5.1:14950/dib"
+            )]
+        );
+        assert_eq!(
+            parse_links(r#"<https://ca/cert/1,2>;rel="alternate""#),
+            [link("alternate", "https://ca/cert/1,2")]
+        );
+        assert_eq!(
+            parse_links(
+                r#"<https://ca/a>; title="x, <y>; rel=no"; REL="UP alternate"; rel=index, <https://ca/b>;rel=index"#
+            ),
+            [
+                link("up", "https://ca/a"),
+                link("alternate", "https://ca/a"),
+                link("index", "https://ca/b")
+            ]
+        );
+        assert_eq!(
+            parse_links(r#"<https://ca/q>; rel="a\"b""#),
+            [link("a\"b", "https://ca/q")]
+        );
+        assert_eq!(
+            parse_links("<https://ca/none>, garbage, <https://ca/c>;rel=up"),
+            [link("up", "https://ca/c")]
         );
     }
 
