@@ -1,5 +1,6 @@
-//! `Link` headers (RFC 8288), where the CA names alternate chains: the links read, written
-//! back, read the same; and any URL, written as one link, reads back as exactly that link.
+//! `Link` headers (RFC 8288), where the CA names alternate chains: relation types are single
+//! lower-case words; the links read, written back (rel quoted and escaped), read the same; and
+//! any URL, written as one link, reads back as exactly that link.
 #![no_main]
 
 use desiccant::fuzzing;
@@ -8,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 fn write(links: &[(String, String)]) -> String {
     links
         .iter()
-        .map(|(rel, url)| format!("<{url}>; rel=\"{rel}\""))
+        .map(|(rel, url)| {
+            let rel = rel.replace('\\', r"\\").replace('"', r#"\""#);
+            format!("<{url}>; rel=\"{rel}\"")
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -24,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             !rel.is_empty() && !rel.contains(char::is_whitespace),
             "rel {rel:?}"
         );
-        assert!(!rel.contains(['"', ',', ';']), "rel {rel:?}");
+        assert_eq!(*rel, rel.to_ascii_lowercase());
     }
     let written = write(&links);
     assert_eq!(
