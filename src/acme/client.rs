@@ -939,6 +939,32 @@ mod tests {
     }
 
     #[test]
+    fn an_error_page_with_control_characters_is_one_clean_line() {
+        // Found by fuzzing: NUL bytes of a body that is not JSON went into the message.
+        let mut body = br#"{"type": "urn:ietf:params:acme:error:malformed"#.to_vec();
+        body.extend([0; 50]);
+        body.extend(br#"", "detail": "x", "status": 400}"#);
+        body.extend(b"\x1b[2J\r<0>forged");
+        let err = problem_of(
+            Response {
+                url: "https://ca/x".into(),
+                status: 400,
+                location: None,
+                retry_after: None,
+                links: vec![],
+                content_type: PROBLEM_JSON.into(),
+                body,
+                date: None,
+            },
+            "post",
+            String::new(),
+        );
+        let text = err.to_string();
+        assert!(!text.contains(char::is_control), "{text:?}");
+        assert!(text.ends_with(" [2J <0>forged"), "{text:?}");
+    }
+
+    #[test]
     fn which_errors_are_temporary() {
         let problem = |status, kind: &str| Error::Problem {
             url: "u".into(),

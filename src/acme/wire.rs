@@ -198,6 +198,20 @@ impl Problem {
     }
 }
 
+/// `text` with each control character (line break, escape, NUL) as a space: what a CA writes
+/// stays on one log line, cannot forge another (or its journal priority) and cannot steer a
+/// terminal.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let detail = if self.detail.is_empty() {
@@ -205,14 +219,14 @@ impl fmt::Display for Problem {
         } else {
             &self.detail
         };
-        write!(f, "{detail}")?;
+        write!(f, "{}", one_line(detail))?;
         if !self.kind.is_empty() {
-            write!(f, " ({})", self.kind)?;
+            write!(f, " ({})", one_line(&self.kind))?;
         }
         for sub in &self.subproblems {
             write!(f, "; ")?;
             if let Some(id) = &sub.identifier {
-                write!(f, "{}: ", id.value)?;
+                write!(f, "{}: ", one_line(&id.value))?;
             }
             write!(f, "{sub}")?;
         }
@@ -247,6 +261,21 @@ mod tests {
             p.to_string(),
             "some names were refused (urn:ietf:params:acme:error:rejectedIdentifier); \
              b.example: CAA forbids (urn:ietf:params:acme:error:caa)"
+        );
+    }
+
+    #[test]
+    fn a_problem_is_shown_on_one_line_whatever_the_ca_wrote() {
+        // Found by fuzzing: control characters went into the line as they came, so a CA could
+        // start a new log line (with its own <N> journal priority) or send terminal escapes.
+        let p: Problem = serde_json::from_str(
+            r#"{"type":"urn:ietf:params:acme:error:malformed\u0000","detail":"bad\n<0>forged\r\u001b[2J",
+               "subproblems":[{"detail":"x\u0085y","identifier":{"type":"dns","value":"a\nb"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.to_string(),
+            "bad <0>forged  [2J (urn:ietf:params:acme:error:malformed ); a b: x y"
         );
     }
 
