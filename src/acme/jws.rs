@@ -78,9 +78,7 @@ impl AccountKey {
             .ok_or_else(|| KeyError("no private key in the file".into()))?;
         match block.tag() {
             "PRIVATE KEY" => AccountKey::from_pkcs8(block.contents()),
-            "RSA PRIVATE KEY" => RsaKeyPair::from_der(block.contents())
-                .map_err(|e| KeyError(format!("bad RSA private key: {e}")))
-                .and_then(AccountKey::rsa),
+            "RSA PRIVATE KEY" => rsa_pair(block.contents(), true).and_then(AccountKey::rsa),
             "EC PRIVATE KEY" => [OID_P256, OID_P384]
                 .iter()
                 .find_map(|curve| {
@@ -120,7 +118,7 @@ impl AccountKey {
                 return Ok(AccountKey::new(Signer::Ec(pair, name), jwk));
             }
         }
-        match RsaKeyPair::from_pkcs8(der) {
+        match rsa_pair(der, false) {
             Ok(pair) => AccountKey::rsa(pair),
             Err(e) => Err(KeyError(format!(
                 "PKCS#8 key is neither EC P-256/P-384 nor RSA of 2048 to 8192 bits: {e}"
@@ -291,6 +289,26 @@ impl fmt::Debug for AccountKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AccountKey({} {})", self.alg(), self.thumbprint())
     }
+}
+
+/// An RSA key from PKCS#1 (`pkcs1`) or PKCS#8 DER, read as the certificate key reader reads
+/// it: the rsa crate checks that its private exponent agrees with its primes and computes the
+/// CRT parts afresh. ring alone takes those parts as written and fails only at the first
+/// signature when they do not agree (a damaged file).
+fn rsa_pair(der: &[u8], pkcs1: bool) -> Result<RsaKeyPair, KeyError> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    let key = if pkcs1 {
+        rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(|e| e.to_string())
+    } else {
+        rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| e.to_string())
+    }
+    .map_err(|e| KeyError(format!("bad RSA private key: {e}")))?;
+    let pkcs8 = key
+        .to_pkcs8_der()
+        .map_err(|e| KeyError(format!("bad RSA private key: {e}")))?;
+    RsaKeyPair::from_pkcs8(pkcs8.as_bytes())
+        .map_err(|e| KeyError(format!("bad RSA private key: {e}")))
 }
 
 /// Wraps a SEC1 `ECPrivateKey` into a PKCS#8 `PrivateKeyInfo` for the given curve OID.
@@ -479,6 +497,24 @@ mod tests {
         assert!(ring::hmac::verify(&k, signed.as_bytes(), &mac).is_ok());
         assert!(Eab::new("k", "!!", "HS256").is_err());
         assert!(Eab::new("k", "YQ", "HS1").is_err());
+    }
+
+    #[test]
+    fn a_damaged_rsa_key_is_refused_when_read_not_at_its_first_signature() {
+        // Found by fuzzing: tests/data/rsa2048-pkcs1.pem with one digit swapped in d and two
+        // letters in dP was read, and every signature then failed ("RSA signing failed").
+        let good = std::fs::read_to_string(format!(
+            "{}/tests/data/rsa2048-pkcs1.pem",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let damaged = good
+            .replace("ITrov1WTz748aO30", "ITrov1WTz784aO30")
+            .replace("dxaO4pBmVcbkcRTJz8jN", "dxaO4pBmVcbkcJRzT8jN");
+        assert_ne!(damaged, good);
+        let err = AccountKey::from_pem(&damaged).unwrap_err();
+        assert!(err.0.starts_with("bad RSA private key"), "{err}");
+        assert!(AccountKey::from_pem(&good).unwrap().sign(b"x").is_ok());
     }
 
     #[test]
