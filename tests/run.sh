@@ -5,16 +5,20 @@
 #   tests/run.sh           what CI runs
 #   tests/run.sh --long    also the long modes: the big kill campaign and 500 issuances under
 #                          badNonce (see FAULTS.md)
+#   tests/run.sh --fuzz    also runs every fuzz target for 30 s (tests/fuzz.sh: cargo fuzz on
+#                          the nightly toolchain, installed when missing; see README, "Fuzzing")
 #   tests/run.sh --package also builds the Debian package, installs, checks, removes and purges
 #                          it on this machine (tests/package.sh; needs root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 long=""
+fuzz=""
 package=""
 for arg in "$@"; do
     case "$arg" in
         --long) long=1 ;;
+        --fuzz) fuzz=1 ;;
         --package) package=1 ;;
         -h|--help) sed -n '2,/^set/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "tests/run.sh: unknown option $arg (see tests/run.sh --help)" >&2; exit 2 ;;
@@ -44,6 +48,9 @@ if [ -n "$long" ]; then
     DESICCANT_LONG=1 cargo test --locked --features failpoints
 else
     cargo test --locked --features failpoints
+fi
+if [ -n "$fuzz" ]; then
+    tests/fuzz.sh
 fi
 if [ -n "$package" ]; then
     if [ "$(id -u)" -eq 0 ]; then tests/package.sh; else sudo tests/package.sh; fi
