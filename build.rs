@@ -18,20 +18,25 @@ mod cli;
 fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    for path in [
+    // A path that does not exist makes cargo run this script on every build (a tarball has no
+    // .git; in a git worktree .git is a file): only those that exist are named.
+    let mut watched: Vec<String> = [
         "src/cli.rs",
         "README.md",
         "Cargo.lock",
         ".git/HEAD",
         ".git/index",
-    ] {
-        println!("cargo:rerun-if-changed={path}");
-    }
+    ]
+    .map(String::from)
+    .to_vec();
     if let Some(reference) = fs::read_to_string(root.join(".git/HEAD"))
         .ok()
         .and_then(|head| head.strip_prefix("ref: ").map(|r| r.trim().to_string()))
     {
-        println!("cargo:rerun-if-changed=.git/{reference}");
+        watched.push(format!(".git/{reference}"));
+    }
+    for path in watched.iter().filter(|p| root.join(p).is_file()) {
+        println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-env-changed=DESICCANT_GIT_REV");
     println!("cargo:rustc-env=DESICCANT_GIT_REV={}", git_rev(&root));

@@ -156,7 +156,9 @@ pub fn info(msg: impl Display) {
 /// A step, with `--verbose` only.
 pub fn debug(msg: impl Display) {
     if enabled(Level::Verbose) {
-        let since = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
+        let since = START
+            .get()
+            .map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
         emit(
             false,
             Priority::Debug,

@@ -121,7 +121,7 @@ impl AccountKey {
         match rsa_pair(der, false) {
             Ok(pair) => AccountKey::rsa(pair),
             Err(e) => Err(KeyError(format!(
-                "PKCS#8 key is neither EC P-256/P-384 nor RSA of 2048 to 8192 bits: {e}"
+                "PKCS#8 key is neither EC P-256/P-384 nor RSA of 2048 to 4096 bits: {e}"
             ))),
         }
     }

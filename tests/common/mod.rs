@@ -56,20 +56,28 @@ fn free_port() -> u16 {
 }
 
 fn wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) {
+    if let Err(e) = try_wait_for_port(port, what, child, log) {
+        panic!("{e}");
+    }
+}
+
+/// Waits until `child` listens on `port`; an error when it exits first (its port was taken,
+/// most likely) or takes longer than 20 s.
+fn try_wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!(
+            return Err(format!(
                 "{what} exited with {status} before listening on {port}:\n{}",
                 fs::read_to_string(log).unwrap_or_default()
-            );
+            ));
         }
         thread::sleep(Duration::from_millis(20));
     }
-    panic!("{what} did not listen on port {port} within 20 s");
+    Err(format!("{what} did not listen on port {port} within 20 s"))
 }
 
 /// Finds a program, or fails the test saying how to install it.
@@ -149,6 +157,108 @@ pub struct Pebble {
     server: Option<thread::JoinHandle<()>>,
 }
 
+/// Pebble and its DNS server, running.
+struct Started {
+    children: Vec<Child>,
+    log: PathBuf,
+    acme_port: u16,
+    mgmt_port: u16,
+    dns_port: u16,
+    dns_mgmt_port: u16,
+}
+
+/// Starts pebble-challtestsrv and Pebble on fresh ports, Pebble checking http-01 at
+/// `http_port`; an error, with everything stopped, when one of them did not come up.
+fn start_processes(
+    pebble: &Path,
+    challtestsrv: &Path,
+    dir: &Path,
+    opts: &PebbleOptions,
+    http_port: u16,
+) -> Result<Started, String> {
+    let (acme_port, mgmt_port, dns_port, dns_mgmt_port, tls_port) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let config = serde_json::json!({
+        "pebble": {
+            "listenAddress": format!("127.0.0.1:{acme_port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
+            "certificate": dir.join("cert.pem"),
+            "privateKey": dir.join("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": opts.eab_required,
+            "externalAccountMACKeys": { EAB_KID: EAB_HMAC_KEY }
+        }
+    });
+    let config_path = dir.join("pebble-config.json");
+    fs::write(&config_path, config.to_string()).unwrap();
+
+    let dns_log = dir.join("challtestsrv.log");
+    let mut dns = Command::new(challtestsrv)
+        .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
+        .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+        .args(["-management", &format!("127.0.0.1:{dns_mgmt_port}")])
+        .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+        .stdout(fs::File::create(&dns_log).unwrap())
+        .stderr(Stdio::from(
+            fs::File::create(dir.join("challtestsrv.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    if let Err(e) = try_wait_for_port(dns_mgmt_port, "pebble-challtestsrv", &mut dns, &dns_log) {
+        let _ = dns.kill();
+        let _ = dns.wait();
+        return Err(e);
+    }
+
+    let log = dir.join("pebble.log");
+    let log_file = fs::File::create(&log).unwrap();
+    let mut ca = Command::new(pebble);
+    if let Some(n) = opts.alternate_roots {
+        ca.env("PEBBLE_ALTERNATE_ROOTS", n.to_string());
+    }
+    if let Some(n) = opts.chain_length {
+        ca.env("PEBBLE_CHAIN_LENGTH", n.to_string());
+    }
+    let mut ca = ca
+        .arg("-config")
+        .arg(&config_path)
+        .args([
+            "-dnsserver",
+            &opts
+                .dns
+                .map_or(format!("127.0.0.1:{dns_port}"), |a| a.to_string()),
+        ])
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_WFE_NONCEREJECT", opts.nonce_reject.to_string())
+        .env("PEBBLE_AUTHZREUSE", opts.authz_reuse.to_string())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    if let Err(e) = try_wait_for_port(acme_port, "pebble", &mut ca, &log) {
+        for child in [&mut ca, &mut dns] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        return Err(e);
+    }
+    Ok(Started {
+        children: vec![dns, ca],
+        log,
+        acme_port,
+        mgmt_port,
+        dns_port,
+        dns_mgmt_port,
+    })
+}
+
 impl Pebble {
     pub fn start() -> Pebble {
         Pebble::start_with(PebbleOptions::default())
@@ -169,29 +279,6 @@ impl Pebble {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let http_port = listener.local_addr().unwrap().port();
         let listener = opts.web_server.then_some(listener);
-        let (acme_port, mgmt_port, dns_port, dns_mgmt_port, tls_port) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        let config = serde_json::json!({
-            "pebble": {
-                "listenAddress": format!("127.0.0.1:{acme_port}"),
-                "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
-                "certificate": dir.path().join("cert.pem"),
-                "privateKey": dir.path().join("key.pem"),
-                "httpPort": http_port,
-                "tlsPort": tls_port,
-                "ocspResponderURL": "",
-                "externalAccountBindingRequired": opts.eab_required,
-                "externalAccountMACKeys": { EAB_KID: EAB_HMAC_KEY }
-            }
-        });
-        let config_path = dir.path().join("pebble-config.json");
-        fs::write(&config_path, config.to_string()).unwrap();
-
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(Mutex::new(Vec::new()));
         let server = {
@@ -205,49 +292,24 @@ impl Pebble {
             })
         };
 
-        let mut children = Vec::new();
-        let dns_log = dir.path().join("challtestsrv.log");
-        let mut dns = Command::new(challtestsrv)
-            .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{dns_mgmt_port}")])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .stdout(fs::File::create(&dns_log).unwrap())
-            .stderr(Stdio::from(
-                fs::File::create(dir.path().join("challtestsrv.err")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        wait_for_port(dns_mgmt_port, "pebble-challtestsrv", &mut dns, &dns_log);
-        children.push(dns);
-
-        let log = dir.path().join("pebble.log");
-        let log_file = fs::File::create(&log).unwrap();
-        let mut ca = Command::new(pebble);
-        if let Some(n) = opts.alternate_roots {
-            ca.env("PEBBLE_ALTERNATE_ROOTS", n.to_string());
-        }
-        if let Some(n) = opts.chain_length {
-            ca.env("PEBBLE_CHAIN_LENGTH", n.to_string());
-        }
-        let mut ca = ca
-            .arg("-config")
-            .arg(&config_path)
-            .args([
-                "-dnsserver",
-                &opts
-                    .dns
-                    .map_or(format!("127.0.0.1:{dns_port}"), |a| a.to_string()),
-            ])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", opts.nonce_reject.to_string())
-            .env("PEBBLE_AUTHZREUSE", opts.authz_reuse.to_string())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        wait_for_port(acme_port, "pebble", &mut ca, &log);
-        children.push(ca);
+        // The ports are free when chosen, but a test running beside this one may take one
+        // before Pebble or its DNS server binds it: then both start again on other ports.
+        let mut attempt = 0;
+        let Started {
+            children,
+            log,
+            acme_port,
+            mgmt_port,
+            dns_port,
+            dns_mgmt_port,
+        } = loop {
+            attempt += 1;
+            match start_processes(&pebble, &challtestsrv, dir.path(), &opts, http_port) {
+                Ok(started) => break started,
+                Err(e) if attempt < 3 => eprintln!("starting Pebble again: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        };
 
         Pebble {
             http_port,
