@@ -8,6 +8,7 @@
 import argparse
 import ctypes
 import datetime
+import glob
 import json
 import os
 import re
@@ -155,13 +156,15 @@ def command_output(argv):
 
 
 class Command:
-    """One thing to run: argv, the exit status that means success, extra environment, folder."""
+    """One thing to run: argv, the exit status that means success, extra environment, folder,
+    and an optional step run (unmeasured) before each measured run."""
 
-    def __init__(self, argv, ok=0, env=None, cwd=None):
+    def __init__(self, argv, ok=0, env=None, cwd=None, before=None):
         self.argv = argv
         self.ok = ok
         self.env = env or {}
         self.cwd = cwd
+        self.before = before
 
     def text(self):
         if self.argv[:2] == ["bash", "-c"]:
@@ -422,6 +425,8 @@ esac
         CPU ms, peak RSS MiB, the requests and new orders Pebble saw, and the client's output.
         An unexpected exit status stops the benchmark."""
         log = os.path.join(self.root, "run.log")
+        if command.before:
+            command.before()
         before = len(self.pebble_requests())
         helper = [sys.executable, os.path.abspath(__file__), "--measure", log, "--"] + command.argv
         status, output = run_process(helper, env=dict(os.environ, **command.env), cwd=command.cwd)
@@ -742,9 +747,19 @@ class Uacme(Client):
 
     def reissue(self, d, certs, challenge):
         if len(certs) == 1:
-            return self.issue(d, certs[0], challenge, force=True)
-        one = self.issue(d, ["{name}"], challenge, force=True)
-        return shell_loop([c[0] for c in certs], one.argv, 0, env=one.env, cwd=d)
+            command = self.issue(d, certs[0], challenge, force=True)
+        else:
+            one = self.issue(d, ["{name}"], challenge, force=True)
+            command = shell_loop([c[0] for c in certs], one.argv, 0, env=one.env, cwd=d)
+        command.before = lambda: self.forget_backups(d)
+        return command
+
+    @staticmethod
+    def forget_backups(d):
+        """uacme keeps the certificate it replaces as cert-<notBefore, in seconds>.pem and fails
+        when that name is taken, which happens when two runs issue within one second."""
+        for path in glob.glob(os.path.join(d, "*", "cert-*.pem")):
+            os.unlink(path)
 
     def daily(self, d, certs):
         # uacme exits 1 when the certificate is still current: "not reissued" is success here.
