@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -262,14 +262,25 @@ impl Hook {
             .map_err(|e| fail(format!("cannot start: {e}")))?;
         let stdout = child.stdout.take().map(drain);
         let stderr = child.stderr.take().map(drain);
+        let pid = child.id();
+        // The wait on a thread of its own: the hook's end is seen the moment it comes, while
+        // this thread keeps watch over the time limit and a request to stop.
+        let (exited, exit) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = exited.send(child.wait());
+        });
         let deadline = Instant::now() + self.timeout;
-        let mut pause = Duration::from_millis(1);
         let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) if Instant::now() >= deadline => {
-                    kill_group(child.id());
-                    let _ = child.wait();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match exit.recv_timeout(left.min(STOP_CHECK)) {
+                Ok(Ok(status)) => break Ok(status),
+                Ok(Err(e)) => break Err(format!("cannot wait for it: {e}")),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err("cannot wait for it".to_string());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    kill_group(pid);
+                    let _ = exit.recv();
                     let limit = if self.timeout >= Duration::from_secs(1) {
                         format!("{} s", self.timeout.as_secs())
                     } else {
@@ -279,16 +290,12 @@ impl Hook {
                         "killed after {limit}, its time limit (HOOK_TIMEOUT)"
                     ));
                 }
-                Ok(None) if !tidies && crate::stop::requested() => {
-                    kill_group(child.id());
-                    let _ = child.wait();
+                Err(mpsc::RecvTimeoutError::Timeout) if !tidies && crate::stop::requested() => {
+                    kill_group(pid);
+                    let _ = exit.recv();
                     return Err(Error::Stopped(crate::stop::why()));
                 }
-                Ok(None) => {
-                    thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => break Err(format!("cannot wait for it: {e}")),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         };
         // A process the hook left running may hold its output open for ever (a daemon started
@@ -314,16 +321,22 @@ impl Hook {
 /// How long the output of a hook that has exited is read on, for what its children print.
 const PIPE_GRACE: Duration = Duration::from_secs(1);
 
+/// How often a running hook is checked on for a request to stop the run.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
 /// A pipe read to its end on a thread of its own, so that a chatty hook never blocks.
 struct Drained {
     bytes: Arc<Mutex<Vec<u8>>>,
-    reader: thread::JoinHandle<()>,
+    /// Disconnected once the reader has seen the end of the pipe.
+    done: mpsc::Receiver<()>,
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> Drained {
     let bytes = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&bytes);
-    let reader = thread::spawn(move || {
+    let (reading, done) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let _reading = reading;
         let mut chunk = [0u8; 8192];
         while let Ok(n) = pipe.read(&mut chunk) {
             if n == 0 {
@@ -334,15 +347,15 @@ fn drain(mut pipe: impl Read + Send + 'static) -> Drained {
                 .extend_from_slice(&chunk[..n]);
         }
     });
-    Drained { bytes, reader }
+    Drained { bytes, done }
 }
 
 impl Drained {
     /// What was read, once the pipe closed or at `until`, whichever comes first.
     fn take(self, until: Instant) -> String {
-        while !self.reader.is_finished() && Instant::now() < until {
-            thread::sleep(Duration::from_millis(5));
-        }
+        let _ = self
+            .done
+            .recv_timeout(until.saturating_duration_since(Instant::now()));
         let bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&bytes).into_owned()
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +20,9 @@ pub const MAX_BODY: u64 = 1 << 20;
 const MAX_POLL_WAIT: Duration = Duration::from_secs(2);
 /// How many times one request is sent again after a `badNonce` answer.
 const BAD_NONCE_RETRIES: usize = 10;
+/// The longest a request waits for the nonce of another request's answer before it asks
+/// `newNonce` for one of its own (see [`Nonces`]).
+const NONCE_WAIT: Duration = Duration::from_millis(500);
 /// The longest one request may take, from connecting to the last byte of the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// The longest a connection may take to open.
@@ -334,10 +337,23 @@ pub struct Client {
     pub clock_skew: Option<i64>,
 }
 
+/// The nonces the CA gave and has not seen back, and what may still bring more.
+#[derive(Default)]
+struct Nonces {
+    pool: Vec<String>,
+    /// Signed requests given a nonce (or getting one from `newNonce`) and not yet answered:
+    /// each answer should bring one.
+    in_flight: usize,
+    /// Requests waiting for one of those.
+    waiting: usize,
+}
+
 /// The transport under [`Client`]: the agent, the nonces every answer brings, a request count.
 struct Http {
     agent: ureq::Agent,
-    nonces: Mutex<Vec<String>>,
+    nonces: Mutex<Nonces>,
+    /// Told when a nonce comes into the pool or an answer comes back without one.
+    nonce_came: Condvar,
     requests: AtomicUsize,
     trace: Option<fn(&str)>,
     stopped: fn() -> bool,
@@ -353,7 +369,8 @@ impl Client {
         })?;
         let http = Http {
             agent,
-            nonces: Mutex::new(Vec::new()),
+            nonces: Mutex::new(Nonces::default()),
+            nonce_came: Condvar::new(),
             requests: AtomicUsize::new(0),
             trace: transport.trace,
             stopped: transport.stopped,
@@ -391,8 +408,14 @@ impl Client {
         let mut tries = 0;
         loop {
             let nonce = self.nonce()?;
-            let body = key.jws(url, &nonce, key_id, payload)?;
-            match self.http.send(url, Some(body)) {
+            let answer = key
+                .jws(url, &nonce, key_id, payload)
+                .map_err(Error::from)
+                .and_then(|body| self.http.send(url, Some(body)));
+            self.http.lock_nonces().in_flight -= 1;
+            // Whoever waits for a nonce looks again: this answer brought one, or none will come.
+            self.http.nonce_came.notify_all();
+            match answer {
                 Err(Error::Problem { problem, .. })
                     if problem.is("badNonce") && tries < BAD_NONCE_RETRIES =>
                 {
@@ -468,11 +491,46 @@ impl Client {
         Ok(response)
     }
 
-    /// A nonce from the pool, or from `newNonce` when the pool is empty.
+    /// A nonce for a signed request about to be sent. From then on the request counts as in
+    /// flight (the caller uncounts it once answered), since its answer will bring a nonce.
+    /// Taken from the pool; when that is empty, from an answer in flight, if there are more
+    /// of those than requests already waiting for one (each answer serves one waiter, no later
+    /// than a `newNonce` request would); else, or after [`NONCE_WAIT`], from `newNonce`. So a
+    /// run of one order asks `newNonce` once, and the authorizations of an order are fetched
+    /// side by side with a `newNonce` request for about every other one.
     fn nonce(&self) -> Result<String> {
-        if let Some(nonce) = self.http.lock_nonces().pop() {
-            return Ok(nonce);
+        let mut nonces = self.http.lock_nonces();
+        let give_up = Instant::now() + NONCE_WAIT;
+        loop {
+            if let Some(nonce) = nonces.pool.pop() {
+                nonces.in_flight += 1;
+                return Ok(nonce);
+            }
+            let left = give_up.saturating_duration_since(Instant::now());
+            if nonces.in_flight <= nonces.waiting || left.is_zero() || (self.http.stopped)() {
+                break;
+            }
+            nonces.waiting += 1;
+            nonces = self
+                .http
+                .nonce_came
+                .wait_timeout(nonces, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            nonces.waiting -= 1;
         }
+        // In flight from now on: the answer to the request this nonce is for comes no later
+        // than one more newNonce request would.
+        nonces.in_flight += 1;
+        drop(nonces);
+        self.new_nonce().inspect_err(|_| {
+            self.http.lock_nonces().in_flight -= 1;
+            self.http.nonce_came.notify_all();
+        })
+    }
+
+    /// A nonce from `newNonce` (a HEAD request).
+    fn new_nonce(&self) -> Result<String> {
         let url = &self.directory.new_nonce;
         self.http.requests.fetch_add(1, Ordering::Relaxed);
         let response = self
@@ -519,8 +577,8 @@ impl Http {
         }
     }
 
-    fn lock_nonces(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        // A poisoned pool only means another thread panicked while pushing a string.
+    fn lock_nonces(&self) -> MutexGuard<'_, Nonces> {
+        // A poisoned pool only means another thread panicked while counting or pushing a string.
         self.nonces.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -547,7 +605,8 @@ impl Http {
             .as_deref()
             .and_then(parse_replay_nonce)
         {
-            self.lock_nonces().push(nonce.to_string());
+            self.lock_nonces().pool.push(nonce.to_string());
+            self.nonce_came.notify_one();
         }
         let status = response.status().as_u16();
         self.trace(&format!("{} {url} -> {status}", method.to_uppercase()));

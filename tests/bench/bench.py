@@ -588,8 +588,31 @@ class Desiccant(DehydratedStyle):
     def __init__(self, lab, binary):
         super().__init__(lab)
         self.program = binary
-        # The --verbose output of one forced re-issue of `one`, when that scenario ran.
-        self.trace = None
+        # scenario -> the --verbose output of one more run of it (`one` and `dns1`, when run).
+        self.traces = {}
+        # The dns1 hook's own runs, measured without any client (see measure_hook_floor).
+        self.hook_floor = None
+
+    def measure_hook_floor(self, lab, runs):
+        """The 8 hook runs desiccant makes in dns1 (dehydrated's protocol, HOOK_CHAIN=no), one
+        after the other in one bash script, with nothing else: the part of dns1 that is the
+        hook's own processes (bash and curl). Median of `runs`."""
+        hook = lab.hooks["dehydrated"]
+        txt = "gfj9Xq-f9jgBcT1O5uy7x6yNa9dmDX5g5YbmTk9bM3Q"
+        certs = [os.path.join(lab.root, f) for f in ("privkey.pem", "cert.pem", "fullchain.pem", "chain.pem")]
+        calls = [
+            [hook, "this_hookscript_is_broken__dehydrated_is_working_fine__please_ignore_unknown_hooks_in_your_script"],
+            [hook, "startup_hook"],
+            [hook, "deploy_challenge", "example.org", "token1", txt],
+            [hook, "deploy_challenge", "example.org", "token2", txt],
+            [hook, "clean_challenge", "example.org", "token1", txt],
+            [hook, "clean_challenge", "example.org", "token2", txt],
+            [hook, "deploy_cert", "example.org", *certs, "1795442400"],
+            [hook, "exit_hook", ""],
+        ]
+        command = shell_steps([(argv, 0) for argv in calls])
+        results = [lab.measure(command, f"dns1 hook alone: run {i + 1}") for i in range(runs)]
+        return summarize(results)
 
     def itself(self, lab):
         """Start-up of --version and --help (median of 20 each), and the binary's size."""
@@ -893,10 +916,13 @@ def bench_one(lab, client, scenario, runs):
             if i == 0 and result["wall_ms"] > SLOW_RUN_MS:
                 runs = min(runs, SLOW_RUNS)
             i += 1
-        if isinstance(client, Desiccant) and scenario == "one":
+        if isinstance(client, Desiccant) and scenario in TRACED:
             # One more, unmeasured, with --verbose: its trace shows where the time goes.
             command = next_command(i)
-            _, client.trace = run_process(command.argv + ["--verbose"], cwd=command.cwd)
+            _, client.traces[scenario] = run_process(command.argv + ["--verbose"],
+                                                     env=dict(os.environ, **command.env), cwd=command.cwd)
+        if isinstance(client, Desiccant) and scenario == "dns1":
+            client.hook_floor = client.measure_hook_floor(lab, runs)
         return results
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -1059,19 +1085,29 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
         add("")
         add(f"Both include the measuring step's {info['baseline']['wall_ms']:.1f} ms.")
         add("")
-    add("## Where desiccant's time goes in `one`")
-    add("")
-    add(ONE_EXPLAINED)
-    add("")
-    if info.get("trace"):
-        add("The `--verbose` output of one more forced re-issue, run after the measured ones "
-            "(each line with the milliseconds since the start; URLs shortened):")
+    for scenario, explained in EXPLAINED.items():
+        if scenario not in scenarios or "desiccant" not in clients:
+            continue
+        add(f"## Where desiccant's time goes in `{scenario}`")
         add("")
-        add("```")
-        for line in info["trace"].splitlines():
-            add(re.sub(r"https://127\.0\.0\.1:\d+", "", re.sub(r"/[A-Za-z0-9_-]{20,}", "/…", line)))
-        add("```")
+        add(explained)
         add("")
+        floor = info.get("hook_floor")
+        if scenario == "dns1" and floor:
+            add(f"Measured in the same run: those 8 hook runs alone, one after the other in one "
+                f"bash script with no client, take {floor['wall_ms']:.0f} ms (median of "
+                f"{floor['runs']}), {floor['cpu_ms']:.0f} ms of CPU.")
+            add("")
+        trace = info.get("traces", {}).get(scenario)
+        if trace:
+            add(f"The `--verbose` output of one more run of `{scenario}`, after the measured ones "
+                "(each line with the milliseconds since the start; URLs shortened):")
+            add("")
+            add("```")
+            for line in trace.splitlines():
+                add(re.sub(r"https://127\.0\.0\.1:\d+", "", re.sub(r"/[A-Za-z0-9_-]{20,}", "/…", line)))
+            add("```")
+            add("")
     return "\n".join(lines)
 
 
@@ -1095,6 +1131,33 @@ millisecond; what remains is waiting, and a little of our own work:
   the folder fsynced, then the links switched and the folder fsynced again: a few
   milliseconds, nearly all of it the disk's flushes, the price of a certificate that survives
   a power cut."""
+
+
+DNS1_EXPLAINED = """\
+`dns1` is 11 requests: those of `one` with a second authorization and challenge (fetched and
+answered side by side; the second waits for the nonce of the first one's answer rather than
+asking `newNonce`). Most of its time is the hook, run as dehydrated runs it (`HOOK_CHAIN=no`):
+8 processes, one after the other, never two at once, each a bash script and the
+`deploy_challenge` and `clean_challenge` ones a `curl` to the DNS server too:
+
+- **Before the first request**: the start-up check with a handler no hook knows, then
+  `startup_hook`, both before the CA is contacted (so that the hook may set up what the run
+  needs).
+- **Publishing**: `deploy_challenge` for `example.org` and for `*.example.org` (both as
+  `example.org`), then one look at the name server (`DNS_CHECK_SERVERS`) that finds both TXT
+  records, then both challenges answered.
+- **Validation and signing**: as in `one`; the two `clean_challenge` runs start as soon as the
+  order is validated and go on while it is finalized and downloaded.
+- **After the certificate**: what is left of the `clean_challenge` runs, then `deploy_cert`
+  and `exit_hook`.
+
+So a faster hook (one without `curl`, or `HOOK_CHAIN=yes`: one `deploy_challenge` and one
+`clean_challenge` for both names), or the built-in RFC 2136 updates (`DNS_UPDATE_SERVER`, no
+process at all), makes `dns1` faster; the client's own part is the same as in `one`."""
+
+# The scenarios whose desiccant run is explained, and traced with --verbose once more.
+EXPLAINED = {"one": ONE_EXPLAINED, "dns1": DNS1_EXPLAINED}
+TRACED = set(EXPLAINED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1248,7 +1311,8 @@ def main():
         validity = lab.pebble_setting("Using certificate validity period of ")
         if validity.endswith(" seconds") and validity.split()[0].isdigit():
             validity = f"{int(validity.split()[0]) // 86400} days"
-        info["trace"] = everyone["desiccant"].trace
+        info["traces"] = everyone["desiccant"].traces
+        info["hook_floor"] = everyone["desiccant"].hook_floor
         text = markdown(table, args.client_list, args.scenario_list, info, command_line(), validity)
     except BenchError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
