@@ -344,3 +344,40 @@ fn the_cas_tls_certificate_is_verified() {
     assert_eq!(pebble.requests(), requests);
     assert!(!env.account_dir().exists());
 }
+
+#[test]
+fn one_order_asks_newnonce_once_and_ten_names_side_by_side_few_times() {
+    // Every answer brings a nonce. A request that finds none in the pool waits for an answer
+    // in flight when one is free for it, rather than asking newNonce: an order of two names
+    // (its two authorizations fetched and answered side by side) asks once, at the start.
+    let pebble = Pebble::start_with(common::PebbleOptions {
+        nonce_reject: 0,
+        ..Default::default()
+    });
+    let ten: Vec<String> = (0..10).map(|i| format!("n{i}.ten.example")).collect();
+    let forced_heads = |domains: &str| {
+        let env = Env::new(&pebble, "");
+        env.domains(domains);
+        env.run(&["--cron", "--accept-terms"]).expect(0);
+        let since = pebble.requests();
+        env.run(&["--cron", "--force"]).expect(0);
+        let sent = pebble.requests_after(since);
+        let heads = sent.iter().filter(|r| r.starts_with("HEAD ")).count();
+        (heads, sent)
+    };
+    let (heads, sent) = forced_heads("two.example www.two.example\n");
+    assert_eq!(heads, 1, "{sent:#?}");
+    assert_eq!(
+        sent.iter()
+            .filter(|r| r.starts_with("POST /authZ/"))
+            .count(),
+        2,
+        "{sent:#?}"
+    );
+    // Ten fetched side by side: about one newNonce for every other one, at most.
+    let (heads, sent) = forced_heads(&format!("{}\n", ten.join(" ")));
+    assert!(
+        heads <= 6,
+        "{heads} newNonce requests for 10 names:\n{sent:#?}"
+    );
+}
