@@ -2,7 +2,8 @@
 # The Debian package, as an admin meets it: builds the .deb (packaging/build-deb.sh), installs
 # it with dpkg on this machine, and checks what got installed: the binary and its --version,
 # the man page, the completions (bash completes --cr to --cron), the units (systemd-analyze
-# verify and security, the timer left disabled), the examples and the conffiles; then removes
+# verify and security, the timer left disabled, and the service run by a real systemd in
+# namespaces of its own: tests/unit_sandbox.sh), the examples and the conffiles; then removes
 # the package (configuration and BASEDIR kept) and purges it (both gone).
 #
 # It changes this machine: /usr/bin/desiccant, /etc/desiccant and the units. It refuses to run
@@ -82,6 +83,10 @@ score=$(systemd-analyze security --offline=true --no-pager /lib/systemd/system/d
 awk -v s="$score" 'BEGIN { exit !(s <= 2.5) }' || fail "exposure $score is above 2.5"
 echo "systemd-analyze security: exposure $score"
 [ ! -e /etc/systemd/system/timers.target.wants/desiccant.timer ] || fail "the timer is enabled"
+
+# The installed unit run by a real systemd: http-01, dns-01 and a hook calling systemctl all
+# work inside its sandbox (/etc/desiccant is put back as it was).
+tests/unit_sandbox.sh
 
 # Remove: configuration and what BASEDIR holds are kept.
 echo 'CONTACT_EMAIL=admin@example.org' >> /etc/desiccant/config
