@@ -20,8 +20,9 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     // A path that does not exist makes cargo run this script on every build (a tarball has no
     // .git; in a git worktree .git is a file): only those that exist are named.
+    // `src` as a whole: an edited source makes the tree dirty, which --version must say.
     let mut watched: Vec<String> = [
-        "src/cli.rs",
+        "src",
         "README.md",
         "Cargo.lock",
         ".git/HEAD",
@@ -35,7 +36,7 @@ fn main() {
     {
         watched.push(format!(".git/{reference}"));
     }
-    for path in watched.iter().filter(|p| root.join(p).is_file()) {
+    for path in watched.iter().filter(|p| root.join(p).exists()) {
         println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-env-changed=DESICCANT_GIT_REV");
