@@ -24,6 +24,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# Where every run saves its results, for --render.
+RESULTS = os.path.join(ROOT, "target", "bench-results.json")
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 NAMESPACE_MARK = "DESICCANT_BENCH_NAMESPACE"
 EMAIL = "bench@example.org"
@@ -1052,6 +1054,17 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
                     row.append(f"{ours['wall_ms'] / fastest_ms:.1f}× slower than {fastest}")
         add("| " + " | ".join(row) + " |")
     add("")
+    if "desiccant" in clients:
+        add("## The targets")
+        add("")
+        add("What desiccant is meant to reach (medians, measured in this run); where it falls "
+            "short, why.")
+        add("")
+        add("| target | reached | met |")
+        add("|---|---|:---:|")
+        for target, reached, met, why in targets(table, clients, scenarios, info):
+            add(f"| {target} | {reached} | {'yes' if met else 'no: ' + why} |")
+        add("")
     add("## All measurements (medians)")
     add("")
     add("| scenario | client | runs | wall ms | CPU ms | peak RSS MiB | requests |")
@@ -1096,7 +1109,8 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
         if scenario == "dns1" and floor:
             add(f"Measured in the same run: those 8 hook runs alone, one after the other in one "
                 f"bash script with no client, take {floor['wall_ms']:.0f} ms (median of "
-                f"{floor['runs']}), {floor['cpu_ms']:.0f} ms of CPU.")
+                f"{floor['runs']}), {floor['cpu_ms']:.0f} ms of CPU, and peak at "
+                f"{floor['rss_mib']:.1f} MiB.")
             add("")
         trace = info.get("traces", {}).get(scenario)
         if trace:
@@ -1109,6 +1123,86 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
             add("```")
             add("")
     return "\n".join(lines)
+
+
+def targets(table, clients, scenarios, info):
+    """(target, figure reached, met, why not) for each target desiccant is held to that this
+    run measured."""
+    rows = []
+    ours = {sc: table.get((sc, "desiccant")) for sc in scenarios}
+    peers = [c for c in clients if c != "desiccant"]
+
+    def fastest_peer(sc):
+        measured = [(table[(sc, p)]["wall_ms"], p) for p in peers if table.get((sc, p))]
+        return min(measured) if measured else None
+
+    limits = {"noop100": 20, "noop1000": 100, "one": 60, "dns1": 80, "san10": 150, "batch20": 600}
+    for sc, limit in limits.items():
+        if not ours.get(sc):
+            continue
+        wall = ours[sc]["wall_ms"]
+        why = WHY_MISSED.get(sc, "")
+        if sc == "dns1" and info.get("hook_floor"):
+            why = (f"the hook's own 8 processes take {info['hook_floor']['wall_ms']:.0f} ms of it "
+                   "(measured alone; see below)")
+        rows.append((f"`{sc}` under {limit} ms", f"{wall:.0f} ms", wall < limit, why))
+        fastest = fastest_peer(sc)
+        if fastest and sc not in ("noop100", "noop1000"):
+            ratio = fastest[0] / wall
+            rows.append((f"`{sc}` at least 4× faster than the fastest peer",
+                         f"{ratio:.1f}× ({fastest[1]}: {fastest[0]:.0f} ms)", ratio >= 4, ""))
+    # dns1's processes include the hook's (bash, curl): it has a row of its own.
+    measured = [v for sc, v in ours.items() if v and sc != "dns1"]
+    if measured:
+        rss = max(v["rss_mib"] for v in measured)
+        rows.append(("peak RSS under 10 MiB, every scenario but `dns1`", f"{rss:.1f} MiB at most",
+                     rss < 10, ""))
+    if ours.get("dns1"):
+        rss = ours["dns1"]["rss_mib"]
+        floor = info.get("hook_floor")
+        why = (f"the largest process of the run is one of the hook's: its 8 processes alone "
+               f"peak at {floor['rss_mib']:.1f} MiB (`curl`)" if floor else "")
+        rows.append(("`dns1` peak RSS under 10 MiB", f"{rss:.1f} MiB", rss < 10, why))
+    if ours.get("one"):
+        n = ours["one"]["requests"]
+        rows.append(("`one` sends at most 9 requests", number(n), n <= 9, ""))
+    if ours.get("san10"):
+        n = ours["san10"]["requests"]
+        rows.append(("`san10` sends at most 3 per name plus 6 (36)", number(n), n <= 36, ""))
+    for sc in scenarios:
+        if not ours.get(sc) or not peers:
+            continue
+        counts = [(table[(sc, p)]["requests"], p) for p in peers if table.get((sc, p))]
+        if not counts:
+            continue
+        fewest, who = min(counts)
+        n = ours[sc]["requests"]
+        ties = ", ".join(p for c, p in counts if c == n)
+        why = WHY_MISSED["requests"].format(who=ties or who) if n == fewest else ""
+        rows.append((f"`{sc}`: fewer requests than any peer", f"{number(n)} (fewest of the peers: "
+                     f"{number(fewest)}, {who})", n < fewest or (n == 0 and fewest == 0), why))
+    itself = info.get("itself")
+    if itself:
+        base = info["baseline"]["wall_ms"]
+        for flag in ("--version", "--help"):
+            wall = itself[flag]["wall_ms"]
+            rows.append((f"`{flag}` starts and exits in under 5 ms",
+                         f"{wall:.1f} ms ({wall - base:.1f} ms without the measuring step)",
+                         wall - base < 5, ""))
+        rows.append(("the stripped release binary under 8 MiB", f"{itself['size_mib']:.1f} MiB",
+                      itself["size_mib"] < 8, ""))
+    return rows
+
+
+# Why a target was missed, when it was (see targets()).
+WHY_MISSED = {
+    "requests": "as few as {who}: for one order of one name against a CA that validates and "
+                "signs in the background, as Pebble and Let's Encrypt do, RFC 8555 leaves no "
+                "request out: the directory (it has the URLs; Pebble's brings no nonce), one "
+                "`newNonce`, `newOrder`, the authorization (it has the token), the challenge "
+                "answer, one look at the order (is it ready?), finalize, one more look (the "
+                "certificate's URL), the certificate",
+}
 
 
 ONE_EXPLAINED = """\
@@ -1220,7 +1314,10 @@ def stop_client(client, signum):
 def parse_args():
     parser = argparse.ArgumentParser(description="Benchmark desiccant against dehydrated, lego, "
                                      "certbot and uacme on a local Pebble (run as root).")
-    parser.add_argument("--desiccant", required=True, help="the desiccant binary")
+    parser.add_argument("--desiccant", help="the desiccant binary (needed unless --render)")
+    parser.add_argument("--render", metavar="FILE",
+                        help="no measuring: BENCHMARKS.md again from the results a run saved "
+                        "(every run saves them in target/bench-results.json)")
     parser.add_argument("--runs", type=int, default=5, help="runs per client and scenario (default 5)")
     parser.add_argument("--quick", action="store_true",
                         help="one run each, and no noop1000 unless --scenarios names it")
@@ -1228,6 +1325,8 @@ def parse_args():
     parser.add_argument("--scenarios", help="comma-separated subset of " + ",".join(SCENARIOS))
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md instead of printing it")
     args = parser.parse_args()
+    if not args.desiccant and not args.render:
+        parser.error("--desiccant is needed")
 
     def subset(text, known, what):
         if not text:
@@ -1263,10 +1362,26 @@ def command_line():
     return shlex.join(["sudo", "tests/bench/run.sh"] + words)
 
 
+def render(saved):
+    """BENCHMARKS.md from the results a run saved."""
+    table = {(sc, name): summary for sc, name, summary in saved["table"]}
+    return markdown(table, saved["clients"], saved["scenarios"], saved["info"],
+                    saved["command_line"], saved["validity"])
+
+
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "--measure" and sys.argv[3] == "--":
         return measure_main(sys.argv[2], sys.argv[4:])
     args = parse_args()
+    if args.render:
+        with open(args.render) as f:
+            text = render(json.load(f))
+        if args.write:
+            with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+                f.write(text)
+        else:
+            print(text)
+        return 0
     if os.geteuid() != 0:
         print("bench.py must run as root: it mounts a CA bundle in a private mount namespace",
               file=sys.stderr)
@@ -1313,7 +1428,14 @@ def main():
             validity = f"{int(validity.split()[0]) // 86400} days"
         info["traces"] = everyone["desiccant"].traces
         info["hook_floor"] = everyone["desiccant"].hook_floor
-        text = markdown(table, args.client_list, args.scenario_list, info, command_line(), validity)
+        saved = {"clients": args.client_list, "scenarios": args.scenario_list, "info": info,
+                 "command_line": command_line(), "validity": validity,
+                 "table": [[sc, name, summary] for (sc, name), summary in table.items()]}
+        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+        with open(RESULTS, "w") as f:
+            json.dump(saved, f, indent=1)
+        progress("results saved in " + RESULTS)
+        text = render(saved)
     except BenchError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
         if error.output:

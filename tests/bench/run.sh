@@ -4,7 +4,9 @@
 # needs when they are missing, builds desiccant (unless DESICCANT names a binary), then runs
 # tests/bench/bench.py with this script's arguments (--runs N, --quick, --clients a,b,
 # --scenarios a,b, --write). Must run as root: bench.py adds Pebble's CA to the system trust
-# store inside a private mount namespace.
+# store inside a private mount namespace. Every run saves its results in
+# target/bench-results.json; `python3 tests/bench/bench.py --render target/bench-results.json
+# [--write]` makes BENCHMARKS.md from them again without measuring anything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
