@@ -21,15 +21,9 @@ fn main() {
     // A path that does not exist makes cargo run this script on every build (a tarball has no
     // .git; in a git worktree .git is a file): only those that exist are named.
     // `src` as a whole: an edited source makes the tree dirty, which --version must say.
-    let mut watched: Vec<String> = [
-        "src",
-        "README.md",
-        "Cargo.lock",
-        ".git/HEAD",
-        ".git/index",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut watched: Vec<String> = ["src", "README.md", "Cargo.lock", ".git/HEAD", ".git/index"]
+        .map(String::from)
+        .to_vec();
     if let Some(reference) = fs::read_to_string(root.join(".git/HEAD"))
         .ok()
         .and_then(|head| head.strip_prefix("ref: ").map(|r| r.trim().to_string()))

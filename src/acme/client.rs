@@ -25,6 +25,8 @@ const BAD_NONCE_RETRIES: usize = 10;
 const NONCE_WAIT: Duration = Duration::from_millis(500);
 /// The longest one request may take, from connecting to the last byte of the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// The starting size of each connection's read and write buffers.
+const IO_BUFFER: usize = 16 * 1024;
 /// The longest a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -780,6 +782,10 @@ fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
         .timeout_connect(Some(bound(Bound::Request, CONNECT_TIMEOUT)))
         .timeout_global(Some(bound(Bound::Request, REQUEST_TIMEOUT)))
         .max_redirects(0)
+        // ACME messages are a few KiB; ureq's 128 KiB buffers, per connection and direction,
+        // were most of the memory of a run with ten connections (they grow when needed).
+        .input_buffer_size(IO_BUFFER)
+        .output_buffer_size(IO_BUFFER)
         .build();
     Ok(config.into())
 }
