@@ -996,7 +996,8 @@ def markdown(table, clients, scenarios, info, command_line, pebble_validity):
         f"Linux {info['machine']['kernel']}")
     for name in CLIENT_NAMES:
         if name in clients:
-            add(f"- {name}: {info['versions'][name]}")
+            # desiccant --version has three lines: the version, then the TLS and crypto backends.
+            add(f"- {name}: {'; '.join(info['versions'][name].splitlines())}")
     add(f"- Pebble: {info['versions']['pebble']}, with "
         + " ".join(f"`{k}={v}`" for k, v in PEBBLE_ENV.items())
         + f" (no validation sleeps, no refused nonces, no reused authorizations); "
@@ -1179,6 +1180,8 @@ def targets(table, clients, scenarios, info):
         n = ours[sc]["requests"]
         ties = ", ".join(p for c, p in counts if c == n)
         why = WHY_MISSED["requests"].format(who=ties or who) if n == fewest else ""
+        if why and sc == "one-first":
+            why += "; and before them `newAccount`"
         rows.append((f"`{sc}`: fewer requests than any peer", f"{number(n)} (fewest of the peers: "
                      f"{number(fewest)}, {who})", n < fewest or (n == 0 and fewest == 0), why))
     itself = info.get("itself")
