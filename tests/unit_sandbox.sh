@@ -2,9 +2,11 @@
 # The installed desiccant.service, hardening and all, run by a real systemd: does everything
 # still work inside its sandbox? Called by tests/package.sh while the package is installed.
 #
-# A systemd manager is started as PID 1 of a new PID and mount namespace (with /run of its
-# own), so the machine's own services are not touched and nothing is needed from the machine's
-# init. Around it, on loopback: Pebble (an ACME test server, its TLS certificate made here),
+# A systemd manager is started as PID 1 of a new PID and mount namespace, so the machine's own
+# services are not touched and nothing is needed from the machine's init. It gets /run, /tmp
+# and /var/tmp of its own and sees /etc, /usr and /var read-only but for what the test writes:
+# a systemd starting up on the machine's own files would, among other things, empty /tmp
+# (systemd-tmpfiles) and start a journal in /var/log. Around it, on loopback: Pebble (an ACME test server, its TLS certificate made here),
 # BIND named (the DNS server of example.test, taking RFC 2136 updates signed with TSIG) and
 # nginx (serving /var/www/dehydrated for http-01, itself a unit of that systemd). Then, with
 # /etc/desiccant as an admin would set it up, `systemctl start desiccant.service` must:
