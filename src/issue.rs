@@ -281,16 +281,7 @@ fn run_order<'scope>(
                 let (key, csr) = key.take(subject)?;
                 return download(ctx, subject, &order, names, key, csr, preferred_chain);
             }
-            OrderStatus::Invalid => {
-                let why = order
-                    .error
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "no reason given".into());
-                return Err(Error::refused(
-                    subject,
-                    format!("the CA marked the order invalid: {why}"),
-                ));
-            }
+            OrderStatus::Invalid => return Err(order_invalid(subject, order.error)),
             OrderStatus::Unknown => {
                 return Err(Error::refused(
                     subject,
@@ -436,14 +427,7 @@ fn authorize(
         }
         let outcomes = parallel::map(&todo, ctx.workers, |p| verdict(ctx, p));
         if outcomes.iter().all(Result::is_ok) {
-            let why = order
-                .error
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "no reason given".into());
-            return Err(Error::refused(
-                subject,
-                format!("the CA marked the order invalid: {why}"),
-            ));
+            return Err(order_invalid(subject, order.error));
         }
         for outcome in &outcomes {
             if let Err(Error::Invalid { name, response, .. }) = outcome {
@@ -644,4 +628,10 @@ fn download(
         chain: x509::to_pem(&chain),
         not_after,
     })
+}
+
+/// The CA marked the order invalid, in its own words when it gave some.
+fn order_invalid(subject: &str, problem: Option<crate::acme::wire::Problem>) -> Error {
+    let why = problem.map_or_else(|| "no reason given".into(), |p| p.to_string());
+    Error::refused(subject, format!("the CA marked the order invalid: {why}"))
 }
