@@ -6,15 +6,12 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use common::{Env, Pebble, PebbleOptions, check_live_set, require};
+use common::{Env, Pebble, check_live_set, require};
 
 #[test]
 fn certbot_lineages_are_imported_and_not_reissued() {
     let certbot = require("certbot", "certbot");
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..Default::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let env = Env::new(&pebble, "");
     let le = env.path().join("letsencrypt");
     // certbot writes to <webroot>/.well-known/acme-challenge, which the harness serves.

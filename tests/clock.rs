@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::invariants::{Snapshot, Stage, after_fault};
-use common::{Env, Pebble, PebbleOptions, Run, check_live_set, require};
+use common::{Env, Pebble, Run, check_live_set, require};
 
 const NAME: &str = "clock.example";
 
@@ -28,10 +28,7 @@ fn run_at(env: &Env, offset: &str, args: &[&str]) -> Run {
 
 #[test]
 fn a_clock_far_off_changes_nothing_and_says_so() {
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..PebbleOptions::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let root = pebble.root_der();
     let env = Env::new(&pebble, "");
     env.domains(&format!("{NAME}\n"));

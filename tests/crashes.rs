@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::invariants::{Recovered, Snapshot, Stage, after_fault, no_secret_in};
-use common::{Env, Pebble, PebbleOptions, Run, script};
+use common::{Env, Pebble, Run, script};
 
 const NAME: &str = "crash.example";
 
@@ -48,10 +48,7 @@ fn env(pebble: &Pebble) -> Env {
 }
 
 fn pebble() -> Pebble {
-    Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..PebbleOptions::default()
-    })
+    Pebble::start_without_refused_nonces()
 }
 
 /// Runs the binary with `DESICCANT_FAILPOINT=point` (None: no kill), logging every point

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use common::{Env, Pebble, PebbleOptions, Run, check_live_set, require, script};
+use common::{Env, Pebble, Run, check_live_set, require, script};
 
 /// A hook for both tools: it records every call (handler and arguments in brackets) and
 /// publishes dns-01 values in pebble-challtestsrv.
@@ -100,10 +100,7 @@ fn names() -> [(&'static str, Vec<&'static str>); 3] {
 
 fn pebble() -> Pebble {
     // dehydrated does not retry refused nonces, so Pebble refuses none here.
-    Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..Default::default()
-    })
+    Pebble::start_without_refused_nonces()
 }
 
 #[test]

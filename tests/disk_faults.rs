@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::invariants::{Recovered, Snapshot, Stage, after_fault, no_secret_in};
-use common::{Env, Pebble, PebbleOptions, Run, TempDir, require};
+use common::{Env, Pebble, Run, TempDir, require};
 
 const NAME: &str = "disk.example";
 const ENOSPC: i32 = 28;
@@ -85,10 +85,7 @@ fn words(errno: i32) -> &'static str {
 /// the old set in use, and the next healthy run is clean.
 #[test]
 fn a_full_failing_or_read_only_disk_during_a_renewal_keeps_the_old_certificate() {
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..PebbleOptions::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let root = pebble.root_der();
     let env = Env::new(&pebble, "");
     env.domains(&format!("{NAME}\n"));
@@ -203,10 +200,7 @@ fn a_full_failing_or_read_only_disk_during_a_renewal_keeps_the_old_certificate()
 /// run registers (or finds) the account and issues.
 #[test]
 fn a_full_disk_while_the_account_is_created_leaves_no_empty_account_file() {
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..PebbleOptions::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let root = pebble.root_der();
     for (path, nth) in [
         ("account_key.pem", 1),

@@ -65,10 +65,7 @@ fn wildcard_and_apex_by_dns_01_through_a_hook() {
 fn the_propagation_check_waits_for_a_late_record_and_fails_on_a_missing_one() {
     // No refused nonces: the test counts the challenge answers in Pebble's log, where a
     // refused one would count too.
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..Default::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let env = Env::new(&pebble, "");
     let hook = challtestsrv_hook(&env, &pebble, Some(2));
     env.write_config(&format!(

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Env, Pebble, PebbleOptions, check_live_set, mode, require};
+use common::{Env, Pebble, check_live_set, mode, require};
 
 /// One traced call: its name and its raw argument text; paths are shown by `-y` as
 /// `3</dir/file>`.
@@ -82,10 +82,7 @@ fn file_name(path: &str) -> &str {
 
 #[test]
 fn files_are_flushed_before_links_move_and_keys_are_created_private_under_any_umask() {
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..PebbleOptions::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let root = pebble.root_der();
     for umask in ["000", "022", "077"] {
         let env = Env::new(&pebble, "");

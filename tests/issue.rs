@@ -350,10 +350,7 @@ fn one_order_asks_newnonce_once_and_ten_names_side_by_side_few_times() {
     // Every answer brings a nonce. A request that finds none in the pool waits for an answer
     // in flight when one is free for it, rather than asking newNonce: an order of two names
     // (its two authorizations fetched and answered side by side) asks once, at the start.
-    let pebble = Pebble::start_with(common::PebbleOptions {
-        nonce_reject: 0,
-        ..Default::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let ten: Vec<String> = (0..10).map(|i| format!("n{i}.ten.example")).collect();
     let forced_heads = |domains: &str| {
         let env = Env::new(&pebble, "");

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use common::invariants::{Recovered, Snapshot, Stage, after_fault, no_secret_in, walk};
 use common::proxy::{self, Delivery, Proxy, Rule, Seen};
-use common::{Env, Pebble, PebbleOptions, Run, check_live_set};
+use common::{Env, Pebble, Run, check_live_set};
 
 const NAME: &str = "faults.example";
 /// Per request, per wait for the CA, in seconds: what the fault runs are given.
@@ -44,10 +44,7 @@ struct Bench {
 }
 
 fn bench() -> Bench {
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..PebbleOptions::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let proxy = Proxy::start(&pebble.directory_url, pebble.dir.path());
     let env = Env::for_ca(&proxy.directory_url, &pebble.ca_bundle, &pebble.webroot, "");
     env.domains(&format!("{NAME}\n"));
@@ -645,10 +642,7 @@ fn server_errors_on_every_step_are_temporary() {
 
 #[test]
 fn a_server_error_on_new_account_registers_later() {
-    let pebble = Pebble::start_with(PebbleOptions {
-        nonce_reject: 0,
-        ..PebbleOptions::default()
-    });
+    let pebble = Pebble::start_without_refused_nonces();
     let proxy = Proxy::start(&pebble.directory_url, pebble.dir.path());
     let env = Env::for_ca(&proxy.directory_url, &pebble.ca_bundle, &pebble.webroot, "");
     env.domains(&format!("{NAME}\n"));

@@ -264,6 +264,15 @@ impl Pebble {
         Pebble::start_with(PebbleOptions::default())
     }
 
+    /// Without refused nonces: for tests that count requests, or whose faults must be the
+    /// only ones.
+    pub fn start_without_refused_nonces() -> Pebble {
+        Pebble::start_with(PebbleOptions {
+            nonce_reject: 0,
+            ..PebbleOptions::default()
+        })
+    }
+
     pub fn start_with(opts: PebbleOptions) -> Pebble {
         let pebble = require("pebble", "pebble");
         let challtestsrv = require("pebble-challtestsrv", "pebble");
