@@ -23,11 +23,11 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the CA may take to sign after finalize.
 const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
 /// The first look at the order after its challenges were answered, unless the CA says when with
-/// `Retry-After`. A CA on the same network validates in milliseconds, a public one in a second
-/// or two; the pauses grow by half each time (see `Client::poll_until`), so a quick first look
-/// costs a public CA a few requests and saves a near one most of its wait.
-const FIRST_VALIDATION_POLL: Duration = Duration::from_millis(8);
-/// The first look at an order the CA is signing, unless it says when.
+/// `Retry-After`, or is far enough away that eight round trips to it take longer (see
+/// `Client::poll_until`): a CA on the same machine has validated by then. The pauses grow by
+/// half each time after it.
+const FIRST_VALIDATION_POLL: Duration = Duration::from_millis(4);
+/// The first look at an order the CA is signing, unless it says when (or is farther away).
 const FIRST_PROCESSING_POLL: Duration = Duration::from_millis(4);
 /// Order states passed through before the loop gives up on a CA that keeps going back.
 const MAX_STEPS: usize = 8;

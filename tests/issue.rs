@@ -4,8 +4,10 @@
 mod common;
 
 use std::fs;
+use std::time::Duration;
 
-use common::{Env, Pebble, check_live_set, mode, pem_certs};
+use common::proxy::{Proxy, Rule};
+use common::{Env, Pebble, PebbleOptions, check_live_set, mode, pem_certs};
 
 #[test]
 fn one_name_and_three_names_issued_into_dehydrated_layout() {
@@ -376,5 +378,38 @@ fn one_order_asks_newnonce_once_and_ten_names_side_by_side_few_times() {
     assert!(
         heads <= 6,
         "{heads} newNonce requests for 10 names:\n{sent:#?}"
+    );
+}
+
+#[test]
+fn a_distant_ca_that_validates_in_a_second_is_asked_a_few_times_not_every_few_milliseconds() {
+    // A CA some 80 ms away (the proxy waits 40 ms before passing each request on, and takes
+    // as long again to answer), and a web server that takes 700 ms for each of the CA's
+    // fetches of the token: the first look at the order comes eight round trips after the
+    // answer, then the pauses grow by half. Pausing 4 ms, then 10, 15, 22 ... as for a CA on
+    // the same machine would take a dozen looks.
+    let pebble = Pebble::start_with(PebbleOptions {
+        nonce_reject: 0,
+        answer_after: Duration::from_millis(700),
+        ..Default::default()
+    });
+    let proxy = Proxy::start(&pebble.directory_url, pebble.dir.path());
+    proxy.rule(Rule::any("/").delay(Duration::from_millis(40)));
+    let env = Env::for_ca(&proxy.directory_url, &pebble.ca_bundle, &pebble.webroot, "");
+    env.domains("far.example\n");
+    let run = env.run(&["--cron", "--accept-terms", "--verbose"]);
+    let context = format!("{run:?}\n{}", proxy.transcript());
+    run.expect(0);
+    check_live_set(
+        &env.cert_dir("far.example"),
+        &["far.example"],
+        &pebble.root_der(),
+    );
+    assert!(!pebble.served.lock().unwrap().is_empty(), "{context}");
+    // Looks at the order: while it is validated, then once more when it is signed.
+    let looks = proxy.count(Some("POST"), "/my-order/");
+    assert!(
+        (2..=5).contains(&looks),
+        "{looks} looks at the order:\n{context}"
     );
 }

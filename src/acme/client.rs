@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +18,11 @@ pub const MAX_BODY: u64 = 1 << 20;
 /// The longest pause between two polls of an order, unless the CA asks for more: the order
 /// alone is polled, so a short one costs one request, however many names it has.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(2);
+/// How many of the CA's quickest round trips a first look at an order waits at least: the CA
+/// has to reach the server (or name server) that proves each name, over about the same
+/// distance, and record what it found; a CA on the same machine validates in milliseconds, one
+/// an ocean away in a second or more, and should not be asked ten times in between.
+const ROUND_TRIPS_BEFORE_A_LOOK: u32 = 8;
 /// How many times one request is sent again after a `badNonce` answer.
 const BAD_NONCE_RETRIES: usize = 10;
 /// The longest a request waits for the nonce of another request's answer before it asks
@@ -357,6 +362,8 @@ struct Http {
     /// Told when a nonce comes into the pool or an answer comes back without one.
     nonce_came: Condvar,
     requests: AtomicUsize,
+    /// The quickest answer so far, in microseconds, from sending to its status line.
+    quickest: AtomicU64,
     trace: Option<fn(&str)>,
     stopped: fn() -> bool,
 }
@@ -374,6 +381,7 @@ impl Client {
             nonces: Mutex::new(Nonces::default()),
             nonce_came: Condvar::new(),
             requests: AtomicUsize::new(0),
+            quickest: AtomicU64::new(u64::MAX),
             trace: transport.trace,
             stopped: transport.stopped,
         };
@@ -428,10 +436,20 @@ impl Client {
         }
     }
 
-    /// POST-as-GET `url` until `done` says yes. The first request goes out after `first_wait`;
-    /// later ones after a wait that grows by half from `first_wait` up to 2 s, or after the answer's
-    /// `Retry-After` when that is longer (a `Retry-After` of 0 or in the past never makes it
-    /// poll without pause). At `deadline` it gives up with the last status the CA reported.
+    /// The quickest round trip to the CA so far: the network's share of every request, without
+    /// most of the CA's own work. None before the first answer.
+    pub fn round_trip(&self) -> Option<Duration> {
+        match self.http.quickest.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
+    }
+
+    /// POST-as-GET `url` until `done` says yes. The first request goes out after `first_wait`
+    /// or after [`first_look`] for this CA's round trip, whichever is longer; later ones after
+    /// a wait that grows by half from there up to 2 s, or after the answer's `Retry-After` when
+    /// that is longer (a `Retry-After` of 0 or in the past never makes it poll without pause).
+    /// At `deadline` it gives up with the last status the CA reported.
     pub fn poll_until<T: DeserializeOwned>(
         &self,
         key: &AccountKey,
@@ -441,6 +459,7 @@ impl Client {
         deadline: Instant,
         done: impl Fn(&T) -> bool,
     ) -> Result<T> {
+        let first_wait = first_wait.max(first_look(self.round_trip()));
         let mut delay = first_wait.max(Duration::from_millis(10));
         let mut wait = first_wait;
         loop {
@@ -535,12 +554,14 @@ impl Client {
     fn new_nonce(&self) -> Result<String> {
         let url = &self.directory.new_nonce;
         self.http.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
         let response = self
             .http
             .agent
             .head(url)
             .call()
             .map_err(|e| transport(url, e))?;
+        self.http.answered(sent);
         let status = response.status().as_u16();
         self.http.trace(&format!("HEAD {url} -> {status}"));
         if !(200..300).contains(&status) {
@@ -573,6 +594,12 @@ impl Client {
 }
 
 impl Http {
+    /// Notes how long the request sent at `sent` took to be answered.
+    fn answered(&self, sent: Instant) {
+        let took = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+        self.quickest.fetch_min(took, Ordering::Relaxed);
+    }
+
     fn trace(&self, line: &str) {
         if let Some(trace) = self.trace {
             trace(line);
@@ -594,6 +621,7 @@ impl Http {
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let method = if body.is_some() { "post" } else { "get" };
+        let sent = Instant::now();
         let result = match body {
             None => self.agent.get(url).call(),
             Some(body) => self
@@ -603,6 +631,7 @@ impl Http {
                 .send(body),
         };
         let mut response = result.map_err(|e| transport(url, e))?;
+        self.answered(sent);
         if let Some(nonce) = header(&response, "replay-nonce")
             .as_deref()
             .and_then(parse_replay_nonce)
@@ -805,6 +834,14 @@ fn system_bundle() -> Option<Vec<u8>> {
         .find_map(|p| std::fs::read(p).ok())
 }
 
+/// The shortest wait before a first look at an order the CA is working on:
+/// [`ROUND_TRIPS_BEFORE_A_LOOK`] of its quickest round trips, at most [`MAX_POLL_WAIT`].
+fn first_look(round_trip: Option<Duration>) -> Duration {
+    round_trip.map_or(Duration::ZERO, |rtt| {
+        (rtt * ROUND_TRIPS_BEFORE_A_LOOK).min(MAX_POLL_WAIT)
+    })
+}
+
 /// `Retry-After` as delta-seconds or as an IMF-fixdate (RFC 9110 §10.2.3), relative to `now`.
 /// A date in the past is zero; anything else unreadable is None. Capped at one day.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -859,6 +896,21 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_first_look_waits_eight_round_trips_of_the_ca_at_most_two_seconds() {
+        assert_eq!(first_look(None), Duration::ZERO);
+        let ms = Duration::from_millis;
+        // Loopback: the caller's own floor decides.
+        assert_eq!(
+            first_look(Some(Duration::from_micros(300))),
+            Duration::from_micros(2400)
+        );
+        // Across a continent, across an ocean, and a CA that takes its time.
+        assert_eq!(first_look(Some(ms(30))), ms(240));
+        assert_eq!(first_look(Some(ms(150))), ms(1200));
+        assert_eq!(first_look(Some(ms(900))), MAX_POLL_WAIT);
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {

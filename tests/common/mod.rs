@@ -109,6 +109,8 @@ pub struct PebbleOptions {
     pub serve_webroot: bool,
     /// Names (Host headers) the web server answers with 404 even when it serves the webroot.
     pub refuse_hosts: Vec<String>,
+    /// How long the web server takes to answer each request: a slow validation.
+    pub answer_after: Duration,
     /// Pebble refuses accounts without external account binding.
     pub eab_required: bool,
     /// Pebble resolves through this server instead of pebble-challtestsrv.
@@ -127,6 +129,7 @@ impl Default for PebbleOptions {
             authz_reuse: 0,
             serve_webroot: true,
             refuse_hosts: Vec::new(),
+            answer_after: Duration::ZERO,
             eab_required: false,
             dns: None,
             web_server: true,
@@ -294,9 +297,10 @@ impl Pebble {
             let (stop, served, webroot) = (stop.clone(), served.clone(), webroot.clone());
             let serve = opts.serve_webroot;
             let refuse = opts.refuse_hosts.clone();
+            let after = opts.answer_after;
             thread::spawn(move || {
                 if let Some(listener) = listener {
-                    serve_webroot(listener, &webroot, &stop, &served, serve, &refuse)
+                    serve_webroot(listener, &webroot, &stop, &served, (serve, &refuse, after))
                 }
             })
         };
@@ -441,8 +445,7 @@ fn serve_webroot(
     webroot: &Path,
     stop: &AtomicBool,
     served: &Mutex<Vec<String>>,
-    serve: bool,
-    refuse_hosts: &[String],
+    (serve, refuse_hosts, answer_after): (bool, &[String], Duration),
 ) {
     listener.set_nonblocking(true).unwrap();
     while !stop.load(Ordering::Relaxed) {
@@ -487,6 +490,7 @@ fn serve_webroot(
             .strip_prefix("/.well-known/acme-challenge/")
             .filter(|t| serve && !t.contains('/') && !t.starts_with('.'))
             .and_then(|t| fs::read(webroot.join(t)).ok());
+        thread::sleep(answer_after);
         let mut stream = reader.into_inner();
         let response = match body {
             Some(body) => {
