@@ -111,15 +111,20 @@ pub fn check(
 }
 
 /// Records what the directory of `client` says about renewal information, so that runs with
-/// nothing due need not ask for a week.
+/// nothing due need not ask for a week. The record is written again only when it changed or is
+/// a day old, not on every run that talks to the CA.
 pub fn remember(states: &StateDir, client: &Client, now: i64) -> CaState {
     let ca = CaState {
         directory: client.directory_url.clone(),
         renewal_info: client.directory.renewal_info.is_some(),
         checked: now,
     };
-    if let Err(e) = states.save_ca(&ca) {
-        logging::warn(e);
+    let known = states.ca();
+    let same = known.directory == ca.directory && known.renewal_info == ca.renewal_info;
+    if !same || !(0..86_400).contains(&(now - known.checked)) {
+        if let Err(e) = states.save_ca(&ca) {
+            logging::warn(e);
+        }
     }
     ca
 }

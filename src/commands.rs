@@ -364,7 +364,7 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
         profile: config.defaults.profile.as_deref(),
         replaces: None,
     };
-    let issued = issue::issue(&ctx, request, &solver)?;
+    let (issued, ()) = issue::issue(&ctx, request, &solver, |_| Ok(()))?;
     let mut out = format!("# CERT #\n{}\n", issued.cert);
     if cli.full_chain {
         out.push_str(&format!("# CHAIN #\n{}", issued.chain));

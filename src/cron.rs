@@ -549,26 +549,30 @@ fn renew_one(
         profile: spec.settings.profile.as_deref(),
         replaces,
     };
+    // The new set is written while the challenges are taken away, and made live after.
+    let write = |issued: &Issued| {
+        // A kept key is written into the new set too, so that every set is whole.
+        let privkey = issued.key.as_ref().map(|k| k.pem());
+        let p12 = pkcs12(config, spec, issued)?;
+        let files = CertFiles {
+            privkey: privkey.as_deref(),
+            csr: &issued.csr.pem,
+            cert: &issued.cert,
+            chain: &issued.chain,
+            p12: p12.as_deref(),
+        };
+        let set = dir.write_set(&files, unix_now(), &config.modes)?;
+        // From here on the set is whole on disk: a run that stops before deploy_cert
+        // succeeded leaves it to the next run to finish (see `recover`).
+        let mut state = states.cert(&spec.name);
+        state.pending = Some(set.ts);
+        states.save_cert(&spec.name, &state)?;
+        crate::failpoint::hit("pending-noted");
+        Ok(set)
+    };
     let result = offered_profile(ctx, spec)
-        .and_then(|()| issue::issue(ctx, request, &solver))
-        .and_then(|issued| {
-            // A kept key is written into the new set too, so that every set is whole.
-            let privkey = issued.key.as_ref().map(|k| k.pem());
-            let p12 = pkcs12(config, spec, &issued)?;
-            let files = CertFiles {
-                privkey: privkey.as_deref(),
-                csr: &issued.csr.pem,
-                cert: &issued.cert,
-                chain: &issued.chain,
-                p12: p12.as_deref(),
-            };
-            let set = dir.write_set(&files, unix_now(), &config.modes)?;
-            // From here on the set is whole on disk: a run that stops before deploy_cert
-            // succeeded leaves it to the next run to finish (see `recover`).
-            let mut state = states.cert(&spec.name);
-            state.pending = Some(set.ts);
-            states.save_cert(&spec.name, &state)?;
-            crate::failpoint::hit("pending-noted");
+        .and_then(|()| issue::issue(ctx, request, &solver, write))
+        .and_then(|(issued, set)| {
             go_live(job.hook.as_ref(), &dir, &set)?;
             roll_key(spec, &dir)?;
             cache_chain(config, &issued);
@@ -826,13 +830,12 @@ fn cache_chain(config: &Config, issued: &Issued) {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let written = store::create_dir(&config.chain_cache, 0o755).and_then(|()| {
-        store::write_file(
-            &config.chain_cache.join(format!("{name}.chain")),
-            issued.chain.as_bytes(),
-            store::PUBLIC_MODE,
-        )
-    });
+    let path = config.chain_cache.join(format!("{name}.chain"));
+    if std::fs::read(&path).is_ok_and(|cached| cached == issued.chain.as_bytes()) {
+        return;
+    }
+    let written = store::create_dir(&config.chain_cache, 0o755)
+        .and_then(|()| store::write_file(&path, issued.chain.as_bytes(), store::PUBLIC_MODE));
     if let Err(e) = written {
         logging::warn(e);
     }

@@ -79,8 +79,18 @@ pub struct Request<'a> {
 }
 
 /// Orders the certificate `request` asks for, proves control of every name through `solver`,
-/// finalizes and downloads, and checks what came back.
-pub fn issue(ctx: &Ctx<'_>, request: Request<'_>, solver: &Solver<'_>) -> Result<Issued> {
+/// finalizes and downloads, and checks what came back; then hands it to `keep` (to be written)
+/// while the challenges may still be being taken away, and returns both once that is over.
+/// `keep` must run no hook: the hooks of one certificate come in dehydrated's order, every
+/// `clean_challenge` before `sync_cert`. Failing to take a challenge away is a warning: the
+/// certificate the CA issued is not thrown away for it (it would count against the CA's limits
+/// again), and what was left is named.
+pub fn issue<T>(
+    ctx: &Ctx<'_>,
+    request: Request<'_>,
+    solver: &Solver<'_>,
+    keep: impl FnOnce(&Issued) -> Result<T>,
+) -> Result<(Issued, T)> {
     let Request {
         subject,
         names,
@@ -128,13 +138,18 @@ pub fn issue(ctx: &Ctx<'_>, request: Request<'_>, solver: &Solver<'_>) -> Result
             &mut key,
             preferred_chain,
         );
-        // Challenges are taken away while the order goes on; that must have ended too, and
-        // its failure counts only when all else went well.
+        let kept = issued.and_then(|issued| keep(&issued).map(|kept| (issued, kept)));
+        // Challenges are taken away while the order goes on; that must have ended too.
         let cleaned = cleaning.map_or(Ok(()), |h: Cleaning<'_>| {
             h.join()
                 .unwrap_or_else(|_| Err(Error::refused(subject, "taking challenges away panicked")))
         });
-        issued.and_then(|issued| cleaned.map(|()| issued))
+        if let Err(e) = cleaned {
+            logging::warn(format_args!(
+                "{subject}: {e}; what was put in place for the CA may still be there"
+            ));
+        }
+        kept
     })
 }
 

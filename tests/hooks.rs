@@ -517,3 +517,45 @@ fn pkcs12_export_opens_with_openssl_and_the_passphrase() {
         .unwrap();
     assert!(!wrong.status.success());
 }
+
+#[test]
+fn a_failing_clean_challenge_is_a_warning_and_the_issued_certificate_is_deployed() {
+    // The CA has validated and may have signed already: throwing its certificate away would
+    // count against its limits a second time, so it is kept and deployed, and the failure is
+    // reported with what may be left behind.
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let (hook, record) = recording_hook(
+        &env,
+        r#"case "$line" in clean_challenge*) echo "the DNS API said no" >&2; exit 3;; esac"#,
+    );
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("unclean.example\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(0);
+    assert!(
+        run.stderr()
+            .contains("clean_challenge failed: exited with exit status: 3")
+            && run.stderr().contains("may still be there")
+            && run.stdout().contains("the DNS API said no"),
+        "{run:?}"
+    );
+    check_live_set(
+        &env.cert_dir("unclean.example"),
+        &["unclean.example"],
+        &pebble.root_der(),
+    );
+    let got = calls(&record);
+    let order: Vec<&str> = got
+        .iter()
+        .map(|l| handler(l))
+        .filter(|h| ["clean_challenge", "sync_cert", "deploy_cert", "exit_hook"].contains(h))
+        .collect();
+    assert_eq!(
+        order,
+        ["clean_challenge", "sync_cert", "deploy_cert", "exit_hook"],
+        "{got:#?}"
+    );
+    // The challenge file is taken away all the same.
+    assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0);
+}

@@ -372,13 +372,23 @@ impl Pebble {
             .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
             .build();
         let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
-        agent
-            .get(&format!("{}{path}", self.management_url))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_vec()
-            .unwrap()
+        let url = format!("{}{path}", self.management_url);
+        // Pebble opens its management port a moment after its ACME port, which is the one
+        // waited for at the start.
+        let mut tries = 0;
+        loop {
+            match agent.get(&url).call() {
+                Ok(mut answer) => return answer.body_mut().read_to_vec().unwrap(),
+                Err(e)
+                    if tries < 50
+                        && matches!(e, ureq::Error::Io(_) | ureq::Error::ConnectionFailed) =>
+                {
+                    tries += 1;
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("{url}: {e}"),
+            }
+        }
     }
 
     /// The ACME requests Pebble logged after the first `since` ones ("GET /dir", "POST /order-plz").
