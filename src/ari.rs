@@ -121,10 +121,9 @@ pub fn remember(states: &StateDir, client: &Client, now: i64) -> CaState {
     };
     let known = states.ca();
     let same = known.directory == ca.directory && known.renewal_info == ca.renewal_info;
-    if !same || !(0..86_400).contains(&(now - known.checked)) {
-        if let Err(e) = states.save_ca(&ca) {
-            logging::warn(e);
-        }
+    let fresh = same && (0..86_400).contains(&(now - known.checked));
+    if !fresh && let Err(e) = states.save_ca(&ca) {
+        logging::warn(e);
     }
     ca
 }

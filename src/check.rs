@@ -36,7 +36,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                 current.as_ref(),
                 &spec.names,
                 Some(spec.settings.key_algo),
-                policy(cli, spec),
+                policy(cli.force, spec),
                 now,
             );
             let facts = current.and_then(|c| c.ok());

@@ -186,9 +186,9 @@ pub(crate) fn current(
     }
 }
 
-pub(crate) fn policy(cli: &Cli, spec: &CertSpec) -> Policy {
+pub(crate) fn policy(force: bool, spec: &CertSpec) -> Policy {
     Policy {
-        force: cli.force,
+        force,
         renew_days: spec.settings.renew_days,
     }
 }

@@ -138,11 +138,21 @@ pub fn sign_domains(cli: &Cli, config: &Config) -> Result<Status> {
         store::remove_dead_temp_files(dir);
     }
     let hook = hook_for(config, None);
+    // While startup_hook runs, the CA is reached for a run sure to order (as dehydrated reaches
+    // it before its hooks); a run with nothing due opens no connection.
+    let early = hook.as_ref().map(|_| {
+        let (config, specs) = (config.clone(), specs.clone());
+        let force = cli.force;
+        std::thread::spawn(move || early_client(force, &config, &specs))
+    });
     let result = match &hook {
         Some(h) => h.run(&HookEvent::StartupHook, &[]).map(|_| ()),
         None => Ok(()),
     }
-    .and_then(|()| batch(cli, config, &specs));
+    .and_then(|()| {
+        let early = early.and_then(|h| h.join().ok()).flatten();
+        batch(cli, config, &specs, early)
+    });
     if let Some(h) = &hook {
         let error = match &result {
             Err(e) => Some(e.to_string()),
@@ -175,9 +185,37 @@ struct Kept<'a> {
     resumed: bool,
 }
 
+/// The CA's client, with a nonce in its pool, when local rules alone are sure to order a
+/// certificate; None otherwise, or when the CA cannot be reached (the run tries again, and
+/// says why, when it needs the CA).
+fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Client> {
+    let states = StateDir::new(&config.basedir);
+    let now = unix_now();
+    let sure = specs.iter().any(|spec| {
+        let state = states.cert(&spec.name);
+        let current = current(config, spec);
+        let names = (spec.names.as_slice(), Some(spec.settings.key_algo));
+        matches!(
+            decide(force, config, spec, names, (current.as_ref(), &state), now),
+            Decision::Renew(_)
+        ) && held_back(force, spec, &state, now).is_none()
+    });
+    if !sure {
+        return None;
+    }
+    let client = connect(config).ok()?;
+    client.stock_nonce();
+    Some(client)
+}
+
 /// The body of `--cron` between startup_hook and exit_hook: the status, and the names of the
-/// certificates that failed.
-fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<String>)> {
+/// certificates that failed. `early` is the CA's client when it was reached already.
+fn batch(
+    cli: &Cli,
+    config: &Config,
+    specs: &[CertSpec],
+    early: Option<Client>,
+) -> Result<(Status, Vec<String>)> {
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let run_interval = states.run().last_run.map(|t| now - t).filter(|i| *i > 0);
@@ -210,45 +248,17 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
         let current = current(config, spec);
         let key = csr.is_none().then_some(spec.settings.key_algo);
         let state = states.cert(&spec.name);
-        let dir = CertDir::new(&config.certdir, &spec.name);
-        let decision = match renewal::decide(current.as_ref(), &names, key, policy(cli, spec), now)
-        {
-            Decision::Keep { .. } if chain_changed(spec, &state, &dir) => {
-                Decision::Renew(Reason::ChainChanged)
-            }
-            Decision::Keep { .. } if profile_changed(spec, &state) => {
-                Decision::Renew(Reason::ProfileChanged)
-            }
-            other => other,
-        };
+        let decision = decide(
+            cli.force,
+            config,
+            spec,
+            (&names, key),
+            (current.as_ref(), &state),
+            now,
+        );
         match decision {
             Decision::Renew(reason) => {
-                if let (Some(until), false) = (
-                    state.rate_limited_until.filter(|until| *until > now),
-                    cli.force,
-                ) {
-                    let e = Error::Deferred {
-                        subject: spec.name.clone(),
-                        msg: format!(
-                            "the CA's rate limit: not asked again before {} (its Retry-After); \
-                             --force asks now",
-                            logging::utc(until)
-                        ),
-                    };
-                    report_failure(spec, None, &e);
-                    outcomes[index] = Some(Outcome::failed(Some(&reason), &e));
-                    continue;
-                }
-                if let (Some(until), false) = (state.backed_off(now), cli.force) {
-                    let e = Error::refused(
-                        &spec.name,
-                        format!(
-                            "not tried again before {} after {} failed validations in a row, \
-                             so as not to spend the CA's failure limits; --force tries now",
-                            logging::utc(until),
-                            state.failures
-                        ),
-                    );
+                if let Some(e) = held_back(cli.force, spec, &state, now) {
                     report_failure(spec, None, &e);
                     outcomes[index] = Some(Outcome::failed(Some(&reason), &e));
                     continue;
@@ -263,7 +273,8 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
                 });
             }
             Decision::Keep { renew_at } => {
-                let cert = std::fs::read(dir.cert()).unwrap_or_default();
+                let cert = std::fs::read(CertDir::new(&config.certdir, &spec.name).cert())
+                    .unwrap_or_default();
                 kept.push(Kept {
                     spec,
                     hook,
@@ -280,7 +291,7 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
     }
 
     // Renewal information may move kept certificates to the due ones.
-    let mut client: Option<Client> = None;
+    let mut client: Option<Client> = early;
     if config.ari && !kept.is_empty() {
         let candidates: Vec<ari::Candidate<'_>> = kept
             .iter()
@@ -415,6 +426,60 @@ fn batch(cli: &Cli, config: &Config, specs: &[CertSpec]) -> Result<(Status, Vec<
         .map(|(s, _)| s.name.clone())
         .collect();
     Ok((status, failed))
+}
+
+/// What local rules say of one certificate ordered for `names` with a key of type `key` (None:
+/// the CSR came from a hook): from its live certificate and our state of it, without a request.
+fn decide(
+    force: bool,
+    config: &Config,
+    spec: &CertSpec,
+    (names, key): (&[String], Option<crate::keys::KeyAlgo>),
+    (current, state): (
+        Option<&std::result::Result<x509::CertFacts, String>>,
+        &CertState,
+    ),
+    now: i64,
+) -> Decision {
+    let dir = CertDir::new(&config.certdir, &spec.name);
+    match renewal::decide(current, names, key, policy(force, spec), now) {
+        Decision::Keep { .. } if chain_changed(spec, state, &dir) => {
+            Decision::Renew(Reason::ChainChanged)
+        }
+        Decision::Keep { .. } if profile_changed(spec, state) => {
+            Decision::Renew(Reason::ProfileChanged)
+        }
+        other => other,
+    }
+}
+
+/// Why a due certificate is not ordered in this run (the CA's rate limit, or our back-off after
+/// failed validations); None when it is, and always with `--force`.
+fn held_back(force: bool, spec: &CertSpec, state: &CertState, now: i64) -> Option<Error> {
+    if force {
+        return None;
+    }
+    if let Some(until) = state.rate_limited_until.filter(|until| *until > now) {
+        return Some(Error::Deferred {
+            subject: spec.name.clone(),
+            msg: format!(
+                "the CA's rate limit: not asked again before {} (its Retry-After); --force asks \
+                 now",
+                logging::utc(until)
+            ),
+        });
+    }
+    state.backed_off(now).map(|until| {
+        Error::refused(
+            &spec.name,
+            format!(
+                "not tried again before {} after {} failed validations in a row, so as not to \
+                 spend the CA's failure limits; --force tries now",
+                logging::utc(until),
+                state.failures
+            ),
+        )
+    })
 }
 
 /// A kept certificate's outcome, after its `unchanged_cert` hook; one that [`recover`]

@@ -559,3 +559,43 @@ fn a_failing_clean_challenge_is_a_warning_and_the_issued_certificate_is_deployed
     // The challenge file is taken away all the same.
     assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0);
 }
+
+#[test]
+fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
+    // The directory and a nonce are fetched while startup_hook runs when local rules alone say
+    // a certificate will be ordered: that costs no request more than a run without a hook,
+    // and a run with nothing to order, due or held back, sends none.
+    let pebble = Pebble::start_without_refused_nonces();
+    let env = Env::new(&pebble, "");
+    let (hook, record) = recording_hook(&env, "");
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("early.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let since = pebble.requests();
+    env.run(&["--cron", "--force"]).expect(0);
+    let sent = pebble.requests_after(since);
+    for (request, times) in [("GET /dir", 1), ("HEAD ", 1), ("POST /order-plz", 1)] {
+        let seen = sent.iter().filter(|r| r.starts_with(request)).count();
+        assert_eq!(seen, times, "{request}: {sent:#?}");
+    }
+
+    let since = pebble.requests();
+    env.run(&["--cron"]).expect(0);
+    assert_eq!(pebble.requests_after(since), Vec::<String>::new());
+
+    // Due by local rules, but the CA asked not to be asked before tomorrow.
+    let state_file = env.path().join("state/early.example.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["rate_limited_until"] = serde_json::json!(4_102_444_800_i64);
+    fs::write(&state_file, state.to_string()).unwrap();
+    env.write_config(&format!("HOOK={}\nRENEW_DAYS=36500\n", hook.display()));
+    let since = pebble.requests();
+    let run = env.run(&["--cron"]);
+    assert!(run.stderr().contains("rate limit"), "{run:?}");
+    assert_eq!(pebble.requests_after(since), Vec::<String>::new());
+    assert!(
+        calls(&record).iter().any(|l| l == "startup_hook"),
+        "the hook ran all the same"
+    );
+}

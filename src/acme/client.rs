@@ -550,6 +550,17 @@ impl Client {
         })
     }
 
+    /// Puts a nonce from `newNonce` in the pool when it is empty, for a first signed request
+    /// that is sure to come; a failure is left for that request to meet.
+    pub fn stock_nonce(&self) {
+        if !self.http.lock_nonces().pool.is_empty() {
+            return;
+        }
+        if let Ok(nonce) = self.new_nonce() {
+            self.http.lock_nonces().pool.push(nonce);
+        }
+    }
+
     /// A nonce from `newNonce` (a HEAD request).
     fn new_nonce(&self) -> Result<String> {
         let url = &self.directory.new_nonce;
