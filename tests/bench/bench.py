@@ -1197,8 +1197,9 @@ def targets(table, clients, scenarios, info):
         for flag in ("--version", "--help"):
             wall = itself[flag]["wall_ms"]
             rows.append((f"`{flag}` starts and exits in under 5 ms",
-                         f"{wall:.1f} ms ({wall - base:.1f} ms without the measuring step)",
-                         wall - base < 5, ""))
+                         f"{wall:.1f} ms, the measuring step included (alone, with `true`: "
+                         f"{base:.1f} ms)",
+                         wall < 5, ""))
         rows.append(("the stripped release binary under 8 MiB", f"{itself['size_mib']:.1f} MiB",
                       itself["size_mib"] < 8, ""))
     return rows
