@@ -185,36 +185,41 @@ struct Kept<'a> {
     resumed: bool,
 }
 
-/// The CA's client, with a nonce in its pool, when local rules alone are sure to order a
-/// certificate; None otherwise, or when the CA cannot be reached (the run tries again, and
-/// says why, when it needs the CA).
-fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Client> {
+/// The CA's client, with a nonce in its pool, or the error that kept it from the CA, when
+/// local rules alone are sure that a certificate will be ordered; None otherwise. Not sure:
+/// a set an interrupted run left to deploy (finished without an order), changed names (a
+/// `generate_csr` hook may name others), a certificate held back.
+fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Result<Client>> {
     let states = StateDir::new(&config.basedir);
     let now = unix_now();
     let sure = specs.iter().any(|spec| {
         let state = states.cert(&spec.name);
+        if state.pending.is_some() {
+            return false;
+        }
         let current = current(config, spec);
-        let names = (spec.names.as_slice(), Some(spec.settings.key_algo));
-        matches!(
-            decide(force, config, spec, names, (current.as_ref(), &state), now),
-            Decision::Renew(_)
-        ) && held_back(force, spec, &state, now).is_none()
+        // No key type: the CSR of a `generate_csr` hook may hold any key.
+        let asked = (spec.names.as_slice(), None);
+        match decide(force, config, spec, asked, (current.as_ref(), &state), now) {
+            Decision::Renew(Reason::NamesChanged { .. }) | Decision::Keep { .. } => false,
+            Decision::Renew(_) => held_back(force, spec, &state, now).is_none(),
+        }
     });
-    if !sure {
-        return None;
-    }
-    let client = connect(config).ok()?;
-    client.stock_nonce();
-    Some(client)
+    sure.then(|| {
+        let client = connect(config)?;
+        client.stock_nonce();
+        Ok(client)
+    })
 }
 
 /// The body of `--cron` between startup_hook and exit_hook: the status, and the names of the
-/// certificates that failed. `early` is the CA's client when it was reached already.
+/// certificates that failed. `early` is what reaching the CA gave, when it was tried already:
+/// an error is not met twice (an unreachable CA would cost its time-out twice).
 fn batch(
     cli: &Cli,
     config: &Config,
     specs: &[CertSpec],
-    early: Option<Client>,
+    early: Option<Result<Client>>,
 ) -> Result<(Status, Vec<String>)> {
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
@@ -290,8 +295,14 @@ fn batch(
         }
     }
 
+    let (mut client, early_error) = match early {
+        Some(Ok(client)) => (Some(client), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let early_error = std::cell::Cell::new(early_error);
+    let reach = || early_error.take().map_or_else(|| connect(config), Err);
     // Renewal information may move kept certificates to the due ones.
-    let mut client: Option<Client> = early;
     if config.ari && !kept.is_empty() {
         let candidates: Vec<ari::Candidate<'_>> = kept
             .iter()
@@ -307,7 +318,7 @@ fn batch(
                 &config.ca,
                 &states,
                 &mut client,
-                &|| connect(config),
+                &reach,
                 &candidates,
                 config.jobs * 2,
                 now,
@@ -355,7 +366,7 @@ fn batch(
         let responder = responder.as_ref();
         let client = match client.take() {
             Some(c) => Ok(c),
-            None => connect(config),
+            None => reach(),
         };
         let renewed = client.and_then(|client| {
             ari::remember(&states, &client, now);

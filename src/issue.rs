@@ -146,7 +146,8 @@ pub fn issue<T>(
         });
         if let Err(e) = cleaned {
             logging::warn(format_args!(
-                "{subject}: {e}; what was put in place for the CA may still be there"
+                "{subject}: {e}; the challenges for {} may still be in place",
+                names.join(", ")
             ));
         }
         kept

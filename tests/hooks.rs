@@ -536,7 +536,9 @@ fn a_failing_clean_challenge_is_a_warning_and_the_issued_certificate_is_deployed
     assert!(
         run.stderr()
             .contains("clean_challenge failed: exited with exit status: 3")
-            && run.stderr().contains("may still be there")
+            && run
+                .stderr()
+                .contains("the challenges for unclean.example may still be in place")
             && run.stdout().contains("the DNS API said no"),
         "{run:?}"
     );
@@ -567,17 +569,33 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
     // and a run with nothing to order, due or held back, sends none.
     let pebble = Pebble::start_without_refused_nonces();
     let env = Env::new(&pebble, "");
-    let (hook, record) = recording_hook(&env, "");
+    // startup_hook takes 0.3 s, then notes how many directory requests Pebble has had.
+    let noted = env.path().join("directories-seen");
+    let (hook, record) = recording_hook(
+        &env,
+        &format!(
+            "case \"$line\" in startup_hook*) sleep 0.3; grep -c 'GET /dir -> calling handler' '{}' > '{}';; esac",
+            pebble.log.display(),
+            noted.display()
+        ),
+    );
     env.write_config(&format!("HOOK={}\n", hook.display()));
     env.domains("early.example\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
     let since = pebble.requests();
+    let directories = |sent: &[String]| sent.iter().filter(|r| *r == "GET /dir").count();
+    let before = directories(&pebble.requests_after(0));
     env.run(&["--cron", "--force"]).expect(0);
     let sent = pebble.requests_after(since);
     for (request, times) in [("GET /dir", 1), ("HEAD ", 1), ("POST /order-plz", 1)] {
         let seen = sent.iter().filter(|r| r.starts_with(request)).count();
         assert_eq!(seen, times, "{request}: {sent:#?}");
     }
+    // The directory came while startup_hook ran.
+    assert_eq!(
+        fs::read_to_string(&noted).unwrap().trim(),
+        (before + 1).to_string()
+    );
 
     let since = pebble.requests();
     env.run(&["--cron"]).expect(0);
@@ -598,4 +616,50 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
         calls(&record).iter().any(|l| l == "startup_hook"),
         "the hook ran all the same"
     );
+}
+
+#[test]
+fn a_csr_from_generate_csr_is_ordered_and_the_next_run_sends_nothing() {
+    // The hook hands over an RSA CSR made elsewhere, while KEY_ALGO says EC: the certificate
+    // carries the CSR's key, and the next run, with nothing due, reaches no CA (the key the
+    // config names is not the one that counts).
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "KEY_ALGO=prime256v1\n");
+    let (key, csr) = (env.path().join("own.key"), env.path().join("own.csr"));
+    let made = std::process::Command::new(common::require("openssl", "openssl"))
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=csr.example",
+        ])
+        .args(["-addext", "subjectAltName=DNS:csr.example", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let (hook, _record) = recording_hook(
+        &env,
+        &format!(
+            "case \"$line\" in generate_csr*) cat '{}';; esac",
+            csr.display()
+        ),
+    );
+    env.write_config(&format!("KEY_ALGO=prime256v1\nHOOK={}\n", hook.display()));
+    env.domains("csr.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let cert = common::pem_certs(&env.cert_dir("csr.example").join("cert.pem"));
+    let (_, leaf) = x509_parser::parse_x509_certificate(&cert[0]).unwrap();
+    assert_eq!(
+        leaf.public_key().subject_public_key.data.to_vec(),
+        common::public_key_of(&key)
+    );
+    let since = pebble.requests();
+    env.run(&["--cron"]).expect(0);
+    assert_eq!(pebble.requests_after(since), Vec::<String>::new());
 }

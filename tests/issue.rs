@@ -383,11 +383,11 @@ fn one_order_asks_newnonce_once_and_ten_names_side_by_side_few_times() {
 
 #[test]
 fn a_distant_ca_that_validates_in_a_second_is_asked_a_few_times_not_every_few_milliseconds() {
-    // A CA some 80 ms away (the proxy waits 40 ms before passing each request on, and takes
-    // as long again to answer), and a web server that takes 700 ms for each of the CA's
-    // fetches of the token: the first look at the order comes eight round trips after the
-    // answer, then the pauses grow by half. Pausing 4 ms, then 10, 15, 22 ... as for a CA on
-    // the same machine would take a dozen looks.
+    // A CA far away (the proxy holds each request 40 ms before passing it on; with its own
+    // connection to Pebble, an answer takes some 80 ms), and a web server that takes 700 ms
+    // for each of the CA's fetches of the token: the first look at the order comes eight
+    // round trips after the answer, then the pauses grow by half. Pausing 4 ms, then 10, 15,
+    // 22 ... as for a CA on the same machine would take about a dozen looks.
     let pebble = Pebble::start_with(PebbleOptions {
         nonce_reject: 0,
         answer_after: Duration::from_millis(700),

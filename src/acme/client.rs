@@ -18,10 +18,10 @@ pub const MAX_BODY: u64 = 1 << 20;
 /// The longest pause between two polls of an order, unless the CA asks for more: the order
 /// alone is polled, so a short one costs one request, however many names it has.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(2);
-/// How many of the CA's quickest round trips a first look at an order waits at least: the CA
-/// has to reach the server (or name server) that proves each name, over about the same
-/// distance, and record what it found; a CA on the same machine validates in milliseconds, one
-/// an ocean away in a second or more, and should not be asked ten times in between.
+/// How many of the CA's quickest round trips a first look at an order waits at least, while
+/// the CA validates (it has to reach the server or name server that proves each name, over
+/// about the same distance) or signs: a CA on the same machine is done in milliseconds, one an
+/// ocean away takes a second or more and should not be asked ten times in between.
 const ROUND_TRIPS_BEFORE_A_LOOK: u32 = 8;
 /// How many times one request is sent again after a `badNonce` answer.
 const BAD_NONCE_RETRIES: usize = 10;
