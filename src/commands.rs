@@ -364,13 +364,16 @@ fn sign_csr(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
         profile: config.defaults.profile.as_deref(),
         replaces: None,
     };
-    let (issued, ()) = issue::issue(&ctx, request, &solver, |_| Ok(()))?;
+    let issue::Done {
+        issued, cleaned, ..
+    } = issue::issue(&ctx, request, &solver, |_| Ok(()))?;
     let mut out = format!("# CERT #\n{}\n", issued.cert);
     if cli.full_chain {
         out.push_str(&format!("# CHAIN #\n{}", issued.chain));
     }
     logging::data(format_args!("{out}"));
-    Ok(Status::Ok)
+    // The certificate is printed all the same; what was left in place is an error.
+    cleaned.map(|()| Status::Ok)
 }
 
 /// `--revoke FILE`: revokes the certificate, signed by the account key, or with `--privkey` by

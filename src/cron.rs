@@ -433,7 +433,7 @@ fn batch(
     let failed = specs
         .iter()
         .zip(&outcomes)
-        .filter(|(_, o)| o.state == "failed")
+        .filter(|(_, o)| o.error.is_some())
         .map(|(s, _)| s.name.clone())
         .collect();
     Ok((status, failed))
@@ -648,12 +648,28 @@ fn renew_one(
     };
     let result = offered_profile(ctx, spec)
         .and_then(|()| issue::issue(ctx, request, &solver, write))
-        .and_then(|(issued, set)| {
-            go_live(job.hook.as_ref(), &dir, &set)?;
-            roll_key(spec, &dir)?;
-            cache_chain(config, &issued);
-            deploy(job.hook.as_ref(), &job.names[0], &dir, set.ts)?;
-            Ok(issued.not_after)
+        .and_then(|done| {
+            let issue::Done {
+                issued,
+                kept: set,
+                cleaned,
+            } = done;
+            let deployed = go_live(job.hook.as_ref(), &dir, &set)
+                .and_then(|()| roll_key(spec, &dir))
+                .and_then(|()| {
+                    cache_chain(config, &issued);
+                    deploy(job.hook.as_ref(), &job.names[0], &dir, set.ts)
+                });
+            match deployed {
+                Ok(()) => Ok((issued.not_after, cleaned)),
+                Err(e) => {
+                    // The first error is the one that counts; this one is still told.
+                    if let Err(cleaning) = cleaned {
+                        logging::warn(cleaning);
+                    }
+                    Err(e)
+                }
+            }
         });
     let mut state = states.cert(&spec.name);
     match &result {
@@ -682,18 +698,23 @@ fn renew_one(
     }
     crate::failpoint::hit("state-written");
     match result {
-        Ok(not_after) => {
+        Ok((not_after, cleaned)) => {
             logging::info(format_args!(
                 "{}: issued, valid until {} ({reason})",
                 spec.name,
                 logging::utc(not_after)
             ));
+            // Issued and deployed, but something was left in place: the run says so.
+            let error = cleaned.err();
+            if let Some(e) = &error {
+                report_failure(spec, None, e);
+            }
             Outcome {
                 state: "issued",
                 reason: Some(reason.to_string()),
                 not_after: Some(not_after),
-                error: None,
-                status: Status::Ok,
+                status: error.as_ref().map_or(Status::Ok, Error::status),
+                error: error.map(|e| e.to_string()),
             }
         }
         Err(e) => {

@@ -78,19 +78,27 @@ pub struct Request<'a> {
     pub replaces: Option<String>,
 }
 
+/// What [`issue`] hands back once the challenges are taken away: the certificate, what `keep`
+/// made of it, and how taking the challenges away went.
+pub struct Done<T> {
+    pub issued: Issued,
+    pub kept: T,
+    /// A failure here does not undo the certificate: the CA has signed it, and ordering it
+    /// again would count against the CA's limits a second time.
+    pub cleaned: Result<()>,
+}
+
 /// Orders the certificate `request` asks for, proves control of every name through `solver`,
 /// finalizes and downloads, and checks what came back; then hands it to `keep` (to be written)
-/// while the challenges may still be being taken away, and returns both once that is over.
-/// `keep` must run no hook: the hooks of one certificate come in dehydrated's order, every
-/// `clean_challenge` before `sync_cert`. Failing to take a challenge away is a warning: the
-/// certificate the CA issued is not thrown away for it (it would count against the CA's limits
-/// again), and what was left is named.
+/// while the challenges may still be being taken away, and returns once that is over. `keep`
+/// must run no hook: the hooks of one certificate come in dehydrated's order, every
+/// `clean_challenge` before `sync_cert`.
 pub fn issue<T>(
     ctx: &Ctx<'_>,
     request: Request<'_>,
     solver: &Solver<'_>,
     keep: impl FnOnce(&Issued) -> Result<T>,
-) -> Result<(Issued, T)> {
+) -> Result<Done<T>> {
     let Request {
         subject,
         names,
@@ -140,17 +148,35 @@ pub fn issue<T>(
         );
         let kept = issued.and_then(|issued| keep(&issued).map(|kept| (issued, kept)));
         // Challenges are taken away while the order goes on; that must have ended too.
-        let cleaned = cleaning.map_or(Ok(()), |h: Cleaning<'_>| {
-            h.join()
-                .unwrap_or_else(|_| Err(Error::refused(subject, "taking challenges away panicked")))
-        });
-        if let Err(e) = cleaned {
-            logging::warn(format_args!(
-                "{subject}: {e}; the challenges for {} may still be in place",
-                names.join(", ")
-            ));
+        let cleaned = cleaning
+            .map_or(Ok(()), |h: Cleaning<'_>| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::refused(subject, "taking challenges away panicked"))
+                })
+            })
+            .map_err(|e| {
+                Error::refused(
+                    subject,
+                    format!(
+                        "{e}; the challenges for {} may still be in place",
+                        names.join(", ")
+                    ),
+                )
+            });
+        match kept {
+            Ok((issued, kept)) => Ok(Done {
+                issued,
+                kept,
+                cleaned,
+            }),
+            Err(e) => {
+                // The first error is the one that counts; this one is still told.
+                if let Err(cleaning) = cleaned {
+                    logging::warn(cleaning);
+                }
+                Err(e)
+            }
         }
-        kept
     })
 }
 

@@ -519,10 +519,10 @@ fn pkcs12_export_opens_with_openssl_and_the_passphrase() {
 }
 
 #[test]
-fn a_failing_clean_challenge_is_a_warning_and_the_issued_certificate_is_deployed() {
+fn a_failing_clean_challenge_fails_the_run_but_the_issued_certificate_is_deployed() {
     // The CA has validated and may have signed already: throwing its certificate away would
-    // count against its limits a second time, so it is kept and deployed, and the failure is
-    // reported with what may be left behind.
+    // count against its limits a second time, so it is kept and deployed; the run still fails,
+    // as for any hook that fails, naming what may be left behind.
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");
     let (hook, record) = recording_hook(
@@ -532,14 +532,15 @@ fn a_failing_clean_challenge_is_a_warning_and_the_issued_certificate_is_deployed
     env.write_config(&format!("HOOK={}\n", hook.display()));
     env.domains("unclean.example\n");
     let run = env.run(&["--cron", "--accept-terms"]);
-    run.expect(0);
+    run.expect(1);
     assert!(
         run.stderr()
             .contains("clean_challenge failed: exited with exit status: 3")
             && run
                 .stderr()
                 .contains("the challenges for unclean.example may still be in place")
-            && run.stdout().contains("the DNS API said no"),
+            && run.stdout().contains("the DNS API said no")
+            && run.stdout().contains("unclean.example: issued"),
         "{run:?}"
     );
     check_live_set(
@@ -558,8 +559,14 @@ fn a_failing_clean_challenge_is_a_warning_and_the_issued_certificate_is_deployed
         ["clean_challenge", "sync_cert", "deploy_cert", "exit_hook"],
         "{got:#?}"
     );
+    let exit_hook = got.iter().find(|l| handler(l) == "exit_hook").unwrap();
+    assert!(exit_hook.contains("unclean.example"), "{exit_hook}");
     // The challenge file is taken away all the same.
     assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0);
+    // Nothing is due now: the next run orders nothing and succeeds.
+    let since = pebble.requests();
+    env.run(&["--cron"]).expect(0);
+    assert_eq!(pebble.requests_after(since), Vec::<String>::new());
 }
 
 #[test]
