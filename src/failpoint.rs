@@ -31,7 +31,9 @@ pub fn hit(name: &str) {
             .create(true)
             .open(log)
     {
-        let _ = writeln!(f, "{name}");
+        // One write of the whole line: an O_APPEND write is not split, so the lines of two
+        // threads passing kill points at once never run into each other.
+        let _ = f.write_all(format!("{name}\n").as_bytes());
     }
     let Ok(want) = std::env::var("DESICCANT_FAILPOINT") else {
         return;
