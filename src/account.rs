@@ -52,7 +52,7 @@ pub fn load_or_register(
     terms: Terms<'_>,
 ) -> Result<(Account, Found)> {
     let subject = "account";
-    if dir.dir.join("deactivated").exists() {
+    if dir.deactivated().exists() {
         return Err(Error::refused(
             subject,
             format!(
@@ -139,7 +139,7 @@ pub fn rollover(
         .map_err(|m| Error::refused("account", m))?
         .pem();
     let new = AccountKey::from_pem(&pem).map_err(|e| Error::refused("account", e.0))?;
-    let pending = dir.dir.join("account_key.pem.new");
+    let pending = dir.key_pending();
     store::write_file(&pending, pem.as_bytes(), store::KEY_MODE)?;
     let inner = new
         .key_change(&url, &account.url, &account.key)
@@ -159,9 +159,9 @@ pub fn rollover(
 /// place.
 fn swap_in(dir: &AccountDir, now: i64) -> Result<()> {
     let old = dir.key();
-    let backup = dir.dir.join(format!("account_key-{now}.pem"));
+    let backup = dir.key_backup(now);
     std::fs::rename(&old, &backup).map_err(Error::io("cannot keep the old key as", &backup))?;
-    let pending = dir.dir.join("account_key.pem.new");
+    let pending = dir.key_pending();
     std::fs::rename(&pending, &old).map_err(Error::io("cannot put the new key in place", &old))?;
     store::sync_dir(&dir.dir)
 }
@@ -174,7 +174,7 @@ fn finish_rollover(
     account: &Account,
     now: i64,
 ) -> Result<Option<Account>> {
-    let pending = dir.dir.join("account_key.pem.new");
+    let pending = dir.key_pending();
     let Ok(text) = std::fs::read_to_string(&pending) else {
         return Ok(None);
     };

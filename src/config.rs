@@ -13,7 +13,7 @@ use crate::domains::CertLine;
 use crate::error::{Error, Result};
 use crate::hooks::Hook;
 use crate::keys::KeyAlgo;
-use crate::store::{self, CertModes, Owner};
+use crate::store::{self, AccountDir, CertDir, CertModes, Owner, defaults};
 
 /// Where the config file is looked for when `--config` is not given.
 pub const CONFIG_LOOKUP: &[&str] = &[
@@ -364,7 +364,7 @@ impl Config {
         let lockfile = if opts.no_lock {
             None
         } else {
-            let mut lock = under("LOCKFILE", "lock").into_os_string();
+            let mut lock = under("LOCKFILE", defaults::LOCKFILE).into_os_string();
             if let Some(suffix) = &opts.lock_suffix {
                 lock.push(format!("-{suffix}"));
             }
@@ -445,8 +445,8 @@ impl Config {
             eab,
             account_key_algo,
             http_listen,
-            alpn_dir: under("ALPNCERTDIR", "alpn-certs"),
-            chain_cache: under("CHAINCACHE", "chains"),
+            alpn_dir: under("ALPNCERTDIR", defaults::ALPNCERTDIR),
+            chain_cache: under("CHAINCACHE", defaults::CHAINCACHE),
             dns,
             pkcs12_passphrase,
             auto_cleanup,
@@ -455,9 +455,9 @@ impl Config {
             run_timeout,
             post_renew_hook: vars.value("POST_RENEW_HOOK").map(str::to_string),
             file,
-            certdir: under("CERTDIR", "certs"),
-            accountdir: under("ACCOUNTDIR", "accounts"),
-            domains_txt: under("DOMAINS_TXT", "domains.txt"),
+            certdir: under("CERTDIR", defaults::CERTDIR),
+            accountdir: under("ACCOUNTDIR", defaults::ACCOUNTDIR),
+            domains_txt: under("DOMAINS_TXT", defaults::DOMAINS_TXT),
             domains_d: vars.value("DOMAINS_D").map(PathBuf::from),
             ca_bundle: vars.value("CA_BUNDLE").map(PathBuf::from),
             defaults: settings(&vars)?,
@@ -482,7 +482,7 @@ impl Config {
     ) -> Result<(CertSpec, Vec<String>)> {
         let path = match &self.domains_d {
             Some(dir) => dir.join(&line.name),
-            None => self.certdir.join(&line.name).join("config"),
+            None => CertDir::new(&self.certdir, &line.name).config(),
         };
         let mut warnings = Vec::new();
         let settings = if path.is_file() {
@@ -514,6 +514,53 @@ impl Config {
 }
 
 impl Config {
+    /// dehydrated's variables as this configuration sets them, for a certificate with
+    /// `settings` (the defaults for the run itself): what `--env` prints and what every hook
+    /// finds in its environment, from this one list so that the two never differ.
+    pub fn dehydrated_vars(&self, settings: &CertSettings) -> Vec<(&'static str, String)> {
+        let path = |p: &Path| p.display().to_string();
+        let opt_path = |p: Option<&Path>| p.map(path).unwrap_or_default();
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let account = AccountDir::new(&self.accountdir, &self.ca);
+        let keysize = match settings.key_algo {
+            KeyAlgo::Rsa(bits) => bits.to_string(),
+            _ => "4096".into(),
+        };
+        vec![
+            ("BASEDIR", path(&self.basedir)),
+            ("CONFIG", opt_path(self.file.as_deref())),
+            ("CA", self.ca.clone()),
+            ("CERTDIR", path(&self.certdir)),
+            ("ALPNCERTDIR", path(&self.alpn_dir)),
+            ("CHALLENGETYPE", settings.challenge.name().into()),
+            ("DOMAINS_D", opt_path(self.domains_d.as_deref())),
+            ("DOMAINS_TXT", path(&self.domains_txt)),
+            ("HOOK", opt_path(settings.hook.as_deref())),
+            ("HOOK_CHAIN", yes_no(settings.hook_chain)),
+            (
+                "RENEW_DAYS",
+                settings
+                    .renew_days
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("ACCOUNT_KEY", path(&account.key())),
+            ("ACCOUNT_KEY_JSON", path(&account.registration())),
+            ("ACCOUNT_ID_JSON", path(&account.id())),
+            ("KEY_ALGO", settings.key_algo.config_name().into()),
+            ("KEYSIZE", keysize),
+            ("WELLKNOWN", path(&settings.wellknown)),
+            ("PRIVATE_KEY_RENEW", yes_no(settings.key_renew)),
+            ("PRIVATE_KEY_ROLLOVER", yes_no(settings.key_rollover)),
+            ("OPENSSL_CNF", String::new()),
+            (
+                "CONTACT_EMAIL",
+                self.contact_email.clone().unwrap_or_default(),
+            ),
+            ("LOCKFILE", opt_path(self.lockfile.as_deref())),
+        ]
+    }
+
     /// Refuses a certificate whose names its challenge type cannot prove, or a dns-01 one with
     /// neither a hook nor DNS updates: found before any request.
     fn check_challenge(&self, spec: &CertSpec, line: &CertLine) -> Result<()> {

@@ -162,7 +162,7 @@ pub fn import_certbot(config: &Config, dir: &Path, now: i64) -> Result<Vec<Strin
         dir.switch(&set)?;
         let settings = cert_config(config, &l);
         if !settings.is_empty() {
-            store::write_file(&dir.dir.join("config"), settings.as_bytes(), 0o644)?;
+            store::write_file(&dir.config(), settings.as_bytes(), 0o644)?;
         }
         new_lines.push_str(&line);
         new_lines.push('\n');

@@ -1,18 +1,49 @@
-//! Whether a certificate must be issued now: a pure function of what is on disk, what is
-//! wanted, the policy and `now`.
+//! Whether a certificate must be issued now: one pure function of the live certificate's
+//! facts, what is wanted, what `state/` recorded, the policy and `now`. `--cron`, `--check` and
+//! their `--json` reports all ask it, and nothing else decides.
 
 use std::fmt;
 
 use crate::keys::KeyAlgo;
+use crate::state::CertState;
 use crate::x509::CertFacts;
 
-/// What the configuration asks of one certificate.
+/// What the configuration asks of the decision itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// `--force`.
+    /// `--force`: renew whatever the rest says, and ignore back-off and rate-limit waits.
     pub force: bool,
     /// `RENEW_DAYS`; None renews when a third of the lifetime is left (half for short-lived).
     pub renew_days: Option<u32>,
+    /// `ARI=yes`: a renewal window the CA suggested is obeyed.
+    pub ari: bool,
+}
+
+/// What the live certificate is, as read from `certs/<name>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    pub facts: CertFacts,
+    /// Its RFC 9773 certID, None when it has no Authority Key Identifier.
+    pub cert_id: Option<String>,
+    /// The common name of the topmost issuer of the live chain, when it was read: it is asked
+    /// only for a certificate with a `PREFERRED_CHAIN` and no record of the chain it was issued
+    /// under.
+    pub top_issuer: Option<String>,
+}
+
+/// What the configuration wants the certificate to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// Its names, in any order.
+    pub names: &'a [String],
+    /// The key type; None when the key is made elsewhere (a CSR from the `generate_csr` hook).
+    pub key: Option<KeyAlgo>,
+    /// `ACME_PROFILE`.
+    pub profile: Option<&'a str>,
+    /// `PREFERRED_CHAIN`.
+    pub preferred_chain: Option<&'a str>,
+    /// The directory URL of the configured CA.
+    pub ca: &'a str,
 }
 
 /// Why a certificate is issued.
@@ -27,17 +58,42 @@ pub enum Reason {
     KeyChanged {
         had: String,
     },
+    /// Issued by another CA than the configured one (staging, then production).
+    CaChanged {
+        had: String,
+    },
     Expired,
     /// Inside the renewal window: `days_left` days of validity remain.
     Due {
         days_left: i64,
     },
+    /// The CA's renewal information (RFC 9773) says it is time, with its explanation URL.
+    Ari {
+        explanation: Option<String>,
+    },
     /// `PREFERRED_CHAIN` is not what the live certificate was issued under.
     ChainChanged,
     /// `ACME_PROFILE` is not what the live certificate was issued under.
     ProfileChanged,
-    /// The CA's renewal information (RFC 9773) says it is time.
-    Ari,
+}
+
+impl Reason {
+    /// A stable one-word name, for `--json` reports and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Forced => "forced",
+            Reason::Missing => "missing",
+            Reason::Unreadable(_) => "unreadable",
+            Reason::NamesChanged { .. } => "names-changed",
+            Reason::KeyChanged { .. } => "key-changed",
+            Reason::CaChanged { .. } => "ca-changed",
+            Reason::Expired => "expired",
+            Reason::Due { .. } => "due",
+            Reason::Ari { .. } => "ari",
+            Reason::ChainChanged => "chain-changed",
+            Reason::ProfileChanged => "profile-changed",
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -50,22 +106,65 @@ impl fmt::Display for Reason {
                 write!(f, "names changed (the certificate has {})", had.join(" "))
             }
             Reason::KeyChanged { had } => write!(f, "key type changed (the certificate has {had})"),
+            Reason::CaChanged { had } => {
+                write!(f, "issued by another CA ({had}) than the configured one")
+            }
             Reason::Expired => f.write_str("expired"),
             Reason::Due { days_left } => write!(f, "{days_left} days left"),
+            Reason::Ari { .. } => f.write_str("the CA's renewal information says so"),
             Reason::ChainChanged => f.write_str("preferred chain changed"),
             Reason::ProfileChanged => f.write_str("profile changed"),
-            Reason::Ari => f.write_str("the CA's renewal information says so"),
+        }
+    }
+}
+
+/// Why a certificate that is due is not ordered now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The CA answered `rateLimited`: not asked again before its `Retry-After`.
+    RateLimited,
+    /// Validation failed `failures` times in a row: backed off so as not to spend the CA's
+    /// failure limits.
+    BackedOff { failures: u32 },
+}
+
+impl Hold {
+    /// A stable one-word name, for `--json` reports and scripts.
+    pub fn code(self) -> &'static str {
+        match self {
+            Hold::RateLimited => "rate-limited",
+            Hold::BackedOff { .. } => "backed-off",
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
+    /// Order a new certificate now.
     Renew(Reason),
-    /// Nothing to do until `renew_at` (Unix seconds).
-    Keep {
-        renew_at: i64,
+    /// Due for `reason`, but not to be ordered before `until` (Unix seconds).
+    Hold {
+        reason: Reason,
+        hold: Hold,
+        until: i64,
     },
+    /// Nothing to do until `renew_at` (Unix seconds).
+    Keep { renew_at: i64 },
+}
+
+impl Decision {
+    /// The reason it is due, if it is.
+    pub fn reason(&self) -> Option<&Reason> {
+        match self {
+            Decision::Renew(reason) | Decision::Hold { reason, .. } => Some(reason),
+            Decision::Keep { .. } => None,
+        }
+    }
+
+    /// `keep`, or the reason's code: what `--json` reports as `decision`.
+    pub fn code(&self) -> &'static str {
+        self.reason().map_or("keep", Reason::code)
+    }
 }
 
 /// Certificates that live this long or less renew at half their lifetime, not a third, so
@@ -101,61 +200,152 @@ pub fn ari_point(start: i64, end: i64, cert_id: &str) -> i64 {
 }
 
 /// Decides for one certificate. `current` is None when there is no `cert.pem`, `Err` when it
-/// cannot be read. `names` are the wanted names; `key` the wanted key type, None when the key
-/// is made elsewhere (a CSR from the `generate_csr` hook).
+/// cannot be read. In order: missing or unreadable; `--force`; names or key type not as
+/// wanted; issued by another CA; expired; inside the local renewal window (`RENEW_DAYS` or
+/// the share of the lifetime); past the point chosen in the CA's renewal information window;
+/// a preferred chain or profile other than it was issued under. A certificate that is due is
+/// then held back while `recorded` says the CA's rate limit or our back-off still runs (never
+/// with `--force`).
 pub fn decide(
-    current: Option<&Result<CertFacts, String>>,
-    names: &[String],
-    key: Option<KeyAlgo>,
+    current: Option<&Result<Live, String>>,
+    wanted: &Wanted<'_>,
+    recorded: &CertState,
     policy: Policy,
     now: i64,
 ) -> Decision {
-    let facts = match current {
-        None => return Decision::Renew(Reason::Missing),
-        Some(Err(why)) => return Decision::Renew(Reason::Unreadable(why.clone())),
-        Some(Ok(facts)) => facts,
+    let due = match current {
+        None => Err(Reason::Missing),
+        Some(Err(why)) => Err(Reason::Unreadable(why.clone())),
+        Some(Ok(live)) => judge(live, wanted, recorded, policy, now),
+    };
+    let reason = match due {
+        Ok(renew_at) => return Decision::Keep { renew_at },
+        Err(reason) => reason,
     };
     if policy.force {
-        return Decision::Renew(Reason::Forced);
+        return Decision::Renew(reason);
     }
-    let mut wanted = names.to_vec();
-    wanted.sort();
-    wanted.dedup();
-    if facts.names != wanted {
-        return Decision::Renew(Reason::NamesChanged {
+    if let Some(until) = recorded.rate_limited_until.filter(|until| *until > now) {
+        return Decision::Hold {
+            reason,
+            hold: Hold::RateLimited,
+            until,
+        };
+    }
+    if let Some(until) = recorded.backed_off(now) {
+        return Decision::Hold {
+            reason,
+            hold: Hold::BackedOff {
+                failures: recorded.failures,
+            },
+            until,
+        };
+    }
+    Decision::Renew(reason)
+}
+
+/// The rules for a readable certificate: Ok(when it renews) or Err(why it renews now).
+fn judge(
+    live: &Live,
+    wanted: &Wanted<'_>,
+    recorded: &CertState,
+    policy: Policy,
+    now: i64,
+) -> Result<i64, Reason> {
+    let facts = &live.facts;
+    if policy.force {
+        return Err(Reason::Forced);
+    }
+    let mut names = wanted.names.to_vec();
+    names.sort();
+    names.dedup();
+    if facts.names != names {
+        return Err(Reason::NamesChanged {
             had: facts.names.clone(),
         });
     }
-    if let Some(key) = key
+    if let Some(key) = wanted.key
         && facts.key != Some(key)
     {
         let had = facts
             .key
             .map(|k| k.to_string())
             .unwrap_or_else(|| "another type".into());
-        return Decision::Renew(Reason::KeyChanged { had });
+        return Err(Reason::KeyChanged { had });
+    }
+    if let Some(had) = recorded.ca.as_deref().filter(|had| *had != wanted.ca) {
+        return Err(Reason::CaChanged { had: had.into() });
     }
     if now >= facts.not_after {
-        return Decision::Renew(Reason::Expired);
+        return Err(Reason::Expired);
     }
-    let at = renew_at(facts.not_before, facts.not_after, policy.renew_days);
-    if now >= at {
-        return Decision::Renew(Reason::Due {
+    let local = renew_at(facts.not_before, facts.not_after, policy.renew_days);
+    if now >= local {
+        return Err(Reason::Due {
             days_left: (facts.not_after - now) / 86_400,
         });
     }
-    Decision::Keep { renew_at: at }
+    // The CA's window, when it is the answer for this very certificate.
+    let ari = recorded
+        .ari
+        .as_ref()
+        .filter(|_| policy.ari)
+        .filter(|a| live.cert_id.as_deref() == Some(a.cert_id.as_str()));
+    let mut renew = local;
+    if let Some(ari) = ari {
+        let point = ari_point(ari.start, ari.end, &ari.cert_id);
+        if now >= point {
+            return Err(Reason::Ari {
+                explanation: ari.explanation.clone(),
+            });
+        }
+        renew = renew.min(point);
+    }
+    if chain_changed(live, wanted, recorded) {
+        return Err(Reason::ChainChanged);
+    }
+    if recorded.profile.as_deref().unwrap_or_default() != wanted.profile.unwrap_or_default() {
+        return Err(Reason::ProfileChanged);
+    }
+    Ok(renew)
+}
+
+/// True when the chain preference differs from the one the live certificate was issued under,
+/// or, for a certificate with no record of it, from the live chain's topmost issuer.
+fn chain_changed(live: &Live, wanted: &Wanted<'_>, recorded: &CertState) -> bool {
+    let want = wanted.preferred_chain.unwrap_or_default();
+    match &recorded.preferred_chain {
+        Some(had) => had != want,
+        None if want.is_empty() => false,
+        None => live.top_issuer.as_deref() != Some(want),
+    }
+}
+
+/// Whether [`decide`] needs [`Live::top_issuer`] for this certificate: only when a chain is
+/// preferred and `state/` has no record of the one it was issued under.
+pub fn needs_top_issuer(wanted: &Wanted<'_>, recorded: &CertState) -> bool {
+    recorded.preferred_chain.is_none() && wanted.preferred_chain.is_some_and(|c| !c.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::AriState;
 
     const DAY: i64 = 86_400;
     const T0: i64 = 1_800_000_000;
+    const CA: &str = "https://ca.example/dir";
 
-    fn cert(days: i64) -> Result<CertFacts, String> {
-        Ok(CertFacts {
+    fn live(facts: CertFacts) -> Result<Live, String> {
+        Ok(Live {
+            facts,
+            cert_id: Some("aki.serial".into()),
+            top_issuer: None,
+        })
+    }
+
+    fn cert(days: i64) -> Result<Live, String> {
+        live(CertFacts {
             names: vec!["a.example".into(), "b.example".into()],
             not_before: T0,
             not_after: T0 + days * DAY,
@@ -167,13 +357,30 @@ mod tests {
         vec!["b.example".into(), "a.example".into()]
     }
 
+    fn wanted(names: &[String]) -> Wanted<'_> {
+        Wanted {
+            names,
+            key: Some(KeyAlgo::Secp384r1),
+            profile: None,
+            preferred_chain: None,
+            ca: CA,
+        }
+    }
+
     const AUTO: Policy = Policy {
         force: false,
         renew_days: None,
+        ari: true,
     };
 
-    fn run(c: &Result<CertFacts, String>, policy: Policy, now: i64) -> Decision {
-        decide(Some(c), &names(), Some(KeyAlgo::Secp384r1), policy, now)
+    fn run(c: &Result<Live, String>, policy: Policy, now: i64) -> Decision {
+        decide(
+            Some(c),
+            &wanted(&names()),
+            &CertState::default(),
+            policy,
+            now,
+        )
     }
 
     #[test]
@@ -224,8 +431,8 @@ mod tests {
     #[test]
     fn renew_days_when_set() {
         let policy = Policy {
-            force: false,
             renew_days: Some(10),
+            ..AUTO
         };
         assert!(matches!(
             run(&cert(90), policy, T0 + 79 * DAY),
@@ -238,46 +445,230 @@ mod tests {
     }
 
     #[test]
-    fn missing_unreadable_changed_expired_forced() {
+    fn what_state_recorded_decides_too() {
+        let w = names();
+        let ari = |start: i64, end: i64, cert_id: &str| AriState {
+            cert_id: cert_id.into(),
+            start,
+            end,
+            explanation: Some("https://ca.example/why".into()),
+            next_check: 0,
+        };
+        let point = ari_point(T0 + 10 * DAY, T0 + 11 * DAY, "aki.serial");
+        let chain = Wanted {
+            preferred_chain: Some("Root X2"),
+            ..wanted(&w)
+        };
+        let profile = Wanted {
+            profile: Some("shortlived"),
+            ..wanted(&w)
+        };
+        let recorded = |f: &dyn Fn(&mut CertState)| {
+            let mut s = CertState::default();
+            f(&mut s);
+            s
+        };
+        let no_ari = Policy { ari: false, ..AUTO };
+        // (wanted, recorded, policy, now, decision)
+        let table: Vec<(Wanted<'_>, CertState, Policy, i64, Decision)> = vec![
+            (
+                wanted(&w),
+                recorded(&|s| s.ca = Some("https://staging.example/dir".into())),
+                AUTO,
+                T0 + DAY,
+                Decision::Renew(Reason::CaChanged {
+                    had: "https://staging.example/dir".into(),
+                }),
+            ),
+            (
+                wanted(&w),
+                recorded(&|s| s.ca = Some(CA.into())),
+                AUTO,
+                T0 + DAY,
+                Decision::Keep {
+                    renew_at: T0 + 60 * DAY,
+                },
+            ),
+            (
+                wanted(&w),
+                recorded(&|s| s.ari = Some(ari(T0 + 10 * DAY, T0 + 11 * DAY, "aki.serial"))),
+                AUTO,
+                point,
+                Decision::Renew(Reason::Ari {
+                    explanation: Some("https://ca.example/why".into()),
+                }),
+            ),
+            (
+                wanted(&w),
+                recorded(&|s| s.ari = Some(ari(T0 + 10 * DAY, T0 + 11 * DAY, "aki.serial"))),
+                AUTO,
+                point - 1,
+                Decision::Keep { renew_at: point },
+            ),
+            // An answer for another certificate, or with ARI=no, is not obeyed.
+            (
+                wanted(&w),
+                recorded(&|s| s.ari = Some(ari(T0 + 10 * DAY, T0 + 11 * DAY, "aki.other"))),
+                AUTO,
+                T0 + 12 * DAY,
+                Decision::Keep {
+                    renew_at: T0 + 60 * DAY,
+                },
+            ),
+            (
+                wanted(&w),
+                recorded(&|s| s.ari = Some(ari(T0 + 10 * DAY, T0 + 11 * DAY, "aki.serial"))),
+                no_ari,
+                T0 + 12 * DAY,
+                Decision::Keep {
+                    renew_at: T0 + 60 * DAY,
+                },
+            ),
+            (
+                chain,
+                recorded(&|s| s.preferred_chain = Some(String::new())),
+                AUTO,
+                T0 + DAY,
+                Decision::Renew(Reason::ChainChanged),
+            ),
+            // No record: the live chain's top issuer is asked (here: not read, so not it).
+            (
+                chain,
+                CertState::default(),
+                AUTO,
+                T0 + DAY,
+                Decision::Renew(Reason::ChainChanged),
+            ),
+            (
+                profile,
+                recorded(&|s| s.profile = Some("classic".into())),
+                AUTO,
+                T0 + DAY,
+                Decision::Renew(Reason::ProfileChanged),
+            ),
+            (
+                profile,
+                recorded(&|s| s.profile = Some("shortlived".into())),
+                AUTO,
+                T0 + DAY,
+                Decision::Keep {
+                    renew_at: T0 + 60 * DAY,
+                },
+            ),
+            (
+                profile,
+                recorded(&|s| {
+                    s.profile = Some("classic".into());
+                    s.rate_limited_until = Some(T0 + 2 * DAY);
+                }),
+                AUTO,
+                T0 + DAY,
+                Decision::Hold {
+                    reason: Reason::ProfileChanged,
+                    hold: Hold::RateLimited,
+                    until: T0 + 2 * DAY,
+                },
+            ),
+            (
+                wanted(&w),
+                recorded(&|s| {
+                    s.failures = 3;
+                    s.backoff_until = Some(T0 + 61 * DAY);
+                }),
+                AUTO,
+                T0 + 60 * DAY,
+                Decision::Hold {
+                    reason: Reason::Due { days_left: 30 },
+                    hold: Hold::BackedOff { failures: 3 },
+                    until: T0 + 61 * DAY,
+                },
+            ),
+            // A wait that is over, or --force, holds nothing back.
+            (
+                wanted(&w),
+                recorded(&|s| s.rate_limited_until = Some(T0 + 60 * DAY)),
+                AUTO,
+                T0 + 60 * DAY,
+                Decision::Renew(Reason::Due { days_left: 30 }),
+            ),
+            (
+                wanted(&w),
+                recorded(&|s| s.rate_limited_until = Some(T0 + 2 * DAY)),
+                Policy {
+                    force: true,
+                    ..AUTO
+                },
+                T0 + DAY,
+                Decision::Renew(Reason::Forced),
+            ),
+        ];
+        for (i, (wanted, recorded, policy, now, expected)) in table.into_iter().enumerate() {
+            assert_eq!(
+                decide(Some(&cert(90)), &wanted, &recorded, policy, now),
+                expected,
+                "row {i}"
+            );
+        }
+        // The live chain's own top issuer counts when nothing was recorded.
+        let mut top = cert(90).unwrap();
+        top.top_issuer = Some("Root X2".into());
+        assert!(needs_top_issuer(&chain, &CertState::default()));
+        assert!(!needs_top_issuer(&wanted(&w), &CertState::default()));
         assert_eq!(
-            decide(None, &names(), Some(KeyAlgo::Secp384r1), AUTO, T0),
+            decide(
+                Some(&Ok(top)),
+                &chain,
+                &CertState::default(),
+                AUTO,
+                T0 + DAY
+            ),
+            Decision::Keep {
+                renew_at: T0 + 60 * DAY
+            }
+        );
+    }
+
+    #[test]
+    fn missing_unreadable_changed_expired_forced() {
+        let w = names();
+        let none = CertState::default();
+        assert_eq!(
+            decide(None, &wanted(&w), &none, AUTO, T0),
             Decision::Renew(Reason::Missing)
         );
         assert_eq!(
             run(&Err("truncated".into()), AUTO, T0),
             Decision::Renew(Reason::Unreadable("truncated".into()))
         );
-        let other = decide(
-            Some(&cert(90)),
-            &["a.example".into()],
-            Some(KeyAlgo::Secp384r1),
-            AUTO,
-            T0,
-        );
+        let one = vec!["a.example".to_string()];
+        let other = decide(Some(&cert(90)), &wanted(&one), &none, AUTO, T0);
         assert!(matches!(
             other,
             Decision::Renew(Reason::NamesChanged { .. })
         ));
-        let rsa = decide(
-            Some(&cert(90)),
-            &names(),
-            Some(KeyAlgo::Rsa(2048)),
-            AUTO,
-            T0,
-        );
+        let rsa = Wanted {
+            key: Some(KeyAlgo::Rsa(2048)),
+            ..wanted(&w)
+        };
         assert_eq!(
-            rsa,
+            decide(Some(&cert(90)), &rsa, &none, AUTO, T0),
             Decision::Renew(Reason::KeyChanged {
                 had: "secp384r1".into()
             })
         );
+        // A key made by the generate_csr hook is not judged by KEY_ALGO.
+        let csr = Wanted { key: None, ..rsa };
+        assert!(matches!(
+            decide(Some(&cert(90)), &csr, &none, AUTO, T0),
+            Decision::Keep { .. }
+        ));
         assert_eq!(
             run(&cert(90), AUTO, T0 + 91 * DAY),
             Decision::Renew(Reason::Expired)
         );
         let force = Policy {
             force: true,
-            renew_days: None,
+            ..AUTO
         };
         assert_eq!(run(&cert(90), force, T0), Decision::Renew(Reason::Forced));
     }
@@ -305,21 +696,26 @@ mod tests {
 
     #[test]
     fn certificates_of_90_45_and_6_days_against_every_reason() {
-        let read = |pem: &str| crate::x509::facts(pem.as_bytes());
+        let read = |pem: &str| {
+            crate::x509::facts(pem.as_bytes()).map(|facts| Live {
+                facts,
+                cert_id: None,
+                top_issuer: None,
+            })
+        };
         let (c90, c45, c6) = (read(&issued(90)), read(&issued(45)), read(&issued(6)));
-        assert_eq!(c90.as_ref().unwrap().not_after, day(90));
-        assert_eq!(c45.as_ref().unwrap().not_after, day(45));
-        assert_eq!(c6.as_ref().unwrap().not_after, day(6));
-        let garbage: Result<CertFacts, String> =
-            read("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert_eq!(c90.as_ref().unwrap().facts.not_after, day(90));
+        assert_eq!(c45.as_ref().unwrap().facts.not_after, day(45));
+        assert_eq!(c6.as_ref().unwrap().facts.not_after, day(6));
+        let garbage = read("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
         assert!(garbage.is_err());
         let renew_days = |d| Policy {
-            force: false,
             renew_days: Some(d),
+            ..AUTO
         };
         let force = Policy {
             force: true,
-            renew_days: None,
+            ..AUTO
         };
         let keep = |at: i64| Decision::Keep { renew_at: at };
         let due = |left: i64| Decision::Renew(Reason::Due { days_left: left });
@@ -329,7 +725,7 @@ mod tests {
         let sorted: Vec<String> = vec!["a.example".into(), "b.example".into()];
         // (certificate, wanted names, key, policy, now, decision)
         type Row<'a> = (
-            Option<&'a Result<CertFacts, String>>,
+            Option<&'a Result<Live, String>>,
             &'a [String],
             KeyAlgo,
             Policy,
@@ -422,9 +818,13 @@ mod tests {
             (Some(&c6), &both, p384, AUTO, day(3), due(3)),
             (Some(&c6), &both, p384, AUTO, day(5), due(1)),
         ];
-        for (i, (cert, wanted, key, policy, now, expected)) in table.into_iter().enumerate() {
+        for (i, (cert, names, key, policy, now, expected)) in table.into_iter().enumerate() {
+            let wanted = Wanted {
+                key: Some(key),
+                ..wanted(names)
+            };
             assert_eq!(
-                decide(cert, wanted, Some(key), policy, now),
+                decide(cert, &wanted, &CertState::default(), policy, now),
                 expected,
                 "row {i}"
             );

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::store;
+use crate::store::{self, StateLayout};
 
 /// What we remember of one certificate between runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,10 @@ pub struct CertState {
     /// the links when they are not there yet and runs `deploy_cert`, without a new order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<i64>,
+    /// The directory URL of the CA that issued the live certificate (recorded since this
+    /// version; None for older certificates and imported ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
     /// The CA refused an order with `rateLimited`: not asked again before this time (Unix
     /// seconds; its `Retry-After`, else an hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,63 +111,63 @@ pub struct RunState {
     pub last_run: Option<i64>,
 }
 
-/// `BASEDIR/state/`.
+/// `BASEDIR/state/`, read and written.
 pub struct StateDir {
-    dir: PathBuf,
+    layout: StateLayout,
 }
 
 impl StateDir {
     pub fn new(basedir: &Path) -> StateDir {
         StateDir {
-            dir: basedir.join("state"),
+            layout: StateLayout::new(basedir),
         }
     }
 
     /// The folder.
     pub fn path(&self) -> &Path {
-        &self.dir
+        &self.layout.dir
     }
 
-    fn read<T: for<'de> Deserialize<'de> + Default>(&self, file: &str) -> T {
-        std::fs::read(self.dir.join(file))
+    fn read<T: for<'de> Deserialize<'de> + Default>(&self, file: PathBuf) -> T {
+        std::fs::read(file)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
     }
 
-    fn write<T: Serialize>(&self, file: &str, value: &T) -> Result<()> {
-        store::create_dir(&self.dir, 0o700)?;
+    fn write<T: Serialize>(&self, file: PathBuf, value: &T) -> Result<()> {
+        store::create_dir(&self.layout.dir, 0o700)?;
         let text = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
-        store::write_file(&self.dir.join(file), text.as_bytes(), 0o600)
+        store::write_file(&file, text.as_bytes(), 0o600)
     }
 
     pub fn cert(&self, name: &str) -> CertState {
-        self.read(&format!("{name}.json"))
+        self.read(self.layout.cert(name))
     }
 
     /// Where the challenges of `name` are noted while they are in place.
     pub fn challenges(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.challenges.json"))
+        self.layout.challenges(name)
     }
 
     pub fn save_cert(&self, name: &str, state: &CertState) -> Result<()> {
-        self.write(&format!("{name}.json"), state)
+        self.write(self.layout.cert(name), state)
     }
 
     pub fn ca(&self) -> CaState {
-        self.read("ca.json")
+        self.read(self.layout.ca())
     }
 
     pub fn save_ca(&self, state: &CaState) -> Result<()> {
-        self.write("ca.json", state)
+        self.write(self.layout.ca(), state)
     }
 
     pub fn run(&self) -> RunState {
-        self.read("run.json")
+        self.read(self.layout.run())
     }
 
     pub fn save_run(&self, state: &RunState) -> Result<()> {
-        self.write("run.json", state)
+        self.write(self.layout.run(), state)
     }
 }
 

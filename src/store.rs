@@ -20,6 +20,61 @@ pub const ACCOUNT_DIR_MODE: u32 = 0o700;
 /// Mode of certificates, chains and CSRs: public data.
 pub const PUBLIC_MODE: u32 = 0o644;
 
+/// The names dehydrated gives the parts of `BASEDIR` when its config does not set them.
+pub mod defaults {
+    pub const CERTDIR: &str = "certs";
+    pub const ACCOUNTDIR: &str = "accounts";
+    pub const DOMAINS_TXT: &str = "domains.txt";
+    pub const LOCKFILE: &str = "lock";
+    pub const ALPNCERTDIR: &str = "alpn-certs";
+    pub const CHAINCACHE: &str = "chains";
+}
+
+/// `BASEDIR/archive/<name>/`: where `--cleanup` moves the unused files of a certificate.
+pub fn archive_dir(basedir: &Path, name: &str) -> PathBuf {
+    basedir.join("archive").join(name)
+}
+
+/// `CHAINCACHE/<issuer hash>.chain`: dehydrated's chain cache.
+pub fn cached_chain(chain_cache: &Path, issuer_hash: &str) -> PathBuf {
+    chain_cache.join(format!("{issuer_hash}.chain"))
+}
+
+/// `BASEDIR/state/`: our own run state beside dehydrated's layout, one file per certificate,
+/// one for the CA and one for the runs.
+#[derive(Debug, Clone)]
+pub struct StateLayout {
+    pub dir: PathBuf,
+}
+
+impl StateLayout {
+    pub fn new(basedir: &Path) -> StateLayout {
+        StateLayout {
+            dir: basedir.join("state"),
+        }
+    }
+
+    /// What we remember of certificate `name`.
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// The challenges of `name` while they are in place.
+    pub fn challenges(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.challenges.json"))
+    }
+
+    /// What we learnt of the CA's directory.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.json")
+    }
+
+    /// What we remember of the runs.
+    pub fn run(&self) -> PathBuf {
+        self.dir.join("run.json")
+    }
+}
+
 /// A name for a temporary file next to `path`, unique within this process and across processes.
 fn temp_name(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -198,6 +253,26 @@ impl AccountDir {
         self.dir.join("account_id.json")
     }
 
+    /// dehydrated's marker of an account deactivated at the CA: no later run uses it.
+    pub fn deactivated(&self) -> PathBuf {
+        self.dir.join("deactivated")
+    }
+
+    /// Where `--account` keeps the CA's previous answer.
+    pub fn registration_backup(&self, ts: i64) -> PathBuf {
+        self.dir.join(format!("registration_info-{ts}.json"))
+    }
+
+    /// Where a key rollover keeps the old account key.
+    pub fn key_backup(&self, ts: i64) -> PathBuf {
+        self.dir.join(format!("account_key-{ts}.pem"))
+    }
+
+    /// The new account key while a rollover is under way.
+    pub fn key_pending(&self) -> PathBuf {
+        self.dir.join("account_key.pem.new")
+    }
+
     /// Creates the folder 0700.
     pub fn create(&self) -> Result<()> {
         create_dir(&self.dir, ACCOUNT_DIR_MODE)
@@ -250,15 +325,34 @@ impl CertDir {
         }
     }
 
-    /// A live file by its link name: `privkey.pem`, `cert.pem`, `chain.pem`, `fullchain.pem`,
-    /// `cert.csr`.
-    pub fn live(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+    /// The live key: the `privkey.pem` link.
+    pub fn privkey(&self) -> PathBuf {
+        self.dir.join("privkey.pem")
     }
 
-    /// The live `cert.pem` (a symlink).
+    /// The live certificate: the `cert.pem` link.
     pub fn cert(&self) -> PathBuf {
-        self.live("cert.pem")
+        self.dir.join("cert.pem")
+    }
+
+    /// The live chain: the `chain.pem` link.
+    pub fn chain(&self) -> PathBuf {
+        self.dir.join("chain.pem")
+    }
+
+    /// The live certificate and chain: the `fullchain.pem` link.
+    pub fn fullchain(&self) -> PathBuf {
+        self.dir.join("fullchain.pem")
+    }
+
+    /// The next key, made ready with `PRIVATE_KEY_ROLLOVER=yes`: `privkey.roll.pem`.
+    pub fn roll_key(&self) -> PathBuf {
+        self.dir.join("privkey.roll.pem")
+    }
+
+    /// The certificate's own config, when `DOMAINS_D` is not set.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config")
     }
 
     /// Writes a new set as `<kind>-<ts>.<ext>`, every file fsynced, then the folder; nothing is
@@ -629,7 +723,7 @@ mod tests {
     }
 
     fn link(dir: &CertDir, name: &str) -> String {
-        fs::read_link(dir.live(name))
+        fs::read_link(dir.dir.join(name))
             .unwrap()
             .to_string_lossy()
             .into_owned()
@@ -656,8 +750,8 @@ mod tests {
         );
         let new = dir.write_set(&files("new"), 200, &modes).unwrap();
         // Killed after the first two links moved.
-        switch_link(&dir.live("privkey.pem"), "privkey-200.pem").unwrap();
-        switch_link(&dir.live("chain.pem"), "chain-200.pem").unwrap();
+        switch_link(&dir.privkey(), "privkey-200.pem").unwrap();
+        switch_link(&dir.chain(), "chain-200.pem").unwrap();
         assert_eq!(dir.live_ts(), Some(100));
         assert_eq!(dir.repair().unwrap(), Some(200));
         for (name, target) in [
@@ -683,7 +777,7 @@ mod tests {
         assert_eq!(dir.repair().unwrap(), None);
 
         // A newest set that is not whole is not rolled forward to: back to the whole one.
-        switch_link(&dir.live("chain.pem"), "chain-400.pem").unwrap();
+        switch_link(&dir.chain(), "chain-400.pem").unwrap();
         fs::write(dir.dir.join("chain-400.pem"), "").unwrap();
         assert_eq!(dir.repair().unwrap(), Some(300));
         assert_eq!(link(&dir, "chain.pem"), "chain-300.pem");

@@ -1,13 +1,13 @@
-//! `--check`: every certificate's state from the disk alone, for people and for monitoring.
+//! `--check`: every certificate's state from the disk alone, for people and for monitoring:
+//! the same decision `--cron` acts on, read as a monitoring-plugin state.
 
 use serde_json::{Value, json};
 
-use crate::cli::Cli;
-use crate::commands::{certificates, current, load_config, policy, unix_now};
+use super::session::{Asked, Session, decide, unix_now};
 use crate::config::CertSpec;
 use crate::error::{CheckStatus, Result};
 use crate::logging;
-use crate::renewal::{self, Decision, Reason};
+use crate::renewal::{Decision, Hold, Reason};
 use crate::state::StateDir;
 use crate::x509::CertFacts;
 
@@ -15,6 +15,7 @@ use crate::x509::CertFacts;
 struct CheckRow<'a> {
     spec: &'a CertSpec,
     state: CheckStatus,
+    decision: Decision,
     what: String,
     facts: Option<CertFacts>,
     renew_at: Option<i64>,
@@ -22,50 +23,81 @@ struct CheckRow<'a> {
     profile: Option<String>,
 }
 
+/// How grave a reason to renew is for monitoring: WARNING when the next run simply renews a
+/// certificate that still serves, CRITICAL when what is served is wrong or gone.
+fn severity(reason: &Reason) -> CheckStatus {
+    match reason {
+        Reason::Due { .. }
+        | Reason::Ari { .. }
+        | Reason::ChainChanged
+        | Reason::ProfileChanged
+        | Reason::Forced => CheckStatus::Warning,
+        Reason::Missing
+        | Reason::Unreadable(_)
+        | Reason::NamesChanged { .. }
+        | Reason::KeyChanged { .. }
+        | Reason::CaChanged { .. }
+        | Reason::Expired => CheckStatus::Critical,
+    }
+}
+
+/// What a row says of a decision to renew.
+fn describe(reason: &Reason) -> String {
+    match reason {
+        Reason::Due { .. } => "due for renewal".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// `--check`: every certificate's state from disk alone: no lock, no request.
-pub fn check(cli: &Cli) -> Result<CheckStatus> {
-    let config = load_config(cli)?;
-    let specs = certificates(cli, &config)?;
+pub fn check(session: &Session) -> Result<CheckStatus> {
+    let config = &session.config;
+    let specs = session.specs()?;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rows: Vec<CheckRow<'_>> = specs
         .iter()
         .map(|spec| {
-            let current = current(&config, spec);
-            let decision = renewal::decide(
-                current.as_ref(),
-                &spec.names,
-                Some(spec.settings.key_algo),
-                policy(cli.force, spec),
-                now,
-            );
-            let facts = current.and_then(|c| c.ok());
-            let (state, mut what, renew_at) = match decision {
-                Decision::Keep { renew_at } => {
-                    (CheckStatus::Ok, "valid".to_string(), Some(renew_at))
-                }
-                Decision::Renew(Reason::Due { .. }) => (
-                    CheckStatus::Warning,
-                    "due for renewal".to_string(),
-                    Some(now),
-                ),
-                Decision::Renew(reason) => (CheckStatus::Critical, reason.to_string(), None),
+            let recorded = states.cert(&spec.name);
+            let asked = Asked {
+                names: &spec.names,
+                key: Some(spec.settings.key_algo),
             };
-            if state != CheckStatus::Ok
-                && let Some(until) = states.cert(&spec.name).backed_off(now)
-            {
-                what.push_str(&format!(
-                    "; validation failed, backed off until {}",
-                    logging::utc(until)
-                ));
-            }
+            let (decision, live) = decide(config, session.opts.force, spec, asked, &recorded, now);
+            let (state, what, renew_at) = match &decision {
+                Decision::Keep { renew_at } => {
+                    (CheckStatus::Ok, "valid".to_string(), Some(*renew_at))
+                }
+                Decision::Renew(reason) => (severity(reason), describe(reason), Some(now)),
+                Decision::Hold {
+                    reason,
+                    hold,
+                    until,
+                } => {
+                    let why = match hold {
+                        Hold::RateLimited => {
+                            format!("rate-limited by the CA until {}", logging::utc(*until))
+                        }
+                        Hold::BackedOff { failures } => format!(
+                            "validation failed {failures} times in a row, backed off until {}",
+                            logging::utc(*until)
+                        ),
+                    };
+                    (
+                        severity(reason),
+                        format!("{}; {why}", describe(reason)),
+                        Some(*until),
+                    )
+                }
+            };
             CheckRow {
                 spec,
                 state,
+                decision,
                 what,
-                facts,
+                facts: live.map(|l| l.facts),
                 renew_at,
-                profile: states.cert(&spec.name).profile.filter(|p| !p.is_empty()),
+                profile: recorded.profile.filter(|p| !p.is_empty()),
             }
         })
         .collect();
@@ -74,7 +106,7 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
         .map(|r| r.state)
         .max()
         .unwrap_or(CheckStatus::Ok);
-    if cli.json {
+    if session.opts.json {
         let certificates: Vec<Value> = rows
             .iter()
             .map(|r| {
@@ -83,6 +115,8 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
                     "names": r.spec.names,
                     "state": r.state.label(),
                     "detail": r.what,
+                    "decision": r.decision.code(),
+                    "held_back": hold_code(&r.decision),
                     "not_after": r.facts.as_ref().map(|f| logging::utc(f.not_after)),
                     "days_left": r.facts.as_ref().map(|f| (f.not_after - now).div_euclid(86_400)),
                     "renew_at": r.renew_at.map(logging::utc),
@@ -140,4 +174,13 @@ pub fn check(cli: &Cli) -> Result<CheckStatus> {
         logging::data_line(format_args!("{line}"));
     }
     Ok(status)
+}
+
+/// What holds a due certificate back, as `--json` reports it: `rate-limited`, `backed-off`
+/// or null.
+fn hold_code(decision: &Decision) -> Option<&'static str> {
+    match decision {
+        Decision::Hold { hold, .. } => Some(hold.code()),
+        _ => None,
+    }
 }

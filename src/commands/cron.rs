@@ -1,0 +1,631 @@
+//! `--cron`: the periodic run. Plans every certificate from the disk alone (the repair of an
+//! interrupted run, then [`renewal::decide`](crate::renewal::decide)), lets the CA's renewal
+//! information move kept ones to the due ones, issues the due ones concurrently with
+//! dehydrated's hooks around every step, and merges their outcomes into the exit status.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::report::{self, Outcome};
+use super::session::{
+    Asked, Session, check_webroots, connect, decide, hook_at, hook_for, solver, start_responder,
+    unix_now,
+};
+use crate::account::Found;
+use crate::acme::Client;
+use crate::config::{CertSettings, CertSpec, Config};
+use crate::error::{Error, Result, Status};
+use crate::hooks::{Hook, HookEvent};
+use crate::issue::{self, Ctx, KeySource, Request};
+use crate::keys::Csr;
+use crate::renewal::{Decision, Reason};
+use crate::responder::Responder;
+use crate::state::{RunState, StateDir};
+use crate::store::{self, CertDir};
+use crate::{ari, deploy, failpoint, logging, parallel, x509};
+
+/// How long a certificate is left alone after a `rateLimited` answer without `Retry-After`.
+const RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest a `Retry-After` of a `rateLimited` answer is obeyed: a week.
+const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+
+/// Threads that answer the authorizations of one order.
+const AUTHZ_WORKERS: usize = 16;
+
+/// One certificate of the run, once planned: what its order and hooks need.
+struct Planned<'a> {
+    spec: &'a CertSpec,
+    hook: Option<Hook>,
+    /// The names to order: domains.txt's, or those of the CSR the `generate_csr` hook gave.
+    names: Vec<String>,
+    csr: Option<Csr>,
+    decision: Decision,
+    not_after: Option<i64>,
+    cert_id: Option<String>,
+    /// Its set was made live and deployed by [`deploy::recover`] in this run.
+    resumed: bool,
+    /// Where the outcome goes in the report.
+    index: usize,
+}
+
+impl Planned<'_> {
+    fn asked(&self) -> Asked<'_> {
+        Asked {
+            names: &self.names,
+            key: self.csr.is_none().then_some(self.spec.settings.key_algo),
+        }
+    }
+}
+
+/// Calls every hook with a handler no hook knows, as dehydrated does at start-up: a hook that
+/// does not exit 0 on it would break on the next new handler, so it is a config error, found
+/// before any order.
+fn check_hooks(config: &Config, specs: &[CertSpec]) -> Result<()> {
+    let mut paths: Vec<&Path> = specs
+        .iter()
+        .filter_map(|s| s.settings.hook.as_deref())
+        .chain(config.defaults.hook.as_deref())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        let hook = hook_at(config, path.to_path_buf(), None);
+        hook.run(&HookEvent::Bricker, &[]).map_err(|e| {
+            Error::Config(format!(
+                "{e}; a hook must exit 0 on handlers it does not know (see dehydrated's \
+                 docs/examples/hook.sh)"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Asks the hook for a CSR (`generate_csr`); Some when it printed one.
+fn generated_csr(
+    hook: &Hook,
+    config: &Config,
+    spec: &CertSpec,
+) -> Result<Option<(Csr, Vec<String>)>> {
+    let out = hook.run(
+        &HookEvent::GenerateCsr {
+            domain: spec.names[0].clone(),
+            cert_dir: CertDir::new(&config.certdir, &spec.name).dir,
+            altnames: spec.names.join(" "),
+        },
+        &[],
+    )?;
+    if !out.stdout.contains("-----BEGIN CERTIFICATE REQUEST-----")
+        && !out
+            .stdout
+            .contains("-----BEGIN NEW CERTIFICATE REQUEST-----")
+    {
+        return Ok(None);
+    }
+    x509::read_csr(&out.stdout)
+        .map(Some)
+        .map_err(|msg| Error::refused(&spec.name, format!("the CSR from generate_csr: {msg}")))
+}
+
+/// `--cron`: decides for every certificate without a request, then issues the due ones
+/// concurrently over one connection pool, with dehydrated's hooks around each step. Prints
+/// nothing when nothing was due (and no hook printed anything).
+pub fn sign_domains(session: &mut Session) -> Result<Status> {
+    crate::stop::deadline(session.config.run_timeout);
+    let specs = session.specs()?;
+    check_hooks(&session.config, &specs)?;
+    session.lock()?;
+    failpoint::hit("locked");
+    let config = &session.config;
+    // Temporary files of killed runs; those of certificate folders go in `recover`.
+    for dir in [
+        StateDir::new(&config.basedir).path(),
+        &session.account_dir().dir,
+        &config.chain_cache,
+    ] {
+        store::remove_dead_temp_files(dir);
+    }
+    let hook = session.hook(None);
+    // While startup_hook runs, the CA is reached for a run sure to order (as dehydrated reaches
+    // it before its hooks); a run with nothing due opens no connection.
+    let early = hook.as_ref().map(|_| {
+        let (config, specs) = (config.clone(), specs.clone());
+        let force = session.opts.force;
+        std::thread::spawn(move || early_client(force, &config, &specs))
+    });
+    let result = match &hook {
+        Some(h) => h.run(&HookEvent::StartupHook, &[]).map(|_| ()),
+        None => Ok(()),
+    }
+    .and_then(|()| {
+        let early = early.and_then(|h| h.join().ok()).flatten();
+        batch(session, &specs, early)
+    });
+    if let Some(h) = &hook {
+        let error = match &result {
+            Err(e) => Some(e.to_string()),
+            Ok((_, failed)) if !failed.is_empty() => Some(format!(
+                "{} of {} certificates failed: {}",
+                failed.len(),
+                specs.len(),
+                failed.join(", ")
+            )),
+            Ok(_) => None,
+        };
+        if let Err(e) = h.run(&HookEvent::ExitHook { error }, &[]) {
+            logging::error(&e);
+        }
+    }
+    result.map(|(status, _)| status)
+}
+
+/// The CA's client, with a nonce in its pool, or the error that kept it from the CA, when
+/// local rules alone are sure that a certificate will be ordered; None otherwise. Not sure:
+/// a set an interrupted run left to deploy (finished without an order), changed names (a
+/// `generate_csr` hook may name others), a certificate held back.
+fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Result<Client>> {
+    let states = StateDir::new(&config.basedir);
+    let now = unix_now();
+    let sure = specs.iter().any(|spec| {
+        let state = states.cert(&spec.name);
+        if state.pending.is_some() {
+            return false;
+        }
+        // No key type: the CSR of a `generate_csr` hook may hold any key.
+        let asked = Asked {
+            names: &spec.names,
+            key: None,
+        };
+        matches!(
+            decide(config, force, spec, asked, &state, now).0,
+            Decision::Renew(ref reason) if !matches!(reason, Reason::NamesChanged { .. })
+        )
+    });
+    sure.then(|| {
+        let client = connect(config)?;
+        client.stock_nonce();
+        Ok(client)
+    })
+}
+
+/// Repairs what an interrupted run left of `spec`, asks its hook for a CSR, and decides.
+fn plan<'a>(
+    config: &Config,
+    force: bool,
+    spec: &'a CertSpec,
+    index: usize,
+    states: &StateDir,
+    now: i64,
+) -> std::result::Result<Planned<'a>, Outcome> {
+    let hook = hook_for(config, Some((spec, &spec.names)));
+    let cleaner = solver(config, &spec.settings, hook.as_ref(), None);
+    let resumed = match deploy::recover(config, spec, hook.as_ref(), &cleaner) {
+        Ok(resumed) => resumed.is_some(),
+        Err(e) => {
+            report::failure(spec, None, &e);
+            return Err(Outcome::Failed {
+                decision: None,
+                error: e.into(),
+            });
+        }
+    };
+    let generated = match &hook {
+        Some(h) => generated_csr(h, config, spec),
+        None => Ok(None),
+    };
+    let (names, csr) = match generated {
+        Ok(Some((csr, names))) => (names, Some(csr)),
+        Ok(None) => (spec.names.clone(), None),
+        Err(e) => {
+            report::failure(spec, hook.as_ref(), &e);
+            return Err(Outcome::Failed {
+                decision: None,
+                error: e.into(),
+            });
+        }
+    };
+    let mut planned = Planned {
+        spec,
+        hook,
+        names,
+        csr,
+        decision: Decision::Keep { renew_at: now },
+        not_after: None,
+        cert_id: None,
+        resumed,
+        index,
+    };
+    let (decision, live) = decide(
+        config,
+        force,
+        spec,
+        planned.asked(),
+        &states.cert(&spec.name),
+        now,
+    );
+    planned.decision = decision;
+    if let Some(live) = live {
+        planned.not_after = Some(live.facts.not_after);
+        planned.cert_id = live.cert_id;
+    }
+    Ok(planned)
+}
+
+/// The body of `--cron` between startup_hook and exit_hook: the status, and the names of the
+/// certificates that failed. `early` is what reaching the CA gave, when it was tried already:
+/// an error is not met twice (an unreachable CA would cost its time-out twice).
+fn batch(
+    session: &Session,
+    specs: &[CertSpec],
+    early: Option<Result<Client>>,
+) -> Result<(Status, Vec<String>)> {
+    let config = &session.config;
+    let force = session.opts.force;
+    let now = unix_now();
+    let states = StateDir::new(&config.basedir);
+    let run_interval = states.run().last_run.map(|t| now - t).filter(|i| *i > 0);
+    let mut outcomes: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
+    let mut planned: Vec<Planned<'_>> = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        match plan(config, force, spec, index, &states, now) {
+            Ok(p) => planned.push(p),
+            Err(outcome) => outcomes[index] = Some(outcome),
+        }
+    }
+
+    let (mut client, early_error) = match early {
+        Some(Ok(client)) => (Some(client), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let early_error = std::cell::Cell::new(early_error);
+    let reach = || early_error.take().map_or_else(|| connect(config), Err);
+    // Renewal information may move kept certificates to the due ones: the answers go to
+    // state/, and the decision is made again from there.
+    if config.ari {
+        let kept: Vec<usize> = (0..planned.len())
+            .filter(|&i| {
+                matches!(planned[i].decision, Decision::Keep { .. }) && planned[i].cert_id.is_some()
+            })
+            .collect();
+        let candidates: Vec<ari::Candidate<'_>> = kept
+            .iter()
+            .filter_map(|&i| {
+                planned[i].cert_id.clone().map(|cert_id| ari::Candidate {
+                    name: &planned[i].spec.name,
+                    cert_id,
+                })
+            })
+            .collect();
+        if !candidates.is_empty() {
+            let fresh = ari::refresh(
+                &config.ca,
+                &states,
+                &mut client,
+                &reach,
+                &candidates,
+                config.jobs * 2,
+                now,
+            );
+            for c in fresh {
+                let p = &mut planned[kept[c]];
+                let recorded = states.cert(&p.spec.name);
+                p.decision = decide(config, force, p.spec, p.asked(), &recorded, now).0;
+                if let Decision::Renew(Reason::Ari {
+                    explanation: Some(url),
+                }) = &p.decision
+                {
+                    logging::info(format_args!(
+                        "{}: the CA asks for early renewal: {url}",
+                        p.spec.name
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut due: Vec<(Planned<'_>, Reason)> = Vec::new();
+    for p in planned {
+        match p.decision.clone() {
+            Decision::Renew(reason) => due.push((p, reason)),
+            Decision::Hold {
+                reason,
+                hold,
+                until,
+            } => {
+                let e = report::held_back(p.spec, hold, until);
+                report::failure(p.spec, None, &e);
+                outcomes[p.index] = Some(Outcome::Failed {
+                    decision: Some(Decision::Hold {
+                        reason,
+                        hold,
+                        until,
+                    }),
+                    error: e.into(),
+                });
+            }
+            Decision::Keep { renew_at } => {
+                if let (Some(interval), Some(not_after)) = (run_interval, p.not_after) {
+                    warn_if_too_slow(p.spec, not_after - renew_at, interval);
+                }
+                outcomes[p.index] = Some(unchanged(config, &p, renew_at));
+            }
+        }
+    }
+
+    if !due.is_empty() {
+        let settings: Vec<&CertSettings> = due.iter().map(|(p, _)| &p.spec.settings).collect();
+        let responder = start_responder(config, &settings)?;
+        check_webroots(&settings, responder.is_some())?;
+        let responder = responder.as_ref();
+        let client = match client.take() {
+            Some(c) => Ok(c),
+            None => reach(),
+        };
+        let renewed = client.and_then(|client| {
+            ari::remember(&states, &client, now);
+            let (account, found) = session.account(&client)?;
+            if found == Found::Registered {
+                logging::info(format_args!("account: registered as {}", account.url));
+            }
+            let ctx = Ctx {
+                client: &client,
+                account: &account,
+                workers: AUTHZ_WORKERS,
+                force_validation: session.opts.force_validation,
+            };
+            let done = parallel::map(&due, config.jobs, |(p, reason)| {
+                renew_one(&ctx, config, p, reason, responder)
+            });
+            logging::debug(format_args!(
+                "{} requests sent to the CA, the quickest answered in {:.1} ms",
+                client.requests(),
+                client.round_trip().unwrap_or_default().as_secs_f64() * 1000.0
+            ));
+            Ok(done)
+        });
+        match renewed {
+            Ok(done) => {
+                for ((p, _), outcome) in due.iter().zip(done) {
+                    outcomes[p.index] = Some(outcome);
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                // Nothing could be ordered: every due certificate failed the same way.
+                logging::error(format_args!("{e}{}", report::hint(&e, None)));
+                for (p, reason) in &due {
+                    if let Some(h) = &p.hook {
+                        report::request_failure(h, &e);
+                    }
+                    outcomes[p.index] = Some(Outcome::Failed {
+                        decision: Some(Decision::Renew(reason.clone())),
+                        error: Arc::clone(&e),
+                    });
+                }
+            }
+        }
+    }
+    let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+    let mut status = outcomes
+        .iter()
+        .map(Outcome::status)
+        .fold(Status::Ok, Status::merge);
+    let renewed: Vec<&str> = specs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.renewed())
+        .map(|(s, _)| s.name.as_str())
+        .collect();
+    if let (Some(command), false) = (&config.post_renew_hook, renewed.is_empty()) {
+        status = status.merge(post_renew(config, command, &renewed));
+    }
+    if let Err(e) = states.save_run(&RunState {
+        last_run: Some(now),
+    }) {
+        logging::warn(e);
+    }
+    if session.opts.json {
+        report::print_json(specs, &outcomes, status);
+    }
+    let failed = specs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.error().is_some())
+        .map(|(s, _)| s.name.clone())
+        .collect();
+    Ok((status, failed))
+}
+
+/// A kept certificate's outcome, after its `unchanged_cert` hook; one that
+/// [`deploy::recover`] deployed in this run counts as issued.
+fn unchanged(config: &Config, p: &Planned<'_>, renew_at: i64) -> Outcome {
+    if p.resumed {
+        return Outcome::Resumed {
+            not_after: p.not_after,
+        };
+    }
+    logging::debug(format_args!(
+        "{}: unchanged, renews after {}",
+        p.spec.name,
+        logging::utc(renew_at)
+    ));
+    let told = match &p.hook {
+        Some(h) => deploy::unchanged(config, p.spec, h, &p.names[0]),
+        None => Ok(()),
+    };
+    match told {
+        Ok(()) => Outcome::Unchanged {
+            not_after: p.not_after,
+        },
+        Err(e) => {
+            report::failure(p.spec, None, &e);
+            Outcome::Failed {
+                decision: Some(p.decision.clone()),
+                error: e.into(),
+            }
+        }
+    }
+}
+
+/// Runs `POST_RENEW_HOOK` once, with the renewed certificates' names in `RENEWED_CERTS`.
+fn post_renew(config: &Config, command: &str, renewed: &[&str]) -> Status {
+    let hook = hook_at(config, "/bin/sh".into(), None);
+    let names = renewed.join(" ");
+    match hook.run_shell(command, &[("RENEWED_CERTS", &names)]) {
+        Ok(_) => Status::Ok,
+        Err(e) => {
+            logging::error(format_args!(
+                "{e}; the certificates were renewed, but what uses them may not have them yet"
+            ));
+            Status::Failed
+        }
+    }
+}
+
+/// The schedule warning of a run that comes too seldom for a certificate: its renewal
+/// window (from renewal to expiry) is shorter than the time since the last run.
+fn warn_if_too_slow(spec: &CertSpec, window: i64, interval: i64) {
+    if window < interval {
+        let days = |s: i64| s as f64 / 86_400.0;
+        logging::warn(format_args!(
+            "{}: it is renewed {:.1} days before it expires, but the last run was {:.1} days ago; \
+             run desiccant at least daily (the commented daily line of cron/desiccant, or the \
+             systemd timer)",
+            spec.name,
+            days(window),
+            days(interval)
+        ));
+    }
+}
+
+/// Ok when the certificate asks for no profile, or for one the CA offers; a config error
+/// naming the ones offered otherwise.
+fn offered_profile(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<()> {
+    let Some(wanted) = &spec.settings.profile else {
+        return Ok(());
+    };
+    let offered = &ctx.client.directory.meta.profiles;
+    if offered.contains_key(wanted) {
+        return Ok(());
+    }
+    let names: Vec<&str> = offered.keys().map(String::as_str).collect();
+    Err(Error::Config(format!(
+        "{}: ACME_PROFILE {wanted:?} is not offered by {}; it offers {}",
+        spec.name,
+        ctx.client.directory_url,
+        if names.is_empty() {
+            "no profiles".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
+
+/// Issues one certificate, writes it, makes it live and deployed, records what it was issued
+/// under, and logs its line.
+fn renew_one(
+    ctx: &Ctx<'_>,
+    config: &Config,
+    p: &Planned<'_>,
+    reason: &Reason,
+    responder: Option<&Responder>,
+) -> Outcome {
+    let spec = p.spec;
+    logging::debug(format_args!("{}: renewing ({reason})", spec.name));
+    let states = StateDir::new(&config.basedir);
+    let mut solver = solver(config, &spec.settings, p.hook.as_ref(), responder);
+    solver.journal = Some(states.challenges(&spec.name));
+    let key = match &p.csr {
+        Some(csr) => KeySource::Csr(csr.clone()),
+        None => deploy::key_source(config, spec),
+    };
+    // The certificate this one replaces, for CAs with renewal information (RFC 9773 §5).
+    let replaces = ctx
+        .client
+        .directory
+        .renewal_info
+        .as_ref()
+        .and(p.cert_id.clone());
+    let request = Request {
+        subject: &spec.name,
+        names: &p.names,
+        key,
+        preferred_chain: spec.settings.preferred_chain.as_deref(),
+        profile: spec.settings.profile.as_deref(),
+        replaces,
+    };
+    // The new set is written while the challenges are taken away, and made live after.
+    let write = |issued: &issue::Issued| deploy::write(config, spec, issued, unix_now());
+    let result = offered_profile(ctx, spec)
+        .and_then(|()| issue::issue(ctx, request, &solver, write))
+        .and_then(|done| {
+            let issue::Done {
+                issued,
+                kept: set,
+                cleaned,
+            } = done;
+            match deploy::go_live(config, spec, p.hook.as_ref(), &p.names[0], &set, &issued) {
+                Ok(()) => Ok((issued.not_after, cleaned)),
+                Err(e) => {
+                    // The first error is the one that counts; this one is still told.
+                    if let Err(cleaning) = cleaned {
+                        logging::warn(cleaning);
+                    }
+                    Err(e)
+                }
+            }
+        });
+    let mut state = states.cert(&spec.name);
+    match &result {
+        Ok(_) => {
+            state.pending = None;
+            state.rate_limited_until = None;
+            state.succeeded();
+            state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
+            state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
+            state.ca = Some(config.ca.clone());
+            state.ari = None;
+        }
+        Err(Error::Invalid { .. }) => {
+            state.failed(unix_now());
+        }
+        Err(Error::Acme { err, .. }) if err.problem().is_some_and(|p| p.is("rateLimited")) => {
+            let wait = err
+                .retry_after()
+                .unwrap_or(RATE_LIMIT_WAIT)
+                .min(MAX_RATE_LIMIT_WAIT);
+            state.rate_limited_until = Some(unix_now() + wait.as_secs().cast_signed());
+        }
+        Err(_) => {}
+    }
+    if let Err(e) = states.save_cert(&spec.name, &state) {
+        logging::warn(e);
+    }
+    failpoint::hit("state-written");
+    match result {
+        Ok((not_after, cleaned)) => {
+            logging::info(format_args!(
+                "{}: issued, valid until {} ({reason})",
+                spec.name,
+                logging::utc(not_after)
+            ));
+            // Issued and deployed, but something was left in place: the run says so.
+            let error = cleaned.err();
+            if let Some(e) = &error {
+                report::failure(spec, None, e);
+            }
+            Outcome::Issued {
+                reason: reason.clone(),
+                not_after,
+                error,
+            }
+        }
+        Err(e) => {
+            report::failure(spec, p.hook.as_ref(), &e);
+            Outcome::Failed {
+                decision: Some(Decision::Renew(reason.clone())),
+                error: e.into(),
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! What the user asked for ([`Command`] and [`Options`], made once from the command line) and
+//! what every command is handed ([`Session`]: the config, the certificates in scope, the lock,
+//! and on demand the CA's client and the account). One file per command beside this one.
+
+mod account;
+mod check;
+mod cleanup;
+mod cron;
+mod env;
+mod report;
+mod revoke;
+mod session;
+mod signcsr;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::Cli;
+use crate::config::LoadOptions;
+use crate::error::{CheckStatus, Error, Result, Status};
+use crate::{import, logging};
+
+use session::{Options, Session, unix_now};
+
+/// What `--version` prints: the version, the commit it was built from, and what does TLS and
+/// the cryptography (all built in: no OpenSSL, no curl).
+const VERSION: &str = concat!(
+    "desiccant ",
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("DESICCANT_GIT_REV"),
+    ")\nTLS: rustls ",
+    env!("DESICCANT_RUSTLS"),
+    " with ring ",
+    env!("DESICCANT_RING"),
+    ", certificates verified against ",
+    "the system's store or CA_BUNDLE\ncrypto: ring ",
+    env!("DESICCANT_RING"),
+    " (ECDSA, SHA-2), rsa ",
+    env!("DESICCANT_RSA"),
+    " (RSA keys)\n"
+);
+
+/// The one thing the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Version,
+    Check,
+    Cron,
+    SignCsr(PathBuf),
+    Revoke {
+        cert: PathBuf,
+        /// `--privkey`: sign with the certificate's own key instead of the account key.
+        key: Option<PathBuf>,
+        reason: Option<u8>,
+    },
+    Register,
+    /// `--account`; with `--rollover`, a new account key instead of a new contact.
+    Account {
+        rollover: bool,
+    },
+    Deactivate,
+    Cleanup {
+        delete: bool,
+    },
+    ImportCertbot(PathBuf),
+    DisplayTerms,
+    Env,
+}
+
+impl Command {
+    /// What `cli` asks for, with its options and what it contributes to the config. Made once;
+    /// nothing after this sees the command line.
+    pub fn from_cli(cli: &Cli) -> Result<(Command, Options, LoadOptions)> {
+        let command = if cli.version {
+            Command::Version
+        } else if cli.check {
+            Command::Check
+        } else if cli.cron {
+            Command::Cron
+        } else if let Some(csr) = &cli.signcsr {
+            Command::SignCsr(csr.clone())
+        } else if let Some(cert) = &cli.revoke {
+            Command::Revoke {
+                cert: cert.clone(),
+                key: cli.privkey.clone(),
+                reason: cli.reason,
+            }
+        } else if cli.register {
+            Command::Register
+        } else if cli.account {
+            Command::Account {
+                rollover: cli.rollover,
+            }
+        } else if cli.deactivate {
+            Command::Deactivate
+        } else if cli.cleanup || cli.cleanup_delete {
+            Command::Cleanup {
+                delete: cli.cleanup_delete,
+            }
+        } else if let Some(dir) = &cli.import_certbot {
+            Command::ImportCertbot(dir.clone())
+        } else if cli.display_terms {
+            Command::DisplayTerms
+        } else if cli.env {
+            Command::Env
+        } else {
+            return Err(Error::Usage("no command given; see --help".into()));
+        };
+        let opts = Options {
+            force: cli.force,
+            force_validation: cli.force_validation,
+            accept_terms: cli.accept_terms,
+            json: cli.json,
+            full_chain: cli.full_chain,
+            lock_wait: Duration::from_secs(cli.lock_wait),
+            domains: cli.domains.clone(),
+            alias: cli.alias.clone(),
+        };
+        Ok((command, opts, load_options(cli)))
+    }
+}
+
+/// The config file to read and the flags that stand for config keys.
+fn load_options(cli: &Cli) -> LoadOptions {
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let mut overrides = Vec::new();
+    let mut flag = |key: &'static str, value: Option<String>, name: &'static str| {
+        if let Some(v) = value {
+            overrides.push((key, v, name));
+        }
+    };
+    flag("CA", cli.ca.clone(), "--ca");
+    flag(
+        "CA_BUNDLE",
+        cli.ca_bundle.as_deref().map(path),
+        "--ca-bundle",
+    );
+    flag("CERTDIR", cli.out.as_deref().map(path), "--out");
+    flag(
+        "DOMAINS_TXT",
+        cli.domains_txt.as_deref().map(path),
+        "--domains-txt",
+    );
+    flag("KEY_ALGO", cli.algo.clone(), "--algo");
+    flag("ALPNCERTDIR", cli.alpn.as_deref().map(path), "--alpn");
+    flag(
+        "PREFERRED_CHAIN",
+        cli.preferred_chain.clone(),
+        "--preferred-chain",
+    );
+    flag(
+        "OCSP_MUST_STAPLE",
+        cli.ocsp.then(|| "yes".to_string()),
+        "--ocsp",
+    );
+    flag("IP_VERSION", cli.ipv4.then(|| "4".to_string()), "--ipv4");
+    flag("IP_VERSION", cli.ipv6.then(|| "6".to_string()), "--ipv6");
+    flag("HOOK", cli.hook.as_deref().map(path), "--hook");
+    flag("CHALLENGETYPE", cli.challenge.clone(), "--challenge");
+    flag("JOBS", cli.jobs.map(|n| n.to_string()), "--jobs");
+    LoadOptions {
+        config: cli.config.clone(),
+        overrides,
+        no_lock: cli.no_lock,
+        lock_suffix: cli.lock_suffix.clone(),
+    }
+}
+
+/// Runs the command `cli` names and returns the code to exit with. `--check` reports its own
+/// errors, as UNKNOWN; for the other commands the error goes back to `main`.
+pub fn run(cli: &Cli) -> Result<u8> {
+    let (command, opts, load) = Command::from_cli(cli)?;
+    match command {
+        Command::Version => {
+            logging::data(VERSION);
+            return Ok(0);
+        }
+        Command::Check => {
+            let status = Session::new(opts, &load)
+                .and_then(|session| check::check(&session))
+                .unwrap_or_else(|e| {
+                    logging::error(&e);
+                    CheckStatus::Unknown
+                });
+            return Ok(status.code());
+        }
+        _ => {}
+    }
+    let mut session = Session::new(opts, &load)?;
+    let status = match command {
+        Command::Version | Command::Check => Status::Ok,
+        Command::Cron => {
+            let status = cron::sign_domains(&mut session)?;
+            if session.config.auto_cleanup {
+                cleanup::cleanup(&mut session, false)?;
+            }
+            status
+        }
+        Command::SignCsr(csr) => signcsr::sign_csr(&mut session, &csr)?,
+        Command::Revoke { cert, key, reason } => {
+            revoke::revoke(&mut session, &cert, key.as_deref(), reason)?
+        }
+        Command::Register => account::register(&mut session)?,
+        Command::Account { rollover: false } => account::update_contact(&mut session)?,
+        Command::Account { rollover: true } => account::rollover(&mut session)?,
+        Command::Deactivate => account::deactivate(&mut session)?,
+        Command::Cleanup { delete } => cleanup::cleanup(&mut session, delete)?,
+        Command::ImportCertbot(dir) => {
+            session.lock()?;
+            for line in import::import_certbot(&session.config, &dir, unix_now())? {
+                logging::info(line);
+            }
+            Status::Ok
+        }
+        Command::DisplayTerms => account::display_terms(&session)?,
+        Command::Env => env::print_env(&session.config),
+    };
+    Ok(status.code())
+}

@@ -1,0 +1,346 @@
+//! The [`Session`] every command is handed, and what the commands share: reaching the CA,
+//! the account, hooks and their environment, challenge solvers, and the renewal decision's
+//! inputs read from disk.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::account::{self as acct, Account, Found, Terms};
+use crate::acme::{Client, Transport, Trust};
+use crate::challenge::{Solver, Webroot};
+use crate::config::{CertSettings, CertSpec, ChallengeType, Config, LoadOptions};
+use crate::error::{Error, Result};
+use crate::hooks::Hook;
+use crate::renewal::{self, Decision, Live, Policy, Wanted};
+use crate::responder::Responder;
+use crate::state::CertState;
+use crate::store::{AccountDir, CertDir, RunLock};
+use crate::{domains, logging, x509};
+
+const USER_AGENT: &str = concat!("desiccant/", env!("CARGO_PKG_VERSION"));
+
+/// The parameters that change how a command runs, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub force: bool,
+    pub force_validation: bool,
+    pub accept_terms: bool,
+    pub json: bool,
+    pub full_chain: bool,
+    pub lock_wait: Duration,
+    /// `--domain`: the certificate in scope instead of domains.txt.
+    pub domains: Vec<String>,
+    pub alias: Option<String>,
+}
+
+/// What every command is handed: the config (with the flags applied), the options, and the
+/// lock once taken. The CA's client and the account are made on demand.
+pub struct Session {
+    pub config: Config,
+    pub opts: Options,
+    lock: Option<RunLock>,
+}
+
+impl Session {
+    /// Reads the config, logging its warnings.
+    pub fn new(opts: Options, load: &LoadOptions) -> Result<Session> {
+        let config = Config::load(load, &env)?;
+        for warning in &config.warnings {
+            logging::warn(warning);
+        }
+        logging::debug(format_args!(
+            "config {}, BASEDIR {}",
+            config
+                .file
+                .as_deref()
+                .map_or("(none found, defaults)".into(), |f| f.display().to_string()),
+            config.basedir.display()
+        ));
+        Ok(Session {
+            config,
+            opts,
+            lock: None,
+        })
+    }
+
+    /// Takes the run lock (unless `--no-lock`), waiting `--lock-wait`; held until the session
+    /// ends.
+    pub fn lock(&mut self) -> Result<()> {
+        if self.lock.is_none()
+            && let Some(path) = &self.config.lockfile
+        {
+            self.lock = Some(RunLock::acquire(path, self.opts.lock_wait)?);
+        }
+        Ok(())
+    }
+
+    /// Every certificate in scope: the `--domain` one, else every line of domains.txt, each
+    /// with its own config applied. Any error is found here, before a lock or a request.
+    pub fn specs(&self) -> Result<Vec<CertSpec>> {
+        let lines = if self.opts.domains.is_empty() {
+            domains::read(&self.config.domains_txt)?
+        } else {
+            vec![domains::from_args(
+                &self.opts.domains,
+                self.opts.alias.as_deref(),
+            )?]
+        };
+        let mut specs = Vec::with_capacity(lines.len());
+        for line in &lines {
+            let (spec, warnings) = self.config.cert_spec(line, &env)?;
+            for w in warnings {
+                logging::warn(w);
+            }
+            specs.push(spec);
+        }
+        Ok(specs)
+    }
+
+    /// A client of the configured CA, its directory read.
+    pub fn connect(&self) -> Result<Client> {
+        connect(&self.config)
+    }
+
+    /// The account for the configured CA, registered when there is none and `--accept-terms`
+    /// was given.
+    pub fn account(&self, client: &Client) -> Result<(Account, Found)> {
+        self.load_account(client, self.opts.accept_terms)
+    }
+
+    /// The registered account, for commands that need one and never register.
+    pub fn existing_account(&self, client: &Client) -> Result<Account> {
+        self.load_account(client, false).map(|(account, _)| account)
+    }
+
+    fn load_account(&self, client: &Client, accept_terms: bool) -> Result<(Account, Found)> {
+        let config = &self.config;
+        let terms = Terms {
+            accepted: accept_terms,
+            contact: config.contact_email.as_deref(),
+            key_algo: config.account_key_algo,
+            eab: config.eab.as_ref(),
+            now: unix_now(),
+        };
+        acct::load_or_register(client, &self.account_dir(), terms)
+    }
+
+    /// The configured CA's account folder.
+    pub fn account_dir(&self) -> AccountDir {
+        AccountDir::new(&self.config.accountdir, &self.config.ca)
+    }
+
+    /// The hook of `spec` (its own `HOOK`, else the config's), or the config's for the run.
+    pub fn hook(&self, spec: Option<(&CertSpec, &[String])>) -> Option<Hook> {
+        hook_for(&self.config, spec)
+    }
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A client of the CA that `config` names, its directory read and our clock checked against
+/// the CA's.
+pub(super) fn connect(config: &Config) -> Result<Client> {
+    let trust = match &config.ca_bundle {
+        None => Trust::System,
+        Some(path) => Trust::Pem(std::fs::read(path).map_err(|e| {
+            Error::Config(format!("{}: CA_BUNDLE cannot be read: {e}", path.display()))
+        })?),
+    };
+    let transport = Transport {
+        trust,
+        user_agent: USER_AGENT.to_string(),
+        ip_version: config.ip_version,
+        trace: Some(logging::trace),
+        stopped: crate::stop::requested,
+    };
+    let client = Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))?;
+    check_clock(&client)?;
+    Ok(client)
+}
+
+/// How far this machine's clock may be from the CA's before nothing is done: certificates are
+/// judged by our clock (expired? due?) and files named by it.
+const MAX_CLOCK_SKEW: i64 = 24 * 3600;
+
+/// Refuses to act when the CA's `Date` says our clock is more than [`MAX_CLOCK_SKEW`] off: a
+/// machine that thinks it is years ahead would renew every certificate on every run.
+fn check_clock(client: &Client) -> Result<()> {
+    let Some(skew) = client.clock_skew.filter(|s| s.abs() > MAX_CLOCK_SKEW) else {
+        return Ok(());
+    };
+    let (amount, way) = if skew < 0 {
+        (-skew, "ahead of")
+    } else {
+        (skew, "behind")
+    };
+    Err(Error::Refused {
+        subject: "clock".into(),
+        msg: format!(
+            "this machine's clock ({}) is {} days {way} the CA's ({}): nothing was done; set \
+             the clock right (timedatectl, chrony, ntpd) and run again",
+            logging::utc(unix_now()),
+            amount / 86400,
+            logging::utc(unix_now() + skew)
+        ),
+    })
+}
+
+/// The environment of every hook: dehydrated's variables for `spec` (or the run), with the
+/// command and, for a certificate, its alias and names.
+fn hook_env(config: &Config, spec: Option<(&CertSpec, &[String])>) -> Vec<(String, String)> {
+    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
+    let mut env: Vec<(String, String)> = config
+        .dehydrated_vars(settings)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    env.push(("COMMAND".into(), "sign_domains".into()));
+    if let Some((spec, names)) = spec {
+        env.push(("alias".into(), spec.name.clone()));
+        env.push(("altnames".into(), names.join(" ")));
+    }
+    env
+}
+
+/// The hook of `spec` (its own `HOOK`, else the config's), or the config's for the run itself.
+pub(super) fn hook_for(config: &Config, spec: Option<(&CertSpec, &[String])>) -> Option<Hook> {
+    let settings = spec.map_or(&config.defaults, |(s, _)| &s.settings);
+    settings
+        .hook
+        .as_ref()
+        .map(|path| hook_at(config, path.clone(), spec))
+}
+
+/// The hook program at `path`, with the environment of `spec` (or the run).
+pub(super) fn hook_at(
+    config: &Config,
+    path: PathBuf,
+    spec: Option<(&CertSpec, &[String])>,
+) -> Hook {
+    Hook {
+        path,
+        timeout: config.hook_timeout,
+        env: hook_env(config, spec),
+        log: Some(logging::hook_line),
+    }
+}
+
+/// How a certificate with `settings` proves its names.
+pub(super) fn solver<'a>(
+    config: &'a Config,
+    settings: &CertSettings,
+    hook: Option<&'a Hook>,
+    responder: Option<&'a Responder>,
+) -> Solver<'a> {
+    let kind = settings.challenge;
+    Solver {
+        kind,
+        webroot: (kind == ChallengeType::Http01 && responder.is_none()).then(|| Webroot {
+            dir: settings.wellknown.clone(),
+        }),
+        responder: responder.filter(|_| kind == ChallengeType::Http01),
+        hook,
+        chain: settings.hook_chain,
+        dns: &config.dns,
+        alpn_dir: &config.alpn_dir,
+        journal: None,
+    }
+}
+
+/// The built-in http-01 responder, when `HTTP_LISTEN` is set and a certificate needs it.
+pub(super) fn start_responder(
+    config: &Config,
+    settings: &[&CertSettings],
+) -> Result<Option<Responder>> {
+    match config.http_listen {
+        Some(addr)
+            if settings
+                .iter()
+                .any(|s| s.challenge == ChallengeType::Http01) =>
+        {
+            Responder::start(addr).map(Some).map_err(Error::Config)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Every http-01 webroot that will be written to exists: a config error otherwise, found
+/// before any request.
+pub(super) fn check_webroots(settings: &[&CertSettings], responder: bool) -> Result<()> {
+    for s in settings {
+        if s.challenge == ChallengeType::Http01 && !responder {
+            Webroot {
+                dir: s.wellknown.clone(),
+            }
+            .check()?;
+        }
+    }
+    Ok(())
+}
+
+/// What is asked of a certificate: its names, and the key type (None when the key comes from
+/// a `generate_csr` hook's CSR).
+#[derive(Clone, Copy)]
+pub(super) struct Asked<'a> {
+    pub names: &'a [String],
+    pub key: Option<crate::keys::KeyAlgo>,
+}
+
+/// The renewal decision for `spec`, from its live files and `recorded`: the facts are read
+/// here, [`renewal::decide`] decides. Returns the live certificate's facts too.
+pub(super) fn decide(
+    config: &Config,
+    force: bool,
+    spec: &CertSpec,
+    asked: Asked<'_>,
+    recorded: &CertState,
+    now: i64,
+) -> (Decision, Option<Live>) {
+    let settings = &spec.settings;
+    let wanted = Wanted {
+        names: asked.names,
+        key: asked.key,
+        profile: settings.profile.as_deref(),
+        preferred_chain: settings.preferred_chain.as_deref(),
+        ca: &config.ca,
+    };
+    let policy = Policy {
+        force,
+        renew_days: settings.renew_days,
+        ari: config.ari,
+    };
+    let dir = CertDir::new(&config.certdir, &spec.name);
+    let current = live(&dir, renewal::needs_top_issuer(&wanted, recorded));
+    let decision = renewal::decide(current.as_ref(), &wanted, recorded, policy, now);
+    (decision, current.and_then(|c| c.ok()))
+}
+
+/// What `cert.pem` of `dir` says: None when there is none, Err when it cannot be read; the top
+/// issuer of `chain.pem` only when `top_issuer`.
+fn live(dir: &CertDir, top_issuer: bool) -> Option<std::result::Result<Live, String>> {
+    let bytes = match std::fs::read(dir.cert()) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    Some(x509::facts(&bytes).map(|facts| {
+        Live {
+            facts,
+            cert_id: x509::ari_cert_id(&bytes),
+            top_issuer: top_issuer
+                .then(|| std::fs::read(dir.chain()).ok())
+                .flatten()
+                .and_then(|b| x509::pem_certs(&b).ok())
+                .and_then(|chain| x509::top_issuer(&chain)),
+        }
+    }))
+}
