@@ -267,3 +267,86 @@ fn revocation_with_each_reason_pebble_accepts() {
         assert_eq!(got.unwrap_or(0), code, "{reason}");
     }
 }
+
+/// The values of `declare -- NAME="value"` lines, as bash would read them back.
+fn declared(env_output: &str) -> Vec<(String, String)> {
+    env_output
+        .lines()
+        .filter_map(|l| l.strip_prefix("declare -- "))
+        .map(|l| {
+            let (name, quoted) = l.split_once('=').unwrap();
+            let inner = quoted.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
+            let mut value = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                value.push(if c == '\\' { chars.next().unwrap() } else { c });
+            }
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+/// The environment a hook was run with, as `env -0` wrote it.
+fn hook_env(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .split(|b| *b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn env_and_every_hook_see_the_same_configuration() {
+    let pebble = Pebble::start_without_refused_nonces();
+    let alpn = common::TempDir::new("alpn");
+    let record = common::TempDir::new("hook-env");
+    let hook = record.path().join("hook.sh");
+    common::script(
+        &hook,
+        &format!("env -0 > '{}'/env-\"$1\"\nexit 0", record.path().display()),
+    );
+    let env = Env::new(
+        &pebble,
+        &format!(
+            "PRIVATE_KEY_RENEW=no\nPRIVATE_KEY_ROLLOVER=yes\nALPNCERTDIR=\"{}\"\nHOOK=\"{}\"\n",
+            alpn.path().display(),
+            hook.display()
+        ),
+    );
+    env.domains("env.example\n");
+    let run = env.run(&["--env"]);
+    run.expect(0);
+    let declared = declared(&run.stdout());
+    let value = |name: &str| {
+        declared
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("--env has no {name}: {run:?}"))
+    };
+    assert_eq!(value("PRIVATE_KEY_RENEW"), "no", "{run:?}");
+    assert_eq!(value("PRIVATE_KEY_ROLLOVER"), "yes", "{run:?}");
+    assert_eq!(value("ALPNCERTDIR"), alpn.path().display().to_string());
+    assert!(declared.len() >= 20, "{run:?}");
+
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    for event in [
+        "startup_hook",
+        "deploy_challenge",
+        "deploy_cert",
+        "exit_hook",
+    ] {
+        let seen = hook_env(&record.path().join(format!("env-{event}")));
+        for (name, value) in &declared {
+            assert_eq!(
+                seen.get(name),
+                Some(value),
+                "{event}: {name} differs from --env"
+            );
+        }
+    }
+}
