@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::renew::{Job, renew_one};
 use super::report::{self, Outcome};
 use super::session::{
     Asked, Session, check_webroots, connect, decide, hook_at, hook_for, solver, start_responder,
@@ -16,18 +17,12 @@ use crate::acme::Client;
 use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
-use crate::issue::{self, Ctx, KeySource, Request};
+use crate::issue::Ctx;
 use crate::keys::Csr;
 use crate::renewal::{Decision, Reason};
-use crate::responder::Responder;
 use crate::state::{RunState, StateDir};
 use crate::store::{self, CertDir};
 use crate::{ari, deploy, failpoint, logging, parallel, x509};
-
-/// How long a certificate is left alone after a `rateLimited` answer without `Retry-After`.
-const RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
-/// The longest a `Retry-After` of a `rateLimited` answer is obeyed: a week.
-const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
 
 /// Threads that answer the authorizations of one order.
 const AUTHZ_WORKERS: usize = 16;
@@ -374,7 +369,15 @@ fn batch(
                 force_validation: session.opts.force_validation,
             };
             let done = parallel::map(&due, config.jobs, |(p, reason)| {
-                renew_one(&ctx, config, p, reason, responder)
+                let job = Job {
+                    spec: p.spec,
+                    hook: p.hook.as_ref(),
+                    names: &p.names,
+                    csr: p.csr.as_ref(),
+                    cert_id: p.cert_id.as_deref(),
+                    reason,
+                };
+                renew_one(&ctx, config, &job, responder)
             });
             logging::debug(format_args!(
                 "{} requests sent to the CA, the quickest answered in {:.1} ms",
@@ -495,137 +498,5 @@ fn warn_if_too_slow(spec: &CertSpec, window: i64, interval: i64) {
             days(window),
             days(interval)
         ));
-    }
-}
-
-/// Ok when the certificate asks for no profile, or for one the CA offers; a config error
-/// naming the ones offered otherwise.
-fn offered_profile(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<()> {
-    let Some(wanted) = &spec.settings.profile else {
-        return Ok(());
-    };
-    let offered = &ctx.client.directory.meta.profiles;
-    if offered.contains_key(wanted) {
-        return Ok(());
-    }
-    let names: Vec<&str> = offered.keys().map(String::as_str).collect();
-    Err(Error::Config(format!(
-        "{}: ACME_PROFILE {wanted:?} is not offered by {}; it offers {}",
-        spec.name,
-        ctx.client.directory_url,
-        if names.is_empty() {
-            "no profiles".to_string()
-        } else {
-            names.join(", ")
-        }
-    )))
-}
-
-/// Issues one certificate, writes it, makes it live and deployed, records what it was issued
-/// under, and logs its line.
-fn renew_one(
-    ctx: &Ctx<'_>,
-    config: &Config,
-    p: &Planned<'_>,
-    reason: &Reason,
-    responder: Option<&Responder>,
-) -> Outcome {
-    let spec = p.spec;
-    logging::debug(format_args!("{}: renewing ({reason})", spec.name));
-    let states = StateDir::new(&config.basedir);
-    let mut solver = solver(config, &spec.settings, p.hook.as_ref(), responder);
-    solver.journal = Some(states.challenges(&spec.name));
-    let key = match &p.csr {
-        Some(csr) => KeySource::Csr(csr.clone()),
-        None => deploy::key_source(config, spec),
-    };
-    // The certificate this one replaces, for CAs with renewal information (RFC 9773 §5).
-    let replaces = ctx
-        .client
-        .directory
-        .renewal_info
-        .as_ref()
-        .and(p.cert_id.clone());
-    let request = Request {
-        subject: &spec.name,
-        names: &p.names,
-        key,
-        preferred_chain: spec.settings.preferred_chain.as_deref(),
-        profile: spec.settings.profile.as_deref(),
-        replaces,
-    };
-    // The new set is written while the challenges are taken away, and made live after.
-    let write = |issued: &issue::Issued| deploy::write(config, spec, issued, unix_now());
-    let result = offered_profile(ctx, spec)
-        .and_then(|()| issue::issue(ctx, request, &solver, write))
-        .and_then(|done| {
-            let issue::Done {
-                issued,
-                kept: set,
-                cleaned,
-            } = done;
-            match deploy::go_live(config, spec, p.hook.as_ref(), &p.names[0], &set, &issued) {
-                Ok(()) => Ok((issued.not_after, cleaned)),
-                Err(e) => {
-                    // The first error is the one that counts; this one is still told.
-                    if let Err(cleaning) = cleaned {
-                        logging::warn(cleaning);
-                    }
-                    Err(e)
-                }
-            }
-        });
-    let mut state = states.cert(&spec.name);
-    match &result {
-        Ok(_) => {
-            state.pending = None;
-            state.rate_limited_until = None;
-            state.succeeded();
-            state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
-            state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
-            state.ca = Some(config.ca.clone());
-            state.ari = None;
-        }
-        Err(Error::Invalid { .. }) => {
-            state.failed(unix_now());
-        }
-        Err(Error::Acme { err, .. }) if err.problem().is_some_and(|p| p.is("rateLimited")) => {
-            let wait = err
-                .retry_after()
-                .unwrap_or(RATE_LIMIT_WAIT)
-                .min(MAX_RATE_LIMIT_WAIT);
-            state.rate_limited_until = Some(unix_now() + wait.as_secs().cast_signed());
-        }
-        Err(_) => {}
-    }
-    if let Err(e) = states.save_cert(&spec.name, &state) {
-        logging::warn(e);
-    }
-    failpoint::hit("state-written");
-    match result {
-        Ok((not_after, cleaned)) => {
-            logging::info(format_args!(
-                "{}: issued, valid until {} ({reason})",
-                spec.name,
-                logging::utc(not_after)
-            ));
-            // Issued and deployed, but something was left in place: the run says so.
-            let error = cleaned.err();
-            if let Some(e) = &error {
-                report::failure(spec, None, e);
-            }
-            Outcome::Issued {
-                reason: reason.clone(),
-                not_after,
-                error,
-            }
-        }
-        Err(e) => {
-            report::failure(spec, p.hook.as_ref(), &e);
-            Outcome::Failed {
-                decision: Some(Decision::Renew(reason.clone())),
-                error: e.into(),
-            }
-        }
     }
 }

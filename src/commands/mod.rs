@@ -7,6 +7,7 @@ mod check;
 mod cleanup;
 mod cron;
 mod env;
+mod renew;
 mod report;
 mod revoke;
 mod session;

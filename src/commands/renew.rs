@@ -1,0 +1,163 @@
+//! One due certificate of a `--cron` run: its order, its deployment, and what `state/`
+//! records of how it went (what it was issued under, a failed validation, a rate limit).
+
+use super::report::{self, Outcome};
+use super::session::{solver, unix_now};
+use crate::config::{CertSpec, Config};
+use crate::error::{Error, Result};
+use crate::hooks::Hook;
+use crate::issue::{self, Ctx, KeySource, Request};
+use crate::keys::Csr;
+use crate::renewal::{Decision, Reason};
+use crate::responder::Responder;
+use crate::state::StateDir;
+use crate::{deploy, failpoint, logging};
+
+/// How long a certificate is left alone after a `rateLimited` answer without `Retry-After`.
+const RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest a `Retry-After` of a `rateLimited` answer is obeyed: a week.
+const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+
+/// What a due certificate is ordered with.
+pub struct Job<'a> {
+    pub spec: &'a CertSpec,
+    pub hook: Option<&'a Hook>,
+    /// The names to order: domains.txt's, or those of the CSR the `generate_csr` hook gave.
+    pub names: &'a [String],
+    pub csr: Option<&'a Csr>,
+    /// The live certificate's certID, for `replaces` (RFC 9773 §5).
+    pub cert_id: Option<&'a str>,
+    pub reason: &'a Reason,
+}
+
+/// Ok when the certificate asks for no profile, or for one the CA offers; a config error
+/// naming the ones offered otherwise.
+fn offered_profile(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<()> {
+    let Some(wanted) = &spec.settings.profile else {
+        return Ok(());
+    };
+    let offered = &ctx.client.directory.meta.profiles;
+    if offered.contains_key(wanted) {
+        return Ok(());
+    }
+    let names: Vec<&str> = offered.keys().map(String::as_str).collect();
+    Err(Error::Config(format!(
+        "{}: ACME_PROFILE {wanted:?} is not offered by {}; it offers {}",
+        spec.name,
+        ctx.client.directory_url,
+        if names.is_empty() {
+            "no profiles".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
+
+/// Issues one certificate, writes it, makes it live and deployed, records what it was issued
+/// under, and logs its line.
+pub fn renew_one(
+    ctx: &Ctx<'_>,
+    config: &Config,
+    p: &Job<'_>,
+    responder: Option<&Responder>,
+) -> Outcome {
+    let spec = p.spec;
+    let reason = p.reason;
+    logging::debug(format_args!("{}: renewing ({reason})", spec.name));
+    let states = StateDir::new(&config.basedir);
+    let mut solver = solver(config, &spec.settings, p.hook, responder);
+    solver.journal = Some(states.challenges(&spec.name));
+    let key = match &p.csr {
+        Some(csr) => KeySource::Csr((*csr).clone()),
+        None => deploy::key_source(config, spec),
+    };
+    // The certificate this one replaces, for CAs with renewal information (RFC 9773 §5).
+    let replaces = ctx
+        .client
+        .directory
+        .renewal_info
+        .as_ref()
+        .and(p.cert_id.map(str::to_string));
+    let request = Request {
+        subject: &spec.name,
+        names: p.names,
+        key,
+        preferred_chain: spec.settings.preferred_chain.as_deref(),
+        profile: spec.settings.profile.as_deref(),
+        replaces,
+    };
+    // The new set is written while the challenges are taken away, and made live after.
+    let write = |issued: &issue::Issued| deploy::write(config, spec, issued, unix_now());
+    let result = offered_profile(ctx, spec)
+        .and_then(|()| issue::issue(ctx, request, &solver, write))
+        .and_then(|done| {
+            let issue::Done {
+                issued,
+                kept: set,
+                cleaned,
+            } = done;
+            match deploy::go_live(config, spec, p.hook, &p.names[0], &set, &issued) {
+                Ok(()) => Ok((issued.not_after, cleaned)),
+                Err(e) => {
+                    // The first error is the one that counts; this one is still told.
+                    if let Err(cleaning) = cleaned {
+                        logging::warn(cleaning);
+                    }
+                    Err(e)
+                }
+            }
+        });
+    let mut state = states.cert(&spec.name);
+    match &result {
+        Ok(_) => {
+            state.pending = None;
+            state.rate_limited_until = None;
+            state.succeeded();
+            state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
+            state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
+            state.ca = Some(config.ca.clone());
+            state.ari = None;
+        }
+        Err(Error::Invalid { .. }) => {
+            state.failed(unix_now());
+        }
+        Err(Error::Acme { err, .. }) if err.problem().is_some_and(|p| p.is("rateLimited")) => {
+            let wait = err
+                .retry_after()
+                .unwrap_or(RATE_LIMIT_WAIT)
+                .min(MAX_RATE_LIMIT_WAIT);
+            state.rate_limited_until = Some(unix_now() + wait.as_secs().cast_signed());
+        }
+        Err(_) => {}
+    }
+    if let Err(e) = states.save_cert(&spec.name, &state) {
+        logging::warn(e);
+    }
+    failpoint::hit("state-written");
+    match result {
+        Ok((not_after, cleaned)) => {
+            logging::info(format_args!(
+                "{}: issued, valid until {} ({reason})",
+                spec.name,
+                logging::utc(not_after)
+            ));
+            // Issued and deployed, but something was left in place: the run says so.
+            let error = cleaned.err();
+            if let Some(e) = &error {
+                report::failure(spec, None, e);
+            }
+            Outcome::Issued {
+                reason: reason.clone(),
+                not_after,
+                error,
+            }
+        }
+        Err(e) => {
+            report::failure(spec, p.hook, &e);
+            Outcome::Failed {
+                decision: Some(Decision::Renew(reason.clone())),
+                error: e.into(),
+            }
+        }
+    }
+}
