@@ -4,27 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::invariants::{Snapshot, Stage, after_fault};
-use common::{Env, Pebble, Run, check_live_set, require};
+use common::{Env, Pebble, check_live_set};
 
 const NAME: &str = "clock.example";
-
-fn run_at(env: &Env, offset: &str, args: &[&str]) -> Run {
-    let faketime = require("faketime", "faketime");
-    let output = Command::new(faketime)
-        .args(["-f", offset, env!("CARGO_BIN_EXE_desiccant"), "--config"])
-        .arg(env.path().join("config"))
-        .args(args)
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap();
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        output,
-    }
-}
 
 #[test]
 fn a_clock_far_off_changes_nothing_and_says_so() {
@@ -37,7 +20,7 @@ fn a_clock_far_off_changes_nothing_and_says_so() {
         let before = Snapshot::take(&env, &[NAME]);
         let since = pebble.requests();
         // Forced, so that the run talks to the CA whatever it thinks of the certificate.
-        let run = run_at(&env, offset, &["--cron", "--force"]);
+        let run = env.run_at(offset, &["--cron", "--force"]);
         assert_eq!(run.code(), 1, "{offset}: {run:?}");
         assert!(
             run.stderr().contains("clock: this machine's clock ("),
@@ -57,7 +40,7 @@ fn a_clock_far_off_changes_nothing_and_says_so() {
         // Not forced: a clock far ahead makes every certificate look expired, so the run
         // asks the CA and stops at its clock; one far behind finds nothing due and asks nothing.
         let since = pebble.requests();
-        let run = run_at(&env, offset, &["--cron"]);
+        let run = env.run_at(offset, &["--cron"]);
         if way == "ahead of" {
             assert_eq!(run.code(), 1, "{offset}: {run:?}");
             assert!(run.stderr().contains("this machine's clock"), "{run:?}");
@@ -70,7 +53,7 @@ fn a_clock_far_off_changes_nothing_and_says_so() {
     }
     // A skew of hours either way is harmless.
     for offset in ["+3h", "-3h"] {
-        run_at(&env, offset, &["--cron", "--force"]).expect(0);
+        env.run_at(offset, &["--cron", "--force"]).expect(0);
         check_live_set(&env.cert_dir(NAME), &[NAME], &root);
     }
 }

@@ -6,13 +6,12 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
 
 use base64::Engine;
 use serde_json::Value;
 use x509_parser::prelude::*;
 
-use common::{Env, Pebble, Run, require};
+use common::{Env, Pebble, Run};
 
 /// Each certificate and the one reason the test gives it to be renewed (or kept).
 const CASES: &[(&str, &str, Option<&str>)] = &[
@@ -84,27 +83,13 @@ fn record(env: &Env, name: &str, change: impl FnOnce(&mut serde_json::Map<String
     fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
 }
 
-fn run_at(env: &Env, offset: &str, args: &[&str]) -> Run {
-    let output = Command::new(require("faketime", "faketime"))
-        .args(["-f", offset, env!("CARGO_BIN_EXE_desiccant"), "--config"])
-        .arg(env.path().join("config"))
-        .args(args)
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap();
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        output,
-    }
-}
-
 /// Runs `--check --json` and `--cron --json` (at `offset` from now when given) and returns
 /// both reports' decisions, after checking they agree.
 fn both(env: &Env, offset: Option<&str>, extra: &[&str]) -> Vec<(String, String, Option<String>)> {
     let run = |args: &[&str]| {
         let args: Vec<&str> = args.iter().chain(extra).copied().collect();
         match offset {
-            Some(offset) => run_at(env, offset, &args),
+            Some(offset) => env.run_at(offset, &args),
             None => env.run(&args),
         }
     };

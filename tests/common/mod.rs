@@ -590,6 +590,22 @@ impl Env {
         }
     }
 
+    /// Runs desiccant as [`Env::run`] does, with the clock `offset` away (faketime's `-f`
+    /// syntax, such as `+1400d`).
+    pub fn run_at(&self, offset: &str, args: &[&str]) -> Run {
+        let output = Command::new(require("faketime", "faketime"))
+            .args(["-f", offset, env!("CARGO_BIN_EXE_desiccant"), "--config"])
+            .arg(self.path().join("config"))
+            .args(args)
+            .env_remove("JOURNAL_STREAM")
+            .output()
+            .unwrap();
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+
     pub fn cert_dir(&self, name: &str) -> PathBuf {
         self.path().join("certs").join(name)
     }
