@@ -25,8 +25,8 @@ pub struct Candidate<'a> {
 /// Asks the CA for the renewal information of every candidate whose answer in `state/` is
 /// missing, for another certificate, or past its `Retry-After`, and keeps the answers there;
 /// only when the CA is known, or not yet known not, to offer ARI. The client is made on first
-/// need and left in `client` for the rest of the run. Returns the indices of the candidates
-/// with a new answer: what [`crate::renewal::decide`] reads from `state/` changed for them.
+/// need and left in `client` for the rest of the run. Returns the candidates with a new
+/// answer (by index) and the answer, now also in `state/`.
 /// Failures to ask are warnings: the answers kept, and local rules, still hold.
 pub fn refresh(
     directory_url: &str,
@@ -36,7 +36,7 @@ pub fn refresh(
     candidates: &[Candidate<'_>],
     workers: usize,
     now: i64,
-) -> Vec<usize> {
+) -> Vec<(usize, AriState)> {
     let ca = states.ca();
     let known = ca.directory == directory_url && now - ca.checked < CA_RECHECK;
     if known && !ca.renewal_info {
@@ -97,18 +97,19 @@ pub fn refresh(
                     .map(|d: Duration| d.as_secs() as i64)
                     .unwrap_or(DEFAULT_RETRY)
                     .clamp(MIN_RETRY, MAX_RETRY);
-                let mut state = states.cert(candidate.name);
-                state.ari = Some(AriState {
+                let ari = AriState {
                     cert_id: candidate.cert_id.clone(),
                     start,
                     end,
                     explanation: info.explanation_url,
                     next_check: now + retry,
-                });
+                };
+                let mut state = states.cert(candidate.name);
+                state.ari = Some(ari.clone());
                 if let Err(e) = states.save_cert(candidate.name, &state) {
                     logging::warn(e);
                 }
-                fresh.push(i);
+                fresh.push((i, ari));
             }
             Ok(None) => {}
             Err(e) => logging::warn(format_args!(

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{Hook, HookEvent};
 use crate::issue::{Issued, KeySource};
 use crate::keys::CertKey;
-use crate::state::StateDir;
+use crate::state::{CertState, StateDir};
 use crate::store::{self, CertDir, CertFiles, WrittenSet};
 use crate::{failpoint, logging, pkcs12, x509};
 
@@ -164,10 +164,22 @@ pub fn recover(
             switch(hook, &dir, set)?;
         }
         deploy_cert(hook, &spec.names[0], &dir, ts)?;
+        // Ordered by the interrupted run, under the same config as far as we know.
+        issued_under(&mut state, config, spec);
     }
     state.pending = None;
     states.save_cert(&spec.name, &state)?;
     Ok(set.map(|s| s.ts))
+}
+
+/// Records in `state` what the certificate that just went live was issued under: the CA, the
+/// profile and the preferred chain its renewal decision compares with the config; the CA's
+/// renewal information for the certificate it replaced no longer applies.
+pub fn issued_under(state: &mut CertState, config: &Config, spec: &CertSpec) {
+    state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
+    state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
+    state.ca = Some(config.ca.clone());
+    state.ari = None;
 }
 
 /// The key for a new certificate: the live key with `PRIVATE_KEY_RENEW=no` (when it is of the

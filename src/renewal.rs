@@ -321,10 +321,10 @@ fn chain_changed(live: &Live, wanted: &Wanted<'_>, recorded: &CertState) -> bool
     }
 }
 
-/// Whether [`decide`] needs [`Live::top_issuer`] for this certificate: only when a chain is
+/// Whether [`decide`] needs [`Live::top_issuer`] for a certificate: only when a chain is
 /// preferred and `state/` has no record of the one it was issued under.
-pub fn needs_top_issuer(wanted: &Wanted<'_>, recorded: &CertState) -> bool {
-    recorded.preferred_chain.is_none() && wanted.preferred_chain.is_some_and(|c| !c.is_empty())
+pub fn needs_top_issuer(preferred_chain: Option<&str>, recorded: &CertState) -> bool {
+    recorded.preferred_chain.is_none() && preferred_chain.is_some_and(|c| !c.is_empty())
 }
 
 #[cfg(test)]
@@ -612,8 +612,11 @@ mod tests {
         // The live chain's own top issuer counts when nothing was recorded.
         let mut top = cert(90).unwrap();
         top.top_issuer = Some("Root X2".into());
-        assert!(needs_top_issuer(&chain, &CertState::default()));
-        assert!(!needs_top_issuer(&wanted(&w), &CertState::default()));
+        assert!(needs_top_issuer(
+            chain.preferred_chain,
+            &CertState::default()
+        ));
+        assert!(!needs_top_issuer(None, &CertState::default()));
         assert_eq!(
             decide(
                 Some(&Ok(top)),

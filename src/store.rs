@@ -64,14 +64,16 @@ impl StateLayout {
         self.dir.join(format!("{name}.challenges.json"))
     }
 
-    /// What we learnt of the CA's directory.
+    /// What we learnt of the CA's directory. Its name starts with a dot, which no certificate's
+    /// name can (domains.txt refuses such an alias), so that a certificate called `ca` keeps
+    /// its own state.
     pub fn ca(&self) -> PathBuf {
-        self.dir.join("ca.json")
+        self.dir.join(".ca.json")
     }
 
-    /// What we remember of the runs.
+    /// What we remember of the runs; a dot first, as [`StateLayout::ca`].
     pub fn run(&self) -> PathBuf {
-        self.dir.join("run.json")
+        self.dir.join(".run.json")
     }
 }
 

@@ -52,7 +52,7 @@ fn the_cas_window_and_retry_after_decide_and_the_new_order_replaces_the_old() {
     let env = env(&ca, &webroot, "");
     env.run(&["--cron", "--accept-terms"]).expect(0);
     let ca_state: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(env.path().join("state/ca.json")).unwrap())
+        serde_json::from_str(&fs::read_to_string(env.path().join("state/.ca.json")).unwrap())
             .unwrap();
     assert_eq!(ca_state["renewal_info"], true);
     assert_eq!(ca.seen().orders.len(), 1);

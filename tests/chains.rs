@@ -143,7 +143,7 @@ fn a_schedule_too_slow_for_the_certificates_is_warned_about() {
         .as_secs()
         - 7 * 86_400;
     fs::write(
-        env.path().join("state/run.json"),
+        env.path().join("state/.run.json"),
         format!("{{\"last_run\": {week_ago}}}"),
     )
     .unwrap();

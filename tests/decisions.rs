@@ -147,6 +147,13 @@ fn check_and_cron_agree_on_every_reason() {
             }),
         );
     });
+    // The CA offers renewal information (Debian's Pebble does not: a window is only obeyed
+    // from a CA that does).
+    let ca = env.path().join("state/.ca.json");
+    let mut known: Value = serde_json::from_slice(&fs::read(&ca).unwrap()).unwrap();
+    assert_eq!(known["directory"], env.directory_url.as_str(), "{known}");
+    known["renewal_info"] = true.into();
+    fs::write(&ca, serde_json::to_vec(&known).unwrap()).unwrap();
     let far = 4_000_000_000i64;
     record(&env, "backoff", |s| {
         s.insert("failures".into(), 3.into());

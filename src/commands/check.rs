@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::session::{Asked, Session, decide, unix_now};
+use super::session::{Asked, Facts, Rules, Session, decide, unix_now};
 use crate::config::CertSpec;
 use crate::error::{CheckStatus, Result};
 use crate::logging;
@@ -27,18 +27,22 @@ struct CheckRow<'a> {
 /// certificate that still serves, CRITICAL when what is served is wrong or gone.
 fn severity(reason: &Reason) -> CheckStatus {
     match reason {
-        Reason::Due { .. }
-        | Reason::Ari { .. }
-        | Reason::ChainChanged
-        | Reason::ProfileChanged
-        | Reason::Forced => CheckStatus::Warning,
-        Reason::Missing
+        Reason::Due { .. } | Reason::Ari { .. } | Reason::ChainChanged | Reason::ProfileChanged => {
+            CheckStatus::Warning
+        }
+        Reason::Forced
+        | Reason::Missing
         | Reason::Unreadable(_)
         | Reason::NamesChanged { .. }
         | Reason::KeyChanged { .. }
         | Reason::CaChanged { .. }
         | Reason::Expired => CheckStatus::Critical,
     }
+}
+
+/// `renew_at` of a certificate to renew: now when it is inside its renewal window, else none.
+fn due_now(reason: &Reason, now: i64) -> Option<i64> {
+    matches!(reason, Reason::Due { .. }).then_some(now)
 }
 
 /// What a row says of a decision to renew.
@@ -55,20 +59,23 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
     let specs = session.specs()?;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
+    let rules = Rules::new(config, session.opts.force, &states);
     let rows: Vec<CheckRow<'_>> = specs
         .iter()
         .map(|spec| {
-            let recorded = states.cert(&spec.name);
             let asked = Asked {
                 names: &spec.names,
                 key: Some(spec.settings.key_algo),
             };
-            let (decision, live) = decide(config, session.opts.force, spec, asked, &recorded, now);
+            let facts = Facts::read(config, spec, states.cert(&spec.name));
+            let decision = decide(config, rules, spec, asked, &facts, now);
             let (state, what, renew_at) = match &decision {
                 Decision::Keep { renew_at } => {
                     (CheckStatus::Ok, "valid".to_string(), Some(*renew_at))
                 }
-                Decision::Renew(reason) => (severity(reason), describe(reason), Some(now)),
+                Decision::Renew(reason) => {
+                    (severity(reason), describe(reason), due_now(reason, now))
+                }
                 Decision::Hold {
                     reason,
                     hold,
@@ -78,15 +85,15 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                         Hold::RateLimited => {
                             format!("rate-limited by the CA until {}", logging::utc(*until))
                         }
-                        Hold::BackedOff { failures } => format!(
-                            "validation failed {failures} times in a row, backed off until {}",
+                        Hold::BackedOff { .. } => format!(
+                            "validation failed, backed off until {}",
                             logging::utc(*until)
                         ),
                     };
                     (
                         severity(reason),
                         format!("{}; {why}", describe(reason)),
-                        Some(*until),
+                        due_now(reason, now),
                     )
                 }
             };
@@ -95,9 +102,9 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 state,
                 decision,
                 what,
-                facts: live.map(|l| l.facts),
+                facts: facts.readable().map(|l| l.facts.clone()),
+                profile: facts.recorded.profile.filter(|p| !p.is_empty()),
                 renew_at,
-                profile: recorded.profile.filter(|p| !p.is_empty()),
             }
         })
         .collect();

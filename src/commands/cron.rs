@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::renew::{Job, renew_one};
 use super::report::{self, Outcome};
 use super::session::{
-    Asked, Session, check_webroots, connect, decide, hook_at, hook_for, solver, start_responder,
-    unix_now,
+    Asked, Facts, Rules, Session, check_webroots, connect, decide, hook_at, hook_for, solver,
+    start_responder, unix_now,
 };
 use crate::account::Found;
 use crate::acme::Client;
@@ -34,9 +34,8 @@ struct Planned<'a> {
     /// The names to order: domains.txt's, or those of the CSR the `generate_csr` hook gave.
     names: Vec<String>,
     csr: Option<Csr>,
+    facts: Facts,
     decision: Decision,
-    not_after: Option<i64>,
-    cert_id: Option<String>,
     /// Its set was made live and deployed by [`deploy::recover`] in this run.
     resumed: bool,
     /// Where the outcome goes in the report.
@@ -44,6 +43,14 @@ struct Planned<'a> {
 }
 
 impl Planned<'_> {
+    fn not_after(&self) -> Option<i64> {
+        self.facts.readable().map(|l| l.facts.not_after)
+    }
+
+    fn cert_id(&self) -> Option<&str> {
+        self.facts.readable().and_then(|l| l.cert_id.as_deref())
+    }
+
     fn asked(&self) -> Asked<'_> {
         Asked {
             names: &self.names,
@@ -159,19 +166,21 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
 /// `generate_csr` hook may name others), a certificate held back.
 fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Result<Client>> {
     let states = StateDir::new(&config.basedir);
+    let rules = Rules::new(config, force, &states);
     let now = unix_now();
     let sure = specs.iter().any(|spec| {
         let state = states.cert(&spec.name);
         if state.pending.is_some() {
             return false;
         }
+        let facts = Facts::read(config, spec, state);
         // No key type: the CSR of a `generate_csr` hook may hold any key.
         let asked = Asked {
             names: &spec.names,
             key: None,
         };
         matches!(
-            decide(config, force, spec, asked, &state, now).0,
+            decide(config, rules, spec, asked, &facts, now),
             Decision::Renew(ref reason) if !matches!(reason, Reason::NamesChanged { .. })
         )
     });
@@ -185,7 +194,7 @@ fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Resu
 /// Repairs what an interrupted run left of `spec`, asks its hook for a CSR, and decides.
 fn plan<'a>(
     config: &Config,
-    force: bool,
+    rules: Rules,
     spec: &'a CertSpec,
     index: usize,
     states: &StateDir,
@@ -223,25 +232,12 @@ fn plan<'a>(
         hook,
         names,
         csr,
+        facts: Facts::read(config, spec, states.cert(&spec.name)),
         decision: Decision::Keep { renew_at: now },
-        not_after: None,
-        cert_id: None,
         resumed,
         index,
     };
-    let (decision, live) = decide(
-        config,
-        force,
-        spec,
-        planned.asked(),
-        &states.cert(&spec.name),
-        now,
-    );
-    planned.decision = decision;
-    if let Some(live) = live {
-        planned.not_after = Some(live.facts.not_after);
-        planned.cert_id = live.cert_id;
-    }
+    planned.decision = decide(config, rules, spec, planned.asked(), &planned.facts, now);
     Ok(planned)
 }
 
@@ -254,14 +250,14 @@ fn batch(
     early: Option<Result<Client>>,
 ) -> Result<(Status, Vec<String>)> {
     let config = &session.config;
-    let force = session.opts.force;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
+    let rules = Rules::new(config, session.opts.force, &states);
     let run_interval = states.run().last_run.map(|t| now - t).filter(|i| *i > 0);
     let mut outcomes: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
     let mut planned: Vec<Planned<'_>> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        match plan(config, force, spec, index, &states, now) {
+        match plan(config, rules, spec, index, &states, now) {
             Ok(p) => planned.push(p),
             Err(outcome) => outcomes[index] = Some(outcome),
         }
@@ -274,20 +270,26 @@ fn batch(
     };
     let early_error = std::cell::Cell::new(early_error);
     let reach = || early_error.take().map_or_else(|| connect(config), Err);
-    // Renewal information may move kept certificates to the due ones: the answers go to
-    // state/, and the decision is made again from there.
-    if config.ari {
-        let kept: Vec<usize> = (0..planned.len())
+    // Renewal information may move kept certificates to the due ones, and an answer past its
+    // Retry-After is asked again before it renews one: the new answers go to state/ and the
+    // decision is made again with them.
+    if rules.ari {
+        let asked: Vec<usize> = (0..planned.len())
             .filter(|&i| {
-                matches!(planned[i].decision, Decision::Keep { .. }) && planned[i].cert_id.is_some()
+                let p = &planned[i];
+                let kept_or_ari = matches!(
+                    p.decision,
+                    Decision::Keep { .. } | Decision::Renew(Reason::Ari { .. })
+                );
+                kept_or_ari && p.cert_id().is_some()
             })
             .collect();
-        let candidates: Vec<ari::Candidate<'_>> = kept
+        let candidates: Vec<ari::Candidate<'_>> = asked
             .iter()
             .filter_map(|&i| {
-                planned[i].cert_id.clone().map(|cert_id| ari::Candidate {
+                planned[i].cert_id().map(|cert_id| ari::Candidate {
                     name: &planned[i].spec.name,
-                    cert_id,
+                    cert_id: cert_id.to_string(),
                 })
             })
             .collect();
@@ -301,19 +303,10 @@ fn batch(
                 config.jobs * 2,
                 now,
             );
-            for c in fresh {
-                let p = &mut planned[kept[c]];
-                let recorded = states.cert(&p.spec.name);
-                p.decision = decide(config, force, p.spec, p.asked(), &recorded, now).0;
-                if let Decision::Renew(Reason::Ari {
-                    explanation: Some(url),
-                }) = &p.decision
-                {
-                    logging::info(format_args!(
-                        "{}: the CA asks for early renewal: {url}",
-                        p.spec.name
-                    ));
-                }
+            for (c, answer) in fresh {
+                let p = &mut planned[asked[c]];
+                p.facts.recorded.ari = Some(answer);
+                p.decision = decide(config, rules, p.spec, p.asked(), &p.facts, now);
             }
         }
     }
@@ -321,7 +314,18 @@ fn batch(
     let mut due: Vec<(Planned<'_>, Reason)> = Vec::new();
     for p in planned {
         match p.decision.clone() {
-            Decision::Renew(reason) => due.push((p, reason)),
+            Decision::Renew(reason) => {
+                if let Reason::Ari {
+                    explanation: Some(url),
+                } = &reason
+                {
+                    logging::info(format_args!(
+                        "{}: the CA asks for early renewal: {url}",
+                        p.spec.name
+                    ));
+                }
+                due.push((p, reason));
+            }
             Decision::Hold {
                 reason,
                 hold,
@@ -339,7 +343,7 @@ fn batch(
                 });
             }
             Decision::Keep { renew_at } => {
-                if let (Some(interval), Some(not_after)) = (run_interval, p.not_after) {
+                if let (Some(interval), Some(not_after)) = (run_interval, p.not_after()) {
                     warn_if_too_slow(p.spec, not_after - renew_at, interval);
                 }
                 outcomes[p.index] = Some(unchanged(config, &p, renew_at));
@@ -374,7 +378,7 @@ fn batch(
                     hook: p.hook.as_ref(),
                     names: &p.names,
                     csr: p.csr.as_ref(),
-                    cert_id: p.cert_id.as_deref(),
+                    cert_id: p.cert_id(),
                     reason,
                 };
                 renew_one(&ctx, config, &job, responder)
@@ -444,7 +448,7 @@ fn batch(
 fn unchanged(config: &Config, p: &Planned<'_>, renew_at: i64) -> Outcome {
     if p.resumed {
         return Outcome::Resumed {
-            not_after: p.not_after,
+            not_after: p.not_after(),
         };
     }
     logging::debug(format_args!(
@@ -458,7 +462,7 @@ fn unchanged(config: &Config, p: &Planned<'_>, renew_at: i64) -> Outcome {
     };
     match told {
         Ok(()) => Outcome::Unchanged {
-            not_after: p.not_after,
+            not_after: p.not_after(),
         },
         Err(e) => {
             report::failure(p.spec, None, &e);

@@ -71,12 +71,14 @@ pub fn renew_one(
         Some(csr) => KeySource::Csr((*csr).clone()),
         None => deploy::key_source(config, spec),
     };
-    // The certificate this one replaces, for CAs with renewal information (RFC 9773 §5).
+    // The certificate this one replaces, for CAs with renewal information (RFC 9773 §5); not
+    // one another CA issued, which this CA cannot know.
     let replaces = ctx
         .client
         .directory
         .renewal_info
         .as_ref()
+        .filter(|_| !matches!(reason, Reason::CaChanged { .. }))
         .and(p.cert_id.map(str::to_string));
     let request = Request {
         subject: &spec.name,
@@ -113,10 +115,7 @@ pub fn renew_one(
             state.pending = None;
             state.rate_limited_until = None;
             state.succeeded();
-            state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
-            state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
-            state.ca = Some(config.ca.clone());
-            state.ari = None;
+            deploy::issued_under(&mut state, config, spec);
         }
         Err(Error::Invalid { .. }) => {
             state.failed(unix_now());

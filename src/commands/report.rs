@@ -71,7 +71,7 @@ impl Outcome {
             Outcome::Resumed { not_after } => (
                 "issued",
                 Some("finished what an interrupted run left".to_string()),
-                None,
+                Some("keep"),
                 None,
                 *not_after,
             ),

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::hooks::Hook;
 use crate::renewal::{self, Decision, Live, Policy, Wanted};
 use crate::responder::Responder;
-use crate::state::CertState;
+use crate::state::{CertState, StateDir};
 use crate::store::{AccountDir, CertDir, RunLock};
 use crate::{domains, logging, x509};
 
@@ -295,16 +295,58 @@ pub(super) struct Asked<'a> {
     pub key: Option<crate::keys::KeyAlgo>,
 }
 
-/// The renewal decision for `spec`, from its live files and `recorded`: the facts are read
-/// here, [`renewal::decide`] decides. Returns the live certificate's facts too.
+/// How this run decides: `--force`, and whether the CA's renewal information counts
+/// (`ARI=yes`, and the CA not known to have stopped offering it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rules {
+    pub force: bool,
+    pub ari: bool,
+}
+
+impl Rules {
+    pub fn new(config: &Config, force: bool, states: &StateDir) -> Rules {
+        let ca = states.ca();
+        let not_offered = ca.directory == config.ca && !ca.renewal_info;
+        Rules {
+            force,
+            ari: config.ari && !not_offered,
+        }
+    }
+}
+
+/// What one certificate's decision is made from: its live files and what `state/` recorded.
+pub(super) struct Facts {
+    pub live: Option<std::result::Result<Live, String>>,
+    pub recorded: CertState,
+}
+
+impl Facts {
+    /// Reads the live certificate of `spec` (its chain only when the decision needs it).
+    pub fn read(config: &Config, spec: &CertSpec, recorded: CertState) -> Facts {
+        let dir = CertDir::new(&config.certdir, &spec.name);
+        let preferred = spec.settings.preferred_chain.as_deref();
+        let top_issuer = renewal::needs_top_issuer(preferred, &recorded);
+        Facts {
+            live: live(&dir, top_issuer),
+            recorded,
+        }
+    }
+
+    /// The live certificate, when it could be read.
+    pub fn readable(&self) -> Option<&Live> {
+        self.live.as_ref().and_then(|l| l.as_ref().ok())
+    }
+}
+
+/// The renewal decision for `spec` asked as `asked`: [`renewal::decide`] on `facts`.
 pub(super) fn decide(
     config: &Config,
-    force: bool,
+    rules: Rules,
     spec: &CertSpec,
     asked: Asked<'_>,
-    recorded: &CertState,
+    facts: &Facts,
     now: i64,
-) -> (Decision, Option<Live>) {
+) -> Decision {
     let settings = &spec.settings;
     let wanted = Wanted {
         names: asked.names,
@@ -314,14 +356,11 @@ pub(super) fn decide(
         ca: &config.ca,
     };
     let policy = Policy {
-        force,
+        force: rules.force,
         renew_days: settings.renew_days,
-        ari: config.ari,
+        ari: rules.ari,
     };
-    let dir = CertDir::new(&config.certdir, &spec.name);
-    let current = live(&dir, renewal::needs_top_issuer(&wanted, recorded));
-    let decision = renewal::decide(current.as_ref(), &wanted, recorded, policy, now);
-    (decision, current.and_then(|c| c.ok()))
+    renewal::decide(facts.live.as_ref(), &wanted, &facts.recorded, policy, now)
 }
 
 /// What `cert.pem` of `dir` says: None when there is none, Err when it cannot be read; the top
