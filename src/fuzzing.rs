@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::acme::{client, wire};
+use crate::acme::{headers, transport, wire};
 use crate::config::{Config, LoadOptions};
 use crate::config_file::{self, Origin, Vars};
 
@@ -67,14 +67,14 @@ pub fn acme_objects(json: &[u8]) -> Option<(i64, i64, i64)> {
 
 /// A problem document: how it is shown (one log line), and written back as JSON.
 pub fn problem(json: &[u8]) -> Option<(String, String)> {
-    let problem = serde_json::from_slice::<wire::Problem>(json).ok()?;
+    let problem = serde_json::from_slice::<crate::acme::Problem>(json).ok()?;
     let again = serde_json::to_string(&problem).ok()?;
     Some((problem.to_string(), again))
 }
 
 /// How an error answer of the CA (any status, content type and body) is reported.
 pub fn error_answer(status: u16, content_type: &str, body: &[u8]) -> String {
-    let response = client::Response {
+    let response = transport::Response {
         url: "https://ca.example/acme".into(),
         status,
         location: None,
@@ -84,7 +84,7 @@ pub fn error_answer(status: u16, content_type: &str, body: &[u8]) -> String {
         body: body.to_vec(),
         date: None,
     };
-    client::problem_of(response, "post", String::new()).to_string()
+    transport::problem_of(response, "post", String::new()).to_string()
 }
 
 /// An RFC 3339 time as Unix seconds.
@@ -137,12 +137,12 @@ pub fn account_key(pem: &str) -> Option<(String, String)> {
 /// A `Retry-After` value read at `now` (Unix seconds), in seconds.
 pub fn retry_after(value: &str, now: u64) -> Option<u64> {
     let now: SystemTime = UNIX_EPOCH.checked_add(Duration::from_secs(now))?;
-    client::parse_retry_after(value, now).map(|d| d.as_secs())
+    headers::parse_retry_after(value, now).map(|d| d.as_secs())
 }
 
 /// A `Link` header value as (rel, url) pairs.
 pub fn links(value: &str) -> Vec<(String, String)> {
-    client::parse_links(value)
+    headers::parse_links(value)
         .into_iter()
         .map(|l| (l.rel, l.url))
         .collect()
@@ -150,7 +150,7 @@ pub fn links(value: &str) -> Vec<(String, String)> {
 
 /// A `Replay-Nonce` value as the nonce pool takes it; None when it is ignored.
 pub fn replay_nonce(value: &str) -> Option<String> {
-    client::parse_replay_nonce(value).map(str::to_string)
+    headers::parse_replay_nonce(value).map(str::to_string)
 }
 
 /// A challenge token as the CA sends it: true when it may be used as a file name.

@@ -1,8 +1,8 @@
 //! The RFC 8555 objects as they travel on the wire, with the RFC's field names.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
+
+use super::error::Problem;
 
 /// The CA's directory (RFC 8555 §7.1.1). Only the URLs we use are required.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,7 +89,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
             sign * (field(oh, 23)? * 3600 + field(om, 59)? * 60)
         }
     };
-    let days = super::client::days_from_civil(y, m, day);
+    let days = super::headers::days_from_civil(y, m, day);
     Some(days * 86_400 + h * 3600 + min * 60 + sec as i64 - offset_secs)
 }
 
@@ -174,66 +174,6 @@ pub struct Challenge {
     pub error: Option<Problem>,
 }
 
-/// A problem document (RFC 7807, RFC 8555 §6.7). Its `Display` is one log line.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Problem {
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    #[serde(default)]
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identifier: Option<Identifier>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subproblems: Vec<Problem>,
-}
-
-pub const ERROR_PREFIX: &str = "urn:ietf:params:acme:error:";
-
-impl Problem {
-    /// True when the problem's type is `urn:ietf:params:acme:error:<name>`.
-    pub fn is(&self, name: &str) -> bool {
-        self.kind
-            .strip_prefix(ERROR_PREFIX)
-            .is_some_and(|rest| rest == name)
-    }
-}
-
-/// `text` with each control character (line break, escape, NUL) as a space: what a CA writes
-/// stays on one log line, cannot forge another (or its journal priority) and cannot steer a
-/// terminal.
-fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let detail = if self.detail.is_empty() {
-            "no detail given"
-        } else {
-            &self.detail
-        };
-        write!(f, "{}", one_line(detail))?;
-        if !self.kind.is_empty() {
-            write!(f, " ({})", one_line(&self.kind))?;
-        }
-        for sub in &self.subproblems {
-            write!(f, "; ")?;
-            if let Some(id) = &sub.identifier {
-                write!(f, "{}: ", one_line(&id.value))?;
-            }
-            write!(f, "{sub}")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,38 +185,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(order.status, OrderStatus::Unknown);
-    }
-
-    #[test]
-    fn problem_prints_detail_type_and_subproblems_on_one_line() {
-        let p: Problem = serde_json::from_str(
-            r#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"some names were refused",
-               "subproblems":[{"type":"urn:ietf:params:acme:error:caa","detail":"CAA forbids",
-               "identifier":{"type":"dns","value":"b.example"}}]}"#,
-        )
-        .unwrap();
-        assert!(p.is("rejectedIdentifier"));
-        assert!(!p.is("caa"));
-        assert_eq!(
-            p.to_string(),
-            "some names were refused (urn:ietf:params:acme:error:rejectedIdentifier); \
-             b.example: CAA forbids (urn:ietf:params:acme:error:caa)"
-        );
-    }
-
-    #[test]
-    fn a_problem_is_shown_on_one_line_whatever_the_ca_wrote() {
-        // Found by fuzzing: control characters went into the line as they came, so a CA could
-        // start a new log line (with its own <N> journal priority) or send terminal escapes.
-        let p: Problem = serde_json::from_str(
-            r#"{"type":"urn:ietf:params:acme:error:malformed\u0000","detail":"bad\n<0>forged\r\u001b[2J",
-               "subproblems":[{"detail":"x\u0085y","identifier":{"type":"dns","value":"a\nb"}}]}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            p.to_string(),
-            "bad <0>forged  [2J (urn:ietf:params:acme:error:malformed ); a b: x y"
-        );
     }
 
     #[test]
