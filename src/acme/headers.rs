@@ -109,42 +109,44 @@ pub fn parse_date(value: &str) -> Option<u64> {
     parse_http_date(value.trim()).and_then(|d| u64::try_from(d).ok())
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` to Unix seconds (negative before 1970).
+/// `Sun, 06 Nov 1994 08:49:37 GMT` to Unix seconds (negative before 1970). A day the month
+/// does not have (`31 Apr`) is unreadable.
 fn parse_http_date(s: &str) -> Option<i64> {
+    use time::Month::*;
     let mut it = s.split_whitespace();
     let _weekday = it.next()?;
-    let day: i64 = it.next()?.parse().ok()?;
+    let day: u8 = it.next()?.parse().ok()?;
     let month = it.next()?;
     let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ("Jan", January),
+        ("Feb", February),
+        ("Mar", March),
+        ("Apr", April),
+        ("May", May),
+        ("Jun", June),
+        ("Jul", July),
+        ("Aug", August),
+        ("Sep", September),
+        ("Oct", October),
+        ("Nov", November),
+        ("Dec", December),
     ]
-    .iter()
-    .position(|m| *m == month)? as i64
-        + 1;
+    .into_iter()
+    .find_map(|(name, m)| (name == month).then_some(m))?;
     let year = it.next()?;
     if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let year: i64 = year.parse().ok()?;
+    let year: i32 = year.parse().ok()?;
     let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     let bad = |v: i64, max: i64| !(0..=max).contains(&v);
-    if it.next()? != "GMT" || !(1..=31).contains(&day) || bad(h, 23) || bad(m, 59) || bad(sec, 60) {
+    if it.next()? != "GMT" || bad(h, 23) || bad(m, 59) || bad(sec, 60) {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
-}
-
-/// Days since 1970-01-01 (negative before) of a proleptic Gregorian date with a four-digit
-/// year, a month of 1 to 12 and a day of 1 to 31 (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    let days = (date - time::OffsetDateTime::UNIX_EPOCH.date()).whole_days();
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 #[cfg(test)]
@@ -172,6 +174,11 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(
+            parse_date(" Thu, 29 Feb 2024 00:00:00 GMT"),
+            Some(1_709_164_800)
+        );
+        assert_eq!(parse_date("Wed, 31 Dec 1969 23:59:59 GMT"), None);
+        assert_eq!(
             parse_retry_after("Sun, 06 Foo 1994 08:51:37 GMT", now),
             None
         );
@@ -193,6 +200,9 @@ mod tests {
             "Sun, 06 Nov 94 08:49:37 GMT",
             "Sun, 06 Nov +994 08:49:37 GMT",
             "Sun, 06 Nov 1994 -8:49:37 GMT",
+            "Thu, 31 Apr 2025 08:49:37 GMT",
+            "Sun, 29 Feb 2026 08:49:37 GMT",
+            "Sun, 00 Nov 1994 08:49:37 GMT",
         ] {
             assert_eq!(parse_retry_after(odd, now), None, "{odd}");
         }

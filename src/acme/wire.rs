@@ -50,7 +50,8 @@ pub struct SuggestedWindow {
 }
 
 /// An RFC 3339 time (`2026-11-23T12:00:00Z`, fractions and offsets allowed) as Unix seconds.
-/// None for anything else, a year before 1970 or after 9999, or a field out of its range.
+/// None for anything else, a year before 1970 or after 9999, a field out of its range, or a
+/// day the month does not have.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     // A field of digits only, at most `max`.
     let field = |text: &str, max: i64| -> Option<i64> {
@@ -89,7 +90,13 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
             sign * (field(oh, 23)? * 3600 + field(om, 59)? * 60)
         }
     };
-    let days = super::headers::days_from_civil(y, m, day);
+    let date = time::Date::from_calendar_date(
+        i32::try_from(y).ok()?,
+        time::Month::try_from(u8::try_from(m).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let days = (date - time::OffsetDateTime::UNIX_EPOCH.date()).whole_days();
     Some(days * 86_400 + h * 3600 + min * 60 + sec as i64 - offset_secs)
 }
 
@@ -204,6 +211,7 @@ mod tests {
             Some(1_735_790_400)
         );
         assert_eq!(parse_rfc3339("2025-13-02T04:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
@@ -223,6 +231,8 @@ mod tests {
             "2025-01-02T04:60:00Z",
             "+2025-01-02T04:00:00Z",
             "20250-01-02T04:00:00Z",
+            "2025-02-29T04:00:00Z",
+            "2025-04-31T04:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
