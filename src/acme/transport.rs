@@ -26,7 +26,9 @@ pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 /// Which certificates the HTTPS client trusts. Verification itself is never switched off.
 #[derive(Debug, Clone)]
 pub enum Trust {
-    /// The system's store: `SSL_CERT_FILE`, else the distribution's bundle, else Mozilla's roots.
+    /// The system's store as openssl finds it: `SSL_CERT_FILE` and `SSL_CERT_DIR` when set,
+    /// else the distribution's bundle and certificate folder; Mozilla's roots built into the
+    /// binary when neither holds a certificate.
     System,
     /// Exactly the certificates of this PEM bundle (a private CA, a test CA).
     Pem(Vec<u8>),
@@ -370,14 +372,9 @@ fn all_headers<B>(response: &ureq::http::Response<B>) -> String {
 fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
     use ureq::config::IpFamily;
     use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-    let pem = match &transport.trust {
-        Trust::Pem(pem) => Some(pem.clone()),
-        Trust::System => system_bundle(),
-    };
-    let roots = match pem {
-        None => RootCerts::WebPki,
-        Some(pem) => {
-            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+    let roots = match &transport.trust {
+        Trust::Pem(pem) => {
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
                 .filter_map(|item| match item {
                     Ok(PemItem::Certificate(c)) => Some(c),
                     _ => None,
@@ -388,6 +385,10 @@ fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
             }
             RootCerts::Specific(Arc::new(certs))
         }
+        Trust::System => match system_roots() {
+            Some(certs) => RootCerts::Specific(Arc::new(certs)),
+            None => RootCerts::WebPki,
+        },
     };
     let tls = TlsConfig::builder().root_certs(roots).build();
     let deadlines = transport.deadlines;
@@ -413,19 +414,18 @@ fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
     Ok(config.into())
 }
 
-/// The system's CA bundle: `SSL_CERT_FILE`, else the first bundle found where Debian, Fedora,
-/// openSUSE and Alpine keep theirs. None means use Mozilla's roots built into the binary.
-fn system_bundle() -> Option<Vec<u8>> {
-    let env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
-    let known = [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-        "/etc/ssl/ca-bundle.pem",
-        "/etc/ssl/cert.pem",
-    ];
-    env.into_iter()
-        .chain(known.iter().map(std::path::PathBuf::from))
-        .find_map(|p| std::fs::read(p).ok())
+/// The system's trust store, read by rustls-native-certs the way openssl reads it:
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else the bundle and folder where the
+/// distribution keeps them. Files it cannot read are left out; None when no certificate was
+/// found at all.
+fn system_roots() -> Option<Vec<ureq::tls::Certificate<'static>>> {
+    let found = rustls_native_certs::load_native_certs();
+    let certs: Vec<_> = found
+        .certs
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    (!certs.is_empty()).then_some(certs)
 }
 
 #[cfg(test)]
