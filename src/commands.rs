@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::account::{self, Account, Found, Terms};
 use crate::acme::jws::b64;
-use crate::acme::{AccountKey, Client, KeyId, Transport, Trust};
+use crate::acme::{Client, KeyId, Transport, Trust};
 use crate::challenge::{Solver, Webroot};
 use crate::cli::Cli;
 use crate::config::{CertSettings, CertSpec, ChallengeType, Config, LoadOptions};
@@ -398,7 +398,7 @@ fn revoke(cli: &Cli, config: &Config, path: &Path) -> Result<Status> {
             let text = std::fs::read_to_string(k)
                 .map_err(|e| Error::Config(format!("{}: cannot read the key: {e}", k.display())))?;
             Some(
-                AccountKey::from_pem(&text).map_err(|e| {
+                account::read_key(&text).map_err(|e| {
                     Error::Config(format!("{}: cannot use this key: {e}", k.display()))
                 })?,
             )

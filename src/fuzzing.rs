@@ -130,7 +130,7 @@ pub fn cert_key(pem: &str) -> Option<(String, String)> {
 
 /// An account key file: its JWS algorithm and JWK thumbprint.
 pub fn account_key(pem: &str) -> Option<(String, String)> {
-    let key = crate::acme::AccountKey::from_pem(pem).ok()?;
+    let key = crate::account::read_key(pem).ok()?;
     Some((key.alg().to_string(), key.thumbprint().to_string()))
 }
 
