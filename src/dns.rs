@@ -449,7 +449,12 @@ impl TsigKey {
         let original_id = u16_at(response, p + 10 + mac_len)?;
         let error = u16_at(response, p + 12 + mac_len)?;
         if mac_len == 0 {
-            return Ok(error);
+            // RFC 8945 §5.3.2: only an error (BADKEY, BADSIG) comes back unsigned; an empty MAC
+            // that claims success is no signature at all.
+            return match error {
+                0 => Err(DnsError("the answer's TSIG record has no signature".into())),
+                error => Ok(error),
+            };
         }
         let mut input = (request_mac.len() as u16).to_be_bytes().to_vec();
         input.extend(request_mac);
@@ -651,5 +656,29 @@ mod tests {
         assert_eq!(key.verify(&signed, &mac), Ok(0));
         let other = TsigKey::new("k", "hmac-sha256", "b3RoZXI=").unwrap();
         assert!(other.verify(&signed, &mac).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_tsig_record_reports_an_error_but_never_success() {
+        // A TSIG record with an empty MAC and error 0 was taken as a signed, successful
+        // answer, whatever the key.
+        let key = TsigKey::new("k", "hmac-sha256", "c2VjcmV0").unwrap();
+        let unsigned = |error: u16| {
+            let mut msg = vec![0x12, 0x34, 0xa8, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            encode_name("k", &mut msg);
+            let mut rdata = Vec::new();
+            encode_name("hmac-sha256", &mut rdata);
+            rdata.extend([0, 0, 0x65, 0x53, 0xf1, 0x00, 1, 0x2c, 0, 0, 0x12, 0x34]);
+            rdata.extend(error.to_be_bytes());
+            rdata.extend([0, 0]);
+            msg.extend(TSIG.to_be_bytes());
+            msg.extend(CLASS_ANY.to_be_bytes());
+            msg.extend(0u32.to_be_bytes());
+            msg.extend((rdata.len() as u16).to_be_bytes());
+            msg.extend(rdata);
+            msg
+        };
+        assert_eq!(key.verify(&unsigned(17), b"mac"), Ok(17));
+        assert!(key.verify(&unsigned(0), b"mac").is_err());
     }
 }
