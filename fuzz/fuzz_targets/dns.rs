@@ -14,7 +14,12 @@ const OTHER_SECRET: &[u8] = b"another secret";
 
 /// The section counts of a message's header.
 fn counts(msg: &[u8]) -> Option<[usize; 3]> {
-    let count = |at: usize| Some(usize::from(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?])));
+    let count = |at: usize| {
+        Some(usize::from(u16::from_be_bytes([
+            *msg.get(at)?,
+            *msg.get(at + 1)?,
+        ])))
+    };
     Some([count(6)?, count(8)?, count(10)?])
 }
 
@@ -25,9 +30,16 @@ fn check_answer(msg: &[u8]) {
     assert!(rcode <= 15, "rcode {rcode}");
     let counts = counts(msg).expect("an answer read has a header");
     for (section, count) in sections.iter().zip(counts) {
-        assert_eq!(section.len(), count, "records read against the header's count");
+        assert_eq!(
+            section.len(),
+            count,
+            "records read against the header's count"
+        );
         for (name, _) in section {
-            assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "name {name:?}");
+            assert!(
+                !name.bytes().any(|b| b.is_ascii_uppercase()),
+                "name {name:?}"
+            );
         }
     }
 }
@@ -48,7 +60,10 @@ fn one_txt_record(data: &[u8]) -> Option<Vec<u8>> {
 fuzz_target!(|data: &[u8]| {
     // As it came: an answer, and an update's answer with a request MAC of the first bytes.
     check_answer(data);
-    let split = data.first().map_or(0, |n| usize::from(n % 65)).min(data.len().saturating_sub(1));
+    let split = data
+        .first()
+        .map_or(0, |n| usize::from(n % 65))
+        .min(data.len().saturating_sub(1));
     let (request_mac, msg) = data.get(1..).unwrap_or_default().split_at(split);
     let _ = fuzzing::tsig_verify(msg, request_mac, SECRET);
 
