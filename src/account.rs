@@ -20,6 +20,13 @@ impl Account {
     }
 }
 
+/// The account key of a PEM key file in any form openssl, dehydrated or we write (see
+/// [`crate::keys::private_key_pkcs8`]); Err says why it cannot sign.
+pub fn read_key(text: &str) -> std::result::Result<AccountKey, String> {
+    let (pkcs8, _) = crate::keys::private_key_pkcs8(text)?;
+    AccountKey::from_pkcs8(&pkcs8).map_err(|e| e.0)
+}
+
 /// What registration needs to know.
 #[derive(Debug, Clone, Copy)]
 pub struct Terms<'a> {
@@ -63,7 +70,7 @@ pub fn load_or_register(
     }
     let key_path = dir.key();
     let key = match std::fs::read_to_string(&key_path) {
-        Ok(text) => AccountKey::from_pem(&text).map_err(|e| {
+        Ok(text) => read_key(&text).map_err(|e| {
             Error::refused(
                 subject,
                 format!("{}: cannot use this key: {e}", key_path.display()),
@@ -77,7 +84,7 @@ pub fn load_or_register(
             let pem = CertKey::generate(terms.key_algo)
                 .map_err(|msg| Error::refused(subject, msg))?
                 .pem();
-            let key = AccountKey::from_pem(&pem).map_err(|e| Error::refused(subject, e.0))?;
+            let key = read_key(&pem).map_err(|e| Error::refused(subject, e))?;
             store::write_file(&key_path, pem.as_bytes(), store::KEY_MODE)?;
             crate::failpoint::hit("account-key-written");
             let url = register(client, dir, &key, terms)?;
@@ -138,7 +145,7 @@ pub fn rollover(
     let pem = CertKey::generate(algo)
         .map_err(|m| Error::refused("account", m))?
         .pem();
-    let new = AccountKey::from_pem(&pem).map_err(|e| Error::refused("account", e.0))?;
+    let new = read_key(&pem).map_err(|e| Error::refused("account", e))?;
     let pending = dir.key_pending();
     store::write_file(&pending, pem.as_bytes(), store::KEY_MODE)?;
     let inner = new
@@ -185,7 +192,7 @@ fn finish_rollover(
         let _ = std::fs::remove_file(&pending);
         return Ok(None);
     }
-    let new = AccountKey::from_pem(&text).map_err(|e| Error::refused("account", e.0))?;
+    let new = read_key(&text).map_err(|e| Error::refused("account", e))?;
     client
         .post(&new, KeyId::Kid(&account.url), &account.url, None)
         .map_err(Error::acme("account"))?;
@@ -274,4 +281,69 @@ fn stored_url(dir: &AccountDir) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|u| u.starts_with("https://"))
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(file: &str) -> String {
+        let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    // Test keys written by `openssl genrsa -traditional`, `openssl pkcs8 -topk8` and
+    // `openssl ecparam -genkey`, with the thumbprints openssl and a shell computed for them.
+    #[test]
+    fn openssl_keys_in_every_form_read_as_the_same_account_key() {
+        for (file, alg, thumbprint) in [
+            (
+                "rsa2048-pkcs1.pem",
+                "RS256",
+                "jUJDFlhpSTGbXbfUq0WkMTNHvHh8Se5ku9E-vL22XjE",
+            ),
+            (
+                "rsa2048-pkcs8.pem",
+                "RS256",
+                "jUJDFlhpSTGbXbfUq0WkMTNHvHh8Se5ku9E-vL22XjE",
+            ),
+            (
+                "p256-sec1.pem",
+                "ES256",
+                "ooeDpRovvytq7z5hGBu3pZeuGhjZUU22b1eUbhldOMw",
+            ),
+            (
+                "p256-pkcs8.pem",
+                "ES256",
+                "ooeDpRovvytq7z5hGBu3pZeuGhjZUU22b1eUbhldOMw",
+            ),
+        ] {
+            let key = read_key(&fixture(file)).unwrap();
+            assert_eq!(key.alg(), alg, "{file}");
+            assert_eq!(key.thumbprint(), thumbprint, "{file}");
+            assert!(key.sign(b"x").is_ok(), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_rsa_key_is_refused_when_read_not_at_its_first_signature() {
+        // Found by fuzzing: tests/data/rsa2048-pkcs1.pem with one digit swapped in d and two
+        // letters in dP was read, and every signature then failed ("RSA signing failed").
+        let good = fixture("rsa2048-pkcs1.pem");
+        let damaged = good
+            .replace("ITrov1WTz748aO30", "ITrov1WTz784aO30")
+            .replace("dxaO4pBmVcbkcRTJz8jN", "dxaO4pBmVcbkcJRzT8jN");
+        assert_ne!(damaged, good);
+        let err = read_key(&damaged).unwrap_err();
+        assert!(err.starts_with("bad RSA private key"), "{err}");
+        assert!(read_key(&good).unwrap().sign(b"x").is_ok());
+    }
+
+    #[test]
+    fn junk_is_refused_with_a_reason() {
+        assert!(read_key("hello").is_err());
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let err = read_key(cert).unwrap_err();
+        assert!(err.contains("CERTIFICATE"), "{err}");
+    }
 }

@@ -886,6 +886,28 @@ fn parent_dir(file: &Path) -> PathBuf {
     }
 }
 
+/// One config file's text, read as [`Config::load`] reads the config file `file` it finds:
+/// BASEDIR and SCRIPTDIR default to its folder, `$KEY` expands through `env`, and the keys
+/// are checked and resolved; there is no `CONFIG_D`, `DESICCANT_<KEY>` or flag. For the fuzz
+/// targets (`src/fuzzing.rs`), which have text and no file.
+#[cfg(any(fuzzing, test))]
+impl Config {
+    pub(crate) fn from_text(
+        file: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config> {
+        let mut vars = Vars::default();
+        let folder = parent_dir(file).to_string_lossy().into_owned();
+        vars.set("BASEDIR", folder.clone(), Origin(BASEDIR_DEFAULT.into()));
+        vars.set("SCRIPTDIR", folder, Origin(BASEDIR_DEFAULT.into()));
+        let read = config_file::parse_text(text, &file.display().to_string(), &vars, env)?;
+        check_keys(&read)?;
+        vars.apply(read);
+        Config::resolve(Some(file.to_path_buf()), vars, &LoadOptions::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,7 +157,7 @@ fn parse_record(msg: &[u8], pos: usize) -> Result<(Record, usize)> {
 }
 
 /// Parses a whole message; `expect_id` must match.
-fn parse(msg: &[u8], expect_id: u16) -> Result<Answer> {
+pub(crate) fn parse(msg: &[u8], expect_id: u16) -> Result<Answer> {
     if msg.len() < 12 || u16_at(msg, 0)? != expect_id {
         return Err(DnsError("an answer to another question".into()));
     }
@@ -410,7 +410,7 @@ impl TsigKey {
 
     /// Checks the TSIG record that ends a response to a request signed with `request_mac`.
     /// Returns the TSIG error code the server set (0 when it accepted our key).
-    fn verify(&self, response: &[u8], request_mac: &[u8]) -> Result<u16> {
+    pub(crate) fn verify(&self, response: &[u8], request_mac: &[u8]) -> Result<u16> {
         let arcount = u16_at(response, 10)?;
         if arcount == 0 {
             return Err(DnsError("the answer is not signed".into()));
@@ -449,7 +449,12 @@ impl TsigKey {
         let original_id = u16_at(response, p + 10 + mac_len)?;
         let error = u16_at(response, p + 12 + mac_len)?;
         if mac_len == 0 {
-            return Ok(error);
+            // RFC 8945 §5.3.2: only an error (BADKEY, BADSIG) comes back unsigned; an empty MAC
+            // that claims success is no signature at all.
+            return match error {
+                0 => Err(DnsError("the answer's TSIG record has no signature".into())),
+                error => Ok(error),
+            };
         }
         let mut input = (request_mac.len() as u16).to_be_bytes().to_vec();
         input.extend(request_mac);
@@ -462,6 +467,45 @@ impl TsigKey {
         hmac::verify(&key, &input, mac)
             .map_err(|_| DnsError("the answer's TSIG signature does not verify".into()))?;
         Ok(error)
+    }
+
+    /// `reply` with a TSIG record appended, as a name server signs its answer at `time` to a
+    /// request signed with `request_mac` (RFC 8945 §5.3): what [`TsigKey::verify`] checks.
+    /// None when `reply` has no header or the MAC or record would not fit their fields.
+    #[cfg(any(fuzzing, test))]
+    pub(crate) fn sign_reply(
+        &self,
+        reply: &[u8],
+        request_mac: &[u8],
+        time: u64,
+    ) -> Option<Vec<u8>> {
+        let fudge = 300;
+        let arcount = u16_at(reply, 10).ok()?.checked_add(1)?;
+        let mut input = u16::try_from(request_mac.len())
+            .ok()?
+            .to_be_bytes()
+            .to_vec();
+        input.extend(request_mac);
+        input.extend(reply);
+        input.extend(self.variables(time, fudge, 0));
+        let mac = hmac::sign(&hmac::Key::new(self.algorithm.ring(), &self.secret), &input);
+        let mut rdata = Vec::new();
+        encode_name(self.algorithm.name(), &mut rdata);
+        rdata.extend(&time.to_be_bytes()[2..]);
+        rdata.extend(fudge.to_be_bytes());
+        rdata.extend(u16::try_from(mac.as_ref().len()).ok()?.to_be_bytes());
+        rdata.extend(mac.as_ref());
+        rdata.extend(&reply[..2]);
+        rdata.extend([0, 0, 0, 0]);
+        let mut signed = reply.to_vec();
+        encode_name(&self.name, &mut signed);
+        signed.extend(TSIG.to_be_bytes());
+        signed.extend(CLASS_ANY.to_be_bytes());
+        signed.extend(0u32.to_be_bytes());
+        signed.extend(u16::try_from(rdata.len()).ok()?.to_be_bytes());
+        signed.extend(rdata);
+        signed[10..12].copy_from_slice(&arcount.to_be_bytes());
+        Some(signed)
     }
 }
 
@@ -648,8 +692,36 @@ mod tests {
         signed.extend((rdata.len() as u16).to_be_bytes());
         signed.extend(rdata);
         signed[11] = 1;
+        assert_eq!(
+            key.sign_reply(&reply, &mac, 1_700_000_001),
+            Some(signed.clone())
+        );
         assert_eq!(key.verify(&signed, &mac), Ok(0));
         let other = TsigKey::new("k", "hmac-sha256", "b3RoZXI=").unwrap();
         assert!(other.verify(&signed, &mac).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_tsig_record_reports_an_error_but_never_success() {
+        // Seen while writing the dns fuzz target: a TSIG record with an empty MAC and error 0
+        // was taken as a signed, successful answer, whatever the key.
+        let key = TsigKey::new("k", "hmac-sha256", "c2VjcmV0").unwrap();
+        let unsigned = |error: u16| {
+            let mut msg = vec![0x12, 0x34, 0xa8, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            encode_name("k", &mut msg);
+            let mut rdata = Vec::new();
+            encode_name("hmac-sha256", &mut rdata);
+            rdata.extend([0, 0, 0x65, 0x53, 0xf1, 0x00, 1, 0x2c, 0, 0, 0x12, 0x34]);
+            rdata.extend(error.to_be_bytes());
+            rdata.extend([0, 0]);
+            msg.extend(TSIG.to_be_bytes());
+            msg.extend(CLASS_ANY.to_be_bytes());
+            msg.extend(0u32.to_be_bytes());
+            msg.extend((rdata.len() as u16).to_be_bytes());
+            msg.extend(rdata);
+            msg
+        };
+        assert_eq!(key.verify(&unsigned(17), b"mac"), Ok(17));
+        assert!(key.verify(&unsigned(0), b"mac").is_err());
     }
 }

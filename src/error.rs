@@ -111,7 +111,7 @@ pub enum Error {
         name: String,
         /// `http-01`, `dns-01` or `tls-alpn-01`.
         kind: &'static str,
-        problem: Box<acme::wire::Problem>,
+        problem: Box<acme::Problem>,
         /// The challenge as the CA last described it, as JSON (for `invalid_challenge`).
         response: String,
     },

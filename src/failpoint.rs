@@ -6,7 +6,12 @@
 //! - `DESICCANT_FAILPOINT=<name>` kills the process with SIGKILL when it reaches `<name>`;
 //!   `<name>#<n>` at its n-th hit (counted from 1);
 //! - `DESICCANT_FAILPOINT_LOG=<file>` appends the name of every point reached, one a line, so
-//!   a test can learn every point a clean run passes.
+//!   a test can learn every point a clean run passes;
+//! - `DESICCANT_FAILPOINT_DEADLINES=<request secs>,<wait secs>` shortens the time limits of
+//!   one request and of one wait for the CA (see [`deadlines`]), so that the tests of stalled
+//!   connections and stuck orders end in seconds.
+
+use crate::acme::Deadlines;
 
 /// Marks the point `name`; see the module documentation.
 #[cfg(feature = "failpoints")]
@@ -54,3 +59,31 @@ pub fn hit(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// The time limits the ACME client is to keep: the built-in ones, or in a test build
+/// `DESICCANT_FAILPOINT_DEADLINES=<request secs>,<wait secs>` (each part read alone, fractions
+/// allowed; one that does not read leaves its limit as it is).
+#[cfg(feature = "failpoints")]
+pub fn deadlines() -> Deadlines {
+    let Ok(value) = std::env::var("DESICCANT_FAILPOINT_DEADLINES") else {
+        return Deadlines::default();
+    };
+    let secs = |text: Option<&str>| {
+        text.and_then(|t| t.trim().parse::<f64>().ok())
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+    };
+    let (request, wait) = value
+        .split_once(',')
+        .map_or((None, None), |(r, w)| (Some(r), Some(w)));
+    Deadlines {
+        request: secs(request),
+        wait: secs(wait),
+    }
+}
+
+/// The built-in time limits: a build without the `failpoints` feature reads no variable.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn deadlines() -> Deadlines {
+    Deadlines::default()
+}

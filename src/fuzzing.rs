@@ -1,12 +1,13 @@
 //! The parsers the fuzz targets in `fuzz/` drive, each behind one function that takes what an
 //! outsider controls (a config file, a CA's answer, a header) and returns plain values for the
-//! target to check. Nothing here is used by the program, and none of it is an API.
+//! target to check. Compiled only for the fuzz targets (`--cfg fuzzing`) and the unit tests;
+//! nothing here is in the program, and none of it is an API.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::acme::{client, wire};
-use crate::config::{Config, LoadOptions};
-use crate::config_file::{self, Origin, Vars};
+use crate::acme::{headers, transport, wire};
+use crate::config::Config;
+use crate::config_file::{self, Vars};
 
 /// The name config texts are read under: errors start with `config:<line>:`.
 pub const CONFIG_FILE: &str = "config";
@@ -20,24 +21,15 @@ pub fn config_assignments(text: &str) -> Result<Vec<(String, String)>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A config text read as a whole config file, with the keys checked and every value resolved
-/// as a run would (no environment, no `CONFIG_D`). `DNS_UPDATE_KEY_FILE` is left out: it names
-/// a file to read, which could be any file of the machine running the fuzzer.
+/// A config text read as a whole config file named `config`, through the loader a run uses
+/// (without the environment or `CONFIG_D`). A text that names `DNS_UPDATE_KEY_FILE` is only
+/// parsed: that key names a file to read, which could be any file of the machine running the
+/// fuzzer (`/dev/zero`).
 pub fn config(text: &str) -> Result<(), String> {
-    let mut vars = Vars::default();
-    for key in ["BASEDIR", "SCRIPTDIR"] {
-        vars.set(key, ".".into(), Origin("the config file's folder".into()));
+    if text.contains("DNS_UPDATE_KEY_FILE") {
+        return config_assignments(text).map(drop);
     }
-    let read =
-        config_file::parse_text(text, CONFIG_FILE, &vars, &|_| None).map_err(|e| e.to_string())?;
-    crate::config::check_keys(&read).map_err(|e| e.to_string())?;
-    vars.apply(
-        read.into_iter()
-            .filter(|a| a.key != "DNS_UPDATE_KEY_FILE")
-            .collect(),
-    );
-    let file = Some(std::path::PathBuf::from(CONFIG_FILE));
-    Config::resolve(file, vars, &LoadOptions::default())
+    Config::from_text(std::path::Path::new(CONFIG_FILE), text, &|_| None)
         .map(drop)
         .map_err(|e| e.to_string())
 }
@@ -67,14 +59,14 @@ pub fn acme_objects(json: &[u8]) -> Option<(i64, i64, i64)> {
 
 /// A problem document: how it is shown (one log line), and written back as JSON.
 pub fn problem(json: &[u8]) -> Option<(String, String)> {
-    let problem = serde_json::from_slice::<wire::Problem>(json).ok()?;
+    let problem = serde_json::from_slice::<crate::acme::Problem>(json).ok()?;
     let again = serde_json::to_string(&problem).ok()?;
     Some((problem.to_string(), again))
 }
 
 /// How an error answer of the CA (any status, content type and body) is reported.
 pub fn error_answer(status: u16, content_type: &str, body: &[u8]) -> String {
-    let response = client::Response {
+    let response = transport::Response {
         url: "https://ca.example/acme".into(),
         status,
         location: None,
@@ -84,7 +76,7 @@ pub fn error_answer(status: u16, content_type: &str, body: &[u8]) -> String {
         body: body.to_vec(),
         date: None,
     };
-    client::problem_of(response, "post", String::new()).to_string()
+    transport::problem_of(response, "post", String::new()).to_string()
 }
 
 /// An RFC 3339 time as Unix seconds.
@@ -130,19 +122,19 @@ pub fn cert_key(pem: &str) -> Option<(String, String)> {
 
 /// An account key file: its JWS algorithm and JWK thumbprint.
 pub fn account_key(pem: &str) -> Option<(String, String)> {
-    let key = crate::acme::AccountKey::from_pem(pem).ok()?;
+    let key = crate::account::read_key(pem).ok()?;
     Some((key.alg().to_string(), key.thumbprint().to_string()))
 }
 
 /// A `Retry-After` value read at `now` (Unix seconds), in seconds.
 pub fn retry_after(value: &str, now: u64) -> Option<u64> {
     let now: SystemTime = UNIX_EPOCH.checked_add(Duration::from_secs(now))?;
-    client::parse_retry_after(value, now).map(|d| d.as_secs())
+    headers::parse_retry_after(value, now).map(|d| d.as_secs())
 }
 
 /// A `Link` header value as (rel, url) pairs.
 pub fn links(value: &str) -> Vec<(String, String)> {
-    client::parse_links(value)
+    headers::parse_links(value)
         .into_iter()
         .map(|l| (l.rel, l.url))
         .collect()
@@ -150,12 +142,60 @@ pub fn links(value: &str) -> Vec<(String, String)> {
 
 /// A `Replay-Nonce` value as the nonce pool takes it; None when it is ignored.
 pub fn replay_nonce(value: &str) -> Option<String> {
-    client::parse_replay_nonce(value).map(str::to_string)
+    headers::parse_replay_nonce(value).map(str::to_string)
 }
 
 /// A challenge token as the CA sends it: true when it may be used as a file name.
 pub fn token(token: &str) -> bool {
     crate::challenge::validate_token(token).is_ok()
+}
+
+/// The (name, type) of each record of a section of a DNS message.
+pub type Records = Vec<(String, u16)>;
+
+/// A name server's answer (a DNS message) as the resolver reads it, expecting the message's own
+/// ID: its response code and the (name, type) of the records of each section (answer,
+/// authority, additional).
+pub fn dns_answer(msg: &[u8]) -> Result<(u8, [Records; 3]), String> {
+    let id = msg.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let answer = crate::dns::parse(msg, id).map_err(|e| e.to_string())?;
+    let names = |records: Vec<crate::dns::Record>| {
+        records
+            .into_iter()
+            .map(|r| (r.name, r.rtype))
+            .collect::<Vec<_>>()
+    };
+    Ok((
+        answer.rcode,
+        [
+            names(answer.answers),
+            names(answer.authority),
+            names(answer.additional),
+        ],
+    ))
+}
+
+/// The name of the TSIG key of [`tsig_verify`] and [`tsig_sign_reply`] (hmac-sha256).
+pub const TSIG_KEY_NAME: &str = "fuzzing-key.example";
+
+fn tsig_key(secret: &[u8]) -> Option<crate::dns::TsigKey> {
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::STANDARD.encode(secret);
+    crate::dns::TsigKey::new(TSIG_KEY_NAME, "hmac-sha256", &secret).ok()
+}
+
+/// What an update's sender makes of the answer `msg` to its request signed with
+/// `request_mac`, checked with the key [`TSIG_KEY_NAME`] of `secret` (not empty): the TSIG
+/// error code the server set, or why the answer is refused.
+pub fn tsig_verify(msg: &[u8], request_mac: &[u8], secret: &[u8]) -> Result<u16, String> {
+    let key = tsig_key(secret).ok_or("no key")?;
+    key.verify(msg, request_mac).map_err(|e| e.to_string())
+}
+
+/// `msg` signed as a name server signs its answer to a request signed with `request_mac`,
+/// with the key [`TSIG_KEY_NAME`] of `secret` (not empty).
+pub fn tsig_sign_reply(msg: &[u8], request_mac: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
+    tsig_key(secret)?.sign_reply(msg, request_mac, 1_700_000_000)
 }
 
 #[cfg(test)]
@@ -203,5 +243,19 @@ mod tests {
         .unwrap();
         assert_eq!(cert_key(&pem).unwrap().0, "prime256v1");
         assert_eq!(account_key(&pem).unwrap().0, "ES256");
+        // A header and one TXT record at the root, signed as a name server signs.
+        let mut msg = vec![
+            0x12, 0x34, 0x85, 0x80, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 16, 0, 1,
+        ];
+        msg.extend([0, 0, 0, 60, 0, 4, 3, b'a', b'b', b'c']);
+        let (rcode, [answers, _, _]) = dns_answer(&msg).unwrap();
+        assert_eq!((rcode, answers), (0, vec![(String::new(), 16)]));
+        let signed = tsig_sign_reply(&msg, b"mac", b"secret").unwrap();
+        assert_eq!(tsig_verify(&signed, b"mac", b"secret"), Ok(0));
+        assert!(tsig_verify(&signed, b"mac", b"other").is_err());
+        assert_eq!(
+            dns_answer(&signed).unwrap().1[2],
+            [(TSIG_KEY_NAME.into(), 250)]
+        );
     }
 }

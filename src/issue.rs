@@ -7,12 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::account::Account;
-use crate::acme::Client;
-use crate::acme::client::{Bound, bound};
 use crate::acme::jws::b64;
-use crate::acme::wire::{
-    Authorization, AuthorizationStatus, Identifier, Order, OrderStatus, Problem,
-};
+use crate::acme::wire::{Authorization, AuthorizationStatus, Identifier, Order, OrderStatus};
+use crate::acme::{Client, Problem};
 use crate::challenge::{Deployed, Proof, Solver};
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, Csr, KeyAlgo};
@@ -222,11 +219,7 @@ struct NewOrder<'a> {
 
 /// newOrder, with `replaces` when given; when the CA refuses it (the old certificate is
 /// already replaced, or the CA does not take the field), once more without.
-fn new_order(
-    ctx: &Ctx<'_>,
-    subject: &str,
-    order: &NewOrder<'_>,
-) -> Result<crate::acme::client::Response> {
+fn new_order(ctx: &Ctx<'_>, subject: &str, order: &NewOrder<'_>) -> Result<crate::acme::Response> {
     let (client, account) = (ctx.client, ctx.account);
     let identifiers: Vec<Identifier> = order
         .names
@@ -315,7 +308,7 @@ fn run_order<'scope>(
                     account.kid(),
                     &order_url,
                     first_poll,
-                    Instant::now() + bound(Bound::Wait, PROCESSING_TIMEOUT),
+                    Instant::now() + client.wait_limit(PROCESSING_TIMEOUT),
                     |o: &Order| o.status != OrderStatus::Processing,
                 )
                 .map_err(acme())?,
@@ -507,7 +500,7 @@ fn validated(ctx: &Ctx<'_>, subject: &str, order_url: &str, first_wait: Duration
             ctx.account.kid(),
             order_url,
             first_wait,
-            Instant::now() + bound(Bound::Wait, VALIDATION_TIMEOUT),
+            Instant::now() + ctx.client.wait_limit(VALIDATION_TIMEOUT),
             |o: &Order| o.status != OrderStatus::Pending,
         )
         .map_err(Error::acme(subject))
@@ -673,7 +666,7 @@ fn download(
 }
 
 /// The CA marked the order invalid, in its own words when it gave some.
-fn order_invalid(subject: &str, problem: Option<crate::acme::wire::Problem>) -> Error {
+fn order_invalid(subject: &str, problem: Option<crate::acme::Problem>) -> Error {
     let why = problem.map_or_else(|| "no reason given".into(), |p| p.to_string());
     Error::refused(subject, format!("the CA marked the order invalid: {why}"))
 }

@@ -1,4 +1,5 @@
-//! Certificate keys and CSRs, as bytes in and out. No files.
+//! Private keys and CSRs, as bytes in and out, and the key formats and DER they come in. No
+//! files.
 
 use std::fmt;
 
@@ -86,51 +87,11 @@ impl CertKey {
         Ok(CertKey { algo, pair })
     }
 
-    /// A key as openssl, dehydrated, certbot or we wrote it: PKCS#8, SEC1 EC (after an
-    /// `EC PARAMETERS` block) or PKCS#1 RSA; its type found from the key itself.
+    /// A key as openssl, dehydrated, certbot or we wrote it (see [`private_key_pkcs8`]); its
+    /// type found from the key itself.
     pub fn read(text: &str) -> Result<CertKey, String> {
-        use rsa::pkcs1::DecodeRsaPrivateKey;
-        use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-        use rsa::traits::PublicKeyParts;
-        let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
-        let block = blocks
-            .iter()
-            .find(|b| b.tag() != "EC PARAMETERS")
-            .ok_or("no private key in it")?;
-        let pkcs8 = |der: Vec<u8>| pem::encode(&pem::Pem::new("PRIVATE KEY", der));
-        let rsa_size = |key: &rsa::RsaPrivateKey| KeyAlgo::Rsa((key.size() * 8) as u32);
-        match block.tag() {
-            "PRIVATE KEY" => {
-                let pem = pkcs8(block.contents().to_vec());
-                for algo in [KeyAlgo::Prime256v1, KeyAlgo::Secp384r1] {
-                    if let Ok(key) = CertKey::from_pem(&pem, algo) {
-                        return Ok(key);
-                    }
-                }
-                let rsa = rsa::RsaPrivateKey::from_pkcs8_der(block.contents())
-                    .map_err(|_| "a PKCS#8 key that is neither P-256, P-384 nor RSA".to_string())?;
-                CertKey::from_pem(&pem, rsa_size(&rsa))
-            }
-            "RSA PRIVATE KEY" => {
-                let rsa = rsa::RsaPrivateKey::from_pkcs1_der(block.contents())
-                    .map_err(|e| format!("a bad RSA key: {e}"))?;
-                let der = rsa.to_pkcs8_der().map_err(|e| e.to_string())?;
-                CertKey::from_pem(&pkcs8(der.as_bytes().to_vec()), rsa_size(&rsa))
-            }
-            "EC PRIVATE KEY" => {
-                for (curve, algo) in [
-                    (crate::acme::jws::OID_P256, KeyAlgo::Prime256v1),
-                    (crate::acme::jws::OID_P384, KeyAlgo::Secp384r1),
-                ] {
-                    let der = crate::acme::jws::sec1_to_pkcs8(block.contents(), curve);
-                    if let Ok(key) = CertKey::from_pem(&pkcs8(der), algo) {
-                        return Ok(key);
-                    }
-                }
-                Err("an EC key on neither P-256 nor P-384".into())
-            }
-            other => Err(format!("a \"{other}\" block is not a private key")),
-        }
+        let (der, algo) = private_key_pkcs8(text)?;
+        CertKey::from_pem(&pem::encode(&pem::Pem::new("PRIVATE KEY", der)), algo)
     }
 
     /// The key type.
@@ -201,6 +162,165 @@ pub struct Csr {
     pub der: Vec<u8>,
     pub pem: String,
     pub public_key: Vec<u8>,
+}
+
+/// The few DER encodings written here (key and PKCS#12 wrappers).
+pub mod der {
+    /// One DER TLV with a definite length.
+    pub fn der(tag: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = value.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// A SEQUENCE of already encoded parts.
+    pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+        der(0x30, &parts.concat())
+    }
+
+    /// An OBJECT IDENTIFIER from its dotted form.
+    pub fn oid(dotted: &str) -> Vec<u8> {
+        let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+        let mut body = vec![(arcs[0] * 40 + arcs[1]) as u8];
+        for &arc in &arcs[2..] {
+            let mut chunk = vec![(arc & 0x7f) as u8];
+            let mut rest = arc >> 7;
+            while rest > 0 {
+                chunk.push(0x80 | (rest & 0x7f) as u8);
+                rest >>= 7;
+            }
+            chunk.reverse();
+            body.extend(chunk);
+        }
+        der(0x06, &body)
+    }
+
+    /// A non-negative INTEGER.
+    pub fn int(value: u64) -> Vec<u8> {
+        let mut bytes: Vec<u8> = value
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        if bytes.first().is_none_or(|b| b & 0x80 != 0) {
+            bytes.insert(0, 0);
+        }
+        der(0x02, &bytes)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn known_encodings() {
+            assert_eq!(
+                oid("1.2.840.10045.2.1"),
+                [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]
+            );
+            assert_eq!(int(0), [0x02, 0x01, 0x00]);
+            assert_eq!(int(2048), [0x02, 0x02, 0x08, 0x00]);
+            assert_eq!(int(128), [0x02, 0x02, 0x00, 0x80]);
+            assert_eq!(der(0x04, &[0; 200])[..3], [0x04, 0x81, 200]);
+            assert_eq!(seq(&[&int(3)]), [0x30, 0x03, 0x02, 0x01, 0x03]);
+        }
+    }
+}
+
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+/// The curve OIDs (contents only) a SEC1 key may be on.
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+
+/// The private key of a PEM file as PKCS#8 DER, with its type, from any form openssl,
+/// dehydrated, certbot or we write: PKCS#8 (EC P-256, P-384 or RSA), PKCS#1 RSA or SEC1 EC;
+/// `EC PARAMETERS` blocks are skipped. An RSA key is read as the rsa crate reads it, which
+/// checks that its private exponent agrees with its primes and computes the CRT parts
+/// afresh, and is written anew: ring alone takes those parts as written and fails only at the
+/// first signature when they do not agree (a damaged file). Err says why, in a few words.
+pub fn private_key_pkcs8(text: &str) -> Result<(Vec<u8>, KeyAlgo), String> {
+    let blocks = pem::parse_many(text).map_err(|e| format!("not a PEM file: {e}"))?;
+    let block = blocks
+        .iter()
+        .find(|b| b.tag() != "EC PARAMETERS")
+        .ok_or("no private key in the file")?;
+    match block.tag() {
+        "PRIVATE KEY" => match ec_curve(block.contents()) {
+            Some(algo) => Ok((block.contents().to_vec(), algo)),
+            None => rsa_pkcs8(block.contents(), false).map_err(|e| {
+                format!("PKCS#8 key is neither EC P-256/P-384 nor RSA of 2048 to 4096 bits: {e}")
+            }),
+        },
+        "RSA PRIVATE KEY" => rsa_pkcs8(block.contents(), true),
+        "EC PRIVATE KEY" => [OID_P256, OID_P384]
+            .iter()
+            .map(|curve| sec1_to_pkcs8(block.contents(), curve))
+            .find_map(|der| ec_curve(&der).map(|algo| (der, algo)))
+            .ok_or_else(|| "EC private key is not on P-256 or P-384".into()),
+        other => Err(format!(
+            "a \"{other}\" block is not a private key this client can use"
+        )),
+    }
+}
+
+/// The curve of a PKCS#8 EC key that ring can sign with; None for any other key.
+fn ec_curve(pkcs8: &[u8]) -> Option<KeyAlgo> {
+    use ring::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+    };
+    let rng = ring::rand::SystemRandom::new();
+    [
+        (&ECDSA_P256_SHA256_FIXED_SIGNING, KeyAlgo::Prime256v1),
+        (&ECDSA_P384_SHA384_FIXED_SIGNING, KeyAlgo::Secp384r1),
+    ]
+    .into_iter()
+    .find_map(|(alg, algo)| {
+        EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng)
+            .is_ok()
+            .then_some(algo)
+    })
+}
+
+/// An RSA key from PKCS#1 (`pkcs1`) or PKCS#8 DER, checked and written anew as PKCS#8 (see
+/// [`private_key_pkcs8`]).
+fn rsa_pkcs8(der: &[u8], pkcs1: bool) -> Result<(Vec<u8>, KeyAlgo), String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    use rsa::traits::PublicKeyParts;
+    let key = if pkcs1 {
+        rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(|e| e.to_string())
+    } else {
+        rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| e.to_string())
+    }
+    .map_err(|e| format!("bad RSA private key: {e}"))?;
+    let pkcs8 = key
+        .to_pkcs8_der()
+        .map_err(|e| format!("bad RSA private key: {e}"))?;
+    let bits = u32::try_from(key.size() * 8).map_err(|_| "bad RSA private key: too large")?;
+    Ok((pkcs8.as_bytes().to_vec(), KeyAlgo::Rsa(bits)))
+}
+
+/// Wraps a SEC1 `ECPrivateKey` into a PKCS#8 `PrivateKeyInfo` for the given curve OID.
+fn sec1_to_pkcs8(sec1: &[u8], curve_oid: &[u8]) -> Vec<u8> {
+    use der::der;
+    let mut alg = der(0x06, OID_EC_PUBLIC_KEY);
+    alg.extend(der(0x06, curve_oid));
+    let mut info = der(0x02, &[0]);
+    info.extend(der(0x30, &alg));
+    info.extend(der(0x04, sec1));
+    der(0x30, &info)
 }
 
 #[cfg(test)]
@@ -283,6 +403,26 @@ mod tests {
         assert_eq!(again.algo(), KeyAlgo::Secp384r1);
         assert_eq!(again.public_key_bits(), ours.public_key_bits());
         assert!(CertKey::read("junk").is_err());
+    }
+
+    #[test]
+    fn every_form_becomes_the_same_pkcs8_and_junk_says_why() {
+        let read = |f: &str| {
+            private_key_pkcs8(
+                &std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        // An RSA key is written anew, so both forms give the very same bytes.
+        assert_eq!(read("rsa2048-pkcs1.pem"), read("rsa2048-pkcs8.pem"));
+        assert_eq!(read("p256-sec1.pem").1, KeyAlgo::Prime256v1);
+        let err = |text: &str| private_key_pkcs8(text).unwrap_err();
+        assert_eq!(err("hello"), "no private key in the file");
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(err(cert).contains("\"CERTIFICATE\" block"), "{}", err(cert));
+        let ec = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert_eq!(err(ec), "EC private key is not on P-256 or P-384");
     }
 
     #[test]

@@ -180,26 +180,21 @@ pub fn trace(msg: &str) {
     debug(msg);
 }
 
-/// `2026-11-23 14:05:09 UTC` for Unix seconds.
+/// `2026-11-23 14:05:09 UTC` for Unix seconds; a time outside the years -9999 to 9999 as
+/// `<ts> s after 1970-01-01 00:00:00 UTC`.
 pub fn utc(ts: i64) -> String {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    match time::OffsetDateTime::from_unix_timestamp(ts) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{ts} s after 1970-01-01 00:00:00 UTC"),
+    }
 }
 
 #[cfg(test)]
@@ -210,5 +205,7 @@ mod tests {
         assert_eq!(super::utc(784_111_777), "1994-11-06 08:49:37 UTC");
         assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(super::utc(1_795_392_000), "2026-11-23 00:00:00 UTC");
+        assert_eq!(super::utc(253_402_300_799), "9999-12-31 23:59:59 UTC");
+        assert_eq!(super::utc(-1), "1969-12-31 23:59:59 UTC");
     }
 }

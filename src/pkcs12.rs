@@ -7,7 +7,7 @@ use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, hmac, pbkdf2};
 
-use crate::acme::der::{der, int, oid, seq};
+use crate::keys::der::{der, int, oid, seq};
 
 const ITERATIONS: u32 = 2048;
 

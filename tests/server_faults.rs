@@ -6,7 +6,7 @@
 //! tests/common/invariants.rs finds everything in order.
 //!
 //! Stalls and stuck orders are timed with the test build's shortened deadlines
-//! (`DESICCANT_FAILPOINT_DEADLINES`, see src/acme/client.rs); a release build waits 90 s per
+//! (`DESICCANT_FAILPOINT_DEADLINES`, see src/failpoint.rs); a release build waits 90 s per
 //! request and 5 minutes for the CA.
 
 mod common;

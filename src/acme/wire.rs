@@ -50,7 +50,8 @@ pub struct SuggestedWindow {
 }
 
 /// An RFC 3339 time (`2026-11-23T12:00:00Z`, fractions and offsets allowed) as Unix seconds.
-/// None for anything else, a year before 1970 or after 9999, or a field out of its range.
+/// None for anything else, a year before 1970 or after 9999, a field out of its range, or a
+/// day the month does not have.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     // A field of digits only, at most `max`.
     let field = |text: &str, max: i64| -> Option<i64> {
@@ -89,7 +90,13 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
             sign * (field(oh, 23)? * 3600 + field(om, 59)? * 60)
         }
     };
-    let days = super::client::days_from_civil(y, m, day);
+    let date = time::Date::from_calendar_date(
+        i32::try_from(y).ok()?,
+        time::Month::try_from(u8::try_from(m).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let days = (date - time::OffsetDateTime::UNIX_EPOCH.date()).whole_days();
     Some(days * 86_400 + h * 3600 + min * 60 + sec as i64 - offset_secs)
 }
 
@@ -248,38 +255,6 @@ mod tests {
     }
 
     #[test]
-    fn problem_prints_detail_type_and_subproblems_on_one_line() {
-        let p: Problem = serde_json::from_str(
-            r#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"some names were refused",
-               "subproblems":[{"type":"urn:ietf:params:acme:error:caa","detail":"CAA forbids",
-               "identifier":{"type":"dns","value":"b.example"}}]}"#,
-        )
-        .unwrap();
-        assert!(p.is("rejectedIdentifier"));
-        assert!(!p.is("caa"));
-        assert_eq!(
-            p.to_string(),
-            "some names were refused (urn:ietf:params:acme:error:rejectedIdentifier); \
-             b.example: CAA forbids (urn:ietf:params:acme:error:caa)"
-        );
-    }
-
-    #[test]
-    fn a_problem_is_shown_on_one_line_whatever_the_ca_wrote() {
-        // Found by fuzzing: control characters went into the line as they came, so a CA could
-        // start a new log line (with its own <N> journal priority) or send terminal escapes.
-        let p: Problem = serde_json::from_str(
-            r#"{"type":"urn:ietf:params:acme:error:malformed\u0000","detail":"bad\n<0>forged\r\u001b[2J",
-               "subproblems":[{"detail":"x\u0085y","identifier":{"type":"dns","value":"a\nb"}}]}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            p.to_string(),
-            "bad <0>forged  [2J (urn:ietf:params:acme:error:malformed ); a b: x y"
-        );
-    }
-
-    #[test]
     fn rfc3339_times() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2025-01-02T04:00:00Z"), Some(1_735_790_400));
@@ -296,6 +271,7 @@ mod tests {
             Some(1_735_790_400)
         );
         assert_eq!(parse_rfc3339("2025-13-02T04:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
@@ -315,6 +291,8 @@ mod tests {
             "2025-01-02T04:60:00Z",
             "+2025-01-02T04:00:00Z",
             "20250-01-02T04:00:00Z",
+            "2025-02-29T04:00:00Z",
+            "2025-04-31T04:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
@@ -346,5 +324,37 @@ mod tests {
         assert_eq!(Identifier::for_name("192.0.2.1").kind, "ip");
         assert_eq!(Identifier::for_name("2001:db8::1").kind, "ip");
         assert_eq!(Identifier::for_name("example.org").kind, "dns");
+    }
+
+    #[test]
+    fn problem_prints_detail_type_and_subproblems_on_one_line() {
+        let p: Problem = serde_json::from_str(
+            r#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"some names were refused",
+               "subproblems":[{"type":"urn:ietf:params:acme:error:caa","detail":"CAA forbids",
+               "identifier":{"type":"dns","value":"b.example"}}]}"#,
+        )
+        .unwrap();
+        assert!(p.is("rejectedIdentifier"));
+        assert!(!p.is("caa"));
+        assert_eq!(
+            p.to_string(),
+            "some names were refused (urn:ietf:params:acme:error:rejectedIdentifier); \
+             b.example: CAA forbids (urn:ietf:params:acme:error:caa)"
+        );
+    }
+
+    #[test]
+    fn a_problem_is_shown_on_one_line_whatever_the_ca_wrote() {
+        // Found by fuzzing: control characters went into the line as they came, so a CA could
+        // start a new log line (with its own <N> journal priority) or send terminal escapes.
+        let p: Problem = serde_json::from_str(
+            r#"{"type":"urn:ietf:params:acme:error:malformed\u0000","detail":"bad\n<0>forged\r\u001b[2J",
+               "subproblems":[{"detail":"x\u0085y","identifier":{"type":"dns","value":"a\nb"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.to_string(),
+            "bad <0>forged  [2J (urn:ietf:params:acme:error:malformed ); a b: x y"
+        );
     }
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::session::Session;
+use crate::acme::KeyId;
 use crate::acme::jws::b64;
-use crate::acme::{AccountKey, KeyId};
 use crate::error::{Error, Result, Status};
 use crate::{logging, x509};
 
@@ -36,7 +36,7 @@ pub fn revoke(
             let text = std::fs::read_to_string(k)
                 .map_err(|e| Error::Config(format!("{}: cannot read the key: {e}", k.display())))?;
             Some(
-                AccountKey::from_pem(&text).map_err(|e| {
+                crate::account::read_key(&text).map_err(|e| {
                     Error::Config(format!("{}: cannot use this key: {e}", k.display()))
                 })?,
             )

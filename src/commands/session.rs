@@ -161,6 +161,7 @@ pub(super) fn connect(config: &Config) -> Result<Client> {
         ip_version: config.ip_version,
         trace: Some(logging::trace),
         stopped: crate::stop::requested,
+        deadlines: crate::failpoint::deadlines(),
     };
     let client = Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))?;
     check_clock(&client)?;

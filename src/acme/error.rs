@@ -1,0 +1,132 @@
+//! Why a request to the CA did not give what was asked: [`Error`], with the CA's words inside.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::jws::KeyError;
+use super::wire::Problem;
+
+/// Why a request to the CA did not give what was asked.
+#[derive(Debug)]
+pub enum Error {
+    /// No answer: connection refused, TLS failure, timeout.
+    Transport {
+        url: String,
+        msg: String,
+    },
+    /// The CA answered with an error status; `problem` holds its own words.
+    Problem {
+        url: String,
+        status: u16,
+        problem: Box<Problem>,
+        /// The answer as it came, for dehydrated's `request_failure` hook.
+        raw: Box<RawAnswer>,
+    },
+    /// A 2xx answer that is not what RFC 8555 says it should be.
+    Protocol {
+        url: String,
+        msg: String,
+    },
+    /// Polling reached its deadline; `last` is the status the CA reported last.
+    Timeout {
+        url: String,
+        last: String,
+    },
+    Key(KeyError),
+    /// Not sent: the run was asked to stop.
+    Stopped {
+        url: String,
+    },
+}
+
+impl Error {
+    /// True for failures that a later run can expect to pass without anyone changing anything:
+    /// no connection, a 5xx, rate limits, nonces exhausted, a deadline.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::Timeout { .. } | Error::Stopped { .. } => true,
+            Error::Problem {
+                status, problem, ..
+            } => *status >= 500 || problem.is("rateLimited") || problem.is("badNonce"),
+            Error::Protocol { .. } | Error::Key(_) => false,
+        }
+    }
+
+    /// When a `rateLimited` (or 503) answer said to ask again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Problem { raw, .. } => raw.retry_after,
+            _ => None,
+        }
+    }
+
+    /// The problem document, when the CA sent one.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Error::Problem { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport { url, msg } => write!(f, "cannot reach {url}: {msg}"),
+            Error::Problem {
+                url,
+                status,
+                problem,
+                ..
+            } => write!(f, "{url} answered {status}: {problem}"),
+            Error::Protocol { url, msg } => write!(f, "bad answer from {url}: {msg}"),
+            Error::Timeout { url, last } => {
+                write!(f, "gave up waiting on {url}: its status is still {last}")
+            }
+            Error::Key(e) => write!(f, "account key: {e}"),
+            Error::Stopped { url } => write!(f, "{url}: not sent, the run was asked to stop"),
+        }
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Error::Key(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A failed request's method and the CA's answer, headers and body as sent.
+#[derive(Debug, Clone, Default)]
+pub struct RawAnswer {
+    /// `get`, `post` or `head`, as dehydrated names them.
+    pub method: &'static str,
+    /// One `Name: value` line per header.
+    pub headers: String,
+    pub body: String,
+    /// Its `Retry-After`, when it had one (a `rateLimited` answer usually has).
+    pub retry_after: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_errors_are_temporary() {
+        let problem = |status, kind: &str| Error::Problem {
+            url: "u".into(),
+            raw: Box::default(),
+            status,
+            problem: Box::new(Problem {
+                kind: kind.into(),
+                ..Problem::default()
+            }),
+        };
+        assert!(problem(429, "urn:ietf:params:acme:error:rateLimited").is_temporary());
+        assert!(problem(503, "").is_temporary());
+        assert!(!problem(403, "urn:ietf:params:acme:error:unauthorized").is_temporary());
+        assert!(!problem(400, "urn:ietf:params:acme:error:malformed").is_temporary());
+    }
+}

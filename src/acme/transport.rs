@@ -1,0 +1,500 @@
+//! HTTPS to the CA: one agent (TLS trust, user agent, time limits), size caps, answers read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::de::DeserializeOwned;
+
+use super::error::{Error, RawAnswer, Result};
+use super::headers::{Link, parse_date, parse_links, parse_replay_nonce, parse_retry_after};
+use super::nonce::NoncePool;
+use super::wire::Problem;
+
+/// Responses larger than this are refused: no ACME object or certificate chain comes near it.
+pub const MAX_BODY: u64 = 1 << 20;
+/// The longest one request may take, from connecting to the last byte of the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// The starting size of each connection's read and write buffers.
+const IO_BUFFER: usize = 16 * 1024;
+/// The longest a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub const JSON: &str = "application/json";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
+
+/// Which certificates the HTTPS client trusts. Verification itself is never switched off.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The system's store as openssl finds it: `SSL_CERT_FILE` and `SSL_CERT_DIR` when set,
+    /// else the distribution's bundle and certificate folder; Mozilla's roots built into the
+    /// binary when neither holds a certificate.
+    System,
+    /// Exactly the certificates of this PEM bundle (a private CA, a test CA).
+    Pem(Vec<u8>),
+}
+
+/// Shorter time limits than the built-in ones, which only tests of stalled connections and
+/// stuck orders want (to end in seconds): each, when set, is used where it is the shorter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deadlines {
+    /// For one request, from connecting to the last byte of the answer.
+    pub request: Option<Duration>,
+    /// For one wait for the CA to validate or to sign.
+    pub wait: Option<Duration>,
+}
+
+impl Deadlines {
+    /// The limit for one request whose built-in limit is `normal`.
+    pub fn request(&self, normal: Duration) -> Duration {
+        self.request.map_or(normal, |short| short.min(normal))
+    }
+
+    /// The limit for one wait for the CA whose built-in limit is `normal`.
+    pub fn wait(&self, normal: Duration) -> Duration {
+        self.wait.map_or(normal, |short| short.min(normal))
+    }
+}
+
+/// How to reach the CA.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    pub trust: Trust,
+    pub user_agent: String,
+    /// 4 or 6 to use only that IP version (dehydrated's `IP_VERSION`); None for both.
+    pub ip_version: Option<u8>,
+    /// Told one line per request and its answer (never a body, so never a secret).
+    pub trace: Option<fn(&str)>,
+    /// Asked before every request and during every wait: true ends them with
+    /// [`Error::Stopped`].
+    pub stopped: fn() -> bool,
+    /// The built-in time limits, or shorter ones for tests.
+    pub deadlines: Deadlines,
+}
+
+/// What a request returned, headers already read and the body capped at [`MAX_BODY`].
+#[derive(Debug)]
+pub struct Response {
+    pub url: String,
+    pub status: u16,
+    pub location: Option<String>,
+    pub retry_after: Option<Duration>,
+    /// Every `Link` header (`alternate` chains, `up` issuers, `index`).
+    pub links: Vec<Link>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// The server's `Date` header, Unix seconds.
+    pub date: Option<u64>,
+}
+
+impl Response {
+    /// The body as `T`, after checking that it was sent as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        self.expect_type(JSON)?;
+        serde_json::from_slice(&self.body).map_err(|e| Error::Protocol {
+            url: self.url.clone(),
+            msg: format!("JSON does not match RFC 8555: {e}"),
+        })
+    }
+
+    /// Ok when the `Content-Type` (without parameters) is `wanted`.
+    pub fn expect_type(&self, wanted: &str) -> Result<()> {
+        if self.content_type.eq_ignore_ascii_case(wanted) {
+            Ok(())
+        } else {
+            Err(Error::Protocol {
+                url: self.url.clone(),
+                msg: format!("content type is {:?}, not {wanted}", self.content_type),
+            })
+        }
+    }
+
+    /// The `Location` header, which RFC 8555 requires on this answer.
+    pub fn location(&self) -> Result<&str> {
+        self.location.as_deref().ok_or_else(|| Error::Protocol {
+            url: self.url.clone(),
+            msg: "no Location header".into(),
+        })
+    }
+}
+
+/// The HTTPS side of a client: the agent, the nonces every answer brings, a request count.
+pub struct Http {
+    agent: ureq::Agent,
+    pub nonces: NoncePool,
+    requests: AtomicUsize,
+    /// The quickest answer so far, in microseconds, from sending to its status line.
+    quickest: AtomicU64,
+    trace: Option<fn(&str)>,
+    pub stopped: fn() -> bool,
+    pub deadlines: Deadlines,
+}
+
+impl Http {
+    /// An agent for `transport`; Err says why (a CA bundle with no certificate in it).
+    pub fn new(transport: &Transport) -> std::result::Result<Http, String> {
+        Ok(Http {
+            agent: agent(transport)?,
+            nonces: NoncePool::default(),
+            requests: AtomicUsize::new(0),
+            quickest: AtomicU64::new(u64::MAX),
+            trace: transport.trace,
+            stopped: transport.stopped,
+            deadlines: transport.deadlines,
+        })
+    }
+
+    /// How many HTTP requests were sent.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The quickest round trip so far; None before the first answer.
+    pub fn quickest(&self) -> Option<Duration> {
+        match self.quickest.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
+    }
+
+    /// Notes how long the request sent at `sent` took to be answered.
+    fn answered(&self, sent: Instant) {
+        let took = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+        self.quickest.fetch_min(took, Ordering::Relaxed);
+    }
+
+    fn trace(&self, line: &str) {
+        if let Some(trace) = self.trace {
+            trace(line);
+        }
+    }
+
+    /// Sends a GET (`body` None) or a JOSE POST and reads the answer. Every `Replay-Nonce`
+    /// goes into the pool.
+    pub fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
+        if (self.stopped)() {
+            return Err(Error::Stopped {
+                url: url.to_string(),
+            });
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let method = if body.is_some() { "post" } else { "get" };
+        let sent = Instant::now();
+        let result = match body {
+            None => self.agent.get(url).call(),
+            Some(body) => self
+                .agent
+                .post(url)
+                .content_type("application/jose+json")
+                .send(body),
+        };
+        let mut response = result.map_err(|e| self.transport_error(url, e))?;
+        self.answered(sent);
+        if let Some(nonce) = header(&response, "replay-nonce")
+            .as_deref()
+            .and_then(parse_replay_nonce)
+        {
+            self.nonces.put(nonce.to_string());
+        }
+        let status = response.status().as_u16();
+        self.trace(&format!("{} {url} -> {status}", method.to_uppercase()));
+        let raw_headers = if (200..300).contains(&status) {
+            String::new()
+        } else {
+            all_headers(&response)
+        };
+        let content_type = header(&response, "content-type")
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let location = header(&response, "location");
+        let links = response
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_links)
+            .collect();
+        let retry_after =
+            header(&response, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let date = header(&response, "date").and_then(|v| parse_date(&v));
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Error::Protocol {
+                    url: url.to_string(),
+                    msg: format!("answer is larger than {MAX_BODY} bytes"),
+                },
+                e => self.transport_error(url, e),
+            })?;
+        let response = Response {
+            url: url.to_string(),
+            status,
+            location,
+            retry_after,
+            links,
+            content_type,
+            body,
+            date,
+        };
+        if (200..300).contains(&status) {
+            Ok(response)
+        } else {
+            Err(problem_of(response, method, raw_headers))
+        }
+    }
+
+    /// A nonce from `url`, the CA's `newNonce` (a HEAD request).
+    pub fn new_nonce(&self, url: &str) -> Result<String> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
+        let response = self
+            .agent
+            .head(url)
+            .call()
+            .map_err(|e| self.transport_error(url, e))?;
+        self.answered(sent);
+        let status = response.status().as_u16();
+        self.trace(&format!("HEAD {url} -> {status}"));
+        if !(200..300).contains(&status) {
+            // An error like any other (a 5xx is temporary), though a HEAD answer has no body.
+            let answer = Response {
+                url: url.to_string(),
+                status,
+                location: header(&response, "location"),
+                retry_after: None,
+                date: None,
+                links: Vec::new(),
+                content_type: String::new(),
+                body: Vec::new(),
+            };
+            return Err(problem_of(answer, "head", all_headers(&response)));
+        }
+        header(&response, "replay-nonce")
+            .and_then(|v| parse_replay_nonce(&v).map(str::to_string))
+            .filter(|_| status < 300)
+            .ok_or_else(|| Error::Protocol {
+                url: url.to_string(),
+                msg: format!("newNonce answered {status} without a valid Replay-Nonce"),
+            })
+    }
+
+    fn transport_error(&self, url: &str, e: ureq::Error) -> Error {
+        use ureq::Timeout;
+        let msg = match e {
+            ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => format!(
+                "timed out: no connection within {} s",
+                self.deadlines.request(CONNECT_TIMEOUT).as_secs_f32()
+            ),
+            ureq::Error::Timeout(_) => format!(
+                "timed out: no whole answer within {} s",
+                self.deadlines.request(REQUEST_TIMEOUT).as_secs_f32()
+            ),
+            e => e.to_string(),
+        };
+        Error::Transport {
+            url: url.to_string(),
+            msg,
+        }
+    }
+}
+
+/// Turns a non-2xx answer into [`Error::Problem`]; a body that is no problem document becomes
+/// the detail, shortened, so a proxy's HTML error page still says something.
+pub(crate) fn problem_of(response: Response, method: &'static str, headers: String) -> Error {
+    let parsed = if response.content_type == PROBLEM_JSON || response.content_type == JSON {
+        serde_json::from_slice::<Problem>(&response.body).ok()
+    } else {
+        None
+    };
+    let mut problem = parsed.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(&response.body);
+        let mut detail: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if detail.len() > 200 {
+            let mut cut = 200;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+            detail.push_str("...");
+        }
+        Problem {
+            detail,
+            ..Problem::default()
+        }
+    });
+    // Redirects are never followed: a signed request is valid for its own URL only.
+    if let (300..=399, Some(to)) = (response.status, &response.location) {
+        let said = std::mem::take(&mut problem.detail);
+        problem.detail = format!("a redirect to {to}, which is not followed");
+        if !said.is_empty() {
+            problem.detail = format!("{}: {said}", problem.detail);
+        }
+    }
+    Error::Problem {
+        url: response.url,
+        status: response.status,
+        problem: Box::new(problem),
+        raw: Box::new(RawAnswer {
+            method,
+            headers,
+            body: String::from_utf8_lossy(&response.body).into_owned(),
+            retry_after: response.retry_after,
+        }),
+    }
+}
+
+fn header<B>(response: &ureq::http::Response<B>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+/// Every header, one `Name: value` line each, for dehydrated's `request_failure` hook.
+fn all_headers<B>(response: &ureq::http::Response<B>) -> String {
+    response
+        .headers()
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+        .collect()
+}
+
+fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
+    use ureq::config::IpFamily;
+    use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+    let roots = match &transport.trust {
+        Trust::Pem(pem) => {
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err("the CA bundle holds no certificate".into());
+            }
+            RootCerts::Specific(Arc::new(certs))
+        }
+        Trust::System => match system_roots() {
+            Some(certs) => RootCerts::Specific(Arc::new(certs)),
+            None => RootCerts::WebPki,
+        },
+    };
+    let tls = TlsConfig::builder().root_certs(roots).build();
+    let deadlines = transport.deadlines;
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .https_only(true)
+        .ip_family(match transport.ip_version {
+            Some(4) => IpFamily::Ipv4Only,
+            Some(6) => IpFamily::Ipv6Only,
+            _ => IpFamily::Any,
+        })
+        .user_agent(transport.user_agent.as_str())
+        .accept_encoding("identity")
+        .timeout_connect(Some(deadlines.request(CONNECT_TIMEOUT)))
+        .timeout_global(Some(deadlines.request(REQUEST_TIMEOUT)))
+        .max_redirects(0)
+        // ACME messages are a few KiB; ureq's 128 KiB buffers, per connection and direction,
+        // were most of the memory of a run with ten connections (they grow when needed).
+        .input_buffer_size(IO_BUFFER)
+        .output_buffer_size(IO_BUFFER)
+        .build();
+    Ok(config.into())
+}
+
+/// The system's trust store, read by rustls-native-certs the way openssl reads it:
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else the bundle and folder where the
+/// distribution keeps them. Files it cannot read are left out; None when no certificate was
+/// found at all.
+fn system_roots() -> Option<Vec<ureq::tls::Certificate<'static>>> {
+    let found = rustls_native_certs::load_native_certs();
+    let certs: Vec<_> = found
+        .certs
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    (!certs.is_empty()).then_some(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_error_pages_become_short_problems() {
+        let body = format!("<html>\n<body>{}</body></html>", "Bad gateway ".repeat(40));
+        let err = problem_of(
+            Response {
+                url: "https://ca/x".into(),
+                status: 502,
+                location: None,
+                retry_after: None,
+                links: vec![],
+                content_type: "text/html".into(),
+                body: body.into_bytes(),
+                date: None,
+            },
+            "post",
+            "Content-Type: text/html\n".into(),
+        );
+        assert!(err.is_temporary());
+        let text = err.to_string();
+        assert!(text.starts_with("https://ca/x answered 502: <html> <body>Bad gateway"));
+        assert!(text.len() < 300, "{text}");
+    }
+
+    #[test]
+    fn an_error_page_with_control_characters_is_one_clean_line() {
+        // Found by fuzzing: NUL bytes of a body that is not JSON went into the message.
+        let mut body = br#"{"type": "urn:ietf:params:acme:error:malformed"#.to_vec();
+        body.extend([0; 50]);
+        body.extend(br#"", "detail": "x", "status": 400}"#);
+        body.extend(b"\x1b[2J\r<0>forged");
+        let err = problem_of(
+            Response {
+                url: "https://ca/x".into(),
+                status: 400,
+                location: None,
+                retry_after: None,
+                links: vec![],
+                content_type: PROBLEM_JSON.into(),
+                body,
+                date: None,
+            },
+            "post",
+            String::new(),
+        );
+        let text = err.to_string();
+        assert!(!text.contains(char::is_control), "{text:?}");
+        assert!(text.ends_with(" [2J <0>forged"), "{text:?}");
+    }
+
+    #[test]
+    fn shorter_deadlines_apply_only_where_shorter() {
+        let normal = Deadlines::default();
+        assert_eq!(normal.request(REQUEST_TIMEOUT), REQUEST_TIMEOUT);
+        assert_eq!(
+            normal.wait(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
+        let short = Deadlines {
+            request: Some(Duration::from_secs(2)),
+            wait: Some(Duration::from_secs(120)),
+        };
+        assert_eq!(short.request(REQUEST_TIMEOUT), Duration::from_secs(2));
+        assert_eq!(short.wait(Duration::from_secs(60)), Duration::from_secs(60));
+    }
+}
