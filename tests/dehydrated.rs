@@ -334,7 +334,8 @@ fn every_flag_of_dehydrated_help() {
             0,
             "issued",
         ),
-        // Pebble listens on 127.0.0.1 only: over IPv6 it cannot be reached, a temporary failure.
+        // Pebble listens on an IPv4 loopback address only: over IPv6 it cannot be reached, a
+        // temporary failure.
         (
             "--ipv6",
             vec!["-c".into(), "-x".into(), "-6".into()],

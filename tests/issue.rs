@@ -18,7 +18,7 @@ fn one_name_and_three_names_issued_into_dehydrated_layout() {
     run.expect(0);
     let out = run.stdout();
     assert!(
-        out.contains("account: registered as https://127.0.0.1:"),
+        out.contains(&format!("account: registered as https://{}:", pebble.ip)),
         "{run:?}"
     );
     assert!(out.contains("one.example: issued, valid until "), "{run:?}");
@@ -46,7 +46,7 @@ fn one_name_and_three_names_issued_into_dehydrated_layout() {
         id["url"]
             .as_str()
             .unwrap()
-            .starts_with("https://127.0.0.1:")
+            .starts_with(&format!("https://{}:", pebble.ip))
     );
     let reg: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(account.join("registration_info.json")).unwrap())
@@ -336,7 +336,8 @@ fn the_cas_tls_certificate_is_verified() {
     let run = env.run(&["--cron", "--accept-terms"]);
     run.expect(75);
     assert!(
-        run.stderr().contains("cannot reach https://127.0.0.1:"),
+        run.stderr()
+            .contains(&format!("cannot reach {}", pebble.directory_url)),
         "{run:?}"
     );
     assert!(
