@@ -576,14 +576,25 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
     // and a run with nothing to order, due or held back, sends none.
     let pebble = Pebble::start_without_refused_nonces();
     let env = Env::new(&pebble, "");
-    // startup_hook takes 0.3 s, then notes how many directory requests Pebble has had.
+    // startup_hook waits (10 s at most) until Pebble has logged as many directory requests
+    // as the file `directories-wanted` says, if there is one, then notes how many it has. It
+    // returns only then: a run that fetched the directory only after startup_hook leaves the
+    // count one short.
     let noted = env.path().join("directories-seen");
+    let wanted = env.path().join("directories-wanted");
     let (hook, record) = recording_hook(
         &env,
         &format!(
-            "case \"$line\" in startup_hook*) sleep 0.3; grep -c 'GET /dir -> calling handler' '{}' > '{}';; esac",
-            pebble.log.display(),
-            noted.display()
+            r#"case "$line" in startup_hook*)
+    want=$(cat '{wanted}' 2>/dev/null || echo 0); tries=0
+    while seen=$(grep -c 'GET /dir -> calling handler' '{log}'); [ "$seen" -lt "$want" ] && [ $tries -lt 500 ]; do
+        sleep 0.02; tries=$((tries + 1))
+    done
+    echo "$seen" > '{noted}';;
+esac"#,
+            wanted = wanted.display(),
+            log = pebble.log.display(),
+            noted = noted.display()
         ),
     );
     env.write_config(&format!("HOOK={}\n", hook.display()));
@@ -592,6 +603,7 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
     let since = pebble.requests();
     let directories = |sent: &[String]| sent.iter().filter(|r| *r == "GET /dir").count();
     let before = directories(&pebble.requests_after(0));
+    fs::write(&wanted, (before + 1).to_string()).unwrap();
     env.run(&["--cron", "--force"]).expect(0);
     let sent = pebble.requests_after(since);
     for (request, times) in [("GET /dir", 1), ("HEAD ", 1), ("POST /order-plz", 1)] {
