@@ -432,19 +432,8 @@ impl Pebble {
         x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
     }
 
-    /// An HTTPS agent that trusts the harness's CA only.
     fn agent(&self) -> ureq::Agent {
-        let roots: Vec<ureq::tls::Certificate<'static>> =
-            ureq::tls::parse_pem(&fs::read(&self.ca_bundle).unwrap())
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
-            .build();
-        ureq::Agent::config_builder().tls_config(tls).build().into()
+        https_agent(&self.ca_bundle)
     }
 
     pub fn management_get(&self, path: &str) -> Vec<u8> {
@@ -513,6 +502,21 @@ impl Drop for Pebble {
             let _ = server.join();
         }
     }
+}
+
+/// An HTTPS client that trusts the certificates of `ca_bundle` only.
+pub fn https_agent(ca_bundle: &Path) -> ureq::Agent {
+    let roots: Vec<ureq::tls::Certificate<'static>> =
+        ureq::tls::parse_pem(&fs::read(ca_bundle).unwrap())
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+        .build();
+    ureq::Agent::config_builder().tls_config(tls).build().into()
 }
 
 /// A CA and a certificate for `ip` and localhost signed by it, as PEM (ca, cert, key).
