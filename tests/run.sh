@@ -25,8 +25,8 @@ for arg in "$@"; do
     esac
 done
 
-# program:package pairs the tests run.
-needs=(man:man-db cc:gcc strace:strace faketime:faketime pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
+# program:package pairs the tests run (and this script: ps, setsid).
+needs=(ps:procps setsid:util-linux man:man-db cc:gcc strace:strace faketime:faketime pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
 missing=()
 for need in "${needs[@]}"; do
     command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
@@ -43,12 +43,48 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets --features failpoints -- -D warnings
 cargo clippy --locked --all-targets -- -D warnings
-# The crash tests need the kill points of src/failpoint.rs compiled in.
-if [ -n "$long" ]; then
-    DESICCANT_LONG=1 cargo test --locked --features failpoints
-else
-    cargo test --locked --features failpoints
+# The tests run in a session of their own, with their temporary folders in one folder of
+# this run's (TMPDIR): afterwards, a process still in that session, or one whose command line
+# names that folder, is something a test started and did not stop. Processes of other test
+# runs on the machine are in neither.
+run_tmp=$(mktemp -d /tmp/desiccant-run.XXXXXX)
+sid_file="$run_tmp/session"
+test_sid=""
+stop_tests() {
+    [ -n "$test_sid" ] || test_sid=$(cat "$sid_file" 2>/dev/null || true)
+    [ -z "$test_sid" ] || pkill -KILL -s "$test_sid" 2>/dev/null || true
+}
+trap 'stop_tests; exit 130' INT TERM
+trap 'rm -rf "$run_tmp"' EXIT
+leftovers() {
+    ps -e -o pid=,sid=,args= | while read -r pid sid args; do
+        if [ "$sid" = "$test_sid" ] || [[ "$args" == *"$run_tmp"* ]]; then
+            printf '  %s %s\n' "$pid" "$args"
+        fi
+    done
+}
+long_env=()
+[ -z "$long" ] || long_env=(DESICCANT_LONG=1)
+# The crash tests need the kill points of src/failpoint.rs compiled in. In the background, so
+# that an interrupt reaches the trap above at once.
+TMPDIR="$run_tmp" setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$sid_file" \
+    env "${long_env[@]}" cargo test --locked --features failpoints &
+status=0
+wait $! || status=$?
+test_sid=$(cat "$sid_file")
+# A process killed as a test ended may take a moment to go.
+for _ in $(seq 100); do
+    [ -z "$(leftovers)" ] && break
+    sleep 0.05
+done
+left=$(leftovers)
+if [ -n "$left" ]; then
+    echo "tests/run.sh: the tests left these processes running:" >&2
+    echo "$left" >&2
+    stop_tests
+    exit 1
 fi
+[ "$status" -eq 0 ] || exit "$status"
 if [ -n "$fuzz" ]; then
     tests/fuzz.sh
 fi
