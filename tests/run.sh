@@ -43,35 +43,67 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets --features failpoints -- -D warnings
 cargo clippy --locked --all-targets -- -D warnings
-# The tests run in a session of their own, with their temporary folders in one folder of
-# this run's (TMPDIR): afterwards, a process still in that session, or one whose command line
-# names that folder, is something a test started and did not stop. Processes of other test
-# runs on the machine are in neither.
+# Every test program runs in a session of its own, with its temporary folders in one folder of
+# this run's (TMPDIR): afterwards, a process still in one of those sessions, or one whose
+# command line names that folder, is something a test started and did not stop. Processes of
+# other test runs on the machine are in neither.
 run_tmp=$(mktemp -d /tmp/desiccant-run.XXXXXX)
-sid_file="$run_tmp/session"
-test_sid=""
+sessions="$run_tmp/sessions"
+touch "$sessions"
 stop_tests() {
-    [ -n "$test_sid" ] || test_sid=$(cat "$sid_file" 2>/dev/null || true)
-    [ -z "$test_sid" ] || pkill -KILL -s "$test_sid" 2>/dev/null || true
+    local sid
+    while read -r sid; do pkill -KILL -s "$sid" 2>/dev/null || true; done < "$sessions"
 }
 trap 'stop_tests; exit 130' INT TERM
 trap 'rm -rf "$run_tmp"' EXIT
 leftovers() {
+    local -A ours=()
+    local sid pid args
+    while read -r sid; do ours[$sid]=1; done < "$sessions"
     ps -e -o pid=,sid=,args= | while read -r pid sid args; do
-        if [ "$sid" = "$test_sid" ] || [[ "$args" == *"$run_tmp"* ]]; then
+        if [ -n "${ours[$sid]:-}" ] || [[ "$args" == *"$run_tmp"* ]]; then
             printf '  %s %s\n' "$pid" "$args"
         fi
     done
 }
-long_env=()
-[ -z "$long" ] || long_env=(DESICCANT_LONG=1)
-# The crash tests need the kill points of src/failpoint.rs compiled in. In the background, so
-# that an interrupt reaches the trap above at once.
-TMPDIR="$run_tmp" setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$sid_file" \
-    env "${long_env[@]}" cargo test --locked --features failpoints &
+in_session() {
+    TMPDIR="$run_tmp" setsid --wait bash -c 'echo $$ >> "$0"; exec "$@"' "$sessions" "$@"
+}
+[ -z "$long" ] || export DESICCANT_LONG=1
+
+# The crash tests need the kill points of src/failpoint.rs compiled in.
+features=(--locked --features failpoints)
+cargo test "${features[@]}" --no-run --message-format=json-render-diagnostics > "$run_tmp/built.json"
+mapfile -t programs < <(python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["profile"]["test"] and m.get("executable"):
+        print(m["target"]["src_path"].split("/")[-1], m["executable"])' < "$run_tmp/built.json" | sort)
+[ "${#programs[@]}" -gt 0 ] || { echo "tests/run.sh: no test program was built" >&2; exit 1; }
+# Two lanes: the programs that mostly wait on dehydrated's and the fault proxy's own sleeps
+# and deadlines run beside all the others, one after the other in each lane.
+slow=(dehydrated.rs server_faults.rs)
+lane() {
+    local failed=0 entry
+    for entry in "$@"; do
+        echo "     Running ${entry%% *}"
+        in_session "${entry#* }" || failed=1
+    done
+    return "$failed"
+}
+main_lane=() slow_lane=()
+for entry in "${programs[@]}"; do
+    if [[ " ${slow[*]} " == *" ${entry%% *} "* ]]; then slow_lane+=("$entry"); else main_lane+=("$entry"); fi
+done
 status=0
-wait $! || status=$?
-test_sid=$(cat "$sid_file")
+# In the background, so that an interrupt reaches the trap above at once; the slow lane's
+# output is shown when it is done.
+lane "${slow_lane[@]}" > "$run_tmp/slow-lane.log" 2>&1 &
+slow_pid=$!
+(lane "${main_lane[@]}" && echo "     Doc-tests" && in_session cargo test "${features[@]}" --doc) &
+wait $! || status=1
+wait "$slow_pid" || status=1
+cat "$run_tmp/slow-lane.log"
 # A process killed as a test ended may take a moment to go.
 for _ in $(seq 100); do
     [ -z "$(leftovers)" ] && break
@@ -84,7 +116,10 @@ if [ -n "$left" ]; then
     stop_tests
     exit 1
 fi
-[ "$status" -eq 0 ] || exit "$status"
+if [ "$status" -ne 0 ]; then
+    echo "tests/run.sh: tests failed (see above)" >&2
+    exit "$status"
+fi
 if [ -n "$fuzz" ]; then
     tests/fuzz.sh
 fi
