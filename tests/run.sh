@@ -54,7 +54,9 @@ stop_tests() {
     local sid
     while read -r sid; do pkill -KILL -s "$sid" 2>/dev/null || true; done < "$sessions"
 }
-trap 'stop_tests; exit 130' INT TERM
+lanes=()
+# The lanes first, so that they start no further program.
+trap 'kill "${lanes[@]}" 2>/dev/null; stop_tests; exit 130' INT TERM
 trap 'rm -rf "$run_tmp"' EXIT
 leftovers() {
     local -A ours=()
@@ -99,10 +101,12 @@ status=0
 # In the background, so that an interrupt reaches the trap above at once; the slow lane's
 # output is shown when it is done.
 lane "${slow_lane[@]}" > "$run_tmp/slow-lane.log" 2>&1 &
-slow_pid=$!
+lanes+=($!)
 (lane "${main_lane[@]}" && echo "     Doc-tests" && in_session cargo test "${features[@]}" --doc) &
-wait $! || status=1
-wait "$slow_pid" || status=1
+lanes+=($!)
+for pid in "${lanes[@]}"; do
+    wait "$pid" || status=1
+done
 cat "$run_tmp/slow-lane.log"
 # A process killed as a test ended may take a moment to go.
 for _ in $(seq 100); do
