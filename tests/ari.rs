@@ -135,6 +135,10 @@ fn ari_no_asks_nothing_and_a_ca_without_ari_gets_no_replaces() {
     env.run(&["--cron", "--accept-terms"]).expect(0);
     env.run(&["--cron"]).expect(0);
     assert_eq!(ca.seen().renewal_info_requests, 0);
+    // The same CA counts the requests of a run that does ask.
+    env.write_config("");
+    env.run(&["--cron"]).expect(0);
+    assert_eq!(ca.seen().renewal_info_requests, 1);
 
     let plain = FakeCa::start();
     plain.set(|b| b.ari = false);
@@ -150,6 +154,11 @@ fn ari_no_asks_nothing_and_a_ca_without_ari_gets_no_replaces() {
             .all(|o| o.get("replaces").is_none())
     );
     assert_eq!(plain.seen().renewal_info_requests, 0);
+    // Not for want of counting: a request to where the other CA has its renewal information
+    // is counted.
+    let url = plain.directory_url.replace("/dir", "/renewal-info/x");
+    let _ = common::https_agent(&plain.ca_bundle).get(&url).call();
+    assert_eq!(plain.seen().renewal_info_requests, 1);
 }
 
 #[test]

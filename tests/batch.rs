@@ -107,7 +107,8 @@ fn a_ca_that_is_gone_exits_75_and_keeps_what_is_there() {
     let run = env.run(&["--cron"]);
     run.expect(75);
     assert!(
-        run.stderr().contains("cannot reach https://127.0.0.1:"),
+        run.stderr()
+            .contains(&format!("cannot reach {}", pebble.directory_url)),
         "{run:?}"
     );
     assert!(run.stderr().contains("a later run tries again"), "{run:?}");
@@ -122,20 +123,13 @@ fn a_ca_that_is_gone_exits_75_and_keeps_what_is_there() {
 fn an_unreachable_ca_address_exits_75() {
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // A loopback address of this test's own, where nothing listens.
+    let nowhere = format!("https://{}:{}/dir", common::loopback(), common::ACME_PORT);
     env.domains("nowhere.example\n");
-    let run = env.run(&[
-        "--cron",
-        "--accept-terms",
-        "--ca",
-        &format!("https://127.0.0.1:{port}/dir"),
-    ]);
+    let run = env.run(&["--cron", "--accept-terms", "--ca", &nowhere]);
     run.expect(75);
     assert!(
-        run.stderr()
-            .contains(&format!("cannot reach https://127.0.0.1:{port}/dir")),
+        run.stderr().contains(&format!("cannot reach {nowhere}")),
         "{run:?}"
     );
 }
@@ -167,10 +161,12 @@ fn a_certificate_config_sets_its_own_key() {
 fn an_ip_address_certificate() {
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");
-    env.domains("ip:127.0.0.1\n");
+    // Pebble fetches the http-01 token from the address itself: the web server's.
+    let ip = pebble.ip.to_string();
+    env.domains(&format!("ip:{ip}\n"));
     let run = env.run(&["--cron", "--accept-terms"]);
     run.expect(0);
-    let der = &pem_certs(&env.cert_dir("127.0.0.1").join("cert.pem"))[0];
+    let der = &pem_certs(&env.cert_dir(&ip).join("cert.pem"))[0];
     let (_, cert) = <x509_parser::certificate::X509Certificate as x509_parser::prelude::FromDer<
         _,
     >>::from_der(der)
@@ -185,7 +181,7 @@ fn an_ip_address_certificate() {
             _ => None,
         })
         .collect();
-    assert_eq!(ips, [vec![127, 0, 0, 1]]);
+    assert_eq!(ips, [pebble.ip.octets().to_vec()]);
     // Renewal compares the address as the certificate holds it: nothing is due now.
     let again = env.run(&["--cron"]);
     again.expect(0);

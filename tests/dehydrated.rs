@@ -134,7 +134,9 @@ fn desiccant_takes_over_a_dehydrated_basedir_and_hands_it_back() {
     assert_eq!(only(&ours, "unchanged_cert").len(), 3);
 
     // Forced: renewed with dehydrated's account (no newAccount), deploy_cert as dehydrated calls it.
+    // dehydrated's registration is in the log: an unchanged count below means no newAccount.
     let accounts = pebble_count(&pebble, "POST /sign-me-up");
+    assert!(accounts >= 1, "Pebble's log shows no newAccount");
     dehydrated(&env, &["--cron", "--force"]).expect(0);
     let theirs = only(&calls(&env), "deploy_cert");
     let run = env.run(&["--cron", "--force"]);
@@ -152,6 +154,10 @@ fn desiccant_takes_over_a_dehydrated_basedir_and_hands_it_back() {
 
     // Hand-back: dehydrated finds desiccant's certificates valid and orders nothing.
     let orders = pebble_count(&pebble, "POST /order-plz");
+    assert!(
+        orders >= 9,
+        "Pebble's log shows {orders} orders, not the 3 runs' 9"
+    );
     let back = dehydrated(&env, &["--cron"]);
     back.expect(0);
     assert_eq!(pebble_count(&pebble, "POST /order-plz"), orders, "{back:?}");
@@ -334,7 +340,8 @@ fn every_flag_of_dehydrated_help() {
             0,
             "issued",
         ),
-        // Pebble listens on 127.0.0.1 only: over IPv6 it cannot be reached, a temporary failure.
+        // Pebble listens on an IPv4 loopback address only: over IPv6 it cannot be reached, a
+        // temporary failure.
         (
             "--ipv6",
             vec!["-c".into(), "-x".into(), "-6".into()],

@@ -5,10 +5,12 @@
 mod common;
 
 use std::fs;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, Named, Pebble, PebbleOptions, TempDir, check_live_set, require, script};
+use common::{
+    Env, Named, Pebble, PebbleOptions, Process, TempDir, check_live_set, require, script,
+};
 
 /// A hook that publishes dns-01 values in pebble-challtestsrv, after `delay` seconds in the
 /// background when given.
@@ -122,7 +124,7 @@ fn named_config(env: &Env, named: &Named, extra: &str) {
 
 #[test]
 fn rfc_2136_updates_against_named() {
-    let named = Named::start("example.test", None);
+    let named = Named::start("example.test");
     let pebble = Pebble::start_with(PebbleOptions {
         dns: Some(named.addr),
         ..Default::default()
@@ -148,7 +150,7 @@ fn rfc_2136_updates_against_named() {
 
 #[test]
 fn records_are_removed_after_a_failed_validation_too() {
-    let named = Named::start("example.test", None);
+    let named = Named::start("example.test");
     // Pebble looks in pebble-challtestsrv, where nobody puts the records: validation fails.
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");
@@ -174,7 +176,7 @@ fn records_are_removed_after_a_failed_validation_too() {
 
 #[test]
 fn a_wrong_tsig_key_names_the_server_and_the_key() {
-    let named = Named::start("example.test", None);
+    let named = Named::start("example.test");
     let pebble = Pebble::start_with(PebbleOptions {
         dns: Some(named.addr),
         ..Default::default()
@@ -206,28 +208,111 @@ fn a_wrong_tsig_key_names_the_server_and_the_key() {
     );
 }
 
+/// Without DNS_CHECK_SERVERS the check finds the zone's name servers itself: it asks
+/// DNS_RESOLVER (named here) for the zone and its NS records, and then each name server they
+/// name, on port 53, for the record, before it tells the CA to look.
+///
+/// The zone's only name server, `ns.example.test`, is a DNS server of its own: its address is
+/// in the zone's NS glue and nowhere else, named (the resolver) never holds the records, and
+/// Pebble looks in its own DNS server. The hook publishes the record in Pebble's DNS server
+/// and, unless told to lag, in the name server. The first run shows that the check passes
+/// when the name server has the record: a check that asked the resolver instead would never
+/// pass. The second run, whose record the name server never gets (a secondary that lags
+/// behind), shows that the check is done: a run that skipped it would tell the CA at once,
+/// Pebble would find the record and the run would succeed. Here it must fail at DNS_WAIT,
+/// naming the name server, with no challenge answer sent (the same log shows the first
+/// run's). Checked by making `wait_until_visible` in src/dns01.rs return at once: this test
+/// then fails at the second run.
 #[test]
 fn the_check_finds_the_zones_name_servers_itself() {
-    // The zone's NS record names 127.0.0.1, so its name server must answer on port 53.
-    if std::net::UdpSocket::bind("127.0.0.1:53").is_err() {
-        panic!(
-            "this test runs named on 127.0.0.1:53, which is taken or needs root; free it or run as root"
-        );
+    // The name server answers on port 53, as the NS records imply: only root can bind it.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("this test runs a DNS server on port 53 of a loopback address, which needs root");
     }
-    let named = Named::start("example.test", Some(53));
-    let pebble = Pebble::start_with(PebbleOptions {
-        dns: Some(named.addr),
-        ..Default::default()
-    });
+    let (_ns_dir, _ns, ns_ip) = name_server();
+    let named = Named::start_for("example.test", ns_ip);
+    // No refused nonces: the test counts the challenge answers in Pebble's log, where a
+    // refused one would count too.
+    let pebble = Pebble::start_without_refused_nonces();
     let env = Env::new(&pebble, "");
-    named_config(&env, &named, "DNS_RESOLVER=127.0.0.1\n");
+    let hook = env.path().join("dns-hook.sh");
+    let set = |mgmt: &str| {
+        format!(
+            "curl -s -X POST -d \"{{\\\"host\\\":\\\"_acme-challenge.$2.\\\",\\\"value\\\":\\\"$4\\\"}}\" {mgmt}/set-txt >/dev/null"
+        )
+    };
+    script(
+        &hook,
+        &format!(
+            "case \"$1\" in\n  deploy_challenge) {ca}\n    [ -e '{lag}' ] || {ns} ;;\nesac\nexit 0",
+            ca = set(&pebble.dns_management),
+            ns = set(&format!("http://{}:{}", ns_ip, common::DNS_MANAGEMENT_PORT)),
+            lag = env.path().join("lagging").display(),
+        ),
+    );
+    env.write_config(&format!(
+        "CHALLENGETYPE=dns-01\nHOOK={}\nDNS_RESOLVER={}\nDNS_WAIT=2\n",
+        hook.display(),
+        named.addr
+    ));
     env.domains("found.example.test\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
+    let answered = || {
+        pebble
+            .requests_after(0)
+            .iter()
+            .filter(|r| r.starts_with("POST /chalZ/"))
+            .count()
+    };
+    assert_eq!(answered(), 1, "{:#?}", pebble.requests_after(0));
+
+    fs::write(env.path().join("lagging"), "").unwrap();
+    env.domains("late.example.test\n");
+    let run = env.run(&["--cron"]);
+    run.expect(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "name server {}:53 does not have the TXT record _acme-challenge.late.example.test yet",
+            ns_ip
+        )),
+        "{run:?}"
+    );
+    assert_eq!(
+        answered(),
+        1,
+        "the CA was told to look: {:#?}",
+        pebble.requests_after(0)
+    );
+}
+
+/// A DNS server (pebble-challtestsrv) on port 53 of a loopback address of its own, its
+/// records set through its management port ([`common::DNS_MANAGEMENT_PORT`]).
+fn name_server() -> (TempDir, Process, std::net::Ipv4Addr) {
+    let program = require("pebble-challtestsrv", "pebble");
+    let dir = TempDir::new("ns");
+    let ip = common::loopback();
+    let addr = std::net::SocketAddr::from((ip, 53));
+    let management = std::net::SocketAddr::from((ip, common::DNS_MANAGEMENT_PORT));
+    let log = dir.path().join("challtestsrv.log");
+    let mut server = Process(
+        Command::new(program)
+            .args(["-dns01", &addr.to_string()])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &management.to_string()])
+            .args(["-defaultIPv4", &ip.to_string(), "-defaultIPv6", ""])
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_port(management, "pebble-challtestsrv", &mut server.0, &log);
+    common::wait_for_dns(addr, "pebble-challtestsrv", &mut server.0, &log);
+    (dir, server, ip)
 }
 
 /// nginx on Pebble's httpPort, serving a page of its own and forwarding the ACME path to
-/// `upstream`.
-fn nginx(port: u16, upstream: &str) -> (TempDir, Child) {
+/// `upstream`. One process (`master_process off`), so that stopping it leaves no worker.
+fn nginx(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> (TempDir, Process) {
     let nginx = require("nginx", "nginx");
     let dir = TempDir::new("nginx");
     let d = dir.path().display();
@@ -236,13 +321,13 @@ fn nginx(port: u16, upstream: &str) -> (TempDir, Child) {
     fs::write(
         dir.path().join("nginx.conf"),
         format!(
-            "pid {d}/nginx.pid; error_log {d}/error.log; worker_processes 1; daemon off;
+            "pid {d}/nginx.pid; error_log {d}/error.log; daemon off; master_process off;
 events {{ worker_connections 64; }}
 http {{
   access_log {d}/access.log;
   client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
   server {{
-    listen 127.0.0.1:{port};
+    listen {listen};
     root {d}/html;
     location ^~ /.well-known/acme-challenge/ {{ proxy_pass http://{upstream}; }}
   }}
@@ -251,20 +336,22 @@ http {{
         ),
     )
     .unwrap();
-    let child = Command::new(nginx)
-        .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
-        .arg(dir.path().join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Process(
+        Command::new(nginx)
+            .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
+            .arg(dir.path().join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
+    while std::net::TcpStream::connect(listen).is_err() {
+        let log = || fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("nginx exited with {status}: {}", log());
+        }
+        assert!(Instant::now() < deadline, "nginx did not start: {}", log());
         std::thread::sleep(Duration::from_millis(20));
     }
     (dir, child)
@@ -276,10 +363,10 @@ fn the_built_in_responder_behind_nginx() {
         web_server: false,
         ..Default::default()
     });
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listen.local_addr().unwrap().to_string();
-    drop(listen);
-    let (_dir, mut nginx) = nginx(pebble.http_port, &upstream);
+    // The responder's address: a loopback address of its own, where nothing else listens.
+    let upstream = std::net::SocketAddr::from((common::loopback(), common::HTTP_PORT));
+    let site_addr = std::net::SocketAddr::from((pebble.ip, pebble.http_port));
+    let (_dir, mut nginx) = nginx(site_addr, upstream);
     let env = Env::new(
         &pebble,
         &format!("HTTP_LISTEN={upstream}\nWELLKNOWN=/nonexistent\n"),
@@ -287,11 +374,10 @@ fn the_built_in_responder_behind_nginx() {
     env.domains("proxied.example\n");
     let run = env.run(&["--cron", "--accept-terms"]);
     let site = Command::new(require("curl", "curl"))
-        .args(["-s", &format!("http://127.0.0.1:{}/", pebble.http_port)])
+        .args(["-s", &format!("http://{site_addr}/")])
         .output()
         .unwrap();
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    nginx.stop();
     run.expect(0);
     check_live_set(
         &env.cert_dir("proxied.example"),
@@ -300,7 +386,7 @@ fn the_built_in_responder_behind_nginx() {
     );
     assert_eq!(String::from_utf8_lossy(&site.stdout), "the site\n");
     // The responder is gone with the run.
-    assert!(std::net::TcpStream::connect(&upstream).is_err());
+    assert!(std::net::TcpStream::connect(upstream).is_err());
 }
 
 #[test]
@@ -337,9 +423,9 @@ fn a_wildcard_without_dns_01_is_refused_before_any_request() {
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");
     env.domains("*.nodns.example nodns.example > nodns\n");
-    let requests = pebble.requests();
+    let requests = pebble.requests_counted();
     let run = env.run(&["--cron", "--accept-terms"]);
     run.expect(78);
     assert!(run.stderr().contains("only dns-01 can prove"), "{run:?}");
-    assert_eq!(pebble.requests(), requests);
+    assert_eq!(pebble.requests_after(requests), Vec::<String>::new());
 }

@@ -372,7 +372,7 @@ fn a_broken_hook_is_found_before_any_order() {
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
     env.write_config(&format!("HOOK={}\n", hook.display()));
     env.domains("strict.example\n");
-    let requests = pebble.requests();
+    let requests = pebble.requests_counted();
     let run = env.run(&["--cron", "--accept-terms"]);
     run.expect(78);
     assert!(
@@ -380,7 +380,7 @@ fn a_broken_hook_is_found_before_any_order() {
             .contains("must exit 0 on handlers it does not know"),
         "{run:?}"
     );
-    assert_eq!(pebble.requests(), requests);
+    assert_eq!(pebble.requests_after(requests), Vec::<String>::new());
 }
 
 #[test]
@@ -564,7 +564,7 @@ fn a_failing_clean_challenge_fails_the_run_but_the_issued_certificate_is_deploye
     // The challenge file is taken away all the same.
     assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0);
     // Nothing is due now: the next run orders nothing and succeeds.
-    let since = pebble.requests();
+    let since = pebble.requests_counted();
     env.run(&["--cron"]).expect(0);
     assert_eq!(pebble.requests_after(since), Vec::<String>::new());
 }
@@ -576,14 +576,25 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
     // and a run with nothing to order, due or held back, sends none.
     let pebble = Pebble::start_without_refused_nonces();
     let env = Env::new(&pebble, "");
-    // startup_hook takes 0.3 s, then notes how many directory requests Pebble has had.
+    // startup_hook waits (10 s at most) until Pebble has logged as many directory requests
+    // as the file `directories-wanted` says, if there is one, then notes how many it has. It
+    // returns only then: a run that fetched the directory only after startup_hook leaves the
+    // count one short.
     let noted = env.path().join("directories-seen");
+    let wanted = env.path().join("directories-wanted");
     let (hook, record) = recording_hook(
         &env,
         &format!(
-            "case \"$line\" in startup_hook*) sleep 0.3; grep -c 'GET /dir -> calling handler' '{}' > '{}';; esac",
-            pebble.log.display(),
-            noted.display()
+            r#"case "$line" in startup_hook*)
+    want=$(cat '{wanted}' 2>/dev/null || echo 0); tries=0
+    while seen=$(grep -c 'GET /dir -> calling handler' '{log}'); [ "$seen" -lt "$want" ] && [ $tries -lt 500 ]; do
+        sleep 0.02; tries=$((tries + 1))
+    done
+    echo "$seen" > '{noted}';;
+esac"#,
+            wanted = wanted.display(),
+            log = pebble.log.display(),
+            noted = noted.display()
         ),
     );
     env.write_config(&format!("HOOK={}\n", hook.display()));
@@ -592,6 +603,7 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
     let since = pebble.requests();
     let directories = |sent: &[String]| sent.iter().filter(|r| *r == "GET /dir").count();
     let before = directories(&pebble.requests_after(0));
+    fs::write(&wanted, (before + 1).to_string()).unwrap();
     env.run(&["--cron", "--force"]).expect(0);
     let sent = pebble.requests_after(since);
     for (request, times) in [("GET /dir", 1), ("HEAD ", 1), ("POST /order-plz", 1)] {
@@ -604,7 +616,7 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
         (before + 1).to_string()
     );
 
-    let since = pebble.requests();
+    let since = pebble.requests_counted();
     env.run(&["--cron"]).expect(0);
     assert_eq!(pebble.requests_after(since), Vec::<String>::new());
 
@@ -615,7 +627,7 @@ fn startup_hook_runs_while_the_ca_is_reached_only_by_a_run_sure_to_order() {
     state["rate_limited_until"] = serde_json::json!(4_102_444_800_i64);
     fs::write(&state_file, state.to_string()).unwrap();
     env.write_config(&format!("HOOK={}\nRENEW_DAYS=36500\n", hook.display()));
-    let since = pebble.requests();
+    let since = pebble.requests_counted();
     let run = env.run(&["--cron"]);
     assert!(run.stderr().contains("rate limit"), "{run:?}");
     assert_eq!(pebble.requests_after(since), Vec::<String>::new());
@@ -666,7 +678,7 @@ fn a_csr_from_generate_csr_is_ordered_and_the_next_run_sends_nothing() {
         leaf.public_key().subject_public_key.data.to_vec(),
         common::public_key_of(&key)
     );
-    let since = pebble.requests();
+    let since = pebble.requests_counted();
     env.run(&["--cron"]).expect(0);
     assert_eq!(pebble.requests_after(since), Vec::<String>::new());
 }

@@ -104,16 +104,35 @@ fn a_waiting_run_goes_on_once_the_holder_dies() {
     let (_silent, ca) = silent_ca();
     let first = start_stuck_run(&env, &ca);
 
-    let killer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(500));
-        kill9(first);
-    });
+    // The second run, under strace: once it has tried the lock and found it held, it waits.
+    let trace = env.path().join("trace");
     let started = Instant::now();
-    let output = env
-        .command(&["--cron", "--accept-terms", "--lock-wait", "60"])
-        .output()
+    let waiting = std::process::Command::new(common::require("strace", "strace"))
+        .args(["-f", "-qq", "-e", "trace=flock", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_desiccant"))
+        .arg("--config")
+        .arg(env.path().join("config"))
+        .args(["--cron", "--accept-terms", "--lock-wait", "60"])
+        .env_remove("JOURNAL_STREAM")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    killer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = |line: &str| {
+        line.contains("flock(") && line.contains("LOCK_EX|LOCK_NB)") && line.contains("= -1 EAGAIN")
+    };
+    while !common::read(&trace).lines().any(refused) {
+        assert!(
+            Instant::now() < deadline,
+            "the second run never found the lock held:\n{}",
+            common::read(&trace)
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    kill9(first);
+    let output = waiting.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
     check_live_set(

@@ -25,8 +25,8 @@ for arg in "$@"; do
     esac
 done
 
-# program:package pairs the tests run.
-needs=(man:man-db cc:gcc strace:strace faketime:faketime pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
+# program:package pairs the tests run (and this script: ps, setsid).
+needs=(ps:procps setsid:util-linux man:man-db cc:gcc strace:strace faketime:faketime pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
 missing=()
 for need in "${needs[@]}"; do
     command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
@@ -43,11 +43,86 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets --features failpoints -- -D warnings
 cargo clippy --locked --all-targets -- -D warnings
+# Every test program runs in a session of its own, with its temporary folders in one folder of
+# this run's (TMPDIR): afterwards, a process still in one of those sessions, or one whose
+# command line names that folder, is something a test started and did not stop. Processes of
+# other test runs on the machine are in neither.
+run_tmp=$(mktemp -d /tmp/desiccant-run.XXXXXX)
+sessions="$run_tmp/sessions"
+touch "$sessions"
+stop_tests() {
+    local sid
+    while read -r sid; do pkill -KILL -s "$sid" 2>/dev/null || true; done < "$sessions"
+}
+lanes=()
+# The lanes first, so that they start no further program.
+trap 'kill "${lanes[@]}" 2>/dev/null; stop_tests; exit 130' INT TERM
+trap 'rm -rf "$run_tmp"' EXIT
+leftovers() {
+    local -A ours=()
+    local sid pid args
+    while read -r sid; do ours[$sid]=1; done < "$sessions"
+    ps -e -o pid=,sid=,args= | while read -r pid sid args; do
+        if [ -n "${ours[$sid]:-}" ] || [[ "$args" == *"$run_tmp"* ]]; then
+            printf '  %s %s\n' "$pid" "$args"
+        fi
+    done
+}
+in_session() {
+    TMPDIR="$run_tmp" setsid --wait bash -c 'echo $$ >> "$0"; exec "$@"' "$sessions" "$@"
+}
+[ -z "$long" ] || export DESICCANT_LONG=1
+
 # The crash tests need the kill points of src/failpoint.rs compiled in.
-if [ -n "$long" ]; then
-    DESICCANT_LONG=1 cargo test --locked --features failpoints
-else
-    cargo test --locked --features failpoints
+features=(--locked --features failpoints)
+cargo test "${features[@]}" --no-run --message-format=json-render-diagnostics > "$run_tmp/built.json"
+mapfile -t programs < <(python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["profile"]["test"] and m.get("executable"):
+        print(m["target"]["src_path"].split("/")[-1], m["executable"])' < "$run_tmp/built.json" | sort)
+[ "${#programs[@]}" -gt 0 ] || { echo "tests/run.sh: no test program was built" >&2; exit 1; }
+# Two lanes: the programs that mostly wait on dehydrated's and the fault proxy's own sleeps
+# and deadlines run beside all the others, one after the other in each lane.
+slow=(dehydrated.rs server_faults.rs)
+lane() {
+    local failed=0 entry
+    for entry in "$@"; do
+        echo "     Running ${entry%% *}"
+        in_session "${entry#* }" || failed=1
+    done
+    return "$failed"
+}
+main_lane=() slow_lane=()
+for entry in "${programs[@]}"; do
+    if [[ " ${slow[*]} " == *" ${entry%% *} "* ]]; then slow_lane+=("$entry"); else main_lane+=("$entry"); fi
+done
+status=0
+# In the background, so that an interrupt reaches the trap above at once; the slow lane's
+# output is shown when it is done.
+lane "${slow_lane[@]}" > "$run_tmp/slow-lane.log" 2>&1 &
+lanes+=($!)
+(lane "${main_lane[@]}" && echo "     Doc-tests" && in_session cargo test "${features[@]}" --doc) &
+lanes+=($!)
+for pid in "${lanes[@]}"; do
+    wait "$pid" || status=1
+done
+cat "$run_tmp/slow-lane.log"
+# A process killed as a test ended may take a moment to go.
+for _ in $(seq 100); do
+    [ -z "$(leftovers)" ] && break
+    sleep 0.05
+done
+left=$(leftovers)
+if [ -n "$left" ]; then
+    echo "tests/run.sh: the tests left these processes running:" >&2
+    echo "$left" >&2
+    stop_tests
+    exit 1
+fi
+if [ "$status" -ne 0 ]; then
+    echo "tests/run.sh: tests failed (see above)" >&2
+    exit "$status"
 fi
 if [ -n "$fuzz" ]; then
     tests/fuzz.sh

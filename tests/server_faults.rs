@@ -51,6 +51,18 @@ fn bench() -> Bench {
     env.run(&["--cron", "--accept-terms"]).expect(0);
     let root = pebble.root_der();
     check_live_set(&env.cert_dir(NAME), &[NAME], &root);
+    // The proxy's log counts what went through it: a count of 0 in a check is worth something.
+    for (method, path) in [
+        ("POST", "/order-plz"),
+        ("POST", "/chalZ/"),
+        ("POST", "/finalize-order/"),
+    ] {
+        assert!(
+            proxy.count(Some(method), path) >= 1,
+            "{method} {path} not in the proxy's log of an issuance:\n{}",
+            proxy.transcript()
+        );
+    }
     let thumbprint = thumbprint_of(&proxy.seen());
     proxy.forget();
     let around_webroot = listing(pebble.dir.path());
@@ -435,6 +447,9 @@ fn hostile_tokens_are_refused_and_nothing_is_written() {
                     &[NAME, "not base64url"],
                 )
                 .then(|b, f| {
+                    // The run's requests are logged (the faulted authorization among them),
+                    // and no challenge was answered.
+                    assert!(f.count("POST", "/authZ/") >= 1, "{}", f.context);
                     assert_eq!(f.count("POST", "/chalZ/"), 0, "{}", f.context);
                     assert_eq!(listing(&b.env.webroot), BTreeSet::new(), "{}", f.context);
                     assert_eq!(

@@ -100,9 +100,18 @@ fn tidied(env: &Env) {
             .any(|n| n.to_string_lossy().ends_with(".challenges.json")),
         "{journals:?}"
     );
+    // The run stopped the hook's process group before it exited; the kernel may take a
+    // moment to end the child.
     let pid = fs::read_to_string(env.path().join("deploying")).unwrap();
-    thread::sleep(Duration::from_millis(100));
-    assert!(!runs(&pid), "the hook's child {pid} still runs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while runs(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the hook's child {} still runs 5 s after the run ended",
+            pid.trim()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

@@ -74,7 +74,8 @@ struct Issuer {
 impl FakeCa {
     pub fn start() -> FakeCa {
         let dir = TempDir::new("fake-ca");
-        let (tls_ca, tls_cert, tls_key) = super::tls_certificate();
+        let ip = super::loopback();
+        let (tls_ca, tls_cert, tls_key) = super::tls_certificate(ip);
         let ca_bundle = dir.path().join("ca.pem");
         std::fs::write(&ca_bundle, &tls_ca).unwrap();
         let certs: Vec<rustls_pki_types::CertificateDer<'static>> =
@@ -108,7 +109,7 @@ impl FakeCa {
             issuer: rcgen::Issuer::new(ca_params, ca_key),
         });
 
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
         let behaviour = Arc::new(Mutex::new(Behaviour::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -127,7 +128,7 @@ impl FakeCa {
             });
         }
         FakeCa {
-            directory_url: format!("https://127.0.0.1:{}/dir", addr.port()),
+            directory_url: format!("https://{addr}/dir"),
             ca_bundle,
             behaviour,
             _dir: dir,
@@ -195,7 +196,7 @@ fn serve(
     };
     let tls = rustls::StreamOwned::new(conn, tcp);
     let mut reader = BufReader::new(tls);
-    let base = format!("https://127.0.0.1:{}", addr.port());
+    let base = format!("https://{addr}");
     // Keep-alive: one request after the other until the client hangs up.
     loop {
         let mut line = String::new();

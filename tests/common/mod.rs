@@ -1,7 +1,11 @@
-//! The test harness: a real Pebble ACME server and its DNS (pebble-challtestsrv) on free
-//! loopback ports with a TLS certificate made here, a web server for the http-01 webroot, and
-//! a BASEDIR in which to run the real desiccant binary. Every process is killed and reaped on
-//! Drop, also when a test fails.
+//! The test harness: a real Pebble ACME server and its DNS (pebble-challtestsrv) with a TLS
+//! certificate made here, a web server for the http-01 webroot, and a BASEDIR in which to run
+//! the real desiccant binary. Every process is killed and reaped on Drop, also when a test
+//! fails.
+//!
+//! Every server gets a loopback address of its own ([`loopback`]): no test, of this process or
+//! of another one running beside it, ever binds that address, so the fixed ports used on it
+//! are free without a race, and a stopped server's address stays unreachable.
 
 #![allow(dead_code)]
 
@@ -11,12 +15,13 @@ pub mod proxy;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,37 +52,132 @@ impl Drop for TempDir {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback address no other server of any test uses: `127.<block>.<n>` where the block
+/// (1 to 254) is held by this process alone for its lifetime, through an abstract Unix socket
+/// named after it that the kernel frees when the process ends, and `n` counts the addresses
+/// this process handed out (never one twice). The whole of 127.0.0.0/8 is loopback on Linux;
+/// 127.0.0.0/16, where 127.0.0.1 and systemd-resolved's 127.0.0.53 live, is never handed out.
+pub fn loopback() -> Ipv4Addr {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let block = loopback_block();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    assert!(n < 254 * 256, "this process used up its loopback block");
+    Ipv4Addr::new(127, block, (n / 254) as u8, (n % 254 + 1) as u8)
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) {
-    if let Err(e) = try_wait_for_port(port, what, child, log) {
-        panic!("{e}");
-    }
+/// The block of loopback addresses this process holds (see [`loopback`]).
+fn loopback_block() -> u8 {
+    use std::os::linux::net::SocketAddrExt;
+    static BLOCK: OnceLock<(u8, UnixListener)> = OnceLock::new();
+    BLOCK
+        .get_or_init(|| {
+            let first = std::process::id() as usize;
+            for i in 0..254 {
+                let block = ((first + i) % 254 + 1) as u8;
+                let name = format!("desiccant-test-loopback-{block}");
+                let addr =
+                    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+                if let Ok(held) = UnixListener::bind_addr(&addr) {
+                    return (block, held);
+                }
+            }
+            panic!("all 254 loopback blocks are held by other test processes");
+        })
+        .0
 }
 
-/// Waits until `child` listens on `port`; an error when it exits first (its port was taken,
-/// most likely) or takes longer than 20 s.
-fn try_wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) -> Result<(), String> {
+/// An address on 127.0.0.1 for a server that cannot listen on [`loopback`]'s addresses: a
+/// port of the 64 that belong to this process's loopback block (10000 and up, below 32768 so
+/// that no port-0 bind on the machine takes them), never one twice.
+pub fn loopback_port() -> SocketAddr {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let block = loopback_block();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    assert!(n < 64, "this process used up its ports on 127.0.0.1");
+    SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        10_000 + (u16::from(block) - 1) * 64 + n as u16,
+    ))
+}
+
+/// The ports used on a server's own loopback address (Pebble's and pebble-challtestsrv's
+/// defaults). Below 32768, so that no port-0 bind of any process on the machine takes them.
+pub const ACME_PORT: u16 = 14000;
+pub const MANAGEMENT_PORT: u16 = 15000;
+pub const HTTP_PORT: u16 = 5002;
+pub const TLS_PORT: u16 = 5001;
+pub const DNS_PORT: u16 = 8053;
+pub const DNS_MANAGEMENT_PORT: u16 = 8055;
+
+pub fn wait_for_port(addr: SocketAddr, what: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
+    while TcpStream::connect(addr).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "{what} exited with {status} before listening on {port}:\n{}",
+            panic!(
+                "{what} exited with {status} before listening on {addr}:\n{}",
                 fs::read_to_string(log).unwrap_or_default()
-            ));
+            );
         }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {addr} within 20 s:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
         thread::sleep(Duration::from_millis(20));
     }
-    Err(format!("{what} did not listen on port {port} within 20 s"))
+}
+
+/// Waits until a DNS server answers a question over UDP at `addr` (any answer will do).
+pub fn wait_for_dns(addr: SocketAddr, what: &str, child: &mut Child, log: &Path) {
+    // A query for `probe.invalid. A`, id 0x7e57, recursion desired.
+    let query =
+        b"\x7e\x57\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05probe\x07invalid\x00\x00\x01\x00\x01";
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answer = [0u8; 512];
+    loop {
+        let _ = socket.send_to(query, addr);
+        if let Ok((n, from)) = socket.recv_from(&mut answer)
+            && from == addr
+            && n >= 2
+            && answer[..2] == query[..2]
+        {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status} before answering DNS on {addr}:\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer DNS on {addr} within 20 s:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed and reaped on Drop, also when the test fails before it is stopped.
+/// Only for processes that start none of their own that could outlive them.
+pub struct Process(pub Child);
+
+impl Process {
+    /// Kills and reaps the process now.
+    pub fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Finds a program, or fails the test saying how to install it.
@@ -139,9 +239,12 @@ impl Default for PebbleOptions {
     }
 }
 
-/// A running Pebble with its DNS server and the http-01 web server.
+/// A running Pebble with its DNS server and the http-01 web server, all on one loopback
+/// address of their own.
 pub struct Pebble {
     pub dir: TempDir,
+    /// The loopback address Pebble, its DNS server and the web server listen on.
+    pub ip: Ipv4Addr,
     pub directory_url: String,
     pub ca_bundle: PathBuf,
     pub management_url: String,
@@ -150,50 +253,35 @@ pub struct Pebble {
     /// Every challenge path the web server was asked for.
     pub served: Arc<Mutex<Vec<String>>>,
     pub log: PathBuf,
-    /// Pebble's httpPort, where the CA fetches http-01 tokens.
+    /// Pebble's httpPort, where the CA fetches http-01 tokens (on `ip`, which
+    /// pebble-challtestsrv gives as the address of every name).
     pub http_port: u16,
     /// pebble-challtestsrv's DNS server, and its management URL (`/set-txt`, `/clear-txt`).
-    pub dns_server: std::net::SocketAddr,
+    pub dns_server: SocketAddr,
     pub dns_management: String,
     children: Vec<Child>,
     stop: Arc<AtomicBool>,
     server: Option<thread::JoinHandle<()>>,
 }
 
-/// Pebble and its DNS server, running.
-struct Started {
-    children: Vec<Child>,
-    log: PathBuf,
-    acme_port: u16,
-    mgmt_port: u16,
-    dns_port: u16,
-    dns_mgmt_port: u16,
-}
-
-/// Starts pebble-challtestsrv and Pebble on fresh ports, Pebble checking http-01 at
-/// `http_port`; an error, with everything stopped, when one of them did not come up.
+/// Starts pebble-challtestsrv and Pebble on `ip`; the children are pushed to `children` as
+/// they start, so that the caller kills them also when this panics.
 fn start_processes(
-    pebble: &Path,
-    challtestsrv: &Path,
+    (pebble, challtestsrv): (&Path, &Path),
     dir: &Path,
     opts: &PebbleOptions,
-    http_port: u16,
-) -> Result<Started, String> {
-    let (acme_port, mgmt_port, dns_port, dns_mgmt_port, tls_port) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
+    ip: Ipv4Addr,
+    children: &mut Vec<Child>,
+) {
+    let at = |port: u16| SocketAddr::from((ip, port));
     let config = serde_json::json!({
         "pebble": {
-            "listenAddress": format!("127.0.0.1:{acme_port}"),
-            "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
+            "listenAddress": at(ACME_PORT).to_string(),
+            "managementListenAddress": at(MANAGEMENT_PORT).to_string(),
             "certificate": dir.join("cert.pem"),
             "privateKey": dir.join("key.pem"),
-            "httpPort": http_port,
-            "tlsPort": tls_port,
+            "httpPort": HTTP_PORT,
+            "tlsPort": TLS_PORT,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": opts.eab_required,
             "externalAccountMACKeys": { EAB_KID: EAB_HMAC_KEY }
@@ -203,22 +291,27 @@ fn start_processes(
     fs::write(&config_path, config.to_string()).unwrap();
 
     let dns_log = dir.join("challtestsrv.log");
-    let mut dns = Command::new(challtestsrv)
-        .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
-        .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-        .args(["-management", &format!("127.0.0.1:{dns_mgmt_port}")])
-        .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-        .stdout(fs::File::create(&dns_log).unwrap())
-        .stderr(Stdio::from(
-            fs::File::create(dir.join("challtestsrv.err")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    if let Err(e) = try_wait_for_port(dns_mgmt_port, "pebble-challtestsrv", &mut dns, &dns_log) {
-        let _ = dns.kill();
-        let _ = dns.wait();
-        return Err(e);
-    }
+    children.push(
+        Command::new(challtestsrv)
+            .args(["-dns01", &at(DNS_PORT).to_string()])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &at(DNS_MANAGEMENT_PORT).to_string()])
+            .args(["-defaultIPv4", &ip.to_string(), "-defaultIPv6", ""])
+            .stdout(fs::File::create(&dns_log).unwrap())
+            .stderr(Stdio::from(
+                fs::File::create(dir.join("challtestsrv.err")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let dns = children.last_mut().unwrap();
+    wait_for_port(
+        at(DNS_MANAGEMENT_PORT),
+        "pebble-challtestsrv",
+        dns,
+        &dns_log,
+    );
+    wait_for_dns(at(DNS_PORT), "pebble-challtestsrv", dns, &dns_log);
 
     let log = dir.join("pebble.log");
     let log_file = fs::File::create(&log).unwrap();
@@ -229,37 +322,22 @@ fn start_processes(
     if let Some(n) = opts.chain_length {
         ca.env("PEBBLE_CHAIN_LENGTH", n.to_string());
     }
-    let mut ca = ca
-        .arg("-config")
-        .arg(&config_path)
-        .args([
-            "-dnsserver",
-            &opts
-                .dns
-                .map_or(format!("127.0.0.1:{dns_port}"), |a| a.to_string()),
-        ])
-        .env("PEBBLE_VA_NOSLEEP", "1")
-        .env("PEBBLE_WFE_NONCEREJECT", opts.nonce_reject.to_string())
-        .env("PEBBLE_AUTHZREUSE", opts.authz_reuse.to_string())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .unwrap();
-    if let Err(e) = try_wait_for_port(acme_port, "pebble", &mut ca, &log) {
-        for child in [&mut ca, &mut dns] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        return Err(e);
-    }
-    Ok(Started {
-        children: vec![dns, ca],
-        log,
-        acme_port,
-        mgmt_port,
-        dns_port,
-        dns_mgmt_port,
-    })
+    children.push(
+        ca.arg("-config")
+            .arg(&config_path)
+            .args(["-dnsserver", &opts.dns.unwrap_or(at(DNS_PORT)).to_string()])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", opts.nonce_reject.to_string())
+            .env("PEBBLE_AUTHZREUSE", opts.authz_reuse.to_string())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap(),
+    );
+    let ca = children.last_mut().unwrap();
+    // Pebble opens its management port a moment after its ACME port.
+    wait_for_port(at(ACME_PORT), "pebble", ca, &log);
+    wait_for_port(at(MANAGEMENT_PORT), "pebble", ca, &log);
 }
 
 impl Pebble {
@@ -277,10 +355,13 @@ impl Pebble {
     }
 
     pub fn start_with(opts: PebbleOptions) -> Pebble {
-        let pebble = require("pebble", "pebble");
-        let challtestsrv = require("pebble-challtestsrv", "pebble");
+        let programs = (
+            require("pebble", "pebble"),
+            require("pebble-challtestsrv", "pebble"),
+        );
+        let ip = loopback();
         let dir = TempDir::new("pebble");
-        let (ca_pem, cert_pem, key_pem) = tls_certificate();
+        let (ca_pem, cert_pem, key_pem) = tls_certificate(ip);
         let ca_bundle = dir.path().join("ca.pem");
         fs::write(&ca_bundle, ca_pem).unwrap();
         fs::write(dir.path().join("cert.pem"), cert_pem).unwrap();
@@ -288,9 +369,9 @@ impl Pebble {
         let webroot = dir.path().join("webroot");
         fs::create_dir_all(&webroot).unwrap();
 
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let http_port = listener.local_addr().unwrap().port();
-        let listener = opts.web_server.then_some(listener);
+        let listener = opts
+            .web_server
+            .then(|| TcpListener::bind((ip, HTTP_PORT)).unwrap());
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(Mutex::new(Vec::new()));
         let server = {
@@ -304,41 +385,32 @@ impl Pebble {
                 }
             })
         };
-
-        // The ports are free when chosen, but a test running beside this one may take one
-        // before Pebble or its DNS server binds it: then both start again on other ports.
-        let mut attempt = 0;
-        let Started {
-            children,
-            log,
-            acme_port,
-            mgmt_port,
-            dns_port,
-            dns_mgmt_port,
-        } = loop {
-            attempt += 1;
-            match start_processes(&pebble, &challtestsrv, dir.path(), &opts, http_port) {
-                Ok(started) => break started,
-                Err(e) if attempt < 3 => eprintln!("starting Pebble again: {e}"),
-                Err(e) => panic!("{e}"),
-            }
-        };
-
-        Pebble {
-            http_port,
-            dns_server: format!("127.0.0.1:{dns_port}").parse().unwrap(),
-            dns_management: format!("http://127.0.0.1:{dns_mgmt_port}"),
-            directory_url: format!("https://127.0.0.1:{acme_port}/dir"),
-            management_url: format!("https://127.0.0.1:{mgmt_port}"),
+        let at = |port: u16| SocketAddr::from((ip, port));
+        // From here on Drop stops everything, also when a process does not come up.
+        let mut pebble = Pebble {
+            ip,
+            http_port: HTTP_PORT,
+            dns_server: at(DNS_PORT),
+            dns_management: format!("http://{}", at(DNS_MANAGEMENT_PORT)),
+            directory_url: format!("https://{}/dir", at(ACME_PORT)),
+            management_url: format!("https://{}", at(MANAGEMENT_PORT)),
             ca_bundle,
             webroot,
             served,
-            log,
+            log: dir.path().join("pebble.log"),
             dir,
-            children,
+            children: Vec::new(),
             stop,
             server: Some(server),
-        }
+        };
+        start_processes(
+            (&programs.0, &programs.1),
+            pebble.dir.path(),
+            &opts,
+            ip,
+            &mut pebble.children,
+        );
+        pebble
     }
 
     /// Stops Pebble and its DNS server now, as if the CA went away; the files stay until Drop.
@@ -360,34 +432,15 @@ impl Pebble {
         x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
     }
 
+    fn agent(&self) -> ureq::Agent {
+        https_agent(&self.ca_bundle)
+    }
+
     pub fn management_get(&self, path: &str) -> Vec<u8> {
-        let roots: Vec<ureq::tls::Certificate<'static>> =
-            ureq::tls::parse_pem(&fs::read(&self.ca_bundle).unwrap())
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
         let url = format!("{}{path}", self.management_url);
-        // Pebble opens its management port a moment after its ACME port, which is the one
-        // waited for at the start.
-        let mut tries = 0;
-        loop {
-            match agent.get(&url).call() {
-                Ok(mut answer) => return answer.body_mut().read_to_vec().unwrap(),
-                Err(e)
-                    if tries < 50
-                        && matches!(e, ureq::Error::Io(_) | ureq::Error::ConnectionFailed) =>
-                {
-                    tries += 1;
-                    thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("{url}: {e}"),
-            }
+        match self.agent().get(&url).call() {
+            Ok(mut answer) => answer.body_mut().read_to_vec().unwrap(),
+            Err(e) => panic!("{url}: {e}"),
         }
     }
 
@@ -417,6 +470,25 @@ impl Pebble {
             .filter(|l| l.ends_with("-> calling handler()"))
             .count()
     }
+
+    /// The starting point of an assertion that a run sends Pebble nothing: sends one
+    /// `GET /dir` itself and checks that [`Pebble::requests`] counts it and
+    /// [`Pebble::requests_after`] names it, then returns the count. A "nothing was sent"
+    /// measured from here cannot pass because the log, or the way it is read, counts nothing.
+    pub fn requests_counted(&self) -> usize {
+        let before = self.requests();
+        let url = &self.directory_url;
+        if let Err(e) = self.agent().get(url).call() {
+            panic!("{url}: {e}");
+        }
+        // Pebble logs a request before it handles it, so the line is there once answered.
+        assert_eq!(
+            self.requests_after(before),
+            ["GET /dir"],
+            "Pebble's log does not show the request the test sent"
+        );
+        before + 1
+    }
 }
 
 impl Drop for Pebble {
@@ -432,8 +504,23 @@ impl Drop for Pebble {
     }
 }
 
-/// A CA and a certificate for 127.0.0.1 and localhost signed by it, as PEM (ca, cert, key).
-pub fn tls_certificate() -> (String, String, String) {
+/// An HTTPS client that trusts the certificates of `ca_bundle` only.
+pub fn https_agent(ca_bundle: &Path) -> ureq::Agent {
+    let roots: Vec<ureq::tls::Certificate<'static>> =
+        ureq::tls::parse_pem(&fs::read(ca_bundle).unwrap())
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+        .build();
+    ureq::Agent::config_builder().tls_config(tls).build().into()
+}
+
+/// A CA and a certificate for `ip` and localhost signed by it, as PEM (ca, cert, key).
+pub fn tls_certificate(ip: Ipv4Addr) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -443,8 +530,7 @@ pub fn tls_certificate() -> (String, String, String) {
         .push(rcgen::DnType::CommonName, "desiccant test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let params = CertificateParams::new(vec![ip.to_string(), "localhost".to_string()]).unwrap();
     let cert = params.signed_by(&key, &ca).unwrap();
     (ca.pem(), cert.pem(), key.serialize_pem())
 }
@@ -808,22 +894,33 @@ pub fn read(path: &Path) -> String {
 }
 
 /// A real BIND `named`, primary for one zone that accepts updates signed with a TSIG key.
+/// It listens on 127.0.0.1 (named listens only on addresses of an interface, which no other
+/// loopback address is) at a port of this process's own ([`loopback_port`]).
 pub struct Named {
     pub dir: TempDir,
-    pub addr: std::net::SocketAddr,
+    pub addr: SocketAddr,
     pub zone: String,
     /// BIND's key file, as `nsupdate -k` reads it.
     pub key_file: PathBuf,
+    /// named's log (`named -g` logs to stderr).
+    pub log: PathBuf,
     child: Child,
 }
 
 impl Named {
-    /// Starts named on 127.0.0.1:`port` (a free port when None) for `zone`, whose name server
-    /// `ns.<zone>` is 127.0.0.1 and whose names all point at 127.0.0.1.
-    pub fn start(zone: &str, port: Option<u16>) -> Named {
+    /// Starts named for `zone`, whose name server `ns.<zone>` is 127.0.0.1 and whose names
+    /// all point at 127.0.0.1.
+    pub fn start(zone: &str) -> Named {
+        Named::start_for(zone, Ipv4Addr::LOCALHOST)
+    }
+
+    /// The same with `name_server` as the address of the zone's only name server,
+    /// `ns.<zone>`: the one a client that looks up the zone's NS records asks, on port 53.
+    pub fn start_for(zone: &str, name_server: Ipv4Addr) -> Named {
         let named = require("named", "bind9");
         let dir = TempDir::new("named");
-        let port = port.unwrap_or_else(free_port);
+        let addr = loopback_port();
+        let (ip, port) = (addr.ip(), addr.port());
         let key_file = dir.path().join("key.conf");
         fs::write(
             &key_file,
@@ -834,8 +931,8 @@ impl Named {
         fs::write(
             dir.path().join("named.conf"),
             format!(
-                "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
-  pid-file \"{d}/named.pid\"; recursion no; dnssec-validation no; notify no; }};
+                "options {{ directory \"{d}\"; listen-on port {port} {{ {ip}; }}; listen-on-v6 {{ none; }};
+  pid-file \"{d}/named.pid\"; recursion no; dnssec-validation no; notify no; querylog yes; }};
 include \"{d}/key.conf\";
 controls {{ }};
 zone \"{zone}\" {{ type primary; file \"{d}/zone.db\"; allow-update {{ key \"acme-update\"; }}; }};
@@ -846,11 +943,10 @@ zone \"{zone}\" {{ type primary; file \"{d}/zone.db\"; allow-update {{ key \"acm
         fs::write(
             dir.path().join("zone.db"),
             format!(
-                "$TTL 60\n@ IN SOA ns.{zone}. admin.{zone}. 1 60 60 600 60\n@ IN NS ns.{zone}.\nns IN A 127.0.0.1\n@ IN A 127.0.0.1\n* IN A 127.0.0.1\n"
+                "$TTL 60\n@ IN SOA ns.{zone}. admin.{zone}. 1 60 60 600 60\n@ IN NS ns.{zone}.\nns IN A {name_server}\n@ IN A {ip}\n* IN A {ip}\n"
             ),
         )
         .unwrap();
-        // named -g logs to stderr.
         let log = dir.path().join("named.log");
         let log_file = fs::File::create(&log).unwrap();
         let child = Command::new(named)
@@ -862,32 +958,36 @@ zone \"{zone}\" {{ type primary; file \"{d}/zone.db\"; allow-update {{ key \"acm
             .unwrap();
         // From here on Drop kills named, also when it does not come up.
         let mut named = Named {
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            addr,
             zone: zone.to_string(),
             key_file,
+            log,
             dir,
             child,
         };
+        // named says "running" once it has loaded the zone, and answers once it listens.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !fs::read_to_string(&log)
+        while !fs::read_to_string(&named.log)
             .unwrap_or_default()
             .contains("running")
         {
             if let Ok(Some(status)) = named.child.try_wait() {
                 panic!(
-                    "named exited with {status} (is port {port} free?):\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
+                    "named exited with {status}:\n{}",
+                    fs::read_to_string(&named.log).unwrap_or_default()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "named did not start:\n{}",
-                fs::read_to_string(&log).unwrap_or_default()
+                fs::read_to_string(&named.log).unwrap_or_default()
             );
             thread::sleep(Duration::from_millis(20));
         }
+        wait_for_dns(addr, "named", &mut named.child, &named.log);
         named
     }
+
     /// The TXT values of `name` as named answers them now (with dig).
     pub fn txt(&self, name: &str) -> Vec<String> {
         let dig = require("dig", "bind9-dnsutils");
@@ -897,7 +997,7 @@ zone \"{zone}\" {{ type primary; file \"{d}/zone.db\"; allow-update {{ key \"acm
                 "+norecurse",
                 "-p",
                 &self.addr.port().to_string(),
-                "@127.0.0.1",
+                &format!("@{}", self.addr.ip()),
                 "TXT",
                 name,
             ])

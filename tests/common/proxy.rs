@@ -285,7 +285,7 @@ struct Shared {
     seen: Mutex<Vec<Seen>>,
     upstream: SocketAddr,
     upstream_tls: Arc<rustls::ClientConfig>,
-    /// `127.0.0.1:<port>` of Pebble and of the proxy, for rewriting.
+    /// `<address>:<port>` of Pebble and of the proxy, for rewriting.
     upstream_host: String,
     proxy_host: String,
     stop: AtomicBool,
@@ -333,12 +333,15 @@ impl Proxy {
 
         let rest = directory_url.strip_prefix("https://").unwrap();
         let (upstream_host, dir_path) = rest.split_once('/').unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream: SocketAddr = upstream_host.parse().unwrap();
+        // On Pebble's own loopback address, which its TLS certificate names; port 0 is free
+        // there for certain, and the listener is kept.
+        let listener = TcpListener::bind((upstream.ip(), 0)).unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
-            upstream: upstream_host.parse().unwrap(),
+            upstream,
             upstream_tls: client,
             upstream_host: upstream_host.to_string(),
             proxy_host: addr.to_string(),
