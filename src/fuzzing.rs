@@ -45,11 +45,22 @@ pub fn domains_txt(text: &str) -> Result<Vec<(String, Vec<String>)>, String> {
 /// challenge, account-less renewal information). For renewal information whose window reads,
 /// returns (start, end, the renewal point chosen in it).
 pub fn acme_objects(json: &[u8]) -> Option<(i64, i64, i64)> {
-    let _ = serde_json::from_slice::<wire::Directory>(json);
-    let _ = serde_json::from_slice::<wire::Order>(json);
-    let _ = serde_json::from_slice::<wire::Authorization>(json);
+    let response = transport::Response {
+        url: "https://ca.example/acme".into(),
+        status: 200,
+        location: None,
+        retry_after: None,
+        links: Vec::new(),
+        content_type: transport::JSON.into(),
+        body: json.to_vec(),
+        date: None,
+    };
+    let _ = response.json::<wire::Directory>();
+    let ordered = crate::acme::Ordered::new(&["example.org".into(), "*.example.org".into()]);
+    let _ = ordered.order(&response);
+    let _ = ordered.authorization(&response);
     let _ = serde_json::from_slice::<wire::Challenge>(json);
-    let info = serde_json::from_slice::<wire::RenewalInfo>(json).ok()?;
+    let info = response.json::<wire::RenewalInfo>().ok()?;
     let start = wire::parse_rfc3339(&info.suggested_window.start)?;
     let end = wire::parse_rfc3339(&info.suggested_window.end)?;
     let point = crate::renewal::ari_point(start, end, "fuzzing.cert-id");
@@ -57,9 +68,11 @@ pub fn acme_objects(json: &[u8]) -> Option<(i64, i64, i64)> {
     Some((start, end, point))
 }
 
-/// A problem document: how it is shown (one log line), and written back as JSON.
+/// A problem document: how it is shown (one log line), and written back as JSON, once cleaned
+/// as every problem the CA sends is.
 pub fn problem(json: &[u8]) -> Option<(String, String)> {
-    let problem = serde_json::from_slice::<crate::acme::Problem>(json).ok()?;
+    let mut problem = serde_json::from_slice::<crate::acme::Problem>(json).ok()?;
+    problem.clean();
     let again = serde_json::to_string(&problem).ok()?;
     Some((problem.to_string(), again))
 }
@@ -147,7 +160,7 @@ pub fn replay_nonce(value: &str) -> Option<String> {
 
 /// A challenge token as the CA sends it: true when it may be used as a file name.
 pub fn token(token: &str) -> bool {
-    crate::challenge::validate_token(token).is_ok()
+    crate::acme::text::check_token(token).is_ok()
 }
 
 /// The (name, type) of each record of a section of a DNS message.

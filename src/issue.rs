@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::account::Account;
 use crate::acme::jws::b64;
-use crate::acme::wire::{Authorization, AuthorizationStatus, Identifier, Order, OrderStatus};
-use crate::acme::{Client, Problem};
+use crate::acme::wire::{Authorization, AuthorizationStatus, Order, OrderStatus};
+use crate::acme::{Client, Ordered, Problem};
 use crate::challenge::{Deployed, Proof, Solver};
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, Csr, KeyAlgo};
@@ -219,14 +219,14 @@ struct NewOrder<'a> {
 
 /// newOrder, with `replaces` when given; when the CA refuses it (the old certificate is
 /// already replaced, or the CA does not take the field), once more without.
-fn new_order(ctx: &Ctx<'_>, subject: &str, order: &NewOrder<'_>) -> Result<crate::acme::Response> {
+fn new_order(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    order: &NewOrder<'_>,
+    ordered: &Ordered,
+) -> Result<crate::acme::Response> {
     let (client, account) = (ctx.client, ctx.account);
-    let identifiers: Vec<Identifier> = order
-        .names
-        .iter()
-        .map(|n| Identifier::for_name(n))
-        .collect();
-    let mut payload = json!({ "identifiers": identifiers });
+    let mut payload = json!({ "identifiers": ordered.identifiers() });
     if let Some(profile) = order.profile {
         payload["profile"] = json!(profile);
     }
@@ -271,10 +271,12 @@ fn run_order<'scope>(
     let (client, account) = (ctx.client, ctx.account);
     let acme = || Error::acme(subject);
     let names = request.names;
-    let response = new_order(ctx, subject, &request)?;
+    // Every answer about this order is checked against what it was for.
+    let ordered = Ordered::new(names);
+    let response = new_order(ctx, subject, &request, &ordered)?;
     crate::failpoint::hit("order-created");
     let order_url = response.location().map_err(acme())?.to_string();
-    let mut order: Order = response.json().map_err(acme())?;
+    let mut order = ordered.order(&response).map_err(acme())?;
     logging::debug(format_args!(
         "{subject}: order {order_url} is {:?}",
         order.status
@@ -283,22 +285,17 @@ fn run_order<'scope>(
     let mut first_poll = FIRST_PROCESSING_POLL;
     for _ in 0..MAX_STEPS {
         order = match order.status {
-            OrderStatus::Pending => {
-                if let Some(deployed) =
-                    authorize(ctx, solver, subject, &order_url, &order.authorizations)?
+            OrderStatus::Pending | OrderStatus::Ready => {
+                let this = (&ordered, order_url.as_str());
+                if order.status == OrderStatus::Pending
+                    && let Some(deployed) =
+                        authorize(ctx, solver, subject, this, &order.authorizations)?
                 {
                     *cleaning = Some(scope.spawn(move || solver.clean(deployed)));
                 }
                 // Every authorization is valid now, so the order is ready: finalize at once
                 // rather than fetch the order to be told so.
-                let (next, wait) =
-                    finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?;
-                first_poll = wait.unwrap_or(first_poll);
-                next
-            }
-            OrderStatus::Ready => {
-                let (next, wait) =
-                    finalize(ctx, subject, &order_url, &order, &key.wait(subject)?.1)?;
+                let (next, wait) = finalize(ctx, subject, this, &order, &key.wait(subject)?.1)?;
                 first_poll = wait.unwrap_or(first_poll);
                 next
             }
@@ -309,7 +306,10 @@ fn run_order<'scope>(
                     &order_url,
                     first_poll,
                     Instant::now() + client.wait_limit(PROCESSING_TIMEOUT),
-                    |o: &Order| o.status != OrderStatus::Processing,
+                    |r| {
+                        let o = ordered.order(r)?;
+                        Ok((o.status != OrderStatus::Processing).then_some(o))
+                    },
                 )
                 .map_err(acme())?,
             OrderStatus::Valid => {
@@ -340,7 +340,7 @@ fn run_order<'scope>(
 fn finalize(
     ctx: &Ctx<'_>,
     subject: &str,
-    order_url: &str,
+    (ordered, order_url): (&Ordered, &str),
     order: &Order,
     csr: &Csr,
 ) -> Result<(Order, Option<Duration>)> {
@@ -349,7 +349,7 @@ fn finalize(
     let post = || client.post(&account.key, account.kid(), &order.finalize, Some(&payload));
     let response = match post() {
         Err(e) if e.problem().is_some_and(|p| p.is("orderNotReady")) => {
-            let now = validated(ctx, subject, order_url, FIRST_VALIDATION_POLL)?;
+            let now = validated(ctx, subject, (ordered, order_url), FIRST_VALIDATION_POLL)?;
             if now.status != OrderStatus::Ready {
                 return Ok((now, None));
             }
@@ -359,9 +359,9 @@ fn finalize(
             logging::debug(format_args!(
                 "{subject}: {e}; reading the order again before anything else"
             ));
-            let now: Order = client
+            let now = client
                 .post(&account.key, account.kid(), order_url, None)
-                .and_then(|r| r.json())
+                .and_then(|r| ordered.order(&r))
                 .map_err(Error::acme(subject))?;
             if now.status != OrderStatus::Ready {
                 return Ok((now, None));
@@ -372,7 +372,7 @@ fn finalize(
     }
     .map_err(Error::acme(subject))?;
     crate::failpoint::hit("order-finalized");
-    let order = response.json().map_err(Error::acme(subject))?;
+    let order = ordered.order(&response).map_err(Error::acme(subject))?;
     Ok((order, response.retry_after))
 }
 
@@ -385,14 +385,14 @@ fn authorize(
     ctx: &Ctx<'_>,
     solver: &Solver<'_>,
     subject: &str,
-    order_url: &str,
+    (ordered, order_url): (&Ordered, &str),
     urls: &[String],
 ) -> Result<Option<Deployed>> {
     let (client, account) = (ctx.client, ctx.account);
     let fetched = parallel::map(urls, ctx.workers, |url| {
         client
             .post(&account.key, account.kid(), url, None)
-            .and_then(|r| r.json::<Authorization>())
+            .and_then(|r| ordered.authorization(&r))
             .map_err(Error::acme(subject))
     });
     let mut todo: Vec<Pending> = Vec::new();
@@ -455,12 +455,12 @@ fn authorize(
                 first_wait = first_wait.max(wait);
             }
         }
-        let order = validated(ctx, subject, order_url, first_wait)?;
+        let order = validated(ctx, subject, (ordered, order_url), first_wait)?;
         if order.status != OrderStatus::Invalid {
             logging::debug(format_args!("{subject}: every name validated"));
             return Ok(());
         }
-        let outcomes = parallel::map(&todo, ctx.workers, |p| verdict(ctx, p));
+        let outcomes = parallel::map(&todo, ctx.workers, |p| verdict(ctx, ordered, p));
         if outcomes.iter().all(Result::is_ok) {
             return Err(order_invalid(subject, order.error));
         }
@@ -493,7 +493,12 @@ struct Pending {
 
 /// The order once the CA has decided on every name: polled from `first_wait` on until it
 /// leaves `pending`, for at most [`VALIDATION_TIMEOUT`].
-fn validated(ctx: &Ctx<'_>, subject: &str, order_url: &str, first_wait: Duration) -> Result<Order> {
+fn validated(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    (ordered, order_url): (&Ordered, &str),
+    first_wait: Duration,
+) -> Result<Order> {
     ctx.client
         .poll_until(
             &ctx.account.key,
@@ -501,7 +506,10 @@ fn validated(ctx: &Ctx<'_>, subject: &str, order_url: &str, first_wait: Duration
             order_url,
             first_wait,
             Instant::now() + ctx.client.wait_limit(VALIDATION_TIMEOUT),
-            |o: &Order| o.status != OrderStatus::Pending,
+            |r| {
+                let o = ordered.order(r)?;
+                Ok((o.status != OrderStatus::Pending).then_some(o))
+            },
         )
         .map_err(Error::acme(subject))
 }
@@ -523,11 +531,11 @@ fn answer(ctx: &Ctx<'_>, p: &Pending) -> Result<Option<Duration>> {
 
 /// After the order failed: Ok for a name whose authorization is valid or not decided, the
 /// CA's words about its challenge for one that is not.
-fn verdict(ctx: &Ctx<'_>, p: &Pending) -> Result<()> {
+fn verdict(ctx: &Ctx<'_>, ordered: &Ordered, p: &Pending) -> Result<()> {
     let (client, account) = (ctx.client, ctx.account);
-    let authz: Authorization = client
+    let authz = client
         .post(&account.key, account.kid(), &p.authz_url, None)
-        .and_then(|r| r.json())
+        .and_then(|r| ordered.authorization(&r))
         .map_err(Error::acme(&p.name))?;
     if matches!(
         authz.status,
@@ -647,7 +655,7 @@ fn download(
             logging::warn(format_args!(
                 "{subject}: no chain of the CA ends at an issuer named {wanted:?}; the default \
                  one (issued by {}) is used",
-                x509::top_issuer(&chain).unwrap_or_default()
+                crate::acme::text::shown(&x509::top_issuer(&chain).unwrap_or_default())
             ));
         }
     }

@@ -97,7 +97,8 @@ impl From<KeyError> for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A failed request's method and the CA's answer, headers and body as sent.
+/// A failed request's method and the CA's answer, headers and body as sent, each fit to be a
+/// program's argument (see `text::for_argument`): no NUL, at most 64 KiB.
 #[derive(Debug, Clone, Default)]
 pub struct RawAnswer {
     /// `get`, `post` or `head`, as dehydrated names them.

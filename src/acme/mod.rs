@@ -11,12 +11,15 @@ pub mod error;
 pub mod headers;
 pub mod jws;
 pub mod nonce;
+pub mod order;
 pub mod poll;
+pub mod text;
 pub mod transport;
 pub mod wire;
 
 pub use client::Client;
 pub use error::Error;
 pub use jws::{AccountKey, Eab, KeyId};
+pub use order::Ordered;
 pub use transport::{Deadlines, Response, Transport, Trust};
 pub use wire::Problem;

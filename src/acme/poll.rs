@@ -3,12 +3,13 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::client::Client;
 use super::error::{Error, Result};
 use super::jws::{AccountKey, KeyId};
+use super::text::shown;
+use super::transport::Response;
 
 /// The longest pause between two polls of an order, unless the CA asks for more: the order
 /// alone is polled, so a short one costs one request, however many names it has.
@@ -20,19 +21,20 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(2);
 const ROUND_TRIPS_BEFORE_A_LOOK: u32 = 8;
 
 impl Client {
-    /// POST-as-GET `url` until `done` says yes. The first request goes out after `first_wait`
+    /// POST-as-GET `url` until `done` reads a finished `T` from an answer (Some); None is not
+    /// finished yet, an error ends the polling. The first request goes out after `first_wait`
     /// or after [`first_look`] for this CA's round trip, whichever is longer; later ones after
     /// a wait that grows by half from there up to 2 s, or after the answer's `Retry-After` when
     /// that is longer (a `Retry-After` of 0 or in the past never makes it poll without pause).
     /// At `deadline` it gives up with the last status the CA reported.
-    pub fn poll_until<T: DeserializeOwned>(
+    pub fn poll_until<T>(
         &self,
         key: &AccountKey,
         key_id: KeyId<'_>,
         url: &str,
         first_wait: Duration,
         deadline: Instant,
-        done: impl Fn(&T) -> bool,
+        done: impl Fn(&Response) -> Result<Option<T>>,
     ) -> Result<T> {
         let first_wait = first_wait.max(first_look(self.round_trip()));
         let mut delay = first_wait.max(Duration::from_millis(10));
@@ -45,14 +47,13 @@ impl Client {
                 thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
             }
             let response = self.post(key, key_id, url, None)?;
-            let value: T = response.json()?;
-            if done(&value) {
+            if let Some(value) = done(&response)? {
                 return Ok(value);
             }
             if Instant::now() >= deadline {
                 let last = serde_json::from_slice::<Value>(&response.body)
                     .ok()
-                    .and_then(|v| v.get("status").map(|s| s.to_string()))
+                    .and_then(|v| v.get("status").map(|s| shown(&s.to_string()).into_owned()))
                     .unwrap_or_else(|| "unknown".into());
                 return Err(Error::Timeout {
                     url: url.to_string(),

@@ -9,10 +9,14 @@ use serde::de::DeserializeOwned;
 use super::error::{Error, RawAnswer, Result};
 use super::headers::{Link, parse_date, parse_links, parse_replay_nonce, parse_retry_after};
 use super::nonce::NoncePool;
-use super::wire::Problem;
+use super::text::{check_url, for_argument, shown};
+use super::wire::{Problem, Wire};
 
 /// Responses larger than this are refused: no ACME object or certificate chain comes near it.
 pub const MAX_BODY: u64 = 1 << 20;
+/// The most of a failed answer's body, and of its headers, kept for the `request_failure`
+/// hook: each is one argument of a program, which Linux limits to 128 KiB.
+pub const MAX_RAW_ANSWER: usize = 64 * 1024;
 /// The longest one request may take, from connecting to the last byte of the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// The starting size of each connection's read and write buffers.
@@ -89,13 +93,30 @@ pub struct Response {
 }
 
 impl Response {
-    /// The body as `T`, after checking that it was sent as JSON.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+    /// The body as `T`, after checking that it was sent as JSON, and `T`'s own checks
+    /// ([`Wire`]).
+    pub fn json<T: Wire>(&self) -> Result<T> {
+        let mut value: T = self.parse()?;
+        value.check().map_err(|msg| self.refused(msg))?;
+        Ok(value)
+    }
+
+    /// The body as `T`, after checking that it was sent as JSON, and nothing more: for the
+    /// readers that check `T` themselves.
+    pub(super) fn parse<T: DeserializeOwned>(&self) -> Result<T> {
         self.expect_type(JSON)?;
         serde_json::from_slice(&self.body).map_err(|e| Error::Protocol {
             url: self.url.clone(),
-            msg: format!("JSON does not match RFC 8555: {e}"),
+            msg: format!("JSON does not match RFC 8555: {}", shown(&e.to_string())),
         })
+    }
+
+    /// This answer refused, for the reason `msg`.
+    pub(super) fn refused(&self, msg: String) -> Error {
+        Error::Protocol {
+            url: self.url.clone(),
+            msg,
+        }
     }
 
     /// Ok when the `Content-Type` (without parameters) is `wanted`.
@@ -105,17 +126,22 @@ impl Response {
         } else {
             Err(Error::Protocol {
                 url: self.url.clone(),
-                msg: format!("content type is {:?}, not {wanted}", self.content_type),
+                msg: format!(
+                    "content type is \"{}\", not {wanted}",
+                    shown(&self.content_type)
+                ),
             })
         }
     }
 
-    /// The `Location` header, which RFC 8555 requires on this answer.
+    /// The `Location` header, which RFC 8555 requires on this answer, when it is a URL.
     pub fn location(&self) -> Result<&str> {
-        self.location.as_deref().ok_or_else(|| Error::Protocol {
+        let location = self.location.as_deref().ok_or_else(|| Error::Protocol {
             url: self.url.clone(),
             msg: "no Location header".into(),
-        })
+        })?;
+        check_url(location).map_err(|msg| self.refused(format!("Location: {msg}")))?;
+        Ok(location)
     }
 }
 
@@ -220,6 +246,8 @@ impl Http {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(parse_links)
+            // A link is a hint (another chain, an issuer): one that is no URL is left out.
+            .filter(|link| check_url(&link.url).is_ok())
             .collect();
         let retry_after =
             header(&response, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
@@ -299,7 +327,7 @@ impl Http {
                 "timed out: no whole answer within {} s",
                 self.deadlines.request(REQUEST_TIMEOUT).as_secs_f32()
             ),
-            e => e.to_string(),
+            e => shown(&e.to_string()).into_owned(),
         };
         Error::Transport {
             url: url.to_string(),
@@ -332,10 +360,11 @@ pub(crate) fn problem_of(response: Response, method: &'static str, headers: Stri
             ..Problem::default()
         }
     });
+    problem.clean();
     // Redirects are never followed: a signed request is valid for its own URL only.
     if let (300..=399, Some(to)) = (response.status, &response.location) {
         let said = std::mem::take(&mut problem.detail);
-        problem.detail = format!("a redirect to {to}, which is not followed");
+        problem.detail = format!("a redirect to {}, which is not followed", shown(to));
         if !said.is_empty() {
             problem.detail = format!("{}: {said}", problem.detail);
         }
@@ -346,8 +375,8 @@ pub(crate) fn problem_of(response: Response, method: &'static str, headers: Stri
         problem: Box::new(problem),
         raw: Box::new(RawAnswer {
             method,
-            headers,
-            body: String::from_utf8_lossy(&response.body).into_owned(),
+            headers: for_argument(&headers, MAX_RAW_ANSWER),
+            body: for_argument(&String::from_utf8_lossy(&response.body), MAX_RAW_ANSWER),
             retry_after: response.retry_after,
         }),
     }
@@ -479,7 +508,7 @@ mod tests {
         );
         let text = err.to_string();
         assert!(!text.contains(char::is_control), "{text:?}");
-        assert!(text.ends_with(" [2J <0>forged"), "{text:?}");
+        assert!(text.ends_with(r"\u{1b}[2J <0>forged"), "{text:?}");
     }
 
     #[test]

@@ -2,7 +2,28 @@
 
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use super::text::{check_url, shown};
+
+/// An object as the CA sends it, checked before anyone uses it: URLs, names and types that do
+/// not fit their grammar are refused, free text is made fit to show ([`shown`]). An order and
+/// an authorization are checked against what was ordered instead (`super::order::Ordered`).
+pub trait Wire: DeserializeOwned {
+    /// Err says what was refused, with the CA's words shown.
+    fn check(&mut self) -> Result<(), String>;
+}
+
+/// `text` replaced by what [`shown`] makes of it.
+pub(crate) fn clean(text: &mut String) {
+    if let std::borrow::Cow::Owned(cleaned) = shown(text) {
+        *text = cleaned;
+    }
+}
+
+/// The most subproblems of one problem kept: each one is a part of one log line.
+const MAX_SUBPROBLEMS: usize = 10;
 
 /// The CA's directory (RFC 8555 §7.1.1). Only the URLs we use are required.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,11 +43,45 @@ pub struct Directory {
     pub meta: DirectoryMeta,
 }
 
+impl Wire for Directory {
+    fn check(&mut self) -> Result<(), String> {
+        for url in [&self.new_nonce, &self.new_account, &self.new_order]
+            .into_iter()
+            .chain(&self.revoke_cert)
+            .chain(&self.key_change)
+            .chain(&self.renewal_info)
+        {
+            check_url(url)?;
+        }
+        let meta = &mut self.meta;
+        if let Some(terms) = &mut meta.terms_of_service {
+            clean(terms);
+        }
+        if let Some(website) = &mut meta.website {
+            clean(website);
+        }
+        meta.caa_identities.iter_mut().for_each(clean);
+        meta.profiles = std::mem::take(&mut meta.profiles)
+            .into_iter()
+            .map(|(mut name, mut description)| {
+                clean(&mut name);
+                clean(&mut description);
+                (name, description)
+            })
+            .collect();
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryMeta {
     #[serde(default)]
     pub terms_of_service: Option<String>,
+    #[serde(default)]
+    pub website: Option<String>,
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
     #[serde(default)]
     pub external_account_required: bool,
     /// Certificate profiles the CA offers, by name, with their descriptions.
@@ -41,6 +96,27 @@ pub struct RenewalInfo {
     pub suggested_window: SuggestedWindow,
     #[serde(default, rename = "explanationURL")]
     pub explanation_url: Option<String>,
+}
+
+impl Wire for RenewalInfo {
+    fn check(&mut self) -> Result<(), String> {
+        let window = &mut self.suggested_window;
+        for text in [&mut window.start, &mut window.end] {
+            clean(text);
+        }
+        if let Some(url) = &mut self.explanation_url {
+            clean(url);
+        }
+        Ok(())
+    }
+}
+
+/// Any JSON the CA sends that is only stored (as JSON, which escapes every control
+/// character), never shown: an account object.
+impl Wire for serde_json::Value {
+    fn check(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,9 +211,14 @@ pub enum OrderStatus {
     Unknown,
 }
 
+/// An order as the CA sent it. Only `super::order::Ordered` reads one from an answer, which
+/// checks it against what was ordered.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Order {
     pub status: OrderStatus,
+    /// What the CA says the order is for.
+    #[serde(default)]
+    pub identifiers: Vec<Identifier>,
     #[serde(default)]
     pub authorizations: Vec<String>,
     pub finalize: String,
@@ -160,6 +241,8 @@ pub enum AuthorizationStatus {
     Unknown,
 }
 
+/// An authorization as the CA sent it. Only `super::order::Ordered` reads one from an answer,
+/// which checks that its identifier was ordered.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Authorization {
     pub identifier: Identifier,
@@ -203,19 +286,38 @@ impl Problem {
             .strip_prefix(ERROR_PREFIX)
             .is_some_and(|rest| rest == name)
     }
-}
 
-/// `text` with each control character (line break, escape, NUL) as a space: what a CA writes
-/// stays on one log line, cannot forge another (or its journal priority) and cannot steer a
-/// terminal.
-fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
+    /// Made fit to show, as every problem the CA sends is before anyone sees it: each text
+    /// through [`shown`], at most [`MAX_SUBPROBLEMS`] subproblems (the last one saying how many
+    /// more there were), none of them nested. Cleaning again changes nothing.
+    pub fn clean(&mut self) {
+        self.clean_at(0);
+    }
+
+    fn clean_at(&mut self, depth: usize) {
+        clean(&mut self.kind);
+        clean(&mut self.detail);
+        if let Some(id) = &mut self.identifier {
+            clean(&mut id.kind);
+            clean(&mut id.value);
+        }
+        if depth > 0 {
+            self.subproblems.clear();
+        }
+        let over = self.subproblems.len() > MAX_SUBPROBLEMS;
+        let left_out = self.subproblems.len().saturating_sub(MAX_SUBPROBLEMS - 1);
+        if over {
+            self.subproblems.truncate(MAX_SUBPROBLEMS - 1);
+        }
+        for sub in &mut self.subproblems {
+            sub.clean_at(depth + 1);
+        }
+        if over {
+            self.subproblems.push(Problem {
+                detail: format!("and {left_out} more"),
+                ..Problem::default()
+            });
+        }
     }
 }
 
@@ -226,14 +328,14 @@ impl fmt::Display for Problem {
         } else {
             &self.detail
         };
-        write!(f, "{}", one_line(detail))?;
+        write!(f, "{}", shown(detail))?;
         if !self.kind.is_empty() {
-            write!(f, " ({})", one_line(&self.kind))?;
+            write!(f, " ({})", shown(&self.kind))?;
         }
         for sub in &self.subproblems {
             write!(f, "; ")?;
             if let Some(id) = &sub.identifier {
-                write!(f, "{}: ", one_line(&id.value))?;
+                write!(f, "{}: ", shown(&id.value))?;
             }
             write!(f, "{sub}")?;
         }
@@ -354,7 +456,57 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.to_string(),
-            "bad <0>forged  [2J (urn:ietf:params:acme:error:malformed ); a b: x y"
+            r"bad\n<0>forged\r\u{1b}[2J (urn:ietf:params:acme:error:malformed\0); a\nb: x\u{85}y"
         );
+    }
+
+    #[test]
+    fn a_problem_is_cleaned_once_with_a_bounded_number_of_subproblems() {
+        let sub = r#"{"detail":"d\n<0>x","identifier":{"type":"dns","value":"v\u001b"},
+                      "subproblems":[{"detail":"nested"}]}"#;
+        let text = format!(
+            r#"{{"type":"t\r","detail":"{}","subproblems":[{}]}}"#,
+            "y".repeat(5000),
+            vec![sub; 25].join(",")
+        );
+        let mut p: Problem = serde_json::from_str(&text).unwrap();
+        p.clean();
+        assert_eq!(p.kind, r"t\r");
+        assert!(p.detail.len() <= crate::acme::text::MAX_SHOWN);
+        assert_eq!(p.subproblems.len(), MAX_SUBPROBLEMS);
+        assert_eq!(p.subproblems[0].detail, r"d\n<0>x");
+        assert_eq!(
+            p.subproblems[0].identifier.as_ref().unwrap().value,
+            r"v\u{1b}"
+        );
+        assert!(p.subproblems[0].subproblems.is_empty());
+        assert_eq!(p.subproblems[MAX_SUBPROBLEMS - 1].detail, "and 16 more");
+        assert!(!p.to_string().contains(char::is_control));
+        let mut again = p.clone();
+        again.clean();
+        assert_eq!(again.to_string(), p.to_string());
+    }
+
+    #[test]
+    fn a_directory_with_a_url_that_is_none_is_refused_and_its_texts_are_cleaned() {
+        let mut d: Directory = serde_json::from_str(
+            r#"{"newNonce":"https://ca/n","newAccount":"https://ca/a","newOrder":"https://ca/o",
+               "meta":{"termsOfService":"https://ca/tos\n<0>x\u001b[2J","website":"w\r",
+                       "caaIdentities":["ca\u0000"],"profiles":{"p\n":"d\u001b"}}}"#,
+        )
+        .unwrap();
+        d.check().unwrap();
+        assert_eq!(
+            d.meta.terms_of_service.as_deref(),
+            Some(r"https://ca/tos\n<0>x\u{1b}[2J")
+        );
+        assert_eq!(d.meta.website.as_deref(), Some(r"w\r"));
+        assert_eq!(d.meta.caa_identities, [r"ca\0"]);
+        assert_eq!(
+            d.meta.profiles.get(r"p\n").map(String::as_str),
+            Some(r"d\u{1b}")
+        );
+        d.new_order = "https://ca/o\n<0>".into();
+        assert!(d.check().is_err());
     }
 }
