@@ -3,7 +3,15 @@
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
+use crate::acme::text::shown;
 use crate::keys::{Csr, KeyAlgo};
+
+/// The most certificates one download may hold, the leaf included: real chains have two to
+/// four.
+pub const MAX_CHAIN: usize = 10;
+/// The largest one certificate of a download may be (DER): a leaf with a hundred long names
+/// is some 30 KiB.
+pub const MAX_CERT: usize = 64 * 1024;
 
 /// What a certificate says about itself, as far as renewal cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +93,8 @@ pub fn ari_cert_id(text: &[u8]) -> Option<String> {
 }
 
 /// The issuer common name of the last (topmost) certificate of a chain: the name
-/// `PREFERRED_CHAIN` is matched against, as dehydrated matches it.
+/// `PREFERRED_CHAIN` is matched against, as dehydrated matches it. The CA's text: shown
+/// through [`shown`] in messages.
 pub fn top_issuer(chain: &[Vec<u8>]) -> Option<String> {
     let last = parse(chain.last()?).ok()?;
     last.issuer()
@@ -145,9 +154,10 @@ fn key_algo(cert: &X509Certificate<'_>) -> Option<KeyAlgo> {
     }
 }
 
-/// Checks what the CA sent before anything is written: nothing but certificates, the leaf
-/// not expired at `now` (Unix seconds), holding `public_key_bits` and exactly `names`, and
-/// signed by the first chain certificate. Returns (leaf, chain) DER.
+/// Checks what the CA sent before anything is written: nothing but certificates, at most
+/// [`MAX_CHAIN`] of at most [`MAX_CERT`] bytes each, the leaf not expired at `now` (Unix
+/// seconds), holding `public_key_bits` and exactly `names`, and each certificate issued by
+/// the next ([`issued_by`]). Returns (leaf, chain) DER.
 pub fn check_issued(
     pem_chain: &[u8],
     public_key_bits: &[u8],
@@ -167,6 +177,20 @@ pub fn check_issued(
         ));
     }
     let mut ders = pem_certs(pem_chain)?;
+    if ders.len() > MAX_CHAIN {
+        return Err(format!(
+            "the answer holds {} certificates, more than the {MAX_CHAIN} a chain may have; \
+             nothing was written",
+            ders.len()
+        ));
+    }
+    if let Some(big) = ders.iter().find(|d| d.len() > MAX_CERT) {
+        return Err(format!(
+            "the answer holds a certificate of {} bytes, more than the {MAX_CERT} one may have; \
+             nothing was written",
+            big.len()
+        ));
+    }
     let leaf_der = ders.remove(0);
     let leaf = parse(&leaf_der)?;
     let not_after = leaf.validity().not_after.timestamp();
@@ -186,19 +210,49 @@ pub fn check_issued(
     if got != wanted {
         return Err(format!(
             "the certificate names {} but we asked for {}",
-            got.join(" "),
+            shown(&got.join(" ")),
             wanted.join(" ")
         ));
     }
-    let issuer_der = ders
-        .first()
-        .ok_or("the CA sent no chain with the certificate")?;
-    let issuer = parse(issuer_der)?;
-    leaf.verify_signature(Some(issuer.public_key()))
-        .map_err(|e| {
-            format!("the certificate is not signed by the first chain certificate: {e}")
+    if ders.is_empty() {
+        return Err("the CA sent no chain with the certificate".into());
+    }
+    let mut child = leaf;
+    for (i, der) in ders.iter().enumerate() {
+        let issuer = parse(der)?;
+        issued_by(&child, &issuer).map_err(|e| {
+            format!(
+                "{} is not issued by the chain's certificate {} ({e}); nothing was written",
+                if i == 0 {
+                    "the certificate".to_string()
+                } else {
+                    format!("the chain's certificate {i}")
+                },
+                i + 1
+            )
         })?;
+        child = issuer;
+    }
     Ok((leaf_der, ders))
+}
+
+/// Ok when `issuer` issued `cert`: its subject is `cert`'s issuer, and its key verifies
+/// `cert`'s signature when the algorithm is one we can verify (all that CAs use today; a
+/// cross-signature by an old root in another may only be matched by name).
+fn issued_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Result<(), String> {
+    // The same bytes, or the same name in other string types or case (RFC 5280 §7.1).
+    let same_name = cert.issuer().as_raw() == issuer.subject().as_raw()
+        || cert
+            .issuer()
+            .to_string()
+            .eq_ignore_ascii_case(&issuer.subject().to_string());
+    if !same_name {
+        return Err("its issuer is not that certificate's subject".into());
+    }
+    match cert.verify_signature(Some(issuer.public_key())) {
+        Ok(()) | Err(X509Error::SignatureUnsupportedAlgorithm) => Ok(()),
+        Err(e) => Err(format!("the signature does not verify: {e}")),
+    }
 }
 
 /// A PEM CSR made elsewhere (dehydrated's `generate_csr` hook, `--signcsr`): checked to be
@@ -290,5 +344,72 @@ mod tests {
             ari_cert_id(cert.pem().as_bytes()).as_deref(),
             Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
         );
+    }
+
+    /// A root, an intermediate it signed, and a leaf for `example.org` the intermediate
+    /// signed: (leaf key bits, leaf, intermediate, root) DER.
+    fn chain() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+        let ca = |name: &str| {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params
+        };
+        let root_key = rcgen::KeyPair::generate().unwrap();
+        let root_params = ca("Test Root");
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = rcgen::Issuer::new(root_params, root_key);
+        let int_key = rcgen::KeyPair::generate().unwrap();
+        let int_params = ca("Test Intermediate");
+        let int = int_params.signed_by(&int_key, &root_issuer).unwrap();
+        let int_issuer = rcgen::Issuer::new(int_params, int_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["example.org".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &int_issuer)
+            .unwrap();
+        (
+            leaf_key.public_key_raw().to_vec(),
+            leaf.der().to_vec(),
+            int.der().to_vec(),
+            root.der().to_vec(),
+        )
+    }
+
+    #[test]
+    fn a_chain_is_bounded_and_each_certificate_is_issued_by_the_next() {
+        let (key, leaf, int, root) = chain();
+        let names = ["example.org".to_string()];
+        let check = |ders: &[&Vec<u8>]| {
+            let owned: Vec<Vec<u8>> = ders.iter().map(|d| d.to_vec()).collect();
+            check_issued(to_pem(&owned).as_bytes(), &key, &names, 0)
+        };
+        let (got_leaf, got_chain) = check(&[&leaf, &int]).unwrap();
+        assert_eq!((got_leaf, got_chain), (leaf.clone(), vec![int.clone()]));
+        assert_eq!(
+            check(&[&leaf, &int, &root]).unwrap().1,
+            [int.clone(), root.clone()]
+        );
+        // The intermediate again and again: too many, and not a chain either.
+        let bloated: Vec<&Vec<u8>> = std::iter::once(&leaf)
+            .chain(std::iter::repeat_n(&int, 1500))
+            .collect();
+        let err = check(&bloated).unwrap_err();
+        assert!(err.contains("1501 certificates, more than the 10"), "{err}");
+        let err = check(&[&leaf, &int, &int]).unwrap_err();
+        assert!(
+            err.contains("the chain's certificate 1 is not issued by"),
+            "{err}"
+        );
+        let err = check(&[&leaf, &root]).unwrap_err();
+        assert!(err.contains("the certificate is not issued by"), "{err}");
+        // Another CA's certificate of the same name: the signature tells.
+        let (_, _, other_int, _) = chain();
+        let err = check(&[&leaf, &other_int]).unwrap_err();
+        assert!(err.contains("the signature does not verify"), "{err}");
+        let err = check(&[&leaf]).unwrap_err();
+        assert!(err.contains("no chain"), "{err}");
     }
 }
