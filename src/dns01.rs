@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::acme::text::shown;
 use crate::config::DnsConfig;
 use crate::dns::{self, Change, DnsError, RData, TsigKey};
 
@@ -27,6 +28,13 @@ pub fn zone_of(server: SocketAddr, name: &str, recursive: bool) -> Result<String
             .chain(&answer.authority)
             .find(|r| r.rtype == dns::SOA);
         if let Some(soa) = soa {
+            // The zone goes into messages and the update: a name server's word, checked.
+            if !soa.name.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(DnsError(format!(
+                    "DNS server {server} named the zone of {candidate} \"{}\", which is no name",
+                    shown(&soa.name)
+                )));
+            }
             return Ok(soa.name.clone());
         }
         match answer.rcode {
@@ -185,7 +193,7 @@ pub fn wait_until_visible(config: &DnsConfig, records: &[TxtRecord]) -> Result<(
                     if values.is_empty() {
                         format!("it answers {}", dns::rcode_name(answer.rcode))
                     } else {
-                        format!("it has only {}", values.join(", "))
+                        format!("it has only {}", shown(&values.join(", ")))
                     }
                 }
                 Err(e) => e.0,
