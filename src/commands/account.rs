@@ -107,7 +107,10 @@ pub fn deactivate(session: &mut Session) -> Result<Status> {
     if status != "deactivated" {
         return Err(Error::refused(
             "account",
-            format!("the CA answered the deactivation with status {status}"),
+            format!(
+                "the CA answered the deactivation with status {}",
+                crate::acme::text::shown(&status.to_string())
+            ),
         ));
     }
     store::write_file(&session.account_dir().deactivated(), b"", 0o600)?;
