@@ -222,7 +222,7 @@ pub fn check_issued(
         let issuer = parse(der)?;
         issued_by(&child, &issuer).map_err(|e| {
             format!(
-                "{} is not issued by the chain's certificate {} ({e}); nothing was written",
+                "{} is not signed by the chain's certificate {} ({e}); nothing was written",
                 if i == 0 {
                     "the certificate".to_string()
                 } else {
@@ -400,11 +400,11 @@ mod tests {
         assert!(err.contains("1501 certificates, more than the 10"), "{err}");
         let err = check(&[&leaf, &int, &int]).unwrap_err();
         assert!(
-            err.contains("the chain's certificate 1 is not issued by"),
+            err.contains("the chain's certificate 1 is not signed by"),
             "{err}"
         );
         let err = check(&[&leaf, &root]).unwrap_err();
-        assert!(err.contains("the certificate is not issued by"), "{err}");
+        assert!(err.contains("the certificate is not signed by"), "{err}");
         // Another CA's certificate of the same name: the signature tells.
         let (_, _, other_int, _) = chain();
         let err = check(&[&leaf, &other_int]).unwrap_err();

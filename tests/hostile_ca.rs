@@ -218,7 +218,7 @@ fn a_bloated_or_broken_chain_is_refused_and_the_live_set_is_kept() {
         (
             "the leaf as its own issuer",
             chain_rule(1, unchained),
-            "the certificate is not issued by the chain's certificate 1",
+            "the certificate is not signed by the chain's certificate 1",
         ),
     ] {
         proxy.clear();
