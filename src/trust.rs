@@ -153,7 +153,7 @@ fn owner_ok(entry: &Path, meta: &Metadata, me: u32) -> std::result::Result<(), S
     if meta.uid() == 0 || meta.uid() == me {
         Ok(())
     } else {
-        Err(describe(entry, meta, "is owned by", me))
+        Err(describe(entry, meta, "is owned by another user", me))
     }
 }
 
@@ -162,7 +162,7 @@ fn folder_ok(entry: &Path, meta: &Metadata, me: u32) -> std::result::Result<(), 
     owner_ok(entry, meta, me)?;
     let sticky = meta.mode() & 0o1000 != 0;
     if meta.mode() & 0o022 != 0 && !sticky {
-        return Err(describe(entry, meta, "is writable by group or others:", me));
+        return Err(describe(entry, meta, "is writable by group or others", me));
     }
     Ok(())
 }
@@ -180,23 +180,27 @@ fn final_ok(entry: &Path, meta: &Metadata, kind: Kind) -> std::result::Result<()
         _ => {}
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(describe(entry, meta, "is writable by group or others:", me));
+        return Err(describe(entry, meta, "is writable by group or others", me));
     }
     Ok(())
 }
 
-/// `<entry> is owned by www-data (uid 33), mode 0775; <fix>`.
+/// `<entry> is owned by another user (owner www-data, uid 33, mode 0644); <fix>`.
 fn describe(entry: &Path, meta: &Metadata, problem: &str, me: u32) -> String {
     let e = entry.display();
+    let me_name = user_name(me).unwrap_or_else(|| me.to_string());
+    let owners = if me == 0 {
+        "root".to_string()
+    } else {
+        format!("root or by {me_name}, the user of this run,")
+    };
     format!(
-        "{e} {problem} owner {} (uid {}), mode {:04o}; it must be owned by root or by {} \
-         (uid {me}), the user this run has, and not be writable by group or others: if you \
-         trust its content, chown {} {e} && chmod go-w {e}; else remove it",
+        "{e} {problem} (owner {}, uid {}, mode {:04o}); it must be owned by {owners} and not \
+         be writable by group or others: if you trust what it says, chown {me_name} {e} && \
+         chmod go-w {e}; else remove it",
         user_name(meta.uid()).unwrap_or_else(|| "unknown".into()),
         meta.uid(),
         meta.mode() & 0o7777,
-        user_name(me).unwrap_or_else(|| me.to_string()),
-        user_name(me).unwrap_or_else(|| me.to_string()),
     )
 }
 
