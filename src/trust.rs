@@ -306,7 +306,7 @@ mod tests {
         std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
         let err = read(&file, "config").unwrap_err().to_string();
         assert!(
-            err.contains("(uid 65534)") && err.contains("chown root"),
+            err.contains("uid 65534,") && err.contains("chown root"),
             "{err}"
         );
         std::os::unix::fs::chown(&file, Some(0), None).unwrap();

@@ -39,6 +39,7 @@ impl User {
             status.success() || status.code() == Some(9),
             "useradd {name}: {status}"
         );
+        reachable_by_others(&std::env::temp_dir());
         let id = |flag: &str| -> u32 {
             let out = Command::new("id").args([flag, &name]).output().unwrap();
             String::from_utf8(out.stdout)
@@ -70,6 +71,19 @@ impl User {
         std::os::unix::fs::chown(dir.path(), Some(self.uid), Some(self.gid)).unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         dir
+    }
+}
+
+/// Lets other users search (not list) the folders down to `dir`, as they can reach
+/// `/etc/dehydrated` on a real machine: `tests/run.sh` keeps its temporary files in a folder
+/// of root's alone.
+fn reachable_by_others(dir: &Path) {
+    for folder in dir.ancestors() {
+        let meta = fs::metadata(folder).unwrap();
+        if meta.uid() == 0 && meta.mode() & 0o001 == 0 {
+            let mode = meta.mode() & 0o7777 | 0o001;
+            fs::set_permissions(folder, fs::Permissions::from_mode(mode)).unwrap();
+        }
     }
 }
 
