@@ -69,7 +69,7 @@ pub fn load_or_register(
         ));
     }
     let key_path = dir.key();
-    let key = match std::fs::read_to_string(&key_path) {
+    let key = match read_text(&key_path) {
         Ok(text) => read_key(&text).map_err(|e| {
             Error::refused(
                 subject,
@@ -182,7 +182,7 @@ fn finish_rollover(
     now: i64,
 ) -> Result<Option<Account>> {
     let pending = dir.key_pending();
-    let Ok(text) = std::fs::read_to_string(&pending) else {
+    let Ok(text) = read_text(&pending) else {
         return Ok(None);
     };
     if client
@@ -273,8 +273,14 @@ fn write_id(dir: &AccountDir, url: &str) -> Result<()> {
     store::write_file(&dir.id(), text.as_bytes(), 0o600)
 }
 
+/// A file of the account folder, never read through a symlink ([`store::read_plain`]).
+fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    String::from_utf8(store::read_plain(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 fn stored_url(dir: &AccountDir) -> Option<String> {
-    let text = std::fs::read_to_string(dir.id()).ok()?;
+    let text = read_text(&dir.id()).ok()?;
     let value: Value = serde_json::from_str(&text).ok()?;
     value
         .get("url")

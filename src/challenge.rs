@@ -93,7 +93,7 @@ impl Deployed {
     /// What a killed run noted in `journal` and never took away, if anything. The journal
     /// goes with the next [`Solver::clean`].
     pub fn left_over(journal: PathBuf) -> Option<Deployed> {
-        let bytes = fs::read(&journal).ok()?;
+        let bytes = store::read_plain(&journal).ok()?;
         let mut deployed: Deployed = serde_json::from_slice(&bytes).unwrap_or_default();
         deployed.journal = Some(journal);
         Some(deployed)

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::hooks::Hook;
 use crate::keys::KeyAlgo;
 use crate::store::{self, AccountDir, CertDir, CertModes, Owner, defaults};
+use crate::trust;
 
 /// Where the config file is looked for when `--config` is not given.
 pub const CONFIG_LOOKUP: &[&str] = &[
@@ -480,12 +481,26 @@ impl Config {
         line: &CertLine,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(CertSpec, Vec<String>)> {
+        let cert_dir = CertDir::new(&self.certdir, &line.name);
+        let mut warnings = Vec::new();
+        // A folder an earlier version gave to CERT_OWNER (or made under umask 000) is taken
+        // back before its config is read; the config is then obeyed only when root or we own
+        // it (the trust check of `read_file`). When it cannot be taken back, that check says
+        // what is wrong.
+        if let Ok(true) = cert_dir.take_back(&self.modes) {
+            warnings.push(format!(
+                "{}: the folder was another user's or open to others' writes; it is the run's \
+                 again (only its files are given to CERT_OWNER), and a config in it is obeyed \
+                 only when root owns it",
+                cert_dir.dir.display()
+            ));
+        }
         let path = match &self.domains_d {
             Some(dir) => dir.join(&line.name),
-            None => CertDir::new(&self.certdir, &line.name).config(),
+            None => cert_dir.config(),
         };
-        let mut warnings = Vec::new();
-        let settings = if path.is_file() {
+        // Anything there, a link or a file of another user included, goes to the trust check.
+        let settings = if std::fs::symlink_metadata(&path).is_ok() {
             let read = config_file::read_file(&path, &self.vars, env)?;
             let mut vars = self.vars.clone();
             for a in read {
@@ -648,6 +663,8 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
     if let Some(path) = &hook {
         Hook::check_path(path)
             .map_err(|msg| bad_with(vars, "HOOK", &format!("{}: {msg}", path.display())))?;
+        trust::check(path, trust::Kind::Program, "hook")
+            .map_err(|e| bad_with(vars, "HOOK", &e.to_string()))?;
     }
     let hook_chain = match vars.value("HOOK_CHAIN") {
         None | Some("no") => false,
@@ -795,7 +812,10 @@ fn mode(vars: &Vars, key: &str, min: u32) -> Result<Option<u32>> {
     }
 }
 
-/// The modes and owner of certificate files. A key is never more open than `KEY_FILE_MODE`,
+/// The modes and owner of certificate files. The folder `certs/<name>/` stays the run's, in
+/// group `CERT_GROUP`, with `CERT_DIR_MODE` less any write bit for group or others, and the
+/// search bit for others with `CERT_OWNER` (for group with `CERT_GROUP`) so that they reach
+/// their files. A key is never more open than `KEY_FILE_MODE`,
 /// else `CERT_FILE_MODE` without the bits for others, else 0600: world-readable only when
 /// `KEY_FILE_MODE` says so.
 fn cert_modes(vars: &Vars) -> Result<CertModes> {
@@ -817,10 +837,19 @@ fn cert_modes(vars: &Vars) -> Result<CertModes> {
         .or(file.map(|m| m & 0o770))
         .unwrap_or(store::KEY_MODE);
     let owner = |mode| Owner { mode, uid, gid };
+    // The folder stays the run's own: CERT_OWNER gets the files, never the folder, since
+    // what is in the folder (its config) is obeyed. It is never writable by group or others,
+    // and those given files can pass through it.
+    let through = if uid.is_some() { 0o001 } else { 0 } | if gid.is_some() { 0o010 } else { 0 };
+    let dir_mode = mode(vars, "CERT_DIR_MODE", 0o700)?.unwrap_or(0o755) & !0o022 | through;
     Ok(CertModes {
         file: owner(file.unwrap_or(store::PUBLIC_MODE)),
         key: owner(key),
-        dir: owner(mode(vars, "CERT_DIR_MODE", 0o700)?.unwrap_or(0o755)),
+        dir: Owner {
+            mode: dir_mode,
+            uid: None,
+            gid,
+        },
     })
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::trust;
 
 /// Where a value came from, for error messages: `file:line`, an environment variable or a flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,15 +63,16 @@ impl Vars {
     }
 }
 
-/// Reads one config file. `$KEY` expands to a key set earlier in this file, else in `known`,
-/// else in the environment through `env`; an unset name is an error, as under `set -u`.
+/// Reads one config file, once [`trust::check`] allows it: only root or the user desiccant
+/// runs as may be able to change it. `$KEY` expands to a key set earlier in this file, else in
+/// `known`, else in the environment through `env`; an unset name is an error, as under
+/// `set -u`.
 pub fn read_file(
     path: &Path,
     known: &Vars,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Assignment>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+    let text = trust::read_to_string(path, "config")?;
     parse_text(&text, &path.display().to_string(), known, env)
 }
 
@@ -102,7 +104,9 @@ pub fn parse_text(
 }
 
 /// The `*.sh` files of a `CONFIG_D` folder, in name order, as the shell's glob gives them.
+/// The folder itself must be one only root or we can change ([`trust::check`]).
 pub fn config_d_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    trust::check(dir, trust::Kind::Folder, "CONFIG_D folder")?;
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Error::Config(format!(
             "{}: CONFIG_D is not a readable folder: {e}",

@@ -184,24 +184,36 @@ pub fn issued_under(state: &mut CertState, config: &Config, spec: &CertSpec) {
 
 /// The key for a new certificate: the live key with `PRIVATE_KEY_RENEW=no` (when it is of the
 /// wanted type), else the key waiting in `privkey.roll.pem` with `PRIVATE_KEY_ROLLOVER=yes`,
-/// else a new one.
+/// else a new one. A kept key is read only where the layout puts it (the `privkey.pem` link to
+/// a `privkey-<time>.pem` of the same folder, no symlink beyond, ours or `CERT_OWNER`'s, one
+/// name): one found elsewhere is not used, with a warning, and a new key is made.
 pub fn key_source(config: &Config, spec: &CertSpec) -> KeySource {
     let settings = &spec.settings;
     let dir = CertDir::new(&config.certdir, &spec.name);
-    let read = |path: std::path::PathBuf| {
-        std::fs::read_to_string(path)
+    let usable = |read: std::result::Result<String, String>| match read {
+        Ok(text) => CertKey::read(&text)
             .ok()
-            .and_then(|text| CertKey::read(&text).ok())
-            .filter(|k| k.algo() == settings.key_algo)
+            .filter(|k| k.algo() == settings.key_algo),
+        Err(why) => {
+            logging::warn(format_args!(
+                "{}: the key to keep is not used, a new one is made: {why}",
+                spec.name
+            ));
+            None
+        }
     };
+    let live_exists = || std::fs::symlink_metadata(dir.privkey()).is_ok();
     if !settings.key_renew
-        && let Some(key) = read(dir.privkey())
+        && live_exists()
+        && let Some(key) = usable(dir.kept_key(config.modes.key.uid))
     {
         return KeySource::Existing(Box::new(key));
     }
+    let roll_exists = || std::fs::symlink_metadata(dir.roll_key()).is_ok();
     if settings.key_renew
         && settings.key_rollover
-        && let Some(key) = read(dir.roll_key())
+        && roll_exists()
+        && let Some(key) = usable(dir.roll_key_text())
     {
         return KeySource::Existing(Box::new(key));
     }
@@ -237,7 +249,7 @@ fn cache_chain(config: &Config, issued: &Issued) {
         .map(|b| format!("{b:02x}"))
         .collect();
     let path = store::cached_chain(&config.chain_cache, &name);
-    if std::fs::read(&path).is_ok_and(|cached| cached == issued.chain.as_bytes()) {
+    if store::read_plain(&path).is_ok_and(|cached| cached == issued.chain.as_bytes()) {
         return;
     }
     let written = store::create_dir(&config.chain_cache, 0o755)

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::trust;
 
 /// One certificate as a domains.txt line asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,15 +17,17 @@ pub struct CertLine {
     pub origin: String,
 }
 
-/// Reads a domains.txt file. A missing file is an error that says how to create one.
+/// Reads a domains.txt file. A missing file is an error that says how to create one; one
+/// that others than root or we could change is refused ([`trust::check`]).
 pub fn read(path: &Path) -> Result<Vec<CertLine>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
+    if let Err(e) = std::fs::metadata(path) {
+        return Err(Error::Config(format!(
             "{}: cannot read domains.txt: {e}; create it with one certificate per line, \
              or give --domain",
             path.display()
-        ))
-    })?;
+        )));
+    }
+    let text = trust::read_to_string(path, "domains.txt")?;
     parse(&text, &path.display().to_string())
 }
 

@@ -10,6 +10,7 @@ use crate::domains;
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, KeyAlgo};
 use crate::store::{self, CertDir, CertFiles};
+use crate::trust;
 use crate::x509;
 
 /// One lineage's renewal config, as certbot writes `renewal/<name>.conf`.
@@ -29,8 +30,8 @@ struct Lineage {
 /// certbot's renewal config: `key = value` lines, `[renewalparams]` and `[[webroot_map]]`
 /// sections; the first webroot is the one used.
 fn read_lineage(path: &Path) -> Result<Lineage> {
-    let text = fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+    // It names the files copied into certs/, keys included: only root's or ours is obeyed.
+    let text = trust::read_to_string(path, "certbot renewal config")?;
     let mut l = Lineage {
         name: path
             .file_stem()
@@ -107,13 +108,8 @@ pub fn import_certbot(config: &Config, dir: &Path, now: i64) -> Result<Vec<Strin
         let live = dir.join("live").join(&l.name);
         let read = |p: &Option<PathBuf>, file: &str| -> Result<String> {
             let path = p.clone().unwrap_or_else(|| live.join(file));
-            fs::read_to_string(&path).map_err(|e| {
-                Error::Config(format!(
-                    "{}: {}: cannot read: {e}",
-                    conf.display(),
-                    path.display()
-                ))
-            })
+            trust::read_to_string(&path, "certbot file")
+                .map_err(|e| Error::Config(format!("{}: {e}", conf.display())))
         };
         if known.contains(&l.name) {
             said.push(format!("{}: already in domains.txt, left as it is", l.name));

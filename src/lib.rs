@@ -35,4 +35,5 @@ mod responder;
 mod state;
 pub mod stop;
 mod store;
+mod trust;
 mod x509;

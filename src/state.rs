@@ -129,7 +129,7 @@ impl StateDir {
     }
 
     fn read<T: for<'de> Deserialize<'de> + Default>(&self, file: PathBuf) -> T {
-        std::fs::read(file)
+        store::read_plain(&file)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()

@@ -188,7 +188,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(Error::io("cannot sync the folder", dir))
 }
 
-/// Creates `dir` and its parents when missing; a new last folder gets `mode`.
+/// Creates `dir` and its parents when missing; a new last folder gets `mode`, new parents
+/// [`FOLDER_MODE`], whatever the umask.
 pub fn create_dir(dir: &Path, mode: u32) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -196,22 +197,104 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<()> {
     make_dir(dir, mode)
 }
 
-/// Creates `dir` when missing, and gives it `owner`'s mode, owner and group either way.
-pub fn own_dir(dir: &Path, owner: Owner) -> Result<()> {
-    if !dir.is_dir() {
+/// The mode of a folder made on the way to another (`certs/`, `accounts/`, the lock's):
+/// never writable by group or others, and traversable, so that a `CERT_OWNER` can reach its
+/// files whatever the umask.
+pub const FOLDER_MODE: u32 = 0o755;
+
+/// Creates `dir` when missing and gives it `owner`'s mode and group. The folder always stays
+/// the run's own (`owner.uid` is not used): one that another user owns, as an earlier version
+/// gave `certs/<name>/` to `CERT_OWNER`, is taken back. It is opened without following a
+/// symlink and changed through that handle, and never gets write bits for group or others.
+/// Returns whether it was taken back from another user.
+pub fn own_dir(dir: &Path, owner: Owner) -> Result<bool> {
+    if fs::symlink_metadata(dir).is_err() {
         make_dir(dir, owner.mode & 0o700)?;
     }
-    if owner.uid.is_some() || owner.gid.is_some() {
-        std::os::unix::fs::chown(dir, owner.uid, owner.gid)
+    let handle = open_dir(dir).map_err(Error::io("cannot open the folder", dir))?;
+    let meta = handle
+        .metadata()
+        .map_err(Error::io("cannot read the folder", dir))?;
+    let taken = meta.uid() != effective_uid();
+    let regroup = owner.gid.filter(|&g| g != meta.gid());
+    if taken || regroup.is_some() {
+        std::os::unix::fs::fchown(&handle, taken.then(effective_uid), owner.gid)
             .map_err(Error::io("cannot change the owner of", dir))?;
     }
-    fs::set_permissions(dir, fs::Permissions::from_mode(owner.mode))
-        .map_err(Error::io("cannot set the mode of", dir))
+    let mode = owner.mode & !0o022;
+    if meta.mode() & 0o7777 != mode || taken {
+        handle
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(Error::io("cannot set the mode of", dir))?;
+    }
+    Ok(taken)
+}
+
+/// The user this process acts as on files.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// Opens folder `dir` as a handle, refusing a symlink in its place.
+fn open_dir(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+}
+
+/// Opens `name`, a plain name in the folder `dir` is a handle of, for reading: never through a
+/// symlink, and only a regular file (a FIFO or device planted there is refused, not waited on).
+fn open_in(dir: &File, name: &str) -> io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    if name.contains('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a plain name",
+        ));
+    }
+    let c_name = std::ffi::CString::new(name)?;
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // SAFETY: a valid folder descriptor and C string; the result is checked.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c_name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    plain(file)
+}
+
+/// `file` when it is a regular file; the error otherwise.
+fn plain(file: File) -> io::Result<File> {
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
+}
+
+/// Reads a file of the layout (state, account, chain cache) without following a symlink in its
+/// place, and only when it is a regular file.
+pub fn read_plain(path: &Path) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    plain(file)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn make_dir(dir: &Path, mode: u32) -> Result<()> {
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(Error::io("cannot create the folder", parent))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        make_dir(parent, FOLDER_MODE)?;
     }
     match fs::DirBuilder::new().mode(mode).create(dir) {
         Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(mode))
@@ -357,6 +440,73 @@ impl CertDir {
         self.dir.join("config")
     }
 
+    /// Makes the folder (see [`own_dir`]: always the run's own, never writable by group or
+    /// others; one another user owns is taken back) and lets `CERT_OWNER` and `CERT_GROUP`
+    /// through `certs/` to it. Returns whether the folder was taken back from another user.
+    pub fn secure(&self, modes: &CertModes) -> Result<bool> {
+        let taken = own_dir(&self.dir, modes.dir)?;
+        let through = if modes.file.uid.is_some() { 0o001 } else { 0 }
+            | if modes.file.gid.is_some() { 0o010 } else { 0 };
+        let certdir = parent(&self.dir);
+        if let Ok(meta) = fs::metadata(certdir)
+            && meta.uid() == effective_uid()
+            && meta.mode() & through != through
+        {
+            fs::set_permissions(
+                certdir,
+                fs::Permissions::from_mode(meta.mode() & 0o7777 | through),
+            )
+            .map_err(Error::io("cannot set the mode of", certdir))?;
+        }
+        Ok(taken)
+    }
+
+    /// Takes the folder back when another user owns it or others may write it (what an earlier
+    /// version left with `CERT_OWNER`, or a umask of 000), before anything in it is read. Does
+    /// nothing when there is no folder yet or all is as it should be.
+    pub fn take_back(&self, modes: &CertModes) -> Result<bool> {
+        match fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.uid() != effective_uid() || m.mode() & 0o022 != 0 => self.secure(modes),
+            _ => Ok(false),
+        }
+    }
+
+    /// The live `<kind>.<ext>` file opened for reading, where the layout allows it only: the
+    /// link must name `<kind>-<ts>.<ext>` in this folder, which is opened without following
+    /// a symlink and must be a regular file. Err(NotFound) when there is no live file.
+    pub fn open_live(&self, kind: &str, ext: &str) -> io::Result<File> {
+        let ts = self.link_ts(kind, ext).ok_or_else(|| {
+            match fs::symlink_metadata(self.dir.join(format!("{kind}.{ext}"))) {
+                Err(e) => e,
+                Ok(_) => io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{kind}.{ext} is not a link to a {kind}-<time>.{ext} of its folder"),
+                ),
+            }
+        })?;
+        open_in(&open_dir(&self.dir)?, &format!("{kind}-{ts}.{ext}"))
+    }
+
+    /// The key to keep with `PRIVATE_KEY_RENEW=no`: the live key, read as [`CertDir::open_live`]
+    /// reads, when it is ours or `given_to`'s (`CERT_OWNER`) and has no other name (a hard link
+    /// to another key); else the reason it is not used.
+    pub fn kept_key(&self, given_to: Option<u32>) -> std::result::Result<String, String> {
+        let file = self
+            .open_live("privkey", "pem")
+            .map_err(|e| format!("{}: {e}", self.privkey().display()))?;
+        read_own_key(file, given_to, &self.privkey())
+    }
+
+    /// The next key waiting in `privkey.roll.pem`, when it is a regular file of ours with no
+    /// other name; else the reason it is not used.
+    pub fn roll_key_text(&self) -> std::result::Result<String, String> {
+        let path = self.roll_key();
+        let file = open_dir(&self.dir)
+            .and_then(|d| open_in(&d, "privkey.roll.pem"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        read_own_key(file, None, &path)
+    }
+
     /// Writes a new set as `<kind>-<ts>.<ext>`, every file fsynced, then the folder; nothing is
     /// live yet. The timestamp is `now`, or the next second free of an earlier set.
     pub fn write_set(
@@ -365,7 +515,7 @@ impl CertDir {
         now: i64,
         modes: &CertModes,
     ) -> Result<WrittenSet> {
-        own_dir(&self.dir, modes.dir)?;
+        self.secure(modes)?;
         let mut ts = now;
         while self.dir.join(format!("cert-{ts}.pem")).exists() {
             ts += 1;
@@ -447,7 +597,7 @@ impl CertDir {
     /// and not empty (its key and PKCS#12 file when they are there).
     pub fn written_set(&self, ts: i64) -> Option<WrittenSet> {
         let path = |kind: &str, ext: &str| self.dir.join(format!("{kind}-{ts}.{ext}"));
-        let whole = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0);
+        let whole = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0);
         let set = WrittenSet {
             ts,
             privkey: Some(path("privkey", "pem")).filter(|p| whole(p)),
@@ -503,6 +653,26 @@ impl CertDir {
         self.switch(&set)?;
         Ok(Some(set.ts))
     }
+}
+
+/// The text of a key file when its owner is us or `given_to` and it has one name only.
+fn read_own_key(
+    mut file: File,
+    given_to: Option<u32>,
+    path: &Path,
+) -> std::result::Result<String, String> {
+    let refuse = |why: String| format!("{}: {why}", path.display());
+    let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+    if meta.uid() != effective_uid() && Some(meta.uid()) != given_to {
+        return Err(refuse(format!("owned by uid {}, not by us", meta.uid())));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse("it has other names (a hard link)".into()));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| refuse(e.to_string()))?;
+    Ok(text)
 }
 
 /// Removes `.<name>.tmp-<pid>-<n>` files in `dir` whose process no longer runs: what a crash
@@ -575,6 +745,11 @@ pub fn unused_files(dir: &Path) -> Result<Vec<String>> {
 /// The run lock: an OS lock on `LOCKFILE`, which the kernel releases when the process dies, so
 /// a crashed run never blocks the next one. The file is removed on release, so that dehydrated,
 /// which only checks whether it exists, can run after us.
+///
+/// The lock's folder may be one others can write (`/run/lock`, `/tmp`): the file is opened
+/// without following a symlink, must be a regular file, and is written (our process id) only
+/// when it is ours. What another program left in it is shown only when it is a plain line
+/// from a file root or we own, such as dehydrated's date.
 pub struct RunLock {
     path: PathBuf,
     _file: File,
@@ -586,7 +761,7 @@ impl RunLock {
     pub fn acquire(path: &Path, wait: Duration) -> Result<RunLock> {
         let deadline = Instant::now() + wait;
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(Error::io("cannot create the lock's folder", dir))?;
+            create_dir(dir, FOLDER_MODE)?;
         }
         let busy = |holder: Option<String>| Error::LockBusy {
             path: path.to_path_buf(),
@@ -600,21 +775,40 @@ impl RunLock {
                 .create(true)
                 .truncate(false)
                 .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open(path)
-                .map_err(Error::io("cannot open the lock file", path))?;
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => Error::Config(format!(
+                        "{}: the lock file is a symlink, which is never followed: remove it \
+                         (and check who put it there)",
+                        path.display()
+                    )),
+                    _ => Error::io("cannot open the lock file", path)(e),
+                })?;
+            let meta = file
+                .metadata()
+                .map_err(Error::io("cannot read the lock file", path))?;
+            if !meta.is_file() {
+                return Err(Error::Config(format!(
+                    "{}: the lock file is not a regular file: remove it (and check who put it \
+                     there)",
+                    path.display()
+                )));
+            }
+            let trusted = meta.uid() == effective_uid() || meta.uid() == 0;
             let mut holder = None;
             match file.try_lock() {
                 Ok(()) => {
                     // The holder before us may have removed the file after we opened it; then
                     // our lock is on an orphan and we must lock the file now at `path`.
-                    let ours = file.metadata().map(|m| m.ino()).ok();
-                    let current = fs::metadata(path).map(|m| m.ino()).ok();
-                    if ours.is_some() && ours == current {
+                    let ours = Some(meta.ino());
+                    let current = fs::symlink_metadata(path).map(|m| m.ino()).ok();
+                    if ours == current {
                         let mut file = file;
-                        let mut content = String::new();
-                        let _ = file.read_to_string(&mut content);
-                        match dehydrated_holds(&content) {
-                            None => {
+                        let mut content = Vec::new();
+                        let _ = (&file).take(LOCK_READ_MAX).read_to_end(&mut content);
+                        match dehydrated_holds(&content, trusted) {
+                            None if meta.uid() == effective_uid() => {
                                 let _ = file.set_len(0);
                                 let _ = file.seek(io::SeekFrom::Start(0));
                                 let _ = writeln!(file, "{}", std::process::id());
@@ -623,8 +817,16 @@ impl RunLock {
                                     _file: file,
                                 });
                             }
+                            None => {
+                                return Err(Error::Config(format!(
+                                    "{}: the lock file belongs to uid {}, not to this run's \
+                                     user: remove it (and check who put it there)",
+                                    path.display(),
+                                    meta.uid()
+                                )));
+                            }
                             // Dropping `file` unlocks it; the file itself stays dehydrated's.
-                            Some(since) => holder = Some(format!("dehydrated, since {since}")),
+                            Some(since) => holder = Some(since),
                         }
                     }
                 }
@@ -644,17 +846,29 @@ impl RunLock {
     }
 }
 
+/// How much of a lock file is read: a date or a process id and then some.
+const LOCK_READ_MAX: u64 = 256;
+
 /// dehydrated takes its lock by creating the file with the date in it and removes it when
 /// done; it never locks the file. So a lock file that holds text other than a process id is a
 /// running dehydrated's (or a crashed one's, which dehydrated itself would also wait for).
-/// Returns that text.
-fn dehydrated_holds(content: &str) -> Option<String> {
-    let text = content.trim();
+/// Returns who holds it: with its text only when that is one short line of plain characters
+/// from a file root or we own (`trusted`), never what another user's file says.
+fn dehydrated_holds(content: &[u8], trusted: bool) -> Option<String> {
+    let text = String::from_utf8_lossy(content);
+    let text = text.trim();
     if text.is_empty() || text.parse::<u32>().is_ok() {
-        None
-    } else {
-        Some(text.chars().take(60).collect())
+        return None;
     }
+    let plain = text.len() <= 60
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " :+-,./".contains(c));
+    Some(if trusted && plain {
+        format!("dehydrated, since {text}")
+    } else {
+        "dehydrated or another program (the lock file is not empty)".into()
+    })
 }
 
 impl Drop for RunLock {
@@ -805,12 +1019,21 @@ mod tests {
 
     #[test]
     fn a_dehydrated_lock_file_is_respected() {
-        assert_eq!(dehydrated_holds(""), None);
-        assert_eq!(dehydrated_holds("12345\n"), None);
+        assert_eq!(dehydrated_holds(b"", true), None);
+        assert_eq!(dehydrated_holds(b"12345\n", true), None);
         assert_eq!(
-            dehydrated_holds("Mon Nov 23 12:00:00 UTC 2026\n").as_deref(),
-            Some("Mon Nov 23 12:00:00 UTC 2026")
+            dehydrated_holds(b"Mon Nov 23 12:00:00 UTC 2026\n", true).as_deref(),
+            Some("dehydrated, since Mon Nov 23 12:00:00 UTC 2026")
         );
+        // Never the text of a file others own, or text that is no date.
+        for (text, trusted) in [
+            (&b"Mon Nov 23 12:00:00 UTC 2026\n"[..], false),
+            (b"root:$6$secret:19000:0:99999:7:::\nbin:*", true),
+            (b"-----BEGIN PRIVATE KEY-----\nMIIE", true),
+        ] {
+            let said = dehydrated_holds(text, trusted).unwrap();
+            assert!(!said.contains("since"), "{said}");
+        }
         let dir = tempdir("dehydrated-lock");
         let path = dir.join("lock");
         fs::write(&path, "Mon Nov 23 12:00:00 UTC 2026\n").unwrap();
@@ -824,6 +1047,96 @@ mod tests {
             "Mon Nov 23 12:00:00 UTC 2026\n"
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_lock_never_follows_a_symlink_nor_waits_on_a_fifo() {
+        let dir = tempdir("lock-link");
+        let secret = dir.join("secret");
+        for text in ["TOP SECRET first line\n", "12345\n"] {
+            fs::write(&secret, text).unwrap();
+            let path = dir.join("lock");
+            let _ = fs::remove_file(&path);
+            std::os::unix::fs::symlink(&secret, &path).unwrap();
+            let err = RunLock::acquire(&path, Duration::ZERO).err().unwrap();
+            assert!(err.to_string().contains("is a symlink"), "{err}");
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+            assert_eq!(fs::read_to_string(&secret).unwrap(), text);
+        }
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = RunLock::acquire(&fifo, Duration::ZERO).err().unwrap();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_kept_key_is_read_only_where_the_layout_puts_it() {
+        let base = tempdir("kept");
+        let dir = CertDir::new(&base, "x");
+        let files = CertFiles {
+            privkey: Some("the key"),
+            csr: "csr",
+            cert: "cert",
+            chain: "chain",
+            p12: None,
+        };
+        let set = dir.write_set(&files, 100, &CertModes::default()).unwrap();
+        dir.switch(&set).unwrap();
+        assert_eq!(dir.kept_key(None).unwrap(), "the key");
+        let elsewhere = base.join("account_key.pem");
+        fs::write(&elsewhere, "the account key").unwrap();
+        // A link to a file outside the folder, or to a name the layout does not give.
+        switch_link(&dir.privkey(), "../account_key.pem").unwrap();
+        assert!(dir.kept_key(None).is_err());
+        // A set file that is itself a symlink.
+        std::os::unix::fs::symlink(&elsewhere, dir.dir.join("privkey-200.pem")).unwrap();
+        switch_link(&dir.privkey(), "privkey-200.pem").unwrap();
+        assert!(dir.kept_key(None).is_err());
+        // A hard link to another key.
+        fs::hard_link(&elsewhere, dir.dir.join("privkey-300.pem")).unwrap();
+        switch_link(&dir.privkey(), "privkey-300.pem").unwrap();
+        let err = dir.kept_key(None).unwrap_err();
+        assert!(err.contains("hard link"), "{err}");
+        if effective_uid() == 0 {
+            // A key of another user than us and CERT_OWNER.
+            std::os::unix::fs::chown(dir.dir.join("privkey-100.pem"), Some(65534), None).unwrap();
+            switch_link(&dir.privkey(), "privkey-100.pem").unwrap();
+            assert!(dir.kept_key(None).is_err());
+            assert_eq!(dir.kept_key(Some(65534)).unwrap(), "the key");
+        }
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_folder_is_taken_back_and_never_open_to_writes() {
+        let base = tempdir("take-back");
+        let dir = CertDir::new(&base.join("certs"), "x");
+        let modes = CertModes {
+            dir: Owner::mode(0o777),
+            ..CertModes::default()
+        };
+        assert!(!dir.secure(&modes).unwrap());
+        assert_eq!(fs::metadata(&dir.dir).unwrap().mode() & 0o7777, 0o755);
+        assert_eq!(
+            fs::metadata(base.join("certs")).unwrap().mode() & 0o7777,
+            0o755
+        );
+        if effective_uid() == 0 {
+            std::os::unix::fs::chown(&dir.dir, Some(65534), None).unwrap();
+            assert!(dir.take_back(&modes).unwrap());
+            assert_eq!(fs::metadata(&dir.dir).unwrap().uid(), 0);
+            assert!(!dir.take_back(&modes).unwrap(), "nothing left to do");
+        }
+        // A symlink in the folder's place is not followed.
+        fs::remove_dir_all(&dir.dir).unwrap();
+        let other = base.join("other");
+        fs::create_dir(&other).unwrap();
+        std::os::unix::fs::symlink(&other, &dir.dir).unwrap();
+        assert!(dir.secure(&modes).is_err());
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

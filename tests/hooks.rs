@@ -433,9 +433,10 @@ fn modes_owner_and_group_are_applied() {
         .find(|l| l.starts_with("daemon:"))
         .and_then(|l| l.split(':').nth(2)?.parse::<u32>().ok())
         .unwrap();
-    assert_eq!(mode(&dir), 0o750);
+    // The folder stays the run's, in CERT_GROUP; CERT_OWNER may pass through it.
+    assert_eq!(mode(&dir), 0o751);
     assert_eq!(fs::metadata(&dir).unwrap().gid(), daemon);
-    assert_eq!(fs::metadata(&dir).unwrap().uid(), owner);
+    assert_eq!(fs::metadata(&dir).unwrap().uid(), me);
     for f in ["cert", "chain", "fullchain", "privkey"] {
         let path = dir.join(format!("{f}-{ts}.pem"));
         assert_eq!(mode(&path), 0o640, "{f}");

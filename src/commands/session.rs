@@ -151,9 +151,8 @@ pub(super) fn unix_now() -> i64 {
 pub(super) fn connect(config: &Config) -> Result<Client> {
     let trust = match &config.ca_bundle {
         None => Trust::System,
-        Some(path) => Trust::Pem(std::fs::read(path).map_err(|e| {
-            Error::Config(format!("{}: CA_BUNDLE cannot be read: {e}", path.display()))
-        })?),
+        // Whoever can change the bundle chooses whom we take for the CA.
+        Some(path) => Trust::Pem(crate::trust::read(path, "CA_BUNDLE")?),
     };
     let transport = Transport {
         trust,
@@ -364,10 +363,19 @@ pub(super) fn decide(
     renewal::decide(facts.live.as_ref(), &wanted, &facts.recorded, policy, now)
 }
 
+/// The live `<kind>.pem` of `dir`, read only where the layout puts it
+/// ([`CertDir::open_live`]).
+fn read_live(dir: &CertDir, kind: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    dir.open_live(kind, "pem")?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// What `cert.pem` of `dir` says: None when there is none, Err when it cannot be read; the top
 /// issuer of `chain.pem` only when `top_issuer`.
 fn live(dir: &CertDir, top_issuer: bool) -> Option<std::result::Result<Live, String>> {
-    let bytes = match std::fs::read(dir.cert()) {
+    let bytes = match read_live(dir, "cert") {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return Some(Err(e.to_string())),
@@ -377,7 +385,7 @@ fn live(dir: &CertDir, top_issuer: bool) -> Option<std::result::Result<Live, Str
             facts,
             cert_id: x509::ari_cert_id(&bytes),
             top_issuer: top_issuer
-                .then(|| std::fs::read(dir.chain()).ok())
+                .then(|| read_live(dir, "chain").ok())
                 .flatten()
                 .and_then(|b| x509::pem_certs(&b).ok())
                 .and_then(|chain| x509::top_issuer(&chain)),
