@@ -7,8 +7,9 @@
 //! failure (challenge files, DNS records, `clean_challenge`), `exit_hook` runs, the lock is
 //! released, and the exit status is 75, so that systemd or the next cron run tries again.
 //! A hook running when the stop comes is killed with everything it started, unless it is
-//! cleaning up. A run that has not ended [`GRACE`] after the stop (a request that hangs) exits
-//! at once; a second signal exits at once too. Either way the next run finishes what is half
+//! cleaning up. A run that has not ended [`GRACE`] after the stop (a request that hangs, a
+//! write to an output nobody reads) exits at once, taking no lock on the way out; a second
+//! signal exits at once too. Either way the next run finishes what is half
 //! done (see `cron::recover`).
 
 use std::sync::Mutex;
@@ -73,14 +74,27 @@ fn watch() {
         }
     }
     thread::sleep(GRACE);
-    logging::error(format_args!(
+    let message = format!(
         "{}, and the run did not end within {} s: exiting now; the next run finishes what \
          is half done",
         why(),
         GRACE.as_secs()
-    ));
-    std::process::exit(EXIT_STOPPED);
+    );
+    // The run may be stuck in a write to an output nobody reads, holding std's lock on it:
+    // the last word takes no such lock and is given a moment at most.
+    let (said, heard) = std::sync::mpsc::channel();
+    let _ = thread::Builder::new().name("last word".into()).spawn(move || {
+        logging::error_now(&message);
+        let _ = said.send(());
+    });
+    let _ = heard.recv_timeout(LAST_WORD);
+    // SAFETY: _exit ends the process at once; unlike process::exit it runs no exit handlers,
+    // which would flush stdout through the lock a blocked writer holds.
+    unsafe { libc::_exit(EXIT_STOPPED) };
 }
+
+/// How long the watchdog's last message may take before the process exits without it.
+const LAST_WORD: Duration = Duration::from_secs(1);
 
 /// Whether the run was asked to stop.
 pub fn requested() -> bool {

@@ -160,3 +160,42 @@ fn a_hostile_client_of_the_responder_gets_bounded_memory_threads_and_time() {
         &pebble.root_der(),
     );
 }
+
+/// A pipe of one page that the test never reads: its read end, kept open, and its write end.
+fn unread_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills two descriptors, which become owned here; fcntl on the write end.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096);
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+#[test]
+fn run_timeout_holds_when_nobody_reads_the_output() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "RUN_TIMEOUT=2\n");
+    env.domains("a.stuck.example\nb.stuck.example\nc.stuck.example\n");
+    let (_read_end, write_end) = unread_pipe();
+    let child = env
+        .command(&["--cron", "--accept-terms", "--verbose"])
+        .stdout(Stdio::from(write_end.try_clone().unwrap()))
+        .stderr(Stdio::from(write_end))
+        .spawn()
+        .unwrap();
+    // RUN_TIMEOUT, GRACE (5 s), and a margin for a loaded machine.
+    let (run, took) = wait_at_most(child, Duration::from_secs(2 + 5 + 10), "--cron --verbose");
+    assert_eq!(run.code(), 75, "{run:?}");
+    assert!(took >= Duration::from_secs(2), "ended after {took:?}");
+    // The lock went with the run: the next one, read as usual, does the work.
+    env.write_config("");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    for name in ["a.stuck.example", "b.stuck.example", "c.stuck.example"] {
+        check_live_set(&env.cert_dir(name), &[name], &pebble.root_der());
+    }
+}
