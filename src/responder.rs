@@ -61,8 +61,7 @@ impl Responder {
     }
 
     pub fn insert(&self, token: &str, key_authorization: &str) {
-        lock(&self.tokens)
-            .insert(token.to_string(), key_authorization.to_string());
+        lock(&self.tokens).insert(token.to_string(), key_authorization.to_string());
     }
 
     pub fn remove(&self, token: &str) {
@@ -148,8 +147,7 @@ const TOO_LARGE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent
                          Connection: close\r\n\r\n";
 const NOT_ALLOWED: &str = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n\
                            Content-Length: 0\r\nConnection: close\r\n\r\n";
-const NOT_FOUND: &str =
-    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const NOT_FOUND: &str = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// The request line and headers, up to the blank line: at most [`MAX_HEAD`] bytes, read
 /// before `deadline`. Err(Some(answer)) for a request too large; Err(None) when the client
@@ -280,7 +278,10 @@ mod tests {
         let invalid = send(addr, b"GET /\xff HTTP/1.1\r\n\r\n");
         assert!(invalid.starts_with("HTTP/1.1 400"), "{invalid}");
         let headers = "X: y\r\n".repeat(MAX_HEADERS + 1);
-        let got = send(addr, format!("GET {path} HTTP/1.1\r\n{headers}\r\n").as_bytes());
+        let got = send(
+            addr,
+            format!("GET {path} HTTP/1.1\r\n{headers}\r\n").as_bytes(),
+        );
         assert!(got.starts_with("HTTP/1.1 431"), "{got}");
         // Exactly MAX_HEAD bytes without an end: read in full, then refused.
         let long = format!("GET {path}{}", "a".repeat(MAX_HEAD - 4 - path.len()));

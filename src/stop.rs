@@ -83,10 +83,12 @@ fn watch() {
     // The run may be stuck in a write to an output nobody reads, holding std's lock on it:
     // the last word takes no such lock and is given a moment at most.
     let (said, heard) = std::sync::mpsc::channel();
-    let _ = thread::Builder::new().name("last word".into()).spawn(move || {
-        logging::error_now(&message);
-        let _ = said.send(());
-    });
+    let _ = thread::Builder::new()
+        .name("last word".into())
+        .spawn(move || {
+            logging::error_now(&message);
+            let _ = said.send(());
+        });
     let _ = heard.recv_timeout(LAST_WORD);
     // SAFETY: _exit ends the process at once; unlike process::exit it runs no exit handlers,
     // which would flush stdout through the lock a blocked writer holds.

@@ -27,7 +27,11 @@ fn status_field(pid: u32, field: &str) -> u64 {
 fn wait_for(path: &Path, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before {}",
