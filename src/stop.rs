@@ -32,11 +32,14 @@ static DEADLINE_AT: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// The exit status of a run stopped early: temporary, the next run goes on.
 const EXIT_STOPPED: i32 = 75;
+/// The status the watchdog and a second signal exit with: [`EXIT_STOPPED`] unless the command
+/// set its own ([`exit_status`]).
+static EXIT: AtomicI32 = AtomicI32::new(EXIT_STOPPED);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     if STOP.swap(signal, Ordering::SeqCst) != 0 {
         // SAFETY: _exit is async-signal-safe; a second signal means "now".
-        unsafe { libc::_exit(EXIT_STOPPED) };
+        unsafe { libc::_exit(EXIT.load(Ordering::SeqCst)) };
     }
 }
 
@@ -55,6 +58,12 @@ pub fn install() {
         }
     }
     let _ = thread::Builder::new().name("watchdog".into()).spawn(watch);
+}
+
+/// The status to exit with when a stop cannot wait for the run to end (`--check` says
+/// UNKNOWN, 3, as monitoring expects).
+pub fn exit_status(code: i32) {
+    EXIT.store(code, Ordering::SeqCst);
 }
 
 /// Stops the run `timeout` from now (`RUN_TIMEOUT`); None: never.
@@ -92,7 +101,7 @@ fn watch() {
     let _ = heard.recv_timeout(LAST_WORD);
     // SAFETY: _exit ends the process at once; unlike process::exit it runs no exit handlers,
     // which would flush stdout through the lock a blocked writer holds.
-    unsafe { libc::_exit(EXIT_STOPPED) };
+    unsafe { libc::_exit(EXIT.load(Ordering::SeqCst)) };
 }
 
 /// How long the watchdog's last message may take before the process exits without it.

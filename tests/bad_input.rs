@@ -77,7 +77,7 @@ fn config_errors_exit_78_naming_the_line() {
     let config = env.path().join("config");
     assert!(
         run.stderr().contains(&format!(
-            "{}:6: KEYSIZE 1024 is not supported",
+            "{}:6: KEYSIZE is not supported for rsa",
             config.display()
         )),
         "{run:?}"

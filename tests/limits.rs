@@ -203,3 +203,66 @@ fn run_timeout_holds_when_nobody_reads_the_output() {
         check_live_set(&env.cert_dir(name), &[name], &pebble.root_der());
     }
 }
+
+#[test]
+fn a_line_of_700k_names_is_refused_at_once_naming_the_line() {
+    let dir = common::TempDir::new("no-ca");
+    let env = Env::for_ca(
+        "https://127.0.0.1:9/dir",
+        &dir.path().join("ca.pem"),
+        dir.path(),
+        "RUN_TIMEOUT=60\n",
+    );
+    let line: String = (0..700_000).map(|i| format!("n{i}.example ")).collect();
+    env.domains(&format!("ok.example\n{line}\n"));
+    let domains = env.path().join("domains.txt");
+    // Generous: the parse is linear and stops at the bound; before, it took hours.
+    for (args, code) in [
+        (&["--cron", "--accept-terms"][..], 78),
+        (&["--check"][..], 3),
+    ] {
+        let child = env
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (run, _) = wait_at_most(child, Duration::from_secs(60), &args.join(" "));
+        run.expect(code);
+        assert!(
+            run.stderr().contains(&format!(
+                "{}:2: more than 1000 names for one certificate",
+                domains.display()
+            )),
+            "{run:?}"
+        );
+    }
+}
+
+#[test]
+fn check_ends_within_run_timeout_when_a_read_hangs() {
+    let dir = common::TempDir::new("no-ca");
+    let env = Env::for_ca(
+        "https://127.0.0.1:9/dir",
+        &dir.path().join("ca.pem"),
+        dir.path(),
+        "RUN_TIMEOUT=1\n",
+    );
+    env.domains("stuck.example\n");
+    // A certificate file whose read never ends (a FIFO nobody writes; a hung network mount).
+    let cert_dir = env.cert_dir("stuck.example");
+    fs::create_dir_all(&cert_dir).unwrap();
+    let fifo = std::ffi::CString::new(cert_dir.join("cert.pem").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let child = env
+        .command(&["--check"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // RUN_TIMEOUT, GRACE (5 s), and a margin for a loaded machine.
+    let (run, _) = wait_at_most(child, Duration::from_secs(1 + 5 + 10), "--check");
+    // UNKNOWN when the deadline ended it; a file refused for its type is CRITICAL.
+    assert!([2, 3].contains(&run.code()), "{run:?}");
+}
