@@ -87,7 +87,7 @@ fn config_errors_exit_78_naming_the_line() {
     run.expect(78);
     assert!(
         run.stderr()
-            .contains(":5: command substitution is not supported"),
+            .contains(":5: RENEW_DAYS: command substitution is not supported"),
         "{run:?}"
     );
     assert_eq!(entries(&env), ["config", "domains.txt"]);
