@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use crate::acme::Eab;
 use crate::config_file::{self, Origin, Vars};
-use crate::dns::{self, TsigKey};
+use crate::dns::{self, TsigKey, TsigKeyError};
 use crate::domains::CertLine;
 use crate::error::{Error, Result};
 use crate::hooks::Hook;
@@ -296,7 +296,9 @@ impl Config {
             check_keys(&read)?;
             vars.apply(read);
             if let Some(dir) = vars.value("CONFIG_D").map(PathBuf::from) {
-                for f in config_file::config_d_files(&dir)? {
+                let files = config_file::config_d_files(&dir)
+                    .map_err(|msg| bad_with(&vars, "CONFIG_D", &msg))?;
+                for f in files {
                     let read = config_file::read_file(&f, &vars, env)?;
                     check_keys(&read)?;
                     vars.apply(read);
@@ -335,7 +337,7 @@ impl Config {
         let ca = vars.value("CA").unwrap_or("letsencrypt");
         if ca.starts_with("buypass") {
             warnings.push(format!(
-                "{}: CA={ca}: Buypass has announced the end of its ACME service; check that it \
+                "{}: CA: Buypass has announced the end of its ACME service; check that it \
                  still issues, or choose another CA",
                 vars.origin("CA").map(|o| o.to_string()).unwrap_or_default()
             ));
@@ -421,11 +423,18 @@ impl Config {
             })?),
         };
         let dns = dns_config(&vars)?;
+        if !matches!(
+            vars.value("EAB_ALGORITHM"),
+            None | Some("HS256" | "HS384" | "HS512")
+        ) {
+            return Err(bad(&vars, "EAB_ALGORITHM", "must be HS256, HS384 or HS512"));
+        }
         let eab = match (vars.value("EAB_KID"), vars.value("EAB_HMAC_KEY")) {
             (None, None) => None,
             (Some(kid), Some(mac)) => Some(
-                Eab::new(kid, mac, vars.value("EAB_ALGORITHM").unwrap_or("HS256"))
-                    .map_err(|e| bad_with(&vars, "EAB_HMAC_KEY", &e.0))?,
+                Eab::new(kid, mac, vars.value("EAB_ALGORITHM").unwrap_or("HS256")).map_err(
+                    |e| bad_with(&vars, "EAB_HMAC_KEY", &format!("EAB_HMAC_KEY: {}", e.0)),
+                )?,
             ),
             (Some(_), None) => return Err(bad(&vars, "EAB_KID", "needs EAB_HMAC_KEY too")),
             (None, Some(_)) => {
@@ -661,8 +670,7 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
     };
     let hook = vars.value("HOOK").map(PathBuf::from);
     if let Some(path) = &hook {
-        Hook::check_path(path)
-            .map_err(|msg| bad_with(vars, "HOOK", &format!("{}: {msg}", path.display())))?;
+        Hook::check_path(path).map_err(|msg| bad_with(vars, "HOOK", &format!("HOOK: {msg}")))?;
         trust::check(path, trust::Kind::Program, "hook")
             .map_err(|e| bad_with(vars, "HOOK", &e.to_string()))?;
     }
@@ -702,12 +710,13 @@ fn origin_of(vars: &Vars, key: &str) -> String {
         .unwrap_or_else(|| "config".into())
 }
 
-/// A config error about `key` that names where it was set and its value.
+/// A config error about `key`: where it was set, the key and `what` is wrong, never its value
+/// (see `config_file`).
 fn bad(vars: &Vars, key: &str, what: &str) -> Error {
-    let value = vars.get(key).unwrap_or_default();
-    Error::Config(format!("{}: {key}={value:?} {what}", origin_of(vars, key)))
+    Error::Config(format!("{}: {key} {what}", origin_of(vars, key)))
 }
 
+/// A config error `msg` (which names the key and holds no value) where `key` was set.
 fn bad_with(vars: &Vars, key: &str, msg: &str) -> Error {
     Error::Config(format!("{}: {msg}", origin_of(vars, key)))
 }
@@ -739,16 +748,17 @@ fn dns_config(vars: &Vars) -> Result<DnsConfig> {
                 vars.value("DNS_UPDATE_KEY_NAME"),
             ) {
                 (Some(file), _) => {
-                    let text = std::fs::read_to_string(file).map_err(|e| {
+                    let at = |msg: String| {
                         bad_with(
                             vars,
                             "DNS_UPDATE_KEY_FILE",
-                            &format!("{file}: cannot read: {e}"),
+                            &format!("DNS_UPDATE_KEY_FILE: {msg}"),
                         )
-                    })?;
-                    TsigKey::from_bind_file(&text).map_err(|msg| {
-                        bad_with(vars, "DNS_UPDATE_KEY_FILE", &format!("{file}: {msg}"))
-                    })?
+                    };
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| at(format!("the key file cannot be read: {e}")))?;
+                    TsigKey::from_bind_file(&text)
+                        .map_err(|msg| at(format!("the key file: {msg}")))?
                 }
                 (None, Some(name)) => TsigKey::new(
                     name,
@@ -756,7 +766,13 @@ fn dns_config(vars: &Vars) -> Result<DnsConfig> {
                         .unwrap_or("hmac-sha256"),
                     vars.value("DNS_UPDATE_KEY_SECRET").unwrap_or_default(),
                 )
-                .map_err(|msg| bad_with(vars, "DNS_UPDATE_KEY_NAME", &msg))?,
+                .map_err(|e| {
+                    let key = match e {
+                        TsigKeyError::Algorithm => "DNS_UPDATE_KEY_ALGORITHM",
+                        TsigKeyError::Secret(_) => "DNS_UPDATE_KEY_SECRET",
+                    };
+                    bad_with(vars, key, &format!("{key}: the {e}"))
+                })?,
                 (None, None) => {
                     return Err(bad(
                         vars,
@@ -783,7 +799,7 @@ fn dns_config(vars: &Vars) -> Result<DnsConfig> {
             bad(
                 vars,
                 "DNS_CHECK_SERVERS",
-                &format!("has {word:?}, which is not an IP address, optionally with :port"),
+                "has a word that is not an IP address, optionally with :port",
             )
         })?);
     }
@@ -1109,7 +1125,7 @@ PREFERRED_CHAIN=
         .to_string();
         assert_eq!(
             err,
-            "environment variable DESICCANT_JOBS: JOBS=\"many\" is not a whole number"
+            "environment variable DESICCANT_JOBS: JOBS is not a whole number"
         );
         let err = load(
             &[("config", "")],
@@ -1121,7 +1137,10 @@ PREFERRED_CHAIN=
         )
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with("--algo: KEY_ALGO \"ed25519\""), "{err}");
+        assert!(
+            err.starts_with("--algo: KEY_ALGO is not supported"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1131,18 +1150,13 @@ PREFERRED_CHAIN=
             err.ends_with("/config:3: unknown key FOO; see the list of keys in README"),
             "{err}"
         );
-        assert!(
-            error("KEY_ALGO=ed448\n").contains("/config:1: KEY_ALGO \"ed448\" is not supported")
-        );
-        assert!(error("KEY_ALGO=rsa\nKEYSIZE=1024\n").contains("/config:2: KEYSIZE 1024"));
-        assert!(
-            error("RENEW_DAYS=soon\n")
-                .contains("/config:1: RENEW_DAYS=\"soon\" is not a whole number")
-        );
-        assert!(error("CA=acme.example\n").contains("/config:1: CA=\"acme.example\" is neither"));
-        assert!(error("IP_VERSION=5\n").contains("/config:1: IP_VERSION=\"5\" must be 4, 6"));
+        assert!(error("KEY_ALGO=ed448\n").contains("/config:1: KEY_ALGO is not supported"));
+        assert!(error("KEY_ALGO=rsa\nKEYSIZE=1024\n").contains("/config:2: KEYSIZE is not"));
+        assert!(error("RENEW_DAYS=soon\n").contains("/config:1: RENEW_DAYS is not a whole number"));
+        assert!(error("CA=acme.example\n").contains("/config:1: CA is neither"));
+        assert!(error("IP_VERSION=5\n").contains("/config:1: IP_VERSION must be 4, 6"));
         assert!(error("DEHYDRATED_GROUP=x\n").contains("only be used together"));
-        assert!(error("X=$(id)\n").contains("/config:1: command substitution"));
+        assert!(error("X=$(id)\n").contains("/config:1: X: command substitution"));
         let err = load(&[("config", "X=1\n")], &[], LoadOptions::default()).unwrap_err();
         assert_eq!(err.status(), crate::error::Status::Config);
     }
@@ -1162,9 +1176,11 @@ PREFERRED_CHAIN=
         );
         assert!(
             error("HOOK=/nonexistent/hook.sh\n")
-                .contains("/config:1: /nonexistent/hook.sh: the hook cannot be used")
+                .contains("/config:1: HOOK: the hook cannot be used")
         );
-        assert!(error("AUTO_CLEANUP=maybe\n").contains("AUTO_CLEANUP=\"maybe\" must be yes or no"));
+        assert!(
+            error("AUTO_CLEANUP=maybe\n").contains("/config:1: AUTO_CLEANUP must be yes or no")
+        );
     }
 
     #[test]
@@ -1233,7 +1249,7 @@ PREFERRED_CHAIN=
         );
         let err = c.cert_spec(&line("broken"), &none).unwrap_err().to_string();
         assert!(
-            err.contains("certs/broken/config:1: KEY_ALGO \"dsa\""),
+            err.contains("certs/broken/config:1: KEY_ALGO is not supported"),
             "{err}"
         );
         let err = c

@@ -1,5 +1,9 @@
 //! dehydrated's config syntax, read and never run: `[export ]KEY=value` lines with shell
 //! quoting and `$KEY` expansion, and comments. Anything a shell would execute is refused.
+//!
+//! An error names the file, the line and the key, and never shows a value or the line: a
+//! value can be a secret (`EAB_HMAC_KEY`, `DNS_UPDATE_KEY_SECRET`, `PKCS12_PASSPHRASE`), and
+//! a typo can put a secret into any key's value or any line, so no part of one is printed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -84,19 +88,21 @@ pub fn parse_text(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Assignment>> {
     let mut out: Vec<Assignment> = Vec::new();
+    // The latest value of each key of this file, so that `$KEY` is found without a search.
+    let mut latest: HashMap<String, usize> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let origin = Origin(format!("{file}:{}", i + 1));
         let lookup = |name: &str| {
-            out.iter()
-                .rev()
-                .find(|a| a.key == name)
-                .map(|a| a.value.clone())
+            latest
+                .get(name)
+                .map(|&at| out[at].value.clone())
                 .or_else(|| known.get(name).map(str::to_string))
                 .or_else(|| env(name))
         };
         let parsed =
             parse_line(line, &lookup).map_err(|msg| Error::Config(format!("{origin}: {msg}")))?;
         if let Some((key, value)) = parsed {
+            latest.insert(key.clone(), out.len());
             out.push(Assignment { key, value, origin });
         }
     }
@@ -105,14 +111,10 @@ pub fn parse_text(
 
 /// The `*.sh` files of a `CONFIG_D` folder, in name order, as the shell's glob gives them.
 /// The folder itself must be one only root or we can change ([`trust::check`]).
-pub fn config_d_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    trust::check(dir, trust::Kind::Folder, "CONFIG_D folder")?;
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::Config(format!(
-            "{}: CONFIG_D is not a readable folder: {e}",
-            dir.display()
-        ))
-    })?;
+pub fn config_d_files(dir: &Path) -> std::result::Result<Vec<PathBuf>, String> {
+    trust::check(dir, trust::Kind::Folder, "CONFIG_D folder").map_err(|e| e.to_string())?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("CONFIG_D is not a readable folder: {e}"))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "sh"))
@@ -122,7 +124,8 @@ pub fn config_d_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// One line: blank, a comment, or `[export ]KEY=VALUE [# comment]`, with `'...'`, `"..."`,
-/// backslash escapes and `$KEY`/`${KEY}` expansion through `lookup`.
+/// backslash escapes and `$KEY`/`${KEY}` expansion through `lookup`. An error starts with the
+/// key when the line has one, and never holds any part of the value or of the line.
 pub fn parse_line(
     line: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -140,17 +143,23 @@ pub fn parse_line(
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(line.len());
     let key = &line[..name_len];
-    if key.is_empty()
-        || key.starts_with(|c: char| c.is_ascii_digit())
-        || !line[name_len..].starts_with('=')
-    {
-        return Err(format!(
-            "not a KEY=value line: {:?}; the config is read, not run by a shell, so only \
-             assignments and comments are allowed",
-            line.trim_end()
-        ));
+    let is_name = !key.is_empty() && !key.starts_with(|c: char| c.is_ascii_digit());
+    if !is_name || !line[name_len..].starts_with('=') {
+        // Name the key only when the line is plainly an assignment: a line that is one word
+        // may be a secret on a line of its own.
+        if is_name && line[name_len..].trim_start().starts_with('=') {
+            return Err(format!(
+                "{key}: a space before \"=\": write KEY=value, without spaces around \"=\""
+            ));
+        }
+        return Err(
+            "not a KEY=value line; the config is read, not run by a shell, so only \
+                    assignments and comments are allowed"
+                .into(),
+        );
     }
-    let value = parse_value(&line[name_len + 1..], lookup)?;
+    let value =
+        parse_value(&line[name_len + 1..], lookup).map_err(|msg| format!("{key}: {msg}"))?;
     Ok(Some((key.to_string(), value)))
 }
 
@@ -168,9 +177,11 @@ fn parse_value(
                 if rest.is_empty() || rest.starts_with('#') {
                     return Ok(out);
                 }
-                return Err(format!(
-                    "unquoted space in the value: quote it (\"{out} {rest}\")"
-                ));
+                return Err(
+                    "an unquoted space in the value: quote the value, or start a comment with \
+                     \" #\""
+                        .into(),
+                );
             }
             '\'' => loop {
                 match chars.next() {
@@ -203,9 +214,11 @@ fn parse_value(
             '$' => expand(&mut chars, &mut out, lookup)?,
             '`' => return Err(no_commands()),
             ';' | '&' | '|' | '<' | '>' | '(' | ')' => {
-                return Err(format!(
-                    "{c:?} in an unquoted value: quote the value; the config is not run by a shell"
-                ));
+                return Err(
+                    "one of ; & | < > ( ) in an unquoted value: quote the value; the \
+                            config is not run by a shell"
+                        .into(),
+                );
             }
             c => out.push(c),
         }
@@ -261,9 +274,13 @@ fn expand(
             out.push_str(&v);
             Ok(())
         }
-        None => Err(format!(
-            "${name} is not set: set it on an earlier line or in the environment"
-        )),
+        // The name is part of the value, which may be a secret with a "$" in it.
+        None => Err(
+            "the value expands a $NAME that is not set: set it on an earlier line or \
+                     in the environment, or write the value in single quotes if the \"$\" is \
+                     meant as it is"
+                .into(),
+        ),
     }
 }
 
@@ -371,7 +388,7 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "{}: command substitution is not supported: the config is read, not run by a shell",
+                "{}: B: command substitution is not supported: the config is read, not run by a shell",
                 at(2)
             )
         );

@@ -299,6 +299,24 @@ pub struct TsigKey {
     secret: Vec<u8>,
 }
 
+/// What is wrong with a TSIG key's parts, without their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsigKeyError {
+    Algorithm,
+    Secret(&'static str),
+}
+
+impl fmt::Display for TsigKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TsigKeyError::Algorithm => f.write_str(
+                "algorithm is not one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha1",
+            ),
+            TsigKeyError::Secret(what) => write!(f, "secret {what}"),
+        }
+    }
+}
+
 impl fmt::Debug for TsigKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TsigKey({} {})", self.name, self.algorithm.name())
@@ -306,20 +324,19 @@ impl fmt::Debug for TsigKey {
 }
 
 impl TsigKey {
-    /// A key from its name, algorithm and base64 secret.
+    /// A key from its name, algorithm and base64 secret. An error says which of the two is
+    /// wrong, never what it is.
     pub fn new(
         name: &str,
         algorithm: &str,
         secret_b64: &str,
-    ) -> std::result::Result<TsigKey, String> {
-        let algorithm = TsigAlgorithm::parse(algorithm).ok_or_else(|| {
-            format!("TSIG algorithm {algorithm:?} is not one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha1")
-        })?;
+    ) -> std::result::Result<TsigKey, TsigKeyError> {
+        let algorithm = TsigAlgorithm::parse(algorithm).ok_or(TsigKeyError::Algorithm)?;
         let secret = base64::engine::general_purpose::STANDARD
             .decode(secret_b64.trim())
-            .map_err(|_| "the TSIG secret is not base64".to_string())?;
+            .map_err(|_| TsigKeyError::Secret("is not base64"))?;
         if secret.is_empty() {
-            return Err("the TSIG secret is empty".into());
+            return Err(TsigKeyError::Secret("is empty"));
         }
         Ok(TsigKey {
             name: normal(name),
@@ -329,42 +346,48 @@ impl TsigKey {
     }
 
     /// The first key of a BIND key file, as `tsig-keygen` writes it and `nsupdate -k` reads it:
-    /// `key "name" { algorithm hmac-sha256; secret "..."; };`
+    /// `key "name" { algorithm hmac-sha256; secret "..."; };`. An error names the line of the
+    /// file and never holds any of its text, which holds the secret.
     pub fn from_bind_file(text: &str) -> std::result::Result<TsigKey, String> {
-        let cleaned: String = text
-            .lines()
-            .map(|l| {
-                l.split("//")
-                    .next()
-                    .unwrap_or("")
-                    .split('#')
-                    .next()
-                    .unwrap_or("")
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-        let spaced = cleaned
-            .replace('{', " { ")
-            .replace('}', " } ")
-            .replace(';', " ; ");
-        let tokens: Vec<&str> = spaced.split_whitespace().collect();
+        // Every word with its line number, comments left out.
+        let mut tokens: Vec<(&str, usize)> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            let line = line.split('#').next().unwrap_or("");
+            let mut rest = line;
+            while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+                rest = &rest[start..];
+                let len = match rest.find(|c: char| c.is_whitespace() || "{};".contains(c)) {
+                    Some(0) => 1,
+                    Some(n) => n,
+                    None => rest.len(),
+                };
+                tokens.push((&rest[..len], i + 1));
+                rest = &rest[len..];
+            }
+        }
         let at = tokens
             .iter()
-            .position(|t| *t == "key")
+            .position(|(t, _)| *t == "key")
             .ok_or("no key statement in the key file")?;
-        let name = tokens
+        let key_line = tokens[at].1;
+        let (name, _) = tokens
             .get(at + 1)
-            .ok_or("the key has no name")?
-            .trim_matches('"');
+            .ok_or(format!("line {key_line}: the key has no name"))?;
         let value = |word: &str| {
             tokens[at..]
                 .windows(2)
-                .find(|w| w[0] == word)
-                .map(|w| w[1].trim_matches('"'))
+                .find(|w| w[0].0 == word)
+                .map(|w| (w[1].0.trim_matches('"'), w[1].1))
         };
-        let algorithm = value("algorithm").ok_or("the key has no algorithm")?;
-        let secret = value("secret").ok_or("the key has no secret")?;
-        TsigKey::new(name, algorithm, secret)
+        let (algorithm, algorithm_line) =
+            value("algorithm").ok_or(format!("line {key_line}: the key has no algorithm"))?;
+        let (secret, secret_line) =
+            value("secret").ok_or(format!("line {key_line}: the key has no secret"))?;
+        TsigKey::new(name.trim_matches('"'), algorithm, secret).map_err(|e| match e {
+            TsigKeyError::Algorithm => format!("line {algorithm_line}: the {e}"),
+            TsigKeyError::Secret(_) => format!("line {secret_line}: the {e}"),
+        })
     }
 
     /// The TSIG variables (RFC 8945 §4.3.3) that follow the message in the MAC input.

@@ -1,10 +1,15 @@
 //! domains.txt: one certificate per line, its names, and the alias its folder is named after.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::trust;
+
+/// The most names one certificate may have. Public CAs issue at most 100 (Let's Encrypt,
+/// ZeroSSL, Google Trust Services); the bound leaves room for private CAs and refuses a line
+/// that no CA would sign before anything is asked or written.
+pub const MAX_NAMES: usize = 1000;
 
 /// One certificate as a domains.txt line asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +88,16 @@ fn parse_line(line: &str, origin: &str) -> Result<CertLine> {
         }
     };
     let mut names: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for word in names_part.split_whitespace() {
         let name = identifier(word).map_err(|msg| bad(format!("{word}: {msg}")))?;
-        if !names.contains(&name) {
+        if seen.insert(name.clone()) {
+            if names.len() == MAX_NAMES {
+                return Err(bad(format!(
+                    "more than {MAX_NAMES} names for one certificate, more than any CA \
+                     signs (public CAs take at most 100): split the line"
+                )));
+            }
             names.push(name);
         }
     }
@@ -267,6 +279,25 @@ mod tests {
         assert!(err("192.0.2.1\n").contains("needs \"ip:\" in front (ip:192.0.2.1)"));
         assert!(err("ip:192.0.2.300\n").contains("not an IPv4 or IPv6 address"));
         assert!(err("ip:example.org\n").contains("not an IPv4 or IPv6 address"));
+    }
+
+    #[test]
+    fn a_line_has_at_most_max_names_different_names() {
+        let line = |n: usize| {
+            let mut text: String = (0..n).map(|i| format!("n{i}.example ")).collect();
+            // Repeats do not count.
+            text.push_str("n0.example N1.example\n");
+            text
+        };
+        let certs = parse(&line(MAX_NAMES), "domains.txt").unwrap();
+        assert_eq!(certs[0].names.len(), MAX_NAMES);
+        assert_eq!(
+            certs[0].names[MAX_NAMES - 1],
+            format!("n{}.example", MAX_NAMES - 1)
+        );
+        assert!(err(&line(MAX_NAMES + 1)).starts_with(&format!(
+            "domains.txt:1: more than {MAX_NAMES} names for one certificate"
+        )));
     }
 
     #[test]

@@ -20,15 +20,11 @@ impl KeyAlgo {
         match algo {
             "rsa" => match keysize {
                 2048 | 3072 | 4096 => Ok(KeyAlgo::Rsa(keysize)),
-                other => Err(format!(
-                    "KEYSIZE {other} is not supported for rsa: use 2048, 3072 or 4096"
-                )),
+                _ => Err("KEYSIZE is not supported for rsa: use 2048, 3072 or 4096".into()),
             },
             "prime256v1" => Ok(KeyAlgo::Prime256v1),
             "secp384r1" => Ok(KeyAlgo::Secp384r1),
-            other => Err(format!(
-                "KEY_ALGO {other:?} is not supported: use rsa, prime256v1 or secp384r1"
-            )),
+            _ => Err("KEY_ALGO is not supported: use rsa, prime256v1 or secp384r1".into()),
         }
     }
 }

@@ -113,6 +113,36 @@ pub fn error(msg: impl Display) {
     emit(false, Priority::Err, &format_args!("error: {msg}"));
 }
 
+/// An error line on stderr and to syslog that never waits: for the way out of a run that may
+/// be stuck writing to an output nobody reads. It takes none of std's output locks nor waits
+/// for the syslog lock, and writes to stderr only when that can be done at once; what cannot
+/// is lost.
+pub fn error_now(msg: &str) {
+    let prefix = if JOURNAL.load(Ordering::Relaxed) {
+        "<3>"
+    } else {
+        ""
+    };
+    let line = format!("{prefix}error: {msg}\n");
+    let mut fd = libc::pollfd {
+        fd: libc::STDERR_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll(2) on one valid pollfd without waiting, then write(2) of a buffer we own;
+    // a short line to a pipe with room is written without blocking.
+    unsafe {
+        if libc::poll(&mut fd, 1, 0) == 1 && fd.revents & libc::POLLOUT != 0 {
+            libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
+        }
+    }
+    if let Ok(mut guard) = SYSLOG.try_lock()
+        && let Some(logger) = guard.as_mut()
+    {
+        let _ = logger.err(format!("error: {msg}"));
+    }
+}
+
 pub fn warn(msg: impl Display) {
     if enabled(Level::Normal) {
         emit(false, Priority::Warning, &format_args!("warning: {msg}"));

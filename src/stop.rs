@@ -7,8 +7,9 @@
 //! failure (challenge files, DNS records, `clean_challenge`), `exit_hook` runs, the lock is
 //! released, and the exit status is 75, so that systemd or the next cron run tries again.
 //! A hook running when the stop comes is killed with everything it started, unless it is
-//! cleaning up. A run that has not ended [`GRACE`] after the stop (a request that hangs) exits
-//! at once; a second signal exits at once too. Either way the next run finishes what is half
+//! cleaning up. A run that has not ended [`GRACE`] after the stop (a request that hangs, a
+//! write to an output nobody reads) exits at once, taking no lock on the way out; a second
+//! signal exits at once too. Either way the next run finishes what is half
 //! done (see `cron::recover`).
 
 use std::sync::Mutex;
@@ -31,11 +32,14 @@ static DEADLINE_AT: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// The exit status of a run stopped early: temporary, the next run goes on.
 const EXIT_STOPPED: i32 = 75;
+/// The status the watchdog and a second signal exit with: [`EXIT_STOPPED`] unless the command
+/// set its own ([`exit_status`]).
+static EXIT: AtomicI32 = AtomicI32::new(EXIT_STOPPED);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     if STOP.swap(signal, Ordering::SeqCst) != 0 {
         // SAFETY: _exit is async-signal-safe; a second signal means "now".
-        unsafe { libc::_exit(EXIT_STOPPED) };
+        unsafe { libc::_exit(EXIT.load(Ordering::SeqCst)) };
     }
 }
 
@@ -56,6 +60,12 @@ pub fn install() {
     let _ = thread::Builder::new().name("watchdog".into()).spawn(watch);
 }
 
+/// The status to exit with when a stop cannot wait for the run to end (`--check` says
+/// UNKNOWN, 3, as monitoring expects).
+pub fn exit_status(code: i32) {
+    EXIT.store(code, Ordering::SeqCst);
+}
+
 /// Stops the run `timeout` from now (`RUN_TIMEOUT`); None: never.
 pub fn deadline(timeout: Option<Duration>) {
     *DEADLINE_AT.lock().unwrap_or_else(|e| e.into_inner()) = timeout.map(|t| Instant::now() + t);
@@ -73,14 +83,29 @@ fn watch() {
         }
     }
     thread::sleep(GRACE);
-    logging::error(format_args!(
+    let message = format!(
         "{}, and the run did not end within {} s: exiting now; the next run finishes what \
          is half done",
         why(),
         GRACE.as_secs()
-    ));
-    std::process::exit(EXIT_STOPPED);
+    );
+    // The run may be stuck in a write to an output nobody reads, holding std's lock on it:
+    // the last word takes no such lock and is given a moment at most.
+    let (said, heard) = std::sync::mpsc::channel();
+    let _ = thread::Builder::new()
+        .name("last word".into())
+        .spawn(move || {
+            logging::error_now(&message);
+            let _ = said.send(());
+        });
+    let _ = heard.recv_timeout(LAST_WORD);
+    // SAFETY: _exit ends the process at once; unlike process::exit it runs no exit handlers,
+    // which would flush stdout through the lock a blocked writer holds.
+    unsafe { libc::_exit(EXIT.load(Ordering::SeqCst)) };
 }
+
+/// How long the watchdog's last message may take before the process exits without it.
+const LAST_WORD: Duration = Duration::from_secs(1);
 
 /// Whether the run was asked to stop.
 pub fn requested() -> bool {

@@ -77,7 +77,7 @@ fn config_errors_exit_78_naming_the_line() {
     let config = env.path().join("config");
     assert!(
         run.stderr().contains(&format!(
-            "{}:6: KEYSIZE 1024 is not supported",
+            "{}:6: KEYSIZE is not supported for rsa",
             config.display()
         )),
         "{run:?}"
@@ -87,7 +87,7 @@ fn config_errors_exit_78_naming_the_line() {
     run.expect(78);
     assert!(
         run.stderr()
-            .contains(":5: command substitution is not supported"),
+            .contains(":5: RENEW_DAYS: command substitution is not supported"),
         "{run:?}"
     );
     assert_eq!(entries(&env), ["config", "domains.txt"]);
@@ -139,4 +139,176 @@ fn under_systemd_lines_carry_journal_priorities() {
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines[0].starts_with("<4>warning: "), "{err}");
     assert!(lines[1].starts_with("<3>error: "), "{err}");
+}
+
+/// A value that must never be printed.
+const SECRET: &str = "Zs3cr3tV4lu3";
+
+/// Runs `args` in `env` and checks that a config error (78) names `at` (`file:line`) and
+/// `key`, and that neither stdout nor stderr holds the secret.
+fn refused_without_the_secret(env: &Env, args: &[&str], at: &str, key: Option<&str>) {
+    let run = env.run(args);
+    run.expect(78);
+    let all = format!("{}{}", run.stdout(), run.stderr());
+    assert!(!all.contains(SECRET), "the secret was printed:{run:?}");
+    assert!(
+        !all.contains("s3cr3t"),
+        "part of the secret was printed:{run:?}"
+    );
+    assert!(
+        all.contains(&format!("{at}: ")),
+        "{at} is not named:{run:?}"
+    );
+    if let Some(key) = key {
+        assert!(
+            all.contains(&format!("{at}: {key}")),
+            "{key} is not named after {at}:{run:?}"
+        );
+    }
+}
+
+#[test]
+fn config_errors_name_file_line_and_key_and_never_a_value() {
+    // No request is made: any CA address does.
+    let dir = common::TempDir::new("no-ca");
+    let env = Env::for_ca(
+        "https://127.0.0.1:9/dir",
+        &dir.path().join("ca.pem"),
+        dir.path(),
+        "",
+    );
+    env.domains("a.example\n");
+    let config = env.path().join("config").display().to_string();
+    let cron = ["--cron", "--accept-terms"];
+    for key in ["EAB_HMAC_KEY", "DNS_UPDATE_KEY_SECRET", "PKCS12_PASSPHRASE"] {
+        for (line, named) in [
+            (format!("{key} = {SECRET}"), true),
+            (format!("{key}= {SECRET}"), false),
+            (format!("{key}={SECRET} extra"), true),
+            (format!("{key}=\"{SECRET}"), true),
+            (format!("{key}='{SECRET}"), true),
+            (format!("{key}={SECRET};x"), true),
+            (format!("{key}={SECRET}|x"), true),
+            (format!("{key}=x${SECRET}"), true),
+            (format!("{key}=\"x${{{SECRET}:-y}}\""), true),
+            (format!("{key}={SECRET}\\"), true),
+            (format!("{key}=$({SECRET})"), true),
+            (format!("{key}X={SECRET}"), false),
+            (SECRET.to_string(), false),
+            (format!("export {key} {SECRET}"), false),
+        ] {
+            // The line after the four of the test's config.
+            env.write_config(&format!("{line}\n"));
+            let named = named.then_some(key);
+            refused_without_the_secret(&env, &cron, &format!("{config}:5"), named);
+        }
+    }
+    // Values of the right shape that are wrong.
+    for (lines, key) in [
+        (
+            format!("EAB_KID=kid\nEAB_HMAC_KEY={SECRET}!!\n"),
+            "EAB_HMAC_KEY",
+        ),
+        (
+            format!("EAB_KID=kid\nEAB_HMAC_KEY=YQ\nEAB_ALGORITHM={SECRET}\n"),
+            "EAB_ALGORITHM",
+        ),
+        (
+            format!(
+                "DNS_UPDATE_SERVER=127.0.0.1\nDNS_UPDATE_KEY_NAME=k\nDNS_UPDATE_KEY_SECRET={SECRET}!\n"
+            ),
+            "DNS_UPDATE_KEY_SECRET",
+        ),
+        (
+            format!(
+                "DNS_UPDATE_SERVER=127.0.0.1\nDNS_UPDATE_KEY_NAME=k\nDNS_UPDATE_KEY_ALGORITHM={SECRET}\n"
+            ),
+            "DNS_UPDATE_KEY_ALGORITHM",
+        ),
+        (format!("KEY_ALGO={SECRET}\n"), "KEY_ALGO"),
+        (format!("RENEW_DAYS={SECRET}\n"), "RENEW_DAYS"),
+        (format!("CA={SECRET}\n"), "CA"),
+        (format!("HOOK=/{SECRET}\n"), "HOOK"),
+        (
+            format!("DNS_CHECK_SERVERS=\"127.0.0.1 {SECRET}\"\n"),
+            "DNS_CHECK_SERVERS",
+        ),
+        (format!("CONFIG_D=/{SECRET}\n"), "CONFIG_D"),
+    ] {
+        env.write_config(&lines);
+        let line = 4 + lines.lines().count();
+        refused_without_the_secret(&env, &cron, &format!("{config}:{line}"), Some(key));
+    }
+
+    // The TSIG key file: its errors name its line, never its text.
+    let key_file = env.path().join("tsig.key");
+    for (text, line) in [
+        (
+            format!("key \"k\" {{\n  algorithm {SECRET};\n  secret \"YQ==\";\n}};\n"),
+            2,
+        ),
+        (
+            format!("key \"k\" {{\n  algorithm hmac-sha256;\n  secret \"{SECRET}!\";\n}};\n"),
+            3,
+        ),
+    ] {
+        fs::write(&key_file, text).unwrap();
+        env.write_config(&format!(
+            "DNS_UPDATE_SERVER=127.0.0.1\nDNS_UPDATE_KEY_FILE={}\n",
+            key_file.display()
+        ));
+        let run = env.run(&cron);
+        run.expect(78);
+        let all = format!("{}{}", run.stdout(), run.stderr());
+        assert!(!all.contains(SECRET), "the secret was printed:{run:?}");
+        assert!(
+            all.contains(&format!(
+                "{config}:6: DNS_UPDATE_KEY_FILE: the key file: line {line}: "
+            )),
+            "{run:?}"
+        );
+    }
+
+    // A CONFIG_D file and a certificate's own config are read the same way.
+    let config_d = env.path().join("conf.d");
+    fs::create_dir_all(&config_d).unwrap();
+    fs::write(
+        config_d.join("eab.sh"),
+        format!("\nEAB_HMAC_KEY = {SECRET}\n"),
+    )
+    .unwrap();
+    env.write_config(&format!("CONFIG_D={}\n", config_d.display()));
+    let in_d = config_d.join("eab.sh").display().to_string();
+    refused_without_the_secret(&env, &cron, &format!("{in_d}:2"), Some("EAB_HMAC_KEY"));
+    fs::remove_dir_all(&config_d).unwrap();
+    env.write_config("");
+    let cert_config = env.cert_dir("a.example").join("config");
+    fs::create_dir_all(env.cert_dir("a.example")).unwrap();
+    fs::write(
+        &cert_config,
+        format!("KEY_ALGO=rsa\nPKCS12_PASSPHRASE={SECRET} x\n"),
+    )
+    .unwrap();
+    let at = format!("{}:2", cert_config.display());
+    refused_without_the_secret(&env, &cron, &at, Some("PKCS12_PASSPHRASE"));
+}
+
+#[test]
+fn env_prints_no_secret() {
+    let dir = common::TempDir::new("no-ca");
+    let env = Env::for_ca(
+        "https://127.0.0.1:9/dir",
+        &dir.path().join("ca.pem"),
+        dir.path(),
+        "",
+    );
+    env.write_config(&format!(
+        "EAB_KID=kid\nEAB_HMAC_KEY={SECRET}\nPKCS12_EXPORT=yes\nPKCS12_PASSPHRASE={SECRET}\n\
+         DNS_UPDATE_SERVER=127.0.0.1\nDNS_UPDATE_KEY_NAME=k\nDNS_UPDATE_KEY_SECRET=YQ==\n"
+    ));
+    let run = env.run(&["--env"]);
+    run.expect(0);
+    assert!(run.stdout().contains("declare -- CA="), "{run:?}");
+    assert!(!run.stdout().contains(SECRET), "{run:?}");
+    assert!(!run.stdout().contains("YQ=="), "{run:?}");
 }

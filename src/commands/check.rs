@@ -53,10 +53,14 @@ fn describe(reason: &Reason) -> String {
     }
 }
 
-/// `--check`: every certificate's state from disk alone: no lock, no request.
+/// `--check`: every certificate's state from disk alone: no lock, no request. It ends within
+/// `RUN_TIMEOUT` too, as UNKNOWN.
 pub fn check(session: &Session) -> Result<CheckStatus> {
     let config = &session.config;
+    crate::stop::exit_status(CheckStatus::Unknown.code().into());
+    crate::stop::deadline(config.run_timeout);
     let specs = session.specs()?;
+    crate::stop::check()?;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rules = Rules::new(config, session.opts.force, &states);
@@ -108,6 +112,7 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
             }
         })
         .collect();
+    crate::stop::check()?;
     let status = rows
         .iter()
         .map(|r| r.state)
