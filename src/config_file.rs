@@ -110,11 +110,13 @@ pub fn parse_text(
 }
 
 /// The `*.sh` files of a `CONFIG_D` folder, in name order, as the shell's glob gives them.
-/// The folder itself must be one only root or we can change ([`trust::check`]).
+/// The folder itself must be one only root or we can change ([`trust::check`]). A folder that
+/// is not there is not named: the value may be a secret a typo put in the wrong key.
 pub fn config_d_files(dir: &Path) -> std::result::Result<Vec<PathBuf>, String> {
+    let unreadable = |e: std::io::Error| format!("CONFIG_D is not a readable folder: {e}");
+    std::fs::metadata(dir).map_err(unreadable)?;
     trust::check(dir, trust::Kind::Folder, "CONFIG_D folder").map_err(|e| e.to_string())?;
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("CONFIG_D is not a readable folder: {e}"))?;
+    let entries = std::fs::read_dir(dir).map_err(unreadable)?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "sh"))
