@@ -183,7 +183,15 @@ fn unread_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
 #[test]
 fn run_timeout_holds_when_nobody_reads_the_output() {
     let pebble = Pebble::start();
-    let env = Env::new(&pebble, "RUN_TIMEOUT=2\n");
+    let env = Env::new(&pebble, "");
+    // The hook's output, which the run logs line by line, is far more than the pipe holds, so
+    // the run blocks in a write once the deadline is set, however quick the machine is.
+    let hook = env.path().join("chatty-hook");
+    common::script(
+        &hook,
+        "[ \"$1\" = deploy_challenge ] && seq 1 20000 | sed 's/^/hook output line /'\nexit 0",
+    );
+    env.write_config(&format!("RUN_TIMEOUT=2\nHOOK={}\n", hook.display()));
     env.domains("a.stuck.example\nb.stuck.example\nc.stuck.example\n");
     let (_read_end, write_end) = unread_pipe();
     let child = env
