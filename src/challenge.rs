@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{Hook, HookEvent, Triplet};
 use crate::responder::Responder;
 use crate::store;
+use crate::trust;
 
 /// http-01 through a folder that a web server serves at `/.well-known/acme-challenge/`.
 #[derive(Debug, Clone)]
@@ -23,17 +24,23 @@ pub struct Webroot {
 }
 
 impl Webroot {
-    /// Ok when the folder exists; a config error otherwise, found before any request.
+    /// Ok when the folder exists and can be reached without a symlink another user could have
+    /// put on the way ([`trust::open_folder`]); a config error otherwise, found before any
+    /// request.
     pub fn check(&self) -> Result<()> {
-        if self.dir.is_dir() {
-            Ok(())
-        } else {
-            Err(Error::Config(format!(
-                "{}: WELLKNOWN folder does not exist; create it and have the web server serve it \
-                 at /.well-known/acme-challenge/",
-                self.dir.display()
-            )))
+        self.open().map(|_| ())
+    }
+
+    /// The folder as a handle that every write and removal goes through.
+    fn open(&self) -> Result<fs::File> {
+        if !self.dir.is_dir() {
+            return Err(Error::Config(
+                "the WELLKNOWN folder does not exist; create it and have the web server serve \
+                 it at /.well-known/acme-challenge/"
+                    .into(),
+            ));
         }
+        trust::open_folder(&self.dir, "WELLKNOWN")
     }
 }
 
@@ -205,15 +212,19 @@ impl Solver<'_> {
     }
 
     fn deploy_http(&self, proofs: &[Proof], deployed: &mut Deployed) -> Result<()> {
+        let folder = match (&self.webroot, self.responder) {
+            (Some(webroot), None) => Some(webroot.open()?),
+            _ => None,
+        };
         for p in proofs {
             if let Some(responder) = self.responder {
                 responder.insert(&p.token, &p.key_authorization);
                 deployed.tokens.push(p.token.clone());
-            } else if let Some(webroot) = &self.webroot {
-                let path = webroot.dir.join(&p.token);
-                deployed.files.push(path.clone());
+            } else if let (Some(webroot), Some(folder)) = (&self.webroot, &folder) {
+                deployed.files.push(webroot.dir.join(&p.token));
                 deployed.note()?;
-                store::write_ephemeral(&path, p.key_authorization.as_bytes(), store::PUBLIC_MODE)?;
+                let bytes = p.key_authorization.as_bytes();
+                store::write_at(folder, &webroot.dir, &p.token, bytes, store::PUBLIC_MODE)?;
             }
         }
         Ok(())
@@ -223,16 +234,20 @@ impl Solver<'_> {
     /// does, for a TLS server to present on `acme-tls/1` (RFC 8737).
     fn deploy_alpn(&self, proofs: &[Proof], deployed: &mut Deployed) -> Result<()> {
         store::create_dir(self.alpn_dir, 0o700)?;
+        let folder = trust::open_folder(self.alpn_dir, "ALPNCERTDIR")?;
         for p in proofs {
             let (cert, key) = alpn_certificate(&p.domain, &p.key_authorization)
                 .map_err(|msg| Error::refused(&p.domain, msg))?;
-            let crt = self.alpn_dir.join(format!("{}.crt.pem", p.domain));
-            let keyfile = self.alpn_dir.join(format!("{}.key.pem", p.domain));
-            deployed.files.push(keyfile.clone());
-            deployed.files.push(crt.clone());
+            let (crt, keyfile) = (
+                format!("{}.crt.pem", p.domain),
+                format!("{}.key.pem", p.domain),
+            );
+            deployed.files.push(self.alpn_dir.join(&keyfile));
+            deployed.files.push(self.alpn_dir.join(&crt));
             deployed.note()?;
-            store::write_ephemeral(&keyfile, key.as_bytes(), store::KEY_MODE)?;
-            store::write_ephemeral(&crt, cert.as_bytes(), store::PUBLIC_MODE)?;
+            let dir = self.alpn_dir;
+            store::write_at(&folder, dir, &keyfile, key.as_bytes(), store::KEY_MODE)?;
+            store::write_at(&folder, dir, &crt, cert.as_bytes(), store::PUBLIC_MODE)?;
         }
         Ok(())
     }
@@ -241,15 +256,15 @@ impl Solver<'_> {
     /// every challenge the hook was told of, even after a failure. Returns the first error,
     /// after trying everything.
     pub fn clean(&self, deployed: Deployed) -> Result<()> {
+        // Each folder is opened again as at deploy time, so that a folder swapped for a link
+        // since then leads nowhere; a run killed while writing a file left its temporary file
+        // beside it, which goes too.
         for path in &deployed.files {
-            let _ = fs::remove_file(path);
-        }
-        // A run killed while writing one left its temporary file beside it.
-        let mut folders: Vec<&Path> = deployed.files.iter().filter_map(|p| p.parent()).collect();
-        folders.sort();
-        folders.dedup();
-        for folder in folders {
-            store::remove_dead_temp_files(folder);
+            if let (Some(parent), Some(name)) = (path.parent(), path.file_name())
+                && let Ok(folder) = trust::open_folder(parent, "challenge folder")
+            {
+                store::remove_at(&folder, &name.to_string_lossy());
+            }
         }
         if let Some(responder) = self.responder {
             for token in &deployed.tokens {

@@ -181,6 +181,48 @@ pub fn switch_link(link: &Path, target: &str) -> Result<()> {
     })
 }
 
+/// The path of the folder a handle holds, `/proc/self/fd/<n>`: the folder opened, whatever has
+/// been renamed or swapped for a link since. Only the last component of a path under it is
+/// looked up by name, and creating (`O_EXCL`), renaming over or removing an entry never follows
+/// a symlink there.
+pub fn held(dir: &File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+}
+
+/// [`write_ephemeral`] of `name` into the folder `dir` holds (see [`crate::trust::open_folder`]);
+/// errors name `shown`, the folder's path as configured.
+pub fn write_at(dir: &File, shown: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
+    plain_name(name, shown)?;
+    replace_file(&held(dir).join(name), bytes, Owner::mode(mode), false).map_err(|e| match e {
+        Error::Io { what, err, .. } => Error::Io {
+            path: shown.join(name),
+            what,
+            err,
+        },
+        other => other,
+    })
+}
+
+/// Removes `name` from the folder `dir` holds (never following a link), and the temporary
+/// files of dead processes beside it; a missing file is no error.
+pub fn remove_at(dir: &File, name: &str) {
+    if !name.contains('/') {
+        let _ = fs::remove_file(held(dir).join(name));
+    }
+    remove_dead_temp_files(&held(dir));
+}
+
+fn plain_name(name: &str, shown: &Path) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::io("cannot write into", shown)(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a plain file name",
+        )));
+    }
+    Ok(())
+}
+
 /// Flushes a folder's entries (renames, new files) to disk.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

@@ -11,8 +11,8 @@
 //! the check and the read is refused too.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
-use std::fs::{self, Metadata, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -136,6 +136,101 @@ fn resolve(path: &Path, kind: Kind, what: &str) -> Result<(PathBuf, Metadata)> {
     // The path was `/` itself.
     final_ok(&at, &at_meta, kind).map_err(|m| refuse(refusal(what, &m)))?;
     Ok((at, at_meta))
+}
+
+/// Opens a folder desiccant writes into but does not obey, which other users may own (a webroot
+/// the web server's user owns, `ALPNCERTDIR`): every folder on the way is opened from its
+/// parent's handle without following a symlink in its place, and a symlink on the way is
+/// followed only when it is root's or ours and sits in a folder only root or we can change, so
+/// nobody else can have put it there. Writes and removals then go through the handle
+/// ([`crate::store::write_at`]), so another user who swaps a folder for a link at any moment
+/// still cannot make a root run write or remove anything outside that user's own folders.
+pub fn open_folder(path: &Path, what: &str) -> Result<File> {
+    let refuse = |msg: String| Error::Config(format!("{what}: {msg}"));
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| refuse(format!("cannot find the current folder: {e}")))?
+            .join(path)
+    };
+    let me = effective_uid();
+    let root =
+        open_dir_at(None, OsStr::new("/")).map_err(|e| refuse(format!("cannot open /: {e}")))?;
+    let mut folders: Vec<(PathBuf, File)> = vec![(PathBuf::from("/"), root)];
+    let mut pending: VecDeque<OsString> = components(&absolute);
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            if folders.len() > 1 {
+                folders.pop();
+            }
+            continue;
+        }
+        let (at, dir) = folders.last().expect("the root is never popped");
+        let next = at.join(&name);
+        let meta = lstat_at(dir, &name)
+            .map_err(|e| refuse(format!("cannot use {}: {e}", next.display())))?;
+        if meta.file_type().is_symlink() {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(refuse("too many symlinks on the way".into()));
+            }
+            let container = dir
+                .metadata()
+                .map_err(|e| refuse(format!("cannot read {}: {e}", at.display())))?;
+            let placed_by_us = if meta.uid() == 0 || meta.uid() == me {
+                folder_ok(at, &container, me)
+            } else {
+                Err(describe(&next, &meta, "is a symlink of another user", me))
+            };
+            placed_by_us.map_err(|m| {
+                refuse(format!(
+                    "the symlink {} is not followed, since another user could have put it                      there: {m}",
+                    next.display()
+                ))
+            })?;
+            let target = fs::read_link(crate::store::held(dir).join(&name))
+                .map_err(|e| refuse(format!("cannot read the link {}: {e}", next.display())))?;
+            if target.is_absolute() {
+                folders.truncate(1);
+            }
+            for c in components(&target).into_iter().rev() {
+                pending.push_front(c);
+            }
+            continue;
+        }
+        let opened = open_dir_at(Some(dir), &name).map_err(|e| {
+            refuse(format!(
+                "cannot open the folder {} (a symlink put there by another user is not                  followed): {e}",
+                next.display()
+            ))
+        })?;
+        folders.push((next, opened));
+    }
+    Ok(folders.pop().expect("the root is never popped").1)
+}
+
+/// `name` in the folder `dir` is a handle of (or `/` itself), opened as a folder without
+/// following a symlink.
+fn open_dir_at(dir: Option<&File>, name: &OsStr) -> std::io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let c_name = std::ffi::CString::new(name.as_bytes())?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: a valid folder descriptor (or AT_FDCWD) and C string; the result is checked.
+    let fd = unsafe { libc::openat(at, c_name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// The entry `name` of the folder `dir` is a handle of, not following a symlink.
+fn lstat_at(dir: &File, name: &OsStr) -> std::io::Result<Metadata> {
+    fs::symlink_metadata(crate::store::held(dir).join(name))
 }
 
 fn components(path: &Path) -> VecDeque<OsString> {

@@ -407,3 +407,51 @@ fn a_webroot_of_the_web_servers_user_still_works() {
         &pebble.root_der(),
     );
 }
+
+/// The web server's user owns the site and swaps its `acme-challenge` folder for a link to a
+/// folder of root's: the root run must not write a challenge file there. A hook of root's
+/// notes what that folder holds while the challenges are in place.
+#[test]
+fn the_web_servers_user_cannot_redirect_challenge_files_through_a_link() {
+    let web = User::new("webln");
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let site = web.folder("site");
+    let victim = TempDir::new("victim");
+    fs::set_permissions(victim.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let wellknown = site.path().join(".well-known/acme-challenge");
+    let out = web.sh(&format!(
+        "mkdir -p '{w}' && rmdir '{w}' && ln -s '{v}' '{w}'",
+        w = wellknown.display(),
+        v = victim.path().display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    let seen = env.path().join("seen");
+    let hook = env.path().join("hook");
+    common::script(
+        &hook,
+        &format!(
+            "[ \"$1\" = deploy_challenge ] && ls -A '{}' >> '{}'\nexit 0",
+            victim.path().display(),
+            seen.display()
+        ),
+    );
+    env.write_config(&format!(
+        "WELLKNOWN={}\nHOOK={}\n",
+        wellknown.display(),
+        hook.display()
+    ));
+    env.domains("linked.example\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    let noted = fs::read_to_string(&seen).unwrap_or_default();
+    assert!(
+        noted.is_empty(),
+        "a challenge file was written into root's folder: {noted}"
+    );
+    assert_eq!(fs::read_dir(victim.path()).unwrap().count(), 0);
+    assert_ne!(run.code(), 0, "{run:?}");
+    assert!(
+        run.stderr().contains("is not followed"),
+        "the link is not named as the reason:{run:?}"
+    );
+}
