@@ -34,11 +34,11 @@ impl Webroot {
     /// The folder as a handle that every write and removal goes through.
     fn open(&self) -> Result<fs::File> {
         if !self.dir.is_dir() {
-            return Err(Error::Config(
-                "the WELLKNOWN folder does not exist; create it and have the web server serve \
-                 it at /.well-known/acme-challenge/"
-                    .into(),
-            ));
+            return Err(Error::Config(format!(
+                "{}: WELLKNOWN folder does not exist; create it and have the web server serve \
+                 it at /.well-known/acme-challenge/",
+                self.dir.display()
+            )));
         }
         trust::open_folder(&self.dir, "WELLKNOWN")
     }

@@ -755,8 +755,13 @@ fn dns_config(vars: &Vars) -> Result<DnsConfig> {
                             &format!("DNS_UPDATE_KEY_FILE: {msg}"),
                         )
                     };
-                    let text = std::fs::read_to_string(file)
+                    // Not named when it is not there: the value may be a secret a typo moved.
+                    std::fs::metadata(file)
                         .map_err(|e| at(format!("the key file cannot be read: {e}")))?;
+                    // Read as the other files it obeys are: a regular file only root or we
+                    // can change (a FIFO or another user's file is refused, not waited on).
+                    let text = trust::read_to_string(Path::new(file), "TSIG key file")
+                        .map_err(|e| at(e.to_string()))?;
                     TsigKey::from_bind_file(&text)
                         .map_err(|msg| at(format!("the key file: {msg}")))?
                 }

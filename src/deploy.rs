@@ -165,7 +165,8 @@ pub fn recover(
         }
         deploy_cert(hook, &spec.names[0], &dir, ts)?;
         // Ordered by the interrupted run, under the same config as far as we know.
-        issued_under(&mut state, config, spec);
+        let cert = store::read_plain(&set.cert).unwrap_or_default();
+        issued_under(&mut state, config, spec, &cert);
     }
     state.pending = None;
     states.save_cert(&spec.name, &state)?;
@@ -175,7 +176,8 @@ pub fn recover(
 /// Records in `state` what the certificate that just went live was issued under: the CA, the
 /// profile and the preferred chain its renewal decision compares with the config; the CA's
 /// renewal information for the certificate it replaced no longer applies.
-pub fn issued_under(state: &mut CertState, config: &Config, spec: &CertSpec) {
+pub fn issued_under(state: &mut CertState, config: &Config, spec: &CertSpec, cert: &[u8]) {
+    state.cert_sha256 = Some(crate::x509::fingerprint(cert));
     state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
     state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
     state.ca = Some(config.ca.clone());

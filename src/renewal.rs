@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::acme::text::shown;
 use crate::keys::KeyAlgo;
 use crate::state::CertState;
 use crate::x509::CertFacts;
@@ -101,13 +102,25 @@ impl fmt::Display for Reason {
         match self {
             Reason::Forced => f.write_str("forced"),
             Reason::Missing => f.write_str("no certificate yet"),
-            Reason::Unreadable(why) => write!(f, "the current certificate is unreadable: {why}"),
+            // What a certificate file says is outside text: whoever can write the file (a
+            // `CERT_OWNER`) chose it, so it is shown as every outside text is.
+            Reason::Unreadable(why) => {
+                write!(f, "the current certificate is unreadable: {}", shown(why))
+            }
             Reason::NamesChanged { had } => {
-                write!(f, "names changed (the certificate has {})", had.join(" "))
+                write!(
+                    f,
+                    "names changed (the certificate has {})",
+                    shown(&had.join(" "))
+                )
             }
             Reason::KeyChanged { had } => write!(f, "key type changed (the certificate has {had})"),
             Reason::CaChanged { had } => {
-                write!(f, "issued by another CA ({had}) than the configured one")
+                write!(
+                    f,
+                    "issued by another CA ({}) than the configured one",
+                    shown(had)
+                )
             }
             Reason::Expired => f.write_str("expired"),
             Reason::Due { days_left } => write!(f, "{days_left} days left"),
@@ -330,6 +343,22 @@ pub fn needs_top_issuer(preferred_chain: Option<&str>, recorded: &CertState) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_certificate_file_says_is_shown_cleaned() {
+        let forged = "owner.example\n<0>desiccant: forged\u{1b}[2J";
+        for reason in [
+            Reason::NamesChanged {
+                had: vec![forged.into()],
+            },
+            Reason::CaChanged { had: forged.into() },
+            Reason::Unreadable(forged.into()),
+        ] {
+            let text = reason.to_string();
+            assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text}");
+            assert!(text.contains("\\n<0>"), "{text}");
+        }
+    }
     use crate::state::AriState;
 
     const DAY: i64 = 86_400;

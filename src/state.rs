@@ -36,6 +36,10 @@ pub struct CertState {
     /// version; None for older certificates and imported ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// SHA-256 of the `cert.pem` this program wrote (hex). A certificate file given to
+    /// `CERT_OWNER` can be changed by that user; one that no longer matches is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
     /// The CA refused an order with `rateLimited`: not asked again before this time (Unix
     /// seconds; its `Retry-After`, else an hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -711,9 +711,16 @@ fn read_own_key(
     if meta.nlink() != 1 {
         return Err(refuse("it has other names (a hard link)".into()));
     }
+    // The owner can grow the file at will; no key is near this size.
+    const MAX_KEY_FILE: u64 = 1 << 20;
     let mut text = String::new();
-    file.read_to_string(&mut text)
+    (&mut file)
+        .take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut text)
         .map_err(|e| refuse(e.to_string()))?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(refuse("larger than any key file (over 1 MiB)".into()));
+    }
     Ok(text)
 }
 

@@ -316,6 +316,15 @@ pub fn read_csr(pem_text: &str) -> Result<(Csr, Vec<String>), String> {
     ))
 }
 
+/// SHA-256 of a file's bytes, in hex: what `state/` records of a certificate file it wrote.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

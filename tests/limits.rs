@@ -274,3 +274,40 @@ fn check_ends_within_run_timeout_when_a_read_hangs() {
     // UNKNOWN when the deadline ended it; a file refused for its type is CRITICAL.
     assert!([2, 3].contains(&run.code()), "{run:?}");
 }
+
+/// The TSIG key file is read while the config loads, before `RUN_TIMEOUT` can hold: a FIFO
+/// there (or a file another user can change) is refused at once, not waited on.
+#[test]
+fn a_tsig_key_file_that_never_ends_is_refused_not_waited_on() {
+    let dir = common::TempDir::new("no-ca");
+    let key = dir.path().join("tsig.key");
+    let fifo = std::ffi::CString::new(key.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let env = Env::for_ca(
+        "https://127.0.0.1:9/dir",
+        &dir.path().join("ca.pem"),
+        dir.path(),
+        &format!(
+            "RUN_TIMEOUT=1\nCHALLENGETYPE=dns-01\nDNS_UPDATE_SERVER=127.0.0.1:9\n\
+             DNS_UPDATE_KEY_FILE={}\n",
+            key.display()
+        ),
+    );
+    env.domains("stuck.example\n");
+    for args in [&["--cron"][..], &["--check"][..]] {
+        let child = env
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (run, _) = wait_at_most(child, Duration::from_secs(10), &args.join(" "));
+        assert!([78, 3].contains(&run.code()), "{run:?}");
+        assert!(
+            run.stderr().contains("DNS_UPDATE_KEY_FILE")
+                && run.stderr().contains("not a regular file"),
+            "{run:?}"
+        );
+    }
+}

@@ -455,3 +455,46 @@ fn the_web_servers_user_cannot_redirect_challenge_files_through_a_link() {
         "the link is not named as the reason:{run:?}"
     );
 }
+
+/// The `CERT_OWNER` user owns the certificate files and so can write them: a forged
+/// certificate valid for a century, or a file grown to 2 GiB, must not make a root run keep a
+/// certificate it did not issue, nor read the whole file.
+#[test]
+fn a_cert_owner_cannot_forge_the_certificate_the_renewal_decision_reads() {
+    let owner = User::new("forger");
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, &format!("CERT_OWNER={}\n", owner.name));
+    env.domains("forged.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let live = env.cert_dir("forged.example").join("cert.pem");
+    let target = fs::canonicalize(&live).unwrap();
+    let decision = |env: &Env| -> String {
+        let run = env.run(&["--check", "--json"]);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout())
+            .unwrap_or_else(|e| panic!("no JSON report ({e}): {run:?}"));
+        report["certificates"][0]["decision"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no decision: {run:?}"))
+            .to_string()
+    };
+    assert_eq!(decision(&env), "keep");
+    let out = owner.sh(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500 \
+         -subj /CN=forged.example -addext subjectAltName=DNS:forged.example \
+         -keyout /dev/null -out {} 2>&1",
+        target.display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(decision(&env), "unreadable", "a forged certificate is kept");
+    let out = owner.sh(&format!("truncate -s 2G {}", target.display()));
+    assert!(out.status.success(), "{out:?}");
+    let run = env.run(&["--check"]);
+    assert!(run.stdout().contains("over 1 MiB"), "{run:?}");
+    // The next run replaces it with one the CA issued.
+    env.run(&["--cron"]).expect(0);
+    common::check_live_set(
+        &env.cert_dir("forged.example"),
+        &["forged.example"],
+        &pebble.root_der(),
+    );
+}

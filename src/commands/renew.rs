@@ -99,7 +99,7 @@ pub fn renew_one(
                 cleaned,
             } = done;
             match deploy::go_live(config, spec, p.hook, &p.names[0], &set, &issued) {
-                Ok(()) => Ok((issued.not_after, cleaned)),
+                Ok(()) => Ok((issued.not_after, issued.cert, cleaned)),
                 Err(e) => {
                     // The first error is the one that counts; this one is still told.
                     if let Err(cleaning) = cleaned {
@@ -111,11 +111,11 @@ pub fn renew_one(
         });
     let mut state = states.cert(&spec.name);
     match &result {
-        Ok(_) => {
+        Ok((_, cert, _)) => {
             state.pending = None;
             state.rate_limited_until = None;
             state.succeeded();
-            deploy::issued_under(&mut state, config, spec);
+            deploy::issued_under(&mut state, config, spec, cert.as_bytes());
         }
         Err(Error::Invalid { .. }) => {
             state.failed(unix_now());
@@ -134,7 +134,7 @@ pub fn renew_one(
     }
     failpoint::hit("state-written");
     match result {
-        Ok((not_after, cleaned)) => {
+        Ok((not_after, _, cleaned)) => {
             logging::info(format_args!(
                 "{}: issued, valid until {} ({reason})",
                 spec.name,

@@ -327,7 +327,7 @@ impl Facts {
         let preferred = spec.settings.preferred_chain.as_deref();
         let top_issuer = renewal::needs_top_issuer(preferred, &recorded);
         Facts {
-            live: live(&dir, top_issuer),
+            live: live(&dir, top_issuer, recorded.cert_sha256.as_deref()),
             recorded,
         }
     }
@@ -363,20 +363,49 @@ pub(super) fn decide(
     renewal::decide(facts.live.as_ref(), &wanted, &facts.recorded, policy, now)
 }
 
+/// The most of a live certificate or chain file that is read: a certificate file given to
+/// `CERT_OWNER` is that user's to grow.
+const MAX_LIVE_FILE: u64 = 1 << 20;
+
 /// The live `<kind>.pem` of `dir`, read only where the layout puts it
-/// ([`CertDir::open_live`]).
-fn read_live(dir: &CertDir, kind: &str) -> std::io::Result<Vec<u8>> {
+/// ([`CertDir::open_live`]), at most [`MAX_LIVE_FILE`] bytes; and the uid of its owner.
+fn read_live(dir: &CertDir, kind: &str) -> std::io::Result<(Vec<u8>, u32)> {
     use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let file = dir.open_live(kind, "pem")?;
+    let owner = file.metadata()?.uid();
     let mut bytes = Vec::new();
-    dir.open_live(kind, "pem")?.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    file.take(MAX_LIVE_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_LIVE_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{kind}.pem is larger than any certificate file (over 1 MiB)"),
+        ));
+    }
+    Ok((bytes, owner))
 }
 
-/// What `cert.pem` of `dir` says: None when there is none, Err when it cannot be read; the top
+/// What `cert.pem` of `dir` says: None when there is none, Err when it cannot be read or is
+/// not the file this program wrote (`recorded`, SHA-256) while another user owns it; the top
 /// issuer of `chain.pem` only when `top_issuer`.
-fn live(dir: &CertDir, top_issuer: bool) -> Option<std::result::Result<Live, String>> {
+fn live(
+    dir: &CertDir,
+    top_issuer: bool,
+    recorded: Option<&str>,
+) -> Option<std::result::Result<Live, String>> {
     let bytes = match read_live(dir, "cert") {
-        Ok(bytes) => bytes,
+        Ok((bytes, owner)) => {
+            let ours = owner == crate::store::effective_uid();
+            if let Some(written) = recorded.filter(|_| !ours)
+                && x509::fingerprint(&bytes) != written
+            {
+                return Some(Err(format!(
+                    "cert.pem is not the file this program wrote: its owner (uid {owner}) \
+                     changed it, so what it says is not trusted"
+                )));
+            }
+            bytes
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return Some(Err(e.to_string())),
     };
@@ -387,7 +416,7 @@ fn live(dir: &CertDir, top_issuer: bool) -> Option<std::result::Result<Live, Str
             top_issuer: top_issuer
                 .then(|| read_live(dir, "chain").ok())
                 .flatten()
-                .and_then(|b| x509::pem_certs(&b).ok())
+                .and_then(|(b, _)| x509::pem_certs(&b).ok())
                 .and_then(|chain| x509::top_issuer(&chain)),
         }
     }))
