@@ -28,10 +28,28 @@ extern char *program_invocation_short_name;
 
 static int hits;
 
-static int should_fail(const char *op, const char *path) {
+/* A path under /proc/self/fd/N/ (how desiccant writes into a folder it holds open) as the
+ * real path of that folder, so that DISK_FAULT_MATCH sees the folder's name. */
+static const char *real_path(const char *path, char *buf, size_t len) {
+    const char *prefix = "/proc/self/fd/";
+    if (strncmp(path, prefix, strlen(prefix)) != 0) return path;
+    char *rest;
+    long fd = strtol(path + strlen(prefix), &rest, 10);
+    char link[64], dir[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%ld", fd);
+    ssize_t n = readlink(link, dir, sizeof dir - 1);
+    if (n < 0) return path;
+    dir[n] = 0;
+    snprintf(buf, len, "%s%s", dir, rest);
+    return buf;
+}
+
+static int should_fail(const char *op, const char *given) {
     const char *want = getenv("DISK_FAULT_OP");
     const char *match = getenv("DISK_FAULT_MATCH");
-    if (!want || strcmp(want, op) != 0 || !path) return 0;
+    if (!want || strcmp(want, op) != 0 || !given) return 0;
+    char buf[4096];
+    const char *path = real_path(given, buf, sizeof buf);
     if (strcmp(program_invocation_short_name, "desiccant") != 0) return 0;
     if (match && !strstr(path, match)) return 0;
     const char *nth = getenv("DISK_FAULT_NTH");
