@@ -29,6 +29,9 @@ pub struct Live {
     /// only for a certificate with a `PREFERRED_CHAIN` and no record of the chain it was issued
     /// under.
     pub top_issuer: Option<String>,
+    /// Its issuer's organisation, else common name: what tells, for a certificate `state/` has
+    /// no record of, whether a staging CA issued it.
+    pub issuer: Option<String>,
 }
 
 /// What the configuration wants the certificate to be.
@@ -44,6 +47,9 @@ pub struct Wanted<'a> {
     pub preferred_chain: Option<&'a str>,
     /// The directory URL of the configured CA.
     pub ca: &'a str,
+    /// The CAs (directory URLs) ACCOUNTDIR holds accounts of when it holds none of `ca`'s:
+    /// then a certificate with no record of its CA was issued by one of them.
+    pub earlier_cas: &'a [String],
 }
 
 /// Why a certificate is issued.
@@ -273,8 +279,8 @@ fn judge(
             .unwrap_or_else(|| "another type".into());
         return Err(Reason::KeyChanged { had });
     }
-    if let Some(had) = recorded.ca.as_deref().filter(|had| *had != wanted.ca) {
-        return Err(Reason::CaChanged { had: had.into() });
+    if let Some(had) = other_ca(live, wanted, recorded) {
+        return Err(Reason::CaChanged { had });
     }
     if now >= facts.not_after {
         return Err(Reason::Expired);
@@ -310,6 +316,31 @@ fn judge(
     Ok(renew)
 }
 
+/// The directory URL of Let's Encrypt's staging CA, whose issuers' names start with
+/// [`STAGING_ISSUER`].
+const LE_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+const STAGING_ISSUER: &str = "(STAGING)";
+
+/// The CA other than the configured one that issued the live certificate, when it is known:
+/// as `state/` recorded it at issuance or import. For a certificate without that record
+/// (issued by dehydrated or an older version): Let's Encrypt's staging CA when its issuer is
+/// one of staging's (and staging is not the configured CA), else the CAs of
+/// [`Wanted::earlier_cas`]. None when nothing says another CA issued it: such a certificate is
+/// not renewed on a guess.
+fn other_ca(live: &Live, wanted: &Wanted<'_>, recorded: &CertState) -> Option<String> {
+    if let Some(had) = &recorded.ca {
+        return (had != wanted.ca).then(|| had.clone());
+    }
+    let staging = live
+        .issuer
+        .as_deref()
+        .is_some_and(|i| i.starts_with(STAGING_ISSUER) || i.starts_with("Fake LE"));
+    if staging && wanted.ca != LE_STAGING {
+        return Some(LE_STAGING.to_string());
+    }
+    (!wanted.earlier_cas.is_empty()).then(|| wanted.earlier_cas.join(" or "))
+}
+
 /// True when the chain preference differs from the one the live certificate was issued under,
 /// or, for a certificate with no record of it, from the live chain's topmost issuer.
 fn chain_changed(live: &Live, wanted: &Wanted<'_>, recorded: &CertState) -> bool {
@@ -341,6 +372,7 @@ mod tests {
             facts,
             cert_id: Some("aki.serial".into()),
             top_issuer: None,
+            issuer: None,
         })
     }
 
@@ -364,6 +396,7 @@ mod tests {
             profile: None,
             preferred_chain: None,
             ca: CA,
+            earlier_cas: &[],
         }
     }
 
@@ -632,6 +665,84 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_without_record_of_its_ca() {
+        let w = names();
+        let staging_issued = |issuer: &str| {
+            let mut l = cert(90).unwrap();
+            l.issuer = Some(issuer.into());
+            Ok(l)
+        };
+        let earlier = vec!["https://staging.example/dir".to_string()];
+        let after_switch = Wanted {
+            earlier_cas: &earlier,
+            ..wanted(&w)
+        };
+        let on_staging = Wanted {
+            ca: LE_STAGING,
+            ..wanted(&w)
+        };
+        let none = CertState::default();
+        let recorded_here = CertState {
+            ca: Some(CA.into()),
+            ..CertState::default()
+        };
+        let keep = Decision::Keep {
+            renew_at: T0 + 60 * DAY,
+        };
+        let changed = |had: &str| Decision::Renew(Reason::CaChanged { had: had.into() });
+        // (certificate, wanted, recorded, decision)
+        let table: Vec<(Result<Live, String>, Wanted<'_>, &CertState, Decision)> = vec![
+            // Nothing says where it came from: kept, as dehydrated's certificates are.
+            (cert(90), wanted(&w), &none, keep.clone()),
+            (
+                staging_issued("(STAGING) Let's Encrypt"),
+                wanted(&w),
+                &none,
+                changed(LE_STAGING),
+            ),
+            (
+                staging_issued("Fake LE Intermediate X1"),
+                wanted(&w),
+                &none,
+                changed(LE_STAGING),
+            ),
+            (
+                staging_issued("(STAGING) Let's Encrypt"),
+                on_staging,
+                &none,
+                keep.clone(),
+            ),
+            (
+                staging_issued("Let's Encrypt"),
+                wanted(&w),
+                &none,
+                keep.clone(),
+            ),
+            // The only accounts are another CA's: it issued the certificates there are.
+            (
+                cert(90),
+                after_switch,
+                &none,
+                changed("https://staging.example/dir"),
+            ),
+            // A record wins over every guess.
+            (
+                staging_issued("(STAGING) Let's Encrypt"),
+                after_switch,
+                &recorded_here,
+                keep,
+            ),
+        ];
+        for (i, (live, wanted, recorded, expected)) in table.into_iter().enumerate() {
+            assert_eq!(
+                decide(Some(&live), &wanted, recorded, AUTO, T0 + DAY),
+                expected,
+                "row {i}"
+            );
+        }
+    }
+
+    #[test]
     fn missing_unreadable_changed_expired_forced() {
         let w = names();
         let none = CertState::default();
@@ -704,6 +815,7 @@ mod tests {
                 facts,
                 cert_id: None,
                 top_issuer: None,
+                issuer: None,
             })
         };
         let (c90, c45, c6) = (read(&issued(90)), read(&issued(45)), read(&issued(6)));

@@ -32,8 +32,9 @@ pub struct CertState {
     /// the links when they are not there yet and runs `deploy_cert`, without a new order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<i64>,
-    /// The directory URL of the CA that issued the live certificate (recorded since this
-    /// version; None for older certificates and imported ones).
+    /// The directory URL of the CA that issued the live certificate: recorded at issuance and
+    /// import (certbot's `server`), and for a certificate without a record once a run found
+    /// another CA issued it. None for certificates of dehydrated and older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
     /// The CA refused an order with `rateLimited`: not asked again before this time (Unix

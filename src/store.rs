@@ -316,6 +316,29 @@ pub struct AccountDir {
     pub dir: PathBuf,
 }
 
+/// The directory URLs of the CAs `accountdir` holds account folders of, decoded from the
+/// folders' names; names that are not dehydrated's encoding are left out. Outside text: the
+/// caller checks what it shows.
+pub fn account_cas(accountdir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(accountdir) else {
+        return Vec::new();
+    };
+    let mut cas: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name();
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(name.as_encoded_bytes())
+                .ok()?;
+            let url = String::from_utf8(bytes).ok()?;
+            url.strip_suffix('\n').map(str::to_string)
+        })
+        .collect();
+    cas.sort();
+    cas
+}
+
 impl AccountDir {
     pub fn new(accountdir: &Path, ca_url: &str) -> AccountDir {
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ca_url}\n"));

@@ -72,7 +72,7 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 key: Some(spec.settings.key_algo),
             };
             let facts = Facts::read(config, spec, states.cert(&spec.name));
-            let decision = decide(config, rules, spec, asked, &facts, now);
+            let decision = decide(config, &rules, spec, asked, &facts, now);
             let (state, what, renew_at) = match &decision {
                 Decision::Keep { renew_at } => {
                     (CheckStatus::Ok, "valid".to_string(), Some(*renew_at))

@@ -180,7 +180,7 @@ fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Resu
             key: None,
         };
         matches!(
-            decide(config, rules, spec, asked, &facts, now),
+            decide(config, &rules, spec, asked, &facts, now),
             Decision::Renew(ref reason) if !matches!(reason, Reason::NamesChanged { .. })
         )
     });
@@ -194,7 +194,7 @@ fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Resu
 /// Repairs what an interrupted run left of `spec`, asks its hook for a CSR, and decides.
 fn plan<'a>(
     config: &Config,
-    rules: Rules,
+    rules: &Rules,
     spec: &'a CertSpec,
     index: usize,
     states: &StateDir,
@@ -238,6 +238,17 @@ fn plan<'a>(
         index,
     };
     planned.decision = decide(config, rules, spec, planned.asked(), &planned.facts, now);
+    // Where a certificate without a record came from is found once and recorded, so that it
+    // is still known when the evidence is gone (the new CA's account registered) and its
+    // renewal failed.
+    if let (None, Some(Reason::CaChanged { had })) =
+        (&planned.facts.recorded.ca, planned.decision.reason())
+    {
+        planned.facts.recorded.ca = Some(had.clone());
+        if let Err(e) = states.save_cert(&spec.name, &planned.facts.recorded) {
+            logging::warn(e);
+        }
+    }
     Ok(planned)
 }
 
@@ -257,7 +268,7 @@ fn batch(
     let mut outcomes: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
     let mut planned: Vec<Planned<'_>> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        match plan(config, rules, spec, index, &states, now) {
+        match plan(config, &rules, spec, index, &states, now) {
             Ok(p) => planned.push(p),
             Err(outcome) => outcomes[index] = Some(outcome),
         }
@@ -306,7 +317,7 @@ fn batch(
             for (c, answer) in fresh {
                 let p = &mut planned[asked[c]];
                 p.facts.recorded.ari = Some(answer);
-                p.decision = decide(config, rules, p.spec, p.asked(), &p.facts, now);
+                p.decision = decide(config, &rules, p.spec, p.asked(), &p.facts, now);
             }
         }
     }

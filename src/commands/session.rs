@@ -295,21 +295,33 @@ pub(super) struct Asked<'a> {
     pub key: Option<crate::keys::KeyAlgo>,
 }
 
-/// How this run decides: `--force`, and whether the CA's renewal information counts
-/// (`ARI=yes`, and the CA not known to have stopped offering it).
-#[derive(Debug, Clone, Copy)]
+/// How this run decides: `--force`, whether the CA's renewal information counts (`ARI=yes`,
+/// and the CA not known to have stopped offering it), and which CAs issued the certificates
+/// that have no record of theirs.
+#[derive(Debug, Clone)]
 pub(super) struct Rules {
     pub force: bool,
     pub ari: bool,
+    /// [`Wanted::earlier_cas`]: the CAs ACCOUNTDIR holds accounts of, when it holds none of
+    /// the configured one's.
+    pub earlier_cas: Vec<String>,
 }
 
 impl Rules {
     pub fn new(config: &Config, force: bool, states: &StateDir) -> Rules {
         let ca = states.ca();
         let not_offered = ca.directory == config.ca && !ca.renewal_info;
+        let mut accounts = crate::store::account_cas(&config.accountdir);
+        accounts
+            .retain(|url| url.starts_with("https://") && crate::acme::text::check_url(url).is_ok());
         Rules {
             force,
             ari: config.ari && !not_offered,
+            earlier_cas: if accounts.contains(&config.ca) {
+                Vec::new()
+            } else {
+                accounts
+            },
         }
     }
 }
@@ -341,7 +353,7 @@ impl Facts {
 /// The renewal decision for `spec` asked as `asked`: [`renewal::decide`] on `facts`.
 pub(super) fn decide(
     config: &Config,
-    rules: Rules,
+    rules: &Rules,
     spec: &CertSpec,
     asked: Asked<'_>,
     facts: &Facts,
@@ -354,6 +366,7 @@ pub(super) fn decide(
         profile: settings.profile.as_deref(),
         preferred_chain: settings.preferred_chain.as_deref(),
         ca: &config.ca,
+        earlier_cas: &rules.earlier_cas,
     };
     let policy = Policy {
         force: rules.force,
@@ -384,6 +397,7 @@ fn live(dir: &CertDir, top_issuer: bool) -> Option<std::result::Result<Live, Str
         Live {
             facts,
             cert_id: x509::ari_cert_id(&bytes),
+            issuer: x509::issuer_name(&bytes),
             top_issuer: top_issuer
                 .then(|| read_live(dir, "chain").ok())
                 .flatten()
