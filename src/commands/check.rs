@@ -23,6 +23,15 @@ struct CheckRow<'a> {
     profile: Option<String>,
 }
 
+/// A certificate folder that domains.txt no longer names: listed, without changing the
+/// status, until `--cleanup` archives it.
+struct Removed {
+    name: String,
+    not_after: Option<i64>,
+}
+
+const REMOVED: &str = "no longer in domains.txt; --cleanup archives it";
+
 /// How grave a reason to renew is for monitoring: WARNING when the next run simply renews a
 /// certificate that still serves, CRITICAL when what is served is wrong or gone.
 fn severity(reason: &Reason) -> CheckStatus {
@@ -112,6 +121,17 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
             }
         })
         .collect();
+    let removed: Vec<Removed> = session
+        .removed(&specs)
+        .into_iter()
+        .map(|name| {
+            let facts = Facts::read_named(config, &name);
+            Removed {
+                not_after: facts.readable().map(|l| l.facts.not_after),
+                name,
+            }
+        })
+        .collect();
     crate::stop::check()?;
     let status = rows
         .iter()
@@ -136,15 +156,30 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 })
             })
             .collect();
+        let removed: Vec<Value> = removed
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "detail": REMOVED,
+                    "not_after": r.not_after.map(logging::utc),
+                    "days_left": r.not_after.map(|t| (t - now).div_euclid(86_400)),
+                })
+            })
+            .collect();
         logging::data_line(format_args!(
             "{}",
-            json!({ "status": status.label(), "certificates": certificates })
+            json!({ "status": status.label(), "certificates": certificates, "removed": removed })
         ));
         return Ok(status);
     }
     let count = |s: CheckStatus| rows.iter().filter(|r| r.state == s).count();
+    let gone = match removed.len() {
+        0 => String::new(),
+        n => format!(", {n} no longer in domains.txt"),
+    };
     logging::data_line(format_args!(
-        "{}: {} certificates, {} due, {} critical",
+        "{}: {} certificates, {} due, {} critical{gone}",
         status.label(),
         rows.len(),
         count(CheckStatus::Warning),
@@ -172,6 +207,18 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
             },
             r.profile.clone().unwrap_or_else(|| "-".into()),
             r.spec.names.join(" "),
+        ]);
+    }
+    for r in &removed {
+        table.push([
+            r.name.clone(),
+            "REMOVED".into(),
+            r.not_after.map_or("-".into(), logging::utc),
+            r.not_after
+                .map_or("-".into(), |t| (t - now).div_euclid(86_400).to_string()),
+            REMOVED.into(),
+            "-".into(),
+            "-".into(),
         ]);
     }
     let widths: Vec<usize> = (0..6)

@@ -96,6 +96,18 @@ impl Session {
         Ok(specs)
     }
 
+    /// The certificate folders with a live certificate that `specs` (domains.txt) no longer
+    /// name: what `--check` lists and `--cleanup` archives. None with `--domain`, whose scope
+    /// is one certificate.
+    pub fn removed(&self, specs: &[CertSpec]) -> Vec<String> {
+        if !self.opts.domains.is_empty() {
+            return Vec::new();
+        }
+        let mut names = crate::store::live_cert_names(&self.config.certdir);
+        names.retain(|name| !specs.iter().any(|s| &s.name == name));
+        names
+    }
+
     /// A client of the configured CA, its directory read.
     pub fn connect(&self) -> Result<Client> {
         connect(&self.config)
@@ -341,6 +353,14 @@ impl Facts {
         Facts {
             live: live(&dir, top_issuer),
             recorded,
+        }
+    }
+
+    /// Reads the live certificate of the folder `name`, for what no domains.txt line asks.
+    pub fn read_named(config: &Config, name: &str) -> Facts {
+        Facts {
+            live: live(&CertDir::new(&config.certdir, name), false),
+            recorded: CertState::default(),
         }
     }
 
