@@ -193,6 +193,51 @@ pub fn renew_at(not_before: i64, not_after: i64, renew_days: Option<u32>) -> i64
     }
 }
 
+/// How many of the latest runs' start times `state/` keeps to judge the schedule by.
+pub const RECENT_RUNS: usize = 8;
+
+/// The time the schedule leaves between two runs, as the start times `runs` (oldest first)
+/// show it: the longest interval between two that follow each other, so that runs started by
+/// hand in between do not hide a weekly schedule. None before two runs: no history, no verdict.
+pub fn run_gap(runs: &[i64]) -> Option<i64> {
+    runs.windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|gap| *gap > 0)
+        .max()
+}
+
+/// A schedule that cannot keep up with a certificate: runs `gap` seconds apart, while it is
+/// renewed `window` seconds before it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooSlow {
+    pub gap: i64,
+    pub window: i64,
+    /// The longest period between runs that gives it two tries inside its window: 24, 12, 6
+    /// or 1 hours.
+    pub every_hours: i64,
+}
+
+/// Some when runs `gap` apart can let a certificate valid from `not_before` to `not_after`
+/// expire before a run renews it: its renewal window (from the time it is due to its expiry)
+/// is shorter than the gap.
+pub fn too_slow(
+    not_before: i64,
+    not_after: i64,
+    renew_days: Option<u32>,
+    gap: i64,
+) -> Option<TooSlow> {
+    let window = not_after - renew_at(not_before, not_after, renew_days);
+    let every_hours = [24, 12, 6]
+        .into_iter()
+        .find(|h| 2 * h * 3600 <= window)
+        .unwrap_or(1);
+    (window < gap).then_some(TooSlow {
+        gap,
+        window,
+        every_hours,
+    })
+}
+
 /// The moment inside an ARI suggested window `[start, end]` when this certificate renews: a
 /// point spread uniformly over the window by the certID, so the same on every run and
 /// different between certificates (RFC 9773 §4.2).
@@ -442,6 +487,44 @@ mod tests {
             Decision::Keep {
                 renew_at: T0 + 60 * DAY
             }
+        );
+    }
+
+    #[test]
+    fn a_schedule_too_slow_for_the_renewal_window() {
+        assert_eq!(run_gap(&[]), None);
+        assert_eq!(run_gap(&[T0]), None);
+        // A weekly schedule with a run by hand in between, and a clock that went back.
+        assert_eq!(
+            run_gap(&[T0, T0 + 7 * DAY, T0 + 8 * DAY, T0 + 14 * DAY, T0 + 13 * DAY]),
+            Some(7 * DAY)
+        );
+        // (lifetime in days, RENEW_DAYS, days between runs, too slow? hours needed)
+        let table = [
+            (6, None, 7, Some(24)),
+            (6, None, 30, Some(24)),
+            (6, None, 2, None),
+            (90, None, 7, None),
+            (90, None, 30, None),
+            (90, None, 31, Some(24)),
+            (45, None, 7, None),
+            (45, None, 30, Some(24)),
+            (90, Some(1), 1, None),
+            (90, Some(1), 2, Some(12)),
+        ];
+        for (lifetime, renew_days, gap, expected) in table {
+            let got = too_slow(T0, T0 + lifetime * DAY, renew_days, gap * DAY);
+            assert_eq!(
+                got.map(|t| t.every_hours),
+                expected,
+                "{lifetime}-day certificate, RENEW_DAYS {renew_days:?}, runs {gap} days apart: {got:?}"
+            );
+        }
+        let short = too_slow(T0, T0 + 6 * DAY, None, 7 * DAY).unwrap();
+        assert_eq!((short.window, short.gap), (3 * DAY, 7 * DAY));
+        assert_eq!(
+            too_slow(T0, T0 + 3 * 3600, None, DAY).unwrap().every_hours,
+            1
         );
     }
 

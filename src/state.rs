@@ -110,6 +110,30 @@ pub struct RunState {
     /// When the last `--cron` run started (Unix seconds).
     #[serde(default)]
     pub last_run: Option<i64>,
+    /// When the latest runs of the schedule (`--cron` without `--domain`) started, oldest
+    /// first, at most [`RECENT_RUNS`](crate::renewal::RECENT_RUNS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<i64>,
+}
+
+impl RunState {
+    /// The start times the schedule is judged by: the recorded runs, or the last run for a
+    /// state written before they were.
+    pub fn recent(&self) -> Vec<i64> {
+        if self.runs.is_empty() {
+            self.last_run.into_iter().collect()
+        } else {
+            self.runs.clone()
+        }
+    }
+
+    /// Records a run of the schedule that started at `now`.
+    pub fn record(&mut self, now: i64) {
+        let mut runs = self.recent();
+        runs.push(now);
+        let skip = runs.len().saturating_sub(crate::renewal::RECENT_RUNS);
+        self.runs = runs.split_off(skip);
+    }
 }
 
 /// `BASEDIR/state/`, read and written.

@@ -3,11 +3,12 @@
 
 use serde_json::{Value, json};
 
-use super::session::{Asked, Facts, Rules, Session, decide, unix_now};
+use super::report;
+use super::session::{Asked, Facts, Rules, Session, decide, schedule, unix_now};
 use crate::config::CertSpec;
 use crate::error::{CheckStatus, Result};
 use crate::logging;
-use crate::renewal::{Decision, Hold, Reason};
+use crate::renewal::{self, Decision, Hold, Reason, TooSlow};
 use crate::state::StateDir;
 use crate::x509::CertFacts;
 
@@ -21,6 +22,8 @@ struct CheckRow<'a> {
     renew_at: Option<i64>,
     /// The profile the live certificate was issued under, as we recorded it.
     profile: Option<String>,
+    /// The schedule cannot keep up with it.
+    slow: Option<TooSlow>,
 }
 
 /// A certificate folder that domains.txt no longer names: listed, without changing the
@@ -29,6 +32,9 @@ struct Removed {
     name: String,
     not_after: Option<i64>,
 }
+
+/// A row's note when the schedule cannot keep up with it; the lines below the table say more.
+const SLOW: &str = "schedule too slow (below)";
 
 const REMOVED: &str = "no longer in domains.txt; --cleanup archives it";
 
@@ -73,6 +79,7 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rules = Rules::new(config, session.opts.force, &states);
+    let gap = renewal::run_gap(&states.run().recent());
     let rows: Vec<CheckRow<'_>> = specs
         .iter()
         .map(|spec| {
@@ -82,7 +89,7 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
             };
             let facts = Facts::read(config, spec, states.cert(&spec.name));
             let decision = decide(config, &rules, spec, asked, &facts, now);
-            let (state, what, renew_at) = match &decision {
+            let (mut state, mut what, renew_at) = match &decision {
                 Decision::Keep { renew_at } => {
                     (CheckStatus::Ok, "valid".to_string(), Some(*renew_at))
                 }
@@ -110,8 +117,14 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                     )
                 }
             };
+            let slow = schedule(spec, &facts, gap);
+            if slow.is_some() {
+                state = state.max(CheckStatus::Warning);
+                what = format!("{what}; {SLOW}");
+            }
             CheckRow {
                 spec,
+                slow,
                 state,
                 decision,
                 what,
@@ -153,6 +166,8 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                     "days_left": r.facts.as_ref().map(|f| (f.not_after - now).div_euclid(86_400)),
                     "renew_at": r.renew_at.map(logging::utc),
                     "profile": r.profile,
+                    "schedule": report::schedule_code(r.slow.as_ref()),
+                    "schedule_detail": r.slow.as_ref().map(report::too_slow),
                 })
             })
             .collect();
@@ -231,6 +246,11 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
         }
         line.push_str(&row[6]);
         logging::data_line(format_args!("{line}"));
+    }
+    for r in &rows {
+        if let Some(slow) = &r.slow {
+            logging::data_line(format_args!("{}: {}", r.spec.name, report::too_slow(slow)));
+        }
     }
     Ok(status)
 }

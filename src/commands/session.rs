@@ -396,6 +396,23 @@ pub(super) fn decide(
     renewal::decide(facts.live.as_ref(), &wanted, &facts.recorded, policy, now)
 }
 
+/// Whether runs `gap` apart (None: no history yet) can let the live certificate of `spec`
+/// expire before a run renews it: [`renewal::too_slow`] on `facts`. `--cron` makes it an
+/// error, `--check` a warning.
+pub(super) fn schedule(
+    spec: &CertSpec,
+    facts: &Facts,
+    gap: Option<i64>,
+) -> Option<renewal::TooSlow> {
+    let live = &facts.readable()?.facts;
+    renewal::too_slow(
+        live.not_before,
+        live.not_after,
+        spec.settings.renew_days,
+        gap?,
+    )
+}
+
 /// The live `<kind>.pem` of `dir`, read only where the layout puts it
 /// ([`CertDir::open_live`]).
 fn read_live(dir: &CertDir, kind: &str) -> std::io::Result<Vec<u8>> {
