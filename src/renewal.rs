@@ -196,13 +196,18 @@ pub fn renew_at(not_before: i64, not_after: i64, renew_days: Option<u32>) -> i64
 /// How many of the latest runs' start times `state/` keeps to judge the schedule by.
 pub const RECENT_RUNS: usize = 8;
 
+/// An interval between two runs longer than this is no schedule: a clock that was wrong (a
+/// board that boots in 1970 before NTP) or a machine that was off.
+const MAX_GAP: i64 = 366 * 86_400;
+
 /// The time the schedule leaves between two runs, as the start times `runs` (oldest first)
 /// show it: the longest interval between two that follow each other, so that runs started by
-/// hand in between do not hide a weekly schedule. None before two runs: no history, no verdict.
+/// hand in between do not hide a weekly schedule; intervals that go back in time or are longer
+/// than a year do not count. None before two runs: no history, no verdict.
 pub fn run_gap(runs: &[i64]) -> Option<i64> {
     runs.windows(2)
         .map(|w| w[1] - w[0])
-        .filter(|gap| *gap > 0)
+        .filter(|gap| (1..=MAX_GAP).contains(gap))
         .max()
 }
 
@@ -498,6 +503,11 @@ mod tests {
         assert_eq!(
             run_gap(&[T0, T0 + 7 * DAY, T0 + 8 * DAY, T0 + 14 * DAY, T0 + 13 * DAY]),
             Some(7 * DAY)
+        );
+        // A clock ten years off, then right again.
+        assert_eq!(
+            run_gap(&[T0, T0 + 3650 * DAY, T0 + DAY, T0 + 2 * DAY]),
+            Some(DAY)
         );
         // (lifetime in days, RENEW_DAYS, days between runs, too slow? hours needed)
         let table = [
