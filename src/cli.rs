@@ -58,11 +58,13 @@ pub struct Cli {
     #[arg(long, group = "command", help_heading = "Commands")]
     pub deactivate: bool,
 
-    /// Move certificate files no symlink points at to BASEDIR/archive/ (also -gc)
+    /// Move certificate files no symlink points at to BASEDIR/archive/, and the folders of
+    /// certificates no longer in domains.txt (also -gc)
     #[arg(long, group = "command", help_heading = "Commands")]
     pub cleanup: bool,
 
-    /// Delete certificate files no symlink points at (also -gcd)
+    /// Delete certificate files no symlink points at; archive the folders of certificates no
+    /// longer in domains.txt (also -gcd)
     #[arg(long, group = "command", help_heading = "Commands")]
     pub cleanup_delete: bool,
 

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::domains;
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, KeyAlgo};
+use crate::state::{CertState, StateDir};
 use crate::store::{self, CertDir, CertFiles};
 use crate::trust;
 use crate::x509;
@@ -25,6 +26,8 @@ struct Lineage {
     key_type: Option<String>,
     curve: Option<String>,
     rsa_size: Option<u32>,
+    /// The directory URL of the CA it was issued by (`server`, `--staging`'s among them).
+    server: Option<String>,
 }
 
 /// certbot's renewal config: `key = value` lines, `[renewalparams]` and `[[webroot_map]]`
@@ -65,6 +68,7 @@ fn read_lineage(path: &Path) -> Result<Lineage> {
             ("renewalparams", "key_type") => l.key_type = Some(value),
             ("renewalparams", "elliptic_curve") => l.curve = Some(value),
             ("renewalparams", "rsa_key_size") => l.rsa_size = value.parse().ok(),
+            ("renewalparams", "server") => l.server = Some(value),
             ("webroot_map", _) => l.webroot = l.webroot.or(Some(value)),
             _ => {}
         }
@@ -156,6 +160,19 @@ pub fn import_certbot(config: &Config, dir: &Path, now: i64) -> Result<Vec<Strin
         };
         let set = dir.write_set(&files, now, &config.modes)?;
         dir.switch(&set)?;
+        // The CA that issued it, so that a certificate from another one (certbot's --staging)
+        // is renewed from the configured CA. A value that is not a URL is not recorded.
+        if let Some(server) = l
+            .server
+            .as_deref()
+            .filter(|s| s.starts_with("https://") && crate::acme::text::check_url(s).is_ok())
+        {
+            let state = CertState {
+                ca: Some(server.to_string()),
+                ..CertState::default()
+            };
+            StateDir::new(&config.basedir).save_cert(&l.name, &state)?;
+        }
         let settings = cert_config(config, &l);
         if !settings.is_empty() {
             store::write_file(&dir.config(), settings.as_bytes(), 0o644)?;

@@ -30,6 +30,9 @@ pub struct Live {
     /// only for a certificate with a `PREFERRED_CHAIN` and no record of the chain it was issued
     /// under.
     pub top_issuer: Option<String>,
+    /// Its issuer's organisation, else common name: what tells, for a certificate `state/` has
+    /// no record of, whether a staging CA issued it.
+    pub issuer: Option<String>,
 }
 
 /// What the configuration wants the certificate to be.
@@ -45,6 +48,9 @@ pub struct Wanted<'a> {
     pub preferred_chain: Option<&'a str>,
     /// The directory URL of the configured CA.
     pub ca: &'a str,
+    /// The CAs (directory URLs) ACCOUNTDIR holds accounts of when it holds none of `ca`'s:
+    /// then a certificate with no record of its CA was issued by one of them.
+    pub earlier_cas: &'a [String],
 }
 
 /// Why a certificate is issued.
@@ -200,6 +206,56 @@ pub fn renew_at(not_before: i64, not_after: i64, renew_days: Option<u32>) -> i64
     }
 }
 
+/// How many of the latest runs' start times `state/` keeps to judge the schedule by.
+pub const RECENT_RUNS: usize = 8;
+
+/// An interval between two runs longer than this is no schedule: a clock that was wrong (a
+/// board that boots in 1970 before NTP) or a machine that was off.
+const MAX_GAP: i64 = 366 * 86_400;
+
+/// The time the schedule leaves between two runs, as the start times `runs` (oldest first)
+/// show it: the longest interval between two that follow each other, so that runs started by
+/// hand in between do not hide a weekly schedule; intervals that go back in time or are longer
+/// than a year do not count. None before two runs: no history, no verdict.
+pub fn run_gap(runs: &[i64]) -> Option<i64> {
+    runs.windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|gap| (1..=MAX_GAP).contains(gap))
+        .max()
+}
+
+/// A schedule that cannot keep up with a certificate: runs `gap` seconds apart, while it is
+/// renewed `window` seconds before it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooSlow {
+    pub gap: i64,
+    pub window: i64,
+    /// The longest period between runs that gives it two tries inside its window: 24, 12, 6
+    /// or 1 hours.
+    pub every_hours: i64,
+}
+
+/// Some when runs `gap` apart can let a certificate valid from `not_before` to `not_after`
+/// expire before a run renews it: its renewal window (from the time it is due to its expiry)
+/// is shorter than the gap.
+pub fn too_slow(
+    not_before: i64,
+    not_after: i64,
+    renew_days: Option<u32>,
+    gap: i64,
+) -> Option<TooSlow> {
+    let window = not_after - renew_at(not_before, not_after, renew_days);
+    let every_hours = [24, 12, 6]
+        .into_iter()
+        .find(|h| 2 * h * 3600 <= window)
+        .unwrap_or(1);
+    (window < gap).then_some(TooSlow {
+        gap,
+        window,
+        every_hours,
+    })
+}
+
 /// The moment inside an ARI suggested window `[start, end]` when this certificate renews: a
 /// point spread uniformly over the window by the certID, so the same on every run and
 /// different between certificates (RFC 9773 §4.2).
@@ -286,8 +342,8 @@ fn judge(
             .unwrap_or_else(|| "another type".into());
         return Err(Reason::KeyChanged { had });
     }
-    if let Some(had) = recorded.ca.as_deref().filter(|had| *had != wanted.ca) {
-        return Err(Reason::CaChanged { had: had.into() });
+    if let Some(had) = other_ca(live, wanted, recorded) {
+        return Err(Reason::CaChanged { had });
     }
     if now >= facts.not_after {
         return Err(Reason::Expired);
@@ -321,6 +377,31 @@ fn judge(
         return Err(Reason::ProfileChanged);
     }
     Ok(renew)
+}
+
+/// The directory URL of Let's Encrypt's staging CA, whose issuers' names start with
+/// [`STAGING_ISSUER`].
+const LE_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+const STAGING_ISSUER: &str = "(STAGING)";
+
+/// The CA other than the configured one that issued the live certificate, when it is known:
+/// as `state/` recorded it at issuance or import. For a certificate without that record
+/// (issued by dehydrated or an older version): Let's Encrypt's staging CA when its issuer is
+/// one of staging's (and staging is not the configured CA), else the CAs of
+/// [`Wanted::earlier_cas`]. None when nothing says another CA issued it: such a certificate is
+/// not renewed on a guess.
+fn other_ca(live: &Live, wanted: &Wanted<'_>, recorded: &CertState) -> Option<String> {
+    if let Some(had) = &recorded.ca {
+        return (had != wanted.ca).then(|| had.clone());
+    }
+    let staging = live
+        .issuer
+        .as_deref()
+        .is_some_and(|i| i.starts_with(STAGING_ISSUER) || i.starts_with("Fake LE"));
+    if staging && wanted.ca != LE_STAGING {
+        return Some(LE_STAGING.to_string());
+    }
+    (!wanted.earlier_cas.is_empty()).then(|| wanted.earlier_cas.join(" or "))
 }
 
 /// True when the chain preference differs from the one the live certificate was issued under,
@@ -370,6 +451,7 @@ mod tests {
             facts,
             cert_id: Some("aki.serial".into()),
             top_issuer: None,
+            issuer: None,
         })
     }
 
@@ -393,6 +475,7 @@ mod tests {
             profile: None,
             preferred_chain: None,
             ca: CA,
+            earlier_cas: &[],
         }
     }
 
@@ -438,6 +521,49 @@ mod tests {
             Decision::Keep {
                 renew_at: T0 + 60 * DAY
             }
+        );
+    }
+
+    #[test]
+    fn a_schedule_too_slow_for_the_renewal_window() {
+        assert_eq!(run_gap(&[]), None);
+        assert_eq!(run_gap(&[T0]), None);
+        // A weekly schedule with a run by hand in between, and a clock that went back.
+        assert_eq!(
+            run_gap(&[T0, T0 + 7 * DAY, T0 + 8 * DAY, T0 + 14 * DAY, T0 + 13 * DAY]),
+            Some(7 * DAY)
+        );
+        // A clock ten years off, then right again.
+        assert_eq!(
+            run_gap(&[T0, T0 + 3650 * DAY, T0 + DAY, T0 + 2 * DAY]),
+            Some(DAY)
+        );
+        // (lifetime in days, RENEW_DAYS, days between runs, too slow? hours needed)
+        let table = [
+            (6, None, 7, Some(24)),
+            (6, None, 30, Some(24)),
+            (6, None, 2, None),
+            (90, None, 7, None),
+            (90, None, 30, None),
+            (90, None, 31, Some(24)),
+            (45, None, 7, None),
+            (45, None, 30, Some(24)),
+            (90, Some(1), 1, None),
+            (90, Some(1), 2, Some(12)),
+        ];
+        for (lifetime, renew_days, gap, expected) in table {
+            let got = too_slow(T0, T0 + lifetime * DAY, renew_days, gap * DAY);
+            assert_eq!(
+                got.map(|t| t.every_hours),
+                expected,
+                "{lifetime}-day certificate, RENEW_DAYS {renew_days:?}, runs {gap} days apart: {got:?}"
+            );
+        }
+        let short = too_slow(T0, T0 + 6 * DAY, None, 7 * DAY).unwrap();
+        assert_eq!((short.window, short.gap), (3 * DAY, 7 * DAY));
+        assert_eq!(
+            too_slow(T0, T0 + 3 * 3600, None, DAY).unwrap().every_hours,
+            1
         );
     }
 
@@ -661,6 +787,84 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_without_record_of_its_ca() {
+        let w = names();
+        let staging_issued = |issuer: &str| {
+            let mut l = cert(90).unwrap();
+            l.issuer = Some(issuer.into());
+            Ok(l)
+        };
+        let earlier = vec!["https://staging.example/dir".to_string()];
+        let after_switch = Wanted {
+            earlier_cas: &earlier,
+            ..wanted(&w)
+        };
+        let on_staging = Wanted {
+            ca: LE_STAGING,
+            ..wanted(&w)
+        };
+        let none = CertState::default();
+        let recorded_here = CertState {
+            ca: Some(CA.into()),
+            ..CertState::default()
+        };
+        let keep = Decision::Keep {
+            renew_at: T0 + 60 * DAY,
+        };
+        let changed = |had: &str| Decision::Renew(Reason::CaChanged { had: had.into() });
+        // (certificate, wanted, recorded, decision)
+        let table: Vec<(Result<Live, String>, Wanted<'_>, &CertState, Decision)> = vec![
+            // Nothing says where it came from: kept, as dehydrated's certificates are.
+            (cert(90), wanted(&w), &none, keep.clone()),
+            (
+                staging_issued("(STAGING) Let's Encrypt"),
+                wanted(&w),
+                &none,
+                changed(LE_STAGING),
+            ),
+            (
+                staging_issued("Fake LE Intermediate X1"),
+                wanted(&w),
+                &none,
+                changed(LE_STAGING),
+            ),
+            (
+                staging_issued("(STAGING) Let's Encrypt"),
+                on_staging,
+                &none,
+                keep.clone(),
+            ),
+            (
+                staging_issued("Let's Encrypt"),
+                wanted(&w),
+                &none,
+                keep.clone(),
+            ),
+            // The only accounts are another CA's: it issued the certificates there are.
+            (
+                cert(90),
+                after_switch,
+                &none,
+                changed("https://staging.example/dir"),
+            ),
+            // A record wins over every guess.
+            (
+                staging_issued("(STAGING) Let's Encrypt"),
+                after_switch,
+                &recorded_here,
+                keep,
+            ),
+        ];
+        for (i, (live, wanted, recorded, expected)) in table.into_iter().enumerate() {
+            assert_eq!(
+                decide(Some(&live), &wanted, recorded, AUTO, T0 + DAY),
+                expected,
+                "row {i}"
+            );
+        }
+    }
+
+    #[test]
     fn missing_unreadable_changed_expired_forced() {
         let w = names();
         let none = CertState::default();
@@ -733,6 +937,7 @@ mod tests {
                 facts,
                 cert_id: None,
                 top_issuer: None,
+                issuer: None,
             })
         };
         let (c90, c45, c6) = (read(&issued(90)), read(&issued(45)), read(&issued(6)));

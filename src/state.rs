@@ -32,8 +32,9 @@ pub struct CertState {
     /// the links when they are not there yet and runs `deploy_cert`, without a new order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<i64>,
-    /// The directory URL of the CA that issued the live certificate (recorded since this
-    /// version; None for older certificates and imported ones).
+    /// The directory URL of the CA that issued the live certificate: recorded at issuance and
+    /// import (certbot's `server`), and for a certificate without a record once a run found
+    /// another CA issued it. None for certificates of dehydrated and older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
     /// SHA-256 of the `cert.pem` this program wrote (hex). A certificate file given to
@@ -113,6 +114,30 @@ pub struct RunState {
     /// When the last `--cron` run started (Unix seconds).
     #[serde(default)]
     pub last_run: Option<i64>,
+    /// When the latest runs of the schedule (`--cron` without `--domain`) started, oldest
+    /// first, at most [`RECENT_RUNS`](crate::renewal::RECENT_RUNS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<i64>,
+}
+
+impl RunState {
+    /// The start times the schedule is judged by: the recorded runs, or the last run for a
+    /// state written before they were.
+    pub fn recent(&self) -> Vec<i64> {
+        if self.runs.is_empty() {
+            self.last_run.into_iter().collect()
+        } else {
+            self.runs.clone()
+        }
+    }
+
+    /// Records a run of the schedule that started at `now`.
+    pub fn record(&mut self, now: i64) {
+        let mut runs = self.recent();
+        runs.push(now);
+        let skip = runs.len().saturating_sub(crate::renewal::RECENT_RUNS);
+        self.runs = runs.split_off(skip);
+    }
 }
 
 /// `BASEDIR/state/`, read and written.

@@ -358,6 +358,37 @@ pub struct AccountDir {
     pub dir: PathBuf,
 }
 
+/// The folders in `dir` (not following symlinks); none when it cannot be read.
+fn subfolders(dir: &Path) -> Vec<fs::DirEntry> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The directory URLs of the CAs `accountdir` holds account folders of, decoded from the
+/// folders' names; names that are not dehydrated's encoding are left out. Outside text: the
+/// caller checks what it shows.
+pub fn account_cas(accountdir: &Path) -> Vec<String> {
+    let mut cas: Vec<String> = subfolders(accountdir)
+        .into_iter()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(name.as_encoded_bytes())
+                .ok()?;
+            let url = String::from_utf8(bytes).ok()?;
+            url.strip_suffix('\n').map(str::to_string)
+        })
+        .collect();
+    cas.sort();
+    cas
+}
+
 impl AccountDir {
     pub fn new(accountdir: &Path, ca_url: &str) -> AccountDir {
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ca_url}\n"));
@@ -752,6 +783,23 @@ fn process_runs(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The names of the folders under `certdir` that hold a live certificate (`cert.pem`), sorted.
+pub fn live_cert_names(certdir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = subfolders(certdir)
+        .into_iter()
+        .filter(|e| fs::symlink_metadata(e.path().join("cert.pem")).is_ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Where `--cleanup` moves the whole folder of a certificate that left domains.txt:
+/// `archive/<name>.removed-<ts>/`, its links still pointing at its files.
+pub fn removed_archive_dir(basedir: &Path, name: &str, ts: i64) -> PathBuf {
+    basedir.join("archive").join(format!("{name}.removed-{ts}"))
 }
 
 /// The files of a certificate folder that no live symlink points at: older sets and

@@ -104,6 +104,19 @@ pub fn top_issuer(chain: &[Vec<u8>]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The issuer of the first certificate in PEM `text`: its organisation, else its common name.
+/// The CA's text: shown through [`shown`] in messages.
+pub fn issuer_name(text: &[u8]) -> Option<String> {
+    let ders = pem_certs(text).ok()?;
+    let cert = parse(&ders[0]).ok()?;
+    let issuer = cert.issuer();
+    issuer
+        .iter_organization()
+        .chain(issuer.iter_common_name())
+        .find_map(|a| a.as_str().ok())
+        .map(str::to_string)
+}
+
 /// The subject's common name of the first certificate in PEM `text`, lower-cased.
 pub fn common_name(text: &[u8]) -> Result<Option<String>, String> {
     let ders = pem_certs(text)?;

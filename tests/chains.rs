@@ -131,27 +131,35 @@ fn a_failing_name_backs_off_across_runs() {
 }
 
 #[test]
-fn a_schedule_too_slow_for_the_certificates_is_warned_about() {
+fn a_schedule_too_slow_for_the_certificates_fails_the_run() {
     let pebble = Pebble::start();
     // Renewal 2 days before expiry is shorter than a week between runs.
     let env = Env::new(&pebble, "RENEW_DAYS=2\n");
     env.domains("slow.example\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
-    let week_ago = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs()
-        - 7 * 86_400;
+        .as_secs();
+    // As a version that recorded only the last run left it.
+    let week_ago = now - 7 * 86_400;
     fs::write(
         env.path().join("state/.run.json"),
         format!("{{\"last_run\": {week_ago}}}"),
     )
     .unwrap();
     let run = env.run(&["--cron"]);
-    run.expect(0);
-    assert!(run.stderr().contains("slow.example: it is renewed 2.0 days before it expires, but the last run was 7.0 days ago"), "{run:?}");
-    // Daily runs are fast enough: no warning.
+    run.expect(1);
+    assert!(run.stderr().contains("slow.example: runs come up to 7.0 days apart, but it is renewed 2.0 days before it expires"), "{run:?}");
+    // Daily runs are fast enough: nothing said.
+    let daily: Vec<u64> = (1..4).rev().map(|d| now - d * 86_400).collect();
+    fs::write(
+        env.path().join("state/.run.json"),
+        serde_json::json!({ "runs": daily }).to_string(),
+    )
+    .unwrap();
     let run = env.run(&["--cron"]);
+    run.expect(0);
     assert_eq!(run.stderr(), "", "{run:?}");
 }
 

@@ -120,3 +120,63 @@ fn a_reader_that_goes_away_ends_only_the_output() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+#[test]
+fn a_certificate_that_left_domains_txt_is_listed_until_cleanup_archives_it() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("kept.example\ngone.example > gone\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    env.domains("kept.example\n");
+
+    // Listed once, with what to do; the status stays OK.
+    let check = env.run(&["--check"]);
+    check.expect(0);
+    let out = check.stdout();
+    assert!(
+        out.starts_with("OK: 1 certificates, 0 due, 0 critical, 1 no longer in domains.txt\n"),
+        "{check:?}"
+    );
+    let note = "no longer in domains.txt; --cleanup archives it";
+    assert_eq!(out.matches(note).count(), 1, "{check:?}");
+    let gone = out.lines().find(|l| l.starts_with("gone ")).unwrap();
+    assert!(
+        gone.contains(" REMOVED ") && gone.contains(note),
+        "{check:?}"
+    );
+    let json = env.run(&["--check", "--json"]);
+    json.expect(0);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(report["status"], "OK", "{json:?}");
+    assert_eq!(report["certificates"].as_array().unwrap().len(), 1);
+    assert_eq!(report["removed"][0]["name"], "gone", "{json:?}");
+    assert_eq!(report["removed"][0]["detail"], note, "{json:?}");
+    assert!(report["removed"][0]["days_left"].as_i64().unwrap() > 1000);
+    // A --domain scope is one certificate: nothing else is "removed".
+    let scoped = env.run(&["--check", "--domain", "kept.example"]);
+    assert!(!scoped.stdout().contains(note), "{scoped:?}");
+
+    // --cron leaves it alone; --cleanup archives the whole folder, key and links.
+    env.run(&["--cron"]).expect(0);
+    assert!(env.cert_dir("gone").join("cert.pem").exists());
+    let cleanup = env.run(&["--cleanup"]);
+    cleanup.expect(0);
+    assert!(!env.cert_dir("gone").exists(), "{cleanup:?}");
+    let archived: Vec<_> = fs::read_dir(env.path().join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("gone.removed-")
+        })
+        .collect();
+    assert_eq!(archived.len(), 1, "{cleanup:?}");
+    common::check_live_set(&archived[0], &["gone.example"], &pebble.root_der());
+    assert!(env.cert_dir("kept.example").join("cert.pem").exists());
+    let after = env.run(&["--check"]);
+    after.expect(0);
+    assert!(!after.stdout().contains("gone"), "{after:?}");
+}

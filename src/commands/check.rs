@@ -3,11 +3,12 @@
 
 use serde_json::{Value, json};
 
-use super::session::{Asked, Facts, Rules, Session, decide, unix_now};
+use super::report;
+use super::session::{Asked, Facts, Rules, Session, decide, schedule, unix_now};
 use crate::config::CertSpec;
 use crate::error::{CheckStatus, Result};
 use crate::logging;
-use crate::renewal::{Decision, Hold, Reason};
+use crate::renewal::{self, Decision, Hold, Reason, TooSlow};
 use crate::state::StateDir;
 use crate::x509::CertFacts;
 
@@ -21,7 +22,21 @@ struct CheckRow<'a> {
     renew_at: Option<i64>,
     /// The profile the live certificate was issued under, as we recorded it.
     profile: Option<String>,
+    /// The schedule cannot keep up with it.
+    slow: Option<TooSlow>,
 }
+
+/// A certificate folder that domains.txt no longer names: listed, without changing the
+/// status, until `--cleanup` archives it.
+struct Removed {
+    name: String,
+    not_after: Option<i64>,
+}
+
+/// A row's note when the schedule cannot keep up with it; the lines below the table say more.
+const SLOW: &str = "schedule too slow (below)";
+
+const REMOVED: &str = "no longer in domains.txt; --cleanup archives it";
 
 /// How grave a reason to renew is for monitoring: WARNING when the next run simply renews a
 /// certificate that still serves, CRITICAL when what is served is wrong or gone.
@@ -64,6 +79,7 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rules = Rules::new(config, session.opts.force, &states);
+    let gap = renewal::run_gap(&states.run().recent());
     let rows: Vec<CheckRow<'_>> = specs
         .iter()
         .map(|spec| {
@@ -72,8 +88,8 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 key: Some(spec.settings.key_algo),
             };
             let facts = Facts::read(config, spec, states.cert(&spec.name));
-            let decision = decide(config, rules, spec, asked, &facts, now);
-            let (state, what, renew_at) = match &decision {
+            let decision = decide(config, &rules, spec, asked, &facts, now);
+            let (mut state, mut what, renew_at) = match &decision {
                 Decision::Keep { renew_at } => {
                     (CheckStatus::Ok, "valid".to_string(), Some(*renew_at))
                 }
@@ -101,14 +117,31 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                     )
                 }
             };
+            let slow = schedule(spec, &facts, gap);
+            if slow.is_some() {
+                state = state.max(CheckStatus::Warning);
+                what = format!("{what}; {SLOW}");
+            }
             CheckRow {
                 spec,
+                slow,
                 state,
                 decision,
                 what,
                 facts: facts.readable().map(|l| l.facts.clone()),
                 profile: facts.recorded.profile.filter(|p| !p.is_empty()),
                 renew_at,
+            }
+        })
+        .collect();
+    let removed: Vec<Removed> = session
+        .removed(&specs)
+        .into_iter()
+        .map(|name| {
+            let facts = Facts::read_named(config, &name);
+            Removed {
+                not_after: facts.readable().map(|l| l.facts.not_after),
+                name,
             }
         })
         .collect();
@@ -133,18 +166,35 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                     "days_left": r.facts.as_ref().map(|f| (f.not_after - now).div_euclid(86_400)),
                     "renew_at": r.renew_at.map(logging::utc),
                     "profile": r.profile,
+                    "schedule": report::schedule_code(r.slow.as_ref()),
+                    "schedule_detail": r.slow.as_ref().map(report::too_slow),
+                })
+            })
+            .collect();
+        let removed: Vec<Value> = removed
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "detail": REMOVED,
+                    "not_after": r.not_after.map(logging::utc),
+                    "days_left": r.not_after.map(|t| (t - now).div_euclid(86_400)),
                 })
             })
             .collect();
         logging::data_line(format_args!(
             "{}",
-            json!({ "status": status.label(), "certificates": certificates })
+            json!({ "status": status.label(), "certificates": certificates, "removed": removed })
         ));
         return Ok(status);
     }
     let count = |s: CheckStatus| rows.iter().filter(|r| r.state == s).count();
+    let gone = match removed.len() {
+        0 => String::new(),
+        n => format!(", {n} no longer in domains.txt"),
+    };
     logging::data_line(format_args!(
-        "{}: {} certificates, {} due, {} critical",
+        "{}: {} certificates, {} due, {} critical{gone}",
         status.label(),
         rows.len(),
         count(CheckStatus::Warning),
@@ -174,6 +224,18 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
             r.spec.names.join(" "),
         ]);
     }
+    for r in &removed {
+        table.push([
+            r.name.clone(),
+            "REMOVED".into(),
+            r.not_after.map_or("-".into(), logging::utc),
+            r.not_after
+                .map_or("-".into(), |t| (t - now).div_euclid(86_400).to_string()),
+            REMOVED.into(),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
     let widths: Vec<usize> = (0..6)
         .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
         .collect();
@@ -184,6 +246,11 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
         }
         line.push_str(&row[6]);
         logging::data_line(format_args!("{line}"));
+    }
+    for r in &rows {
+        if let Some(slow) = &r.slow {
+            logging::data_line(format_args!("{}: {}", r.spec.name, report::too_slow(slow)));
+        }
     }
     Ok(status)
 }

@@ -1,4 +1,5 @@
-//! `--cleanup`, `--cleanup-delete` and `AUTO_CLEANUP`: the files of older sets.
+//! `--cleanup`, `--cleanup-delete` and `AUTO_CLEANUP`: the files of older sets, and the
+//! folders of certificates that left domains.txt.
 
 use std::path::PathBuf;
 
@@ -41,4 +42,28 @@ pub fn cleanup(session: &mut Session, delete: bool) -> Result<Status> {
         }
     }
     Ok(Status::Ok)
+}
+
+/// `--cleanup` and `--cleanup-delete`: moves the whole folder of every certificate that
+/// domains.txt no longer names to `BASEDIR/archive/<name>.removed-<time>/`, key included, never
+/// deleting it. Not done by `AUTO_CLEANUP`: a line commented out for a while must not take away
+/// a certificate a server still uses. A domains.txt that cannot be read archives nothing.
+pub fn archive_removed(session: &mut Session) -> Result<()> {
+    let specs = session.specs()?;
+    session.lock()?;
+    let config = &session.config;
+    let now = super::session::unix_now();
+    for name in session.removed(&specs) {
+        let from = store::CertDir::new(&config.certdir, &name).dir;
+        let to = store::removed_archive_dir(&config.basedir, &name, now);
+        if let Some(archive) = to.parent() {
+            store::create_dir(archive, 0o700)?;
+        }
+        std::fs::rename(&from, &to).map_err(Error::io("cannot move to the archive", &from))?;
+        logging::info(format_args!(
+            "{name}: no longer in domains.txt, archived to {}",
+            to.display()
+        ));
+    }
+    Ok(())
 }

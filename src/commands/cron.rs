@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::renew::{Job, renew_one};
 use super::report::{self, Outcome};
 use super::session::{
-    Asked, Facts, Rules, Session, check_webroots, connect, decide, hook_at, hook_for, solver,
-    start_responder, unix_now,
+    Asked, Facts, Rules, Session, check_webroots, connect, decide, hook_at, hook_for, schedule,
+    solver, start_responder, unix_now,
 };
 use crate::account::Found;
 use crate::acme::Client;
@@ -19,8 +19,8 @@ use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
 use crate::issue::Ctx;
 use crate::keys::Csr;
-use crate::renewal::{Decision, Reason};
-use crate::state::{RunState, StateDir};
+use crate::renewal::{self, Decision, Reason, TooSlow};
+use crate::state::StateDir;
 use crate::store::{self, CertDir};
 use crate::{ari, deploy, failpoint, logging, parallel, x509};
 
@@ -180,7 +180,7 @@ fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Resu
             key: None,
         };
         matches!(
-            decide(config, rules, spec, asked, &facts, now),
+            decide(config, &rules, spec, asked, &facts, now),
             Decision::Renew(ref reason) if !matches!(reason, Reason::NamesChanged { .. })
         )
     });
@@ -194,7 +194,7 @@ fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Resu
 /// Repairs what an interrupted run left of `spec`, asks its hook for a CSR, and decides.
 fn plan<'a>(
     config: &Config,
-    rules: Rules,
+    rules: &Rules,
     spec: &'a CertSpec,
     index: usize,
     states: &StateDir,
@@ -238,6 +238,17 @@ fn plan<'a>(
         index,
     };
     planned.decision = decide(config, rules, spec, planned.asked(), &planned.facts, now);
+    // Where a certificate without a record came from is found once and recorded, so that it
+    // is still known when the evidence is gone (the new CA's account registered) and its
+    // renewal failed.
+    if let (None, Some(Reason::CaChanged { had })) =
+        (&planned.facts.recorded.ca, planned.decision.reason())
+    {
+        planned.facts.recorded.ca = Some(had.clone());
+        if let Err(e) = states.save_cert(&spec.name, &planned.facts.recorded) {
+            logging::warn(e);
+        }
+    }
     Ok(planned)
 }
 
@@ -253,12 +264,23 @@ fn batch(
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rules = Rules::new(config, session.opts.force, &states);
-    let run_interval = states.run().last_run.map(|t| now - t).filter(|i| *i > 0);
+    // The schedule is judged by the runs that cover domains.txt, this one included.
+    let mut history = states.run();
+    let scheduled = session.opts.domains.is_empty();
+    let mut runs = history.recent();
+    if scheduled {
+        runs.push(now);
+    }
+    let gap = renewal::run_gap(&runs);
+    let mut slow: Vec<Option<TooSlow>> = specs.iter().map(|_| None).collect();
     let mut outcomes: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
     let mut planned: Vec<Planned<'_>> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        match plan(config, rules, spec, index, &states, now) {
-            Ok(p) => planned.push(p),
+        match plan(config, &rules, spec, index, &states, now) {
+            Ok(p) => {
+                slow[index] = schedule(spec, &p.facts, gap);
+                planned.push(p)
+            }
             Err(outcome) => outcomes[index] = Some(outcome),
         }
     }
@@ -306,7 +328,7 @@ fn batch(
             for (c, answer) in fresh {
                 let p = &mut planned[asked[c]];
                 p.facts.recorded.ari = Some(answer);
-                p.decision = decide(config, rules, p.spec, p.asked(), &p.facts, now);
+                p.decision = decide(config, &rules, p.spec, p.asked(), &p.facts, now);
             }
         }
     }
@@ -343,9 +365,6 @@ fn batch(
                 });
             }
             Decision::Keep { renew_at } => {
-                if let (Some(interval), Some(not_after)) = (run_interval, p.not_after()) {
-                    warn_if_too_slow(p.spec, not_after - renew_at, interval);
-                }
                 outcomes[p.index] = Some(unchanged(config, &p, renew_at));
             }
         }
@@ -426,13 +445,21 @@ fn batch(
     if let (Some(command), false) = (&config.post_renew_hook, renewed.is_empty()) {
         status = status.merge(post_renew(config, command, &renewed));
     }
-    if let Err(e) = states.save_run(&RunState {
-        last_run: Some(now),
-    }) {
+    for (spec, slow) in specs.iter().zip(&slow) {
+        if let Some(slow) = slow {
+            logging::error(format_args!("{}: {}", spec.name, report::too_slow(slow)));
+            status = status.merge(Status::Failed);
+        }
+    }
+    if scheduled {
+        history.record(now);
+    }
+    history.last_run = Some(now);
+    if let Err(e) = states.save_run(&history) {
         logging::warn(e);
     }
     if session.opts.json {
-        report::print_json(specs, &outcomes, status);
+        report::print_json(specs, &outcomes, &slow, status);
     }
     let failed = specs
         .iter()
@@ -486,21 +513,5 @@ fn post_renew(config: &Config, command: &str, renewed: &[&str]) -> Status {
             ));
             Status::Failed
         }
-    }
-}
-
-/// The schedule warning of a run that comes too seldom for a certificate: its renewal
-/// window (from renewal to expiry) is shorter than the time since the last run.
-fn warn_if_too_slow(spec: &CertSpec, window: i64, interval: i64) {
-    if window < interval {
-        let days = |s: i64| s as f64 / 86_400.0;
-        logging::warn(format_args!(
-            "{}: it is renewed {:.1} days before it expires, but the last run was {:.1} days ago; \
-             run desiccant at least daily (the commented daily line of cron/desiccant, or the \
-             systemd timer)",
-            spec.name,
-            days(window),
-            days(interval)
-        ));
     }
 }

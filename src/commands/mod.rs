@@ -206,7 +206,10 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Account { rollover: false } => account::update_contact(&mut session)?,
         Command::Account { rollover: true } => account::rollover(&mut session)?,
         Command::Deactivate => account::deactivate(&mut session)?,
-        Command::Cleanup { delete } => cleanup::cleanup(&mut session, delete)?,
+        Command::Cleanup { delete } => {
+            cleanup::archive_removed(&mut session)?;
+            cleanup::cleanup(&mut session, delete)?
+        }
         Command::ImportCertbot(dir) => {
             session.lock()?;
             for line in import::import_certbot(&session.config, &dir, unix_now())? {

@@ -9,7 +9,7 @@ use crate::config::CertSpec;
 use crate::error::{Error, Status};
 use crate::hooks::{Hook, HookEvent};
 use crate::logging;
-use crate::renewal::{Decision, Hold, Reason};
+use crate::renewal::{Decision, Hold, Reason, TooSlow};
 
 /// How one certificate of a `--cron` run ended.
 #[derive(Debug)]
@@ -104,11 +104,21 @@ impl Outcome {
 }
 
 /// Prints the `--json` report of a `--cron` run.
-pub fn print_json(specs: &[CertSpec], outcomes: &[Outcome], status: Status) {
+pub fn print_json(
+    specs: &[CertSpec],
+    outcomes: &[Outcome],
+    slow: &[Option<TooSlow>],
+    status: Status,
+) {
     let certificates: Vec<Value> = specs
         .iter()
         .zip(outcomes)
-        .map(|(spec, o)| o.json(spec))
+        .zip(slow)
+        .map(|((spec, o), slow)| {
+            let mut entry = o.json(spec);
+            entry["schedule"] = schedule_code(slow.as_ref()).into();
+            entry
+        })
         .collect();
     logging::data_line(format_args!(
         "{}",
@@ -136,6 +146,33 @@ pub fn held_back(spec: &CertSpec, hold: Hold, until: i64) -> Error {
             ),
         ),
     }
+}
+
+/// `too-slow` when the schedule cannot keep up with a certificate, else null: the `schedule` of
+/// both `--json` reports.
+pub fn schedule_code(slow: Option<&TooSlow>) -> Option<&'static str> {
+    slow.map(|_| "too-slow")
+}
+
+/// What a run says of a schedule too slow for a certificate: the facts, and the lines that
+/// give the user's own scheduler the runs it needs.
+pub fn too_slow(slow: &TooSlow) -> String {
+    let days = |s: i64| s as f64 / 86_400.0;
+    let (cron, calendar) = match slow.every_hours {
+        24 => ("23 4 * * *", "*-*-* 04:23:00"),
+        12 => ("23 4,16 * * *", "*-*-* 04,16:23:00"),
+        6 => ("23 */6 * * *", "*-*-* 00/6:23:00"),
+        _ => ("23 * * * *", "hourly"),
+    };
+    format!(
+        "runs come up to {:.1} days apart, but it is renewed {:.1} days before it expires, so \
+         it can expire before a run renews it; run desiccant at least every {} hours: the \
+         crontab line `{cron} desiccant --cron` (with your line's options), or \
+         `OnCalendar={calendar}` in a systemd timer",
+        days(slow.gap),
+        days(slow.window),
+        slow.every_hours
+    )
 }
 
 /// Logs a certificate's error with what to do next, and tells its hook of a failed request.

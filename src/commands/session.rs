@@ -96,6 +96,18 @@ impl Session {
         Ok(specs)
     }
 
+    /// The certificate folders with a live certificate that `specs` (domains.txt) no longer
+    /// name: what `--check` lists and `--cleanup` archives. None with `--domain`, whose scope
+    /// is one certificate.
+    pub fn removed(&self, specs: &[CertSpec]) -> Vec<String> {
+        if !self.opts.domains.is_empty() {
+            return Vec::new();
+        }
+        let mut names = crate::store::live_cert_names(&self.config.certdir);
+        names.retain(|name| !specs.iter().any(|s| &s.name == name));
+        names
+    }
+
     /// A client of the configured CA, its directory read.
     pub fn connect(&self) -> Result<Client> {
         connect(&self.config)
@@ -295,21 +307,33 @@ pub(super) struct Asked<'a> {
     pub key: Option<crate::keys::KeyAlgo>,
 }
 
-/// How this run decides: `--force`, and whether the CA's renewal information counts
-/// (`ARI=yes`, and the CA not known to have stopped offering it).
-#[derive(Debug, Clone, Copy)]
+/// How this run decides: `--force`, whether the CA's renewal information counts (`ARI=yes`,
+/// and the CA not known to have stopped offering it), and which CAs issued the certificates
+/// that have no record of theirs.
+#[derive(Debug, Clone)]
 pub(super) struct Rules {
     pub force: bool,
     pub ari: bool,
+    /// [`Wanted::earlier_cas`]: the CAs ACCOUNTDIR holds accounts of, when it holds none of
+    /// the configured one's.
+    pub earlier_cas: Vec<String>,
 }
 
 impl Rules {
     pub fn new(config: &Config, force: bool, states: &StateDir) -> Rules {
         let ca = states.ca();
         let not_offered = ca.directory == config.ca && !ca.renewal_info;
+        let mut accounts = crate::store::account_cas(&config.accountdir);
+        accounts
+            .retain(|url| url.starts_with("https://") && crate::acme::text::check_url(url).is_ok());
         Rules {
             force,
             ari: config.ari && !not_offered,
+            earlier_cas: if accounts.contains(&config.ca) {
+                Vec::new()
+            } else {
+                accounts
+            },
         }
     }
 }
@@ -332,6 +356,14 @@ impl Facts {
         }
     }
 
+    /// Reads the live certificate of the folder `name`, for what no domains.txt line asks.
+    pub fn read_named(config: &Config, name: &str) -> Facts {
+        Facts {
+            live: live(&CertDir::new(&config.certdir, name), false, None),
+            recorded: CertState::default(),
+        }
+    }
+
     /// The live certificate, when it could be read.
     pub fn readable(&self) -> Option<&Live> {
         self.live.as_ref().and_then(|l| l.as_ref().ok())
@@ -341,7 +373,7 @@ impl Facts {
 /// The renewal decision for `spec` asked as `asked`: [`renewal::decide`] on `facts`.
 pub(super) fn decide(
     config: &Config,
-    rules: Rules,
+    rules: &Rules,
     spec: &CertSpec,
     asked: Asked<'_>,
     facts: &Facts,
@@ -354,6 +386,7 @@ pub(super) fn decide(
         profile: settings.profile.as_deref(),
         preferred_chain: settings.preferred_chain.as_deref(),
         ca: &config.ca,
+        earlier_cas: &rules.earlier_cas,
     };
     let policy = Policy {
         force: rules.force,
@@ -361,6 +394,23 @@ pub(super) fn decide(
         ari: rules.ari,
     };
     renewal::decide(facts.live.as_ref(), &wanted, &facts.recorded, policy, now)
+}
+
+/// Whether runs `gap` apart (None: no history yet) can let the live certificate of `spec`
+/// expire before a run renews it: [`renewal::too_slow`] on `facts`. `--cron` makes it an
+/// error, `--check` a warning.
+pub(super) fn schedule(
+    spec: &CertSpec,
+    facts: &Facts,
+    gap: Option<i64>,
+) -> Option<renewal::TooSlow> {
+    let live = &facts.readable()?.facts;
+    renewal::too_slow(
+        live.not_before,
+        live.not_after,
+        spec.settings.renew_days,
+        gap?,
+    )
 }
 
 /// The most of a live certificate or chain file that is read: a certificate file given to
@@ -413,6 +463,7 @@ fn live(
         Live {
             facts,
             cert_id: x509::ari_cert_id(&bytes),
+            issuer: x509::issuer_name(&bytes),
             top_issuer: top_issuer
                 .then(|| read_live(dir, "chain").ok())
                 .flatten()

@@ -220,6 +220,9 @@ pub struct PebbleOptions {
     /// PEBBLE_ALTERNATE_ROOTS and PEBBLE_CHAIN_LENGTH, when set.
     pub alternate_roots: Option<u32>,
     pub chain_length: Option<u32>,
+    /// The lifetime of the certificates it issues (its config's `certificateValidityPeriod`),
+    /// when not Pebble's five years.
+    pub validity: Option<Duration>,
 }
 
 impl Default for PebbleOptions {
@@ -235,6 +238,7 @@ impl Default for PebbleOptions {
             web_server: true,
             alternate_roots: None,
             chain_length: None,
+            validity: None,
         }
     }
 }
@@ -274,7 +278,7 @@ fn start_processes(
     children: &mut Vec<Child>,
 ) {
     let at = |port: u16| SocketAddr::from((ip, port));
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "pebble": {
             "listenAddress": at(ACME_PORT).to_string(),
             "managementListenAddress": at(MANAGEMENT_PORT).to_string(),
@@ -287,6 +291,9 @@ fn start_processes(
             "externalAccountMACKeys": { EAB_KID: EAB_HMAC_KEY }
         }
     });
+    if let Some(validity) = opts.validity {
+        config["pebble"]["certificateValidityPeriod"] = validity.as_secs().into();
+    }
     let config_path = dir.join("pebble-config.json");
     fs::write(&config_path, config.to_string()).unwrap();
 
