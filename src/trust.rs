@@ -141,8 +141,8 @@ fn resolve(path: &Path, kind: Kind, what: &str) -> Result<(PathBuf, Metadata)> {
 /// Opens a folder desiccant writes into but does not obey, which other users may own (a webroot
 /// the web server's user owns, `ALPNCERTDIR`): every folder on the way is opened from its
 /// parent's handle without following a symlink in its place, and a symlink on the way is
-/// followed only when it is root's or ours and sits in a folder only root or we can change, so
-/// nobody else can have put it there. Writes and removals then go through the handle
+/// followed only when it is root's or ours (its owner and target read from the link itself), so
+/// that it names a place root chose. Writes and removals then go through the handle
 /// ([`crate::store::write_at`]), so another user who swaps a folder for a link at any moment
 /// still cannot make a root run write or remove anything outside that user's own folders.
 pub fn open_folder(path: &Path, what: &str) -> Result<File> {
@@ -169,29 +169,22 @@ pub fn open_folder(path: &Path, what: &str) -> Result<File> {
         }
         let (at, dir) = folders.last().expect("the root is never popped");
         let next = at.join(&name);
-        let meta = lstat_at(dir, &name)
+        let link = open_link_at(dir, &name)
             .map_err(|e| refuse(format!("cannot use {}: {e}", next.display())))?;
-        if meta.file_type().is_symlink() {
+        if let Some((owner, target)) = link {
             links += 1;
             if links > MAX_LINKS {
                 return Err(refuse("too many symlinks on the way".into()));
             }
-            let container = dir
-                .metadata()
-                .map_err(|e| refuse(format!("cannot read {}: {e}", at.display())))?;
-            let placed_by_us = if meta.uid() == 0 || meta.uid() == me {
-                folder_ok(at, &container, me)
-            } else {
-                Err(describe(&next, &meta, "is a symlink of another user", me))
-            };
-            placed_by_us.map_err(|m| {
-                refuse(format!(
-                    "the symlink {} is not followed, since another user could have put it                      there: {m}",
+            // Owner and target come from the same inode: a link of root's (or ours) names a
+            // place root chose, wherever it sits; one of another user is not followed.
+            if owner != 0 && owner != me {
+                return Err(refuse(format!(
+                    "the symlink {} is not followed, since it is another user's (uid {owner}); \
+                     make it root's or put the real path in the config",
                     next.display()
-                ))
-            })?;
-            let target = fs::read_link(crate::store::held(dir).join(&name))
-                .map_err(|e| refuse(format!("cannot read the link {}: {e}", next.display())))?;
+                )));
+            }
             if target.is_absolute() {
                 folders.truncate(1);
             }
@@ -202,7 +195,8 @@ pub fn open_folder(path: &Path, what: &str) -> Result<File> {
         }
         let opened = open_dir_at(Some(dir), &name).map_err(|e| {
             refuse(format!(
-                "cannot open the folder {} (a symlink put there by another user is not                  followed): {e}",
+                "cannot open the folder {} (a symlink put there by another user is not \
+                 followed): {e}",
                 next.display()
             ))
         })?;
@@ -228,9 +222,41 @@ fn open_dir_at(dir: Option<&File>, name: &OsStr) -> std::io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// The entry `name` of the folder `dir` is a handle of, not following a symlink.
-fn lstat_at(dir: &File, name: &OsStr) -> std::io::Result<Metadata> {
-    fs::symlink_metadata(crate::store::held(dir).join(name))
+/// When `name` in the folder `dir` is a handle of is a symlink: its owner and its target, both
+/// read through one handle of the link itself (`O_PATH | O_NOFOLLOW`), so that a link swapped
+/// in between cannot lend its target to another's owner. None for anything else.
+fn open_link_at(dir: &File, name: &OsStr) -> std::io::Result<Option<(u32, PathBuf)>> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let c_name = std::ffi::CString::new(name.as_bytes())?;
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a valid folder descriptor and C string; the result is checked.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c_name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor owned by nobody else.
+    let handle = unsafe { File::from_raw_fd(fd) };
+    let meta = handle.metadata()?;
+    if !meta.file_type().is_symlink() {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: an O_PATH descriptor of a symlink and an empty path read that link (readlinkat(2));
+    // the buffer is as long as said.
+    let n = unsafe {
+        libc::readlinkat(
+            handle.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(Some((meta.uid(), PathBuf::from(OsString::from_vec(buf)))))
 }
 
 fn components(path: &Path) -> VecDeque<OsString> {
@@ -422,6 +448,35 @@ mod tests {
         // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert!(read(&fifo, "config").is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_written_into_is_reached_only_through_links_root_made() {
+        if effective_uid() != 0 {
+            return; // only root can give a link away
+        }
+        let dir = tempdir("open-folder");
+        let real = dir.join("real");
+        fs::create_dir(&real).unwrap();
+        // The web server's folder, with a link root made in it: followed.
+        let site = dir.join("site");
+        fs::create_dir(&site).unwrap();
+        std::os::unix::fs::chown(&site, Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::symlink(&real, site.join("by-root")).unwrap();
+        let opened = open_folder(&site.join("by-root"), "WELLKNOWN").unwrap();
+        let held = fs::canonicalize(crate::store::held(&opened)).unwrap();
+        assert_eq!(held, fs::canonicalize(&real).unwrap());
+        // A link of that user's: not followed, whatever it points at.
+        std::os::unix::fs::symlink(&real, site.join("by-user")).unwrap();
+        std::os::unix::fs::lchown(site.join("by-user"), Some(65534), Some(65534)).unwrap();
+        let err = open_folder(&site.join("by-user"), "WELLKNOWN")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is not followed") && err.contains("uid 65534"),
+            "{err}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }
