@@ -30,6 +30,12 @@ pub mod defaults {
     pub const CHAINCACHE: &str = "chains";
 }
 
+/// `WEBROOT/.well-known/acme-challenge`: where a document root serves http-01 files (RFC 8555
+/// §8.3).
+pub fn webroot_challenges(webroot: &Path) -> PathBuf {
+    webroot.join(".well-known").join("acme-challenge")
+}
+
 /// `BASEDIR/archive/<name>/`: where `--cleanup` moves the unused files of a certificate.
 pub fn archive_dir(basedir: &Path, name: &str) -> PathBuf {
     basedir.join("archive").join(name)
