@@ -151,10 +151,12 @@ fn certbot_hooks_for_http_01_run_as_certbot_runs_them() {
     assert!(!unused.exists(), "a file was written into WELLKNOWN");
     assert_eq!(fs::read_dir(&pebble.webroot).unwrap().count(), 0);
 
-    // Nothing due: no hook runs. A forced renewal deploys again.
+    // Nothing due: no hook runs. A forced renewal runs them all again (with
+    // --force-validation: Pebble reuses a valid authorization now and then).
     env.run(&["--cron"]).expect(0);
     assert_eq!(self::calls(&record), Vec::<String>::new());
-    env.run(&["--cron", "--force"]).expect(0);
+    env.run(&["--cron", "--force", "--force-validation"])
+        .expect(0);
     let again = self::calls(&record);
     assert_eq!(again.len(), 5, "{again:#?}");
 }
@@ -389,7 +391,9 @@ fn certbot_manual_hooks_are_imported_and_run_as_under_certbot() {
     // Not due: nothing runs. Renewed: the same calls with the same variables as under certbot.
     env.run(&["--cron"]).expect(0);
     assert_eq!(calls(&record), Vec::<String>::new());
-    env.run(&["--cron", "--force", "--accept-terms"]).expect(0);
+    // --force-validation: Pebble reuses a valid authorization now and then.
+    env.run(&["--cron", "--force", "--force-validation", "--accept-terms"])
+        .expect(0);
     let under_desiccant = calls(&record);
     let shapes = |lines: &[String]| lines.iter().map(|l| shape(l)).collect::<Vec<_>>();
     assert_eq!(shapes(&under_desiccant), shapes(&under_certbot));
@@ -490,4 +494,38 @@ fn certbot_lineages_are_imported_and_not_reissued() {
     let forced = env.run(&["--cron", "--force", "--accept-terms"]);
     forced.expect(0);
     check_live_set(&env.cert_dir("rsa.example"), &["rsa.example"], &root);
+}
+
+#[test]
+fn a_failed_deploy_hook_is_run_again_by_the_next_run_without_a_new_order() {
+    let pebble = Pebble::start_without_refused_nonces();
+    let env = Env::new(&pebble, "DEPLOY_HOOK='exit 3'\n");
+    env.domains("deploy.example\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(1);
+    assert!(
+        run.stderr()
+            .contains("DEPLOY_HOOK failed: exited with exit status: 3")
+            && run.stderr().contains("the next run runs DEPLOY_HOOK again"),
+        "{run:?}"
+    );
+    let (hook, record) = certbot_hook(env.path(), Publish::File(&pebble.webroot));
+    env.write_config(&format!("DEPLOY_HOOK='{} deploy'\n", hook.display()));
+    let requests = pebble.requests_counted();
+    env.run(&["--cron"]).expect(0);
+    assert_eq!(
+        calls(&record),
+        [format!(
+            "deploy lineage={} domains=deploy.example",
+            env.cert_dir("deploy.example").display()
+        )]
+    );
+    assert!(
+        !pebble
+            .requests_after(requests)
+            .iter()
+            .any(|r| r.contains("new-order")),
+        "{:?}",
+        pebble.requests_after(requests)
+    );
 }
