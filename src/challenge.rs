@@ -1,6 +1,6 @@
 //! Proving control of names: http-01 files or the built-in responder, dns-01 records by hook or
-//! by RFC 2136, tls-alpn-01 certificates, and dehydrated's challenge hooks; all put in place
-//! at once and taken away whatever happens.
+//! by RFC 2136, tls-alpn-01 certificates, dehydrated's challenge hooks and certbot's auth and
+//! cleanup hooks; all put in place at once and taken away whatever happens.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,10 +9,10 @@ use ring::digest;
 
 use crate::acme::jws::b64;
 use crate::acme::text::check_token;
-use crate::config::{ChallengeType, DnsConfig};
+use crate::config::{CertbotHooks, ChallengeType, DnsConfig};
 use crate::dns01::{self, TxtRecord};
 use crate::error::{Error, Result};
-use crate::hooks::{Hook, HookEvent, Triplet};
+use crate::hooks::{CertbotChallenge, CertbotEvent, Hook, HookEvent, Triplet};
 use crate::responder::Responder;
 use crate::store;
 use crate::trust;
@@ -21,22 +21,42 @@ use crate::trust;
 #[derive(Debug, Clone)]
 pub struct Webroot {
     pub dir: PathBuf,
+    /// `WEBROOT`, the document root `dir` is under, when it was given that way.
+    pub document_root: Option<PathBuf>,
 }
 
+/// Mode of the folders made under a `WEBROOT`: the web server, whoever it runs as, reads them.
+const WEBROOT_FOLDER_MODE: u32 = 0o755;
+
 impl Webroot {
-    /// Ok when the folder exists and can be reached without a symlink another user could have
-    /// put on the way ([`trust::open_folder`]); a config error otherwise, found before any
-    /// request.
+    /// Ok when the folder exists (under a `WEBROOT` that exists, once its missing folders are
+    /// made, 0755 whatever the umask) and can be reached without a symlink another user put on
+    /// the way ([`trust::open_folder`]); a config error otherwise, found before any request.
     pub fn check(&self) -> Result<()> {
         self.open().map(|_| ())
     }
 
     /// The folder as a handle that every write and removal goes through.
     fn open(&self) -> Result<fs::File> {
-        if !self.dir.is_dir() {
+        if let Some(root) = &self.document_root {
+            if !root.is_dir() {
+                return Err(Error::Config(format!(
+                    "{}: WEBROOT folder does not exist; set it to the document root the web \
+                     server serves for these names",
+                    root.display()
+                )));
+            }
+            // Each missing folder is made inside its parent's handle, so a link another user
+            // put there leads nowhere.
+            let well_known = root.join(".well-known");
+            for (parent, name) in [(root, ".well-known"), (&well_known, "acme-challenge")] {
+                let folder = trust::open_folder(parent, "WEBROOT")?;
+                store::make_dir_at(&folder, parent, name, WEBROOT_FOLDER_MODE)?;
+            }
+        } else if !self.dir.is_dir() {
             return Err(Error::Config(format!(
-                "{}: WELLKNOWN folder does not exist; create it and have the web server serve \
-                 it at /.well-known/acme-challenge/",
+                "{}: WELLKNOWN folder does not exist; create it and have the web server serve it \
+                 at /.well-known/acme-challenge/, or set WEBROOT to the document root instead",
                 self.dir.display()
             )));
         }
@@ -65,6 +85,9 @@ pub struct Solver<'a> {
     pub hook: Option<&'a Hook>,
     /// `HOOK_CHAIN=yes`: one hook call for all challenges instead of one each.
     pub chain: bool,
+    /// certbot's `AUTH_HOOK` and `CLEANUP_HOOK`, with what runs them (`/bin/sh`, with the
+    /// certificate's environment), when `AUTH_HOOK` is set.
+    pub certbot: Option<(&'a Hook, &'a CertbotHooks)>,
     pub dns: &'a DnsConfig,
     /// tls-alpn-01: where the validation certificates go.
     pub alpn_dir: &'a Path,
@@ -84,8 +107,19 @@ pub struct Deployed {
     hooked: Vec<Triplet>,
     #[serde(default)]
     dns_added: Option<dns01::Added>,
+    /// Challenges `AUTH_HOOK` was run for, each with what it printed.
+    #[serde(default)]
+    authed: Vec<Authed>,
     #[serde(skip)]
     journal: Option<PathBuf>,
+}
+
+/// One `AUTH_HOOK` call, for its `CLEANUP_HOOK` call.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Authed {
+    challenge: CertbotChallenge,
+    /// Its stdout, trimmed, as certbot passes it on in `CERTBOT_AUTH_OUTPUT`.
+    output: String,
 }
 
 impl Deployed {
@@ -194,9 +228,51 @@ impl Solver<'_> {
                 }
             }
         }
+        if let Some((runner, hooks)) = self.certbot
+            && let Some(auth) = &hooks.auth
+        {
+            self.run_auth_hooks(runner, auth, proofs, deployed)?;
+        }
         if self.kind == ChallengeType::Dns01 && self.dns.check {
             dns01::wait_until_visible(self.dns, &self.txt_records(proofs))
                 .map_err(|e| Error::refused(&proofs[0].domain, e.0))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `AUTH_HOOK` once per challenge as certbot's manual plugin does: the values in
+    /// `CERTBOT_*` variables, `CERTBOT_REMAINING_CHALLENGES` counting down to 0.
+    fn run_auth_hooks(
+        &self,
+        runner: &Hook,
+        command: &str,
+        proofs: &[Proof],
+        deployed: &mut Deployed,
+    ) -> Result<()> {
+        let all_domains = proofs
+            .iter()
+            .map(|p| p.domain.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        for (i, p) in proofs.iter().enumerate() {
+            let challenge = CertbotChallenge {
+                domain: p.domain.clone(),
+                validation: self.triplet(p).token_value,
+                token: (self.kind == ChallengeType::Http01).then(|| p.token.clone()),
+                remaining: proofs.len() - i - 1,
+                all_domains: all_domains.clone(),
+            };
+            // Noted first: a hook that fails or is killed half-way gets its cleanup too.
+            deployed.authed.push(Authed {
+                challenge: challenge.clone(),
+                output: String::new(),
+            });
+            deployed.note()?;
+            let out = runner.run_certbot(command, &CertbotEvent::Auth(challenge))?;
+            if let Some(last) = deployed.authed.last_mut() {
+                last.output = out.stdout.trim().to_string();
+            }
+            deployed.note()?;
         }
         Ok(())
     }
@@ -284,6 +360,19 @@ impl Solver<'_> {
                 }
             }
         }
+        if let Some((runner, hooks)) = self.certbot
+            && let Some(cleanup) = &hooks.cleanup
+        {
+            for Authed { challenge, output } in deployed.authed {
+                let event = CertbotEvent::Cleanup {
+                    challenge,
+                    auth_output: output,
+                };
+                if let Err(e) = runner.run_certbot(cleanup, &event) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
         if let (Some(added), Some((server, key, _))) = (&deployed.dns_added, &self.dns.update)
             && let Err(e) = dns01::remove(*server, key, added)
         {
@@ -347,10 +436,14 @@ mod tests {
         };
         let solver = Solver {
             kind: ChallengeType::Http01,
-            webroot: Some(Webroot { dir: root.clone() }),
+            webroot: Some(Webroot {
+                dir: root.clone(),
+                document_root: None,
+            }),
             responder: None,
             hook: None,
             chain: false,
+            certbot: None,
             dns: &dns,
             alpn_dir: &root,
             journal: None,

@@ -69,7 +69,8 @@ pub struct Cli {
     pub cleanup_delete: bool,
 
     /// Take over certbot's certificates from DIR (/etc/letsencrypt): domains.txt lines, the
-    /// current files, their settings; nothing is reissued before it is due
+    /// current files, their settings (key type, webroot as WEBROOT, manual and deploy hooks as
+    /// AUTH_HOOK, CLEANUP_HOOK, DEPLOY_HOOK); nothing is reissued before it is due
     #[arg(long, value_name = "DIR", group = "command", help_heading = "Commands")]
     pub import_certbot: Option<PathBuf>,
 
@@ -142,7 +143,8 @@ pub struct Cli {
     #[arg(short = 'f', long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Use this hook program (dehydrated's hook protocol) instead of HOOK
+    /// Use this hook program (dehydrated's hook protocol) instead of HOOK; certbot's hooks
+    /// are the config keys AUTH_HOOK, CLEANUP_HOOK and DEPLOY_HOOK
     #[arg(short = 'k', long, value_name = "PATH")]
     pub hook: Option<PathBuf>,
 

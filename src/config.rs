@@ -78,6 +78,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("DEHYDRATED_USER", Support::Used, false),
     ("DEHYDRATED_GROUP", Support::Used, false),
     ("WELLKNOWN", Support::Used, true),
+    ("WEBROOT", Support::Used, true),
     ("KEY_ALGO", Support::Used, true),
     ("ACCOUNT_KEY_ALGO", Support::Used, false),
     ("KEYSIZE", Support::Used, true),
@@ -95,6 +96,9 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("OCSP_DAYS", Support::Obsolete, true),
     ("HOOK", Support::Used, true),
     ("HOOK_CHAIN", Support::Used, true),
+    ("AUTH_HOOK", Support::Used, true),
+    ("CLEANUP_HOOK", Support::Used, true),
+    ("DEPLOY_HOOK", Support::Used, true),
     ("HOOK_TIMEOUT", Support::Used, false),
     ("RUN_TIMEOUT", Support::Used, false),
     ("HTTP_LISTEN", Support::Used, false),
@@ -191,12 +195,30 @@ pub struct CertSettings {
     pub key_rollover: bool,
     /// Renew when fewer days than this are left; None: when a third of the lifetime is left.
     pub renew_days: Option<u32>,
+    /// Where http-01 files go: `WELLKNOWN`, or `WEBROOT/.well-known/acme-challenge`.
     pub wellknown: PathBuf,
+    /// `WEBROOT`: the document root `wellknown` is under; its missing folders are made.
+    pub webroot: Option<PathBuf>,
     pub challenge: ChallengeType,
+    /// certbot's hooks: `AUTH_HOOK`, `CLEANUP_HOOK`, `DEPLOY_HOOK`, shell commands.
+    pub certbot: CertbotHooks,
     /// `PREFERRED_CHAIN`: the issuer common name of the wanted chain's topmost certificate.
     pub preferred_chain: Option<String>,
     /// `ACME_PROFILE`: the CA's certificate profile (`classic`, `tlsserver`, `shortlived`).
     pub profile: Option<String>,
+}
+
+/// certbot's hook commands, each run as certbot runs it: `/bin/sh -c COMMAND`, with every
+/// value in the environment and nothing pasted into the command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertbotHooks {
+    /// `AUTH_HOOK` (`--manual-auth-hook`): puts one challenge in place; for http-01 instead
+    /// of a file in `WELLKNOWN` or the built-in responder.
+    pub auth: Option<String>,
+    /// `CLEANUP_HOOK` (`--manual-cleanup-hook`): takes it away.
+    pub cleanup: Option<String>,
+    /// `DEPLOY_HOOK` (`--deploy-hook`): once per certificate that went live.
+    pub deploy: Option<String>,
 }
 
 /// One certificate with everything needed to keep it.
@@ -512,6 +534,14 @@ impl Config {
         let settings = if std::fs::symlink_metadata(&path).is_ok() {
             let read = config_file::read_file(&path, &self.vars, env)?;
             let mut vars = self.vars.clone();
+            // Its own WEBROOT or WELLKNOWN replaces the main config's choice of either.
+            if read
+                .iter()
+                .any(|a| a.key == "WEBROOT" || a.key == "WELLKNOWN")
+            {
+                vars.remove("WEBROOT");
+                vars.remove("WELLKNOWN");
+            }
             for a in read {
                 match key(&a.key) {
                     None => return Err(unknown_key(&a.origin, &a.key)),
@@ -603,10 +633,13 @@ impl Config {
                 ));
             }
         }
-        if kind == ChallengeType::Dns01 && spec.settings.hook.is_none() && self.dns.update.is_none()
+        if kind == ChallengeType::Dns01
+            && spec.settings.hook.is_none()
+            && spec.settings.certbot.auth.is_none()
+            && self.dns.update.is_none()
         {
             return bad(format!(
-                "{} uses dns-01 but has neither a HOOK that sets TXT records nor \
+                "{} uses dns-01 but has neither a HOOK or AUTH_HOOK that sets TXT records nor \
                  DNS_UPDATE_SERVER for built-in updates",
                 spec.name
             ));
@@ -687,21 +720,62 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
             Some(_) => Err(bad(vars, key, "must be yes or no")),
         }
     };
+    let certbot = CertbotHooks {
+        auth: vars.value("AUTH_HOOK").map(str::to_string),
+        cleanup: vars.value("CLEANUP_HOOK").map(str::to_string),
+        deploy: vars.value("DEPLOY_HOOK").map(str::to_string),
+    };
+    if certbot.cleanup.is_some() && certbot.auth.is_none() {
+        return Err(bad(
+            vars,
+            "CLEANUP_HOOK",
+            "needs AUTH_HOOK: it takes away what AUTH_HOOK put in place",
+        ));
+    }
+    if certbot.auth.is_some() && challenge == ChallengeType::TlsAlpn01 {
+        return Err(bad(
+            vars,
+            "AUTH_HOOK",
+            "works with http-01 and dns-01, as certbot's manual plugin; not with tls-alpn-01",
+        ));
+    }
+    let (wellknown, webroot) = challenge_folder(vars)?;
     Ok(CertSettings {
         hook,
         hook_chain,
+        certbot,
+        webroot,
         preferred_chain: vars.value("PREFERRED_CHAIN").map(str::to_string),
         profile: vars.value("ACME_PROFILE").map(str::to_string),
         key_renew: yes_no("PRIVATE_KEY_RENEW", true)?,
         key_rollover: yes_no("PRIVATE_KEY_ROLLOVER", false)?,
         key_algo,
         renew_days,
-        wellknown: vars
-            .value("WELLKNOWN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/www/dehydrated")),
+        wellknown,
         challenge,
     })
+}
+
+/// The http-01 folder, and the document root when it is given as `WEBROOT`: `WELLKNOWN`, or
+/// `WEBROOT/.well-known/acme-challenge`. Both set at one level (the main config with its
+/// `CONFIG_D` and variables, or a certificate's own config, which drops the main config's
+/// choice: see [`Config::cert_spec`]) is an error: which one was meant cannot be known.
+fn challenge_folder(vars: &Vars) -> Result<(PathBuf, Option<PathBuf>)> {
+    match (vars.value("WELLKNOWN"), vars.value("WEBROOT")) {
+        (Some(_), Some(_)) => Err(Error::Config(format!(
+            "{}: WEBROOT and WELLKNOWN ({}) are both set; set one: WEBROOT is the document \
+             root (desiccant writes into WEBROOT/.well-known/acme-challenge), WELLKNOWN the \
+             challenge folder itself",
+            origin_of(vars, "WEBROOT"),
+            origin_of(vars, "WELLKNOWN")
+        ))),
+        (Some(w), None) => Ok((PathBuf::from(w), None)),
+        (None, Some(root)) => Ok((
+            store::webroot_challenges(Path::new(root)),
+            Some(PathBuf::from(root)),
+        )),
+        (None, None) => Ok((PathBuf::from("/var/www/dehydrated"), None)),
+    }
 }
 
 fn origin_of(vars: &Vars, key: &str) -> String {
@@ -1264,6 +1338,63 @@ PREFERRED_CHAIN=
         assert!(
             err.contains("certs/unknown/config:1: unknown key NONSENSE"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn webroot_and_wellknown_one_per_level_the_certificates_own_winning() {
+        let dir = dir_with(&[
+            ("config", "WELLKNOWN=/srv/challenges\n"),
+            ("certs/site/config", "WEBROOT=/srv/site\n"),
+            ("certs/both/config", "WEBROOT=/srv/a\nWELLKNOWN=/srv/b\n"),
+        ]);
+        let c = load_in(&dir, &[], LoadOptions::default()).unwrap();
+        assert_eq!(c.defaults.wellknown, PathBuf::from("/srv/challenges"));
+        assert_eq!(c.defaults.webroot, None);
+        let (site, _) = c.cert_spec(&line("site"), &|_| None).unwrap();
+        assert_eq!(
+            site.settings.wellknown,
+            PathBuf::from("/srv/site/.well-known/acme-challenge")
+        );
+        assert_eq!(site.settings.webroot, Some(PathBuf::from("/srv/site")));
+        let err = c
+            .cert_spec(&line("both"), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("certs/both/config:1: WEBROOT and WELLKNOWN (")
+                && err.contains("certs/both/config:2) are both set; set one"),
+            "{err}"
+        );
+        assert!(!err.contains("/srv/a") && !err.contains("/srv/b"), "{err}");
+        let err = error("WEBROOT=/srv/site\nWELLKNOWN=/srv/x\n");
+        assert!(err.contains("are both set"), "{err}");
+    }
+
+    #[test]
+    fn certbot_hooks_are_checked_with_their_challenge_type() {
+        let c = load(
+            &[(
+                "config",
+                "AUTH_HOOK='/usr/local/bin/auth \"$x\"'\nDEPLOY_HOOK=reload\n",
+            )],
+            &[],
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.defaults.certbot.auth.as_deref(),
+            Some("/usr/local/bin/auth \"$x\"")
+        );
+        assert_eq!(c.defaults.certbot.deploy.as_deref(), Some("reload"));
+        assert!(
+            error("CLEANUP_HOOK=x\n").contains("config:1: CLEANUP_HOOK needs AUTH_HOOK"),
+            "{}",
+            error("CLEANUP_HOOK=x\n")
+        );
+        assert!(
+            error("CHALLENGETYPE=tls-alpn-01\nAUTH_HOOK=x\n")
+                .contains("config:2: AUTH_HOOK works with http-01 and dns-01")
         );
     }
 

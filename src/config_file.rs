@@ -41,6 +41,10 @@ impl Vars {
         self.map.insert(key.to_string(), (value, origin));
     }
 
+    pub fn remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
     pub fn apply(&mut self, assignments: Vec<Assignment>) {
         for a in assignments {
             self.set(&a.key, a.value, a.origin);

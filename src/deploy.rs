@@ -1,5 +1,5 @@
 //! Deployment of one certificate set: write the set -> `sync_cert` -> switch the links ->
-//! `deploy_cert`, and beside it [`recover`], the repair of what a run killed on the way left,
+//! `deploy_cert` -> `DEPLOY_HOOK`, and beside it [`recover`], the repair of what a run killed on the way left,
 //! so that the crash invariants live next to the code they protect:
 //!
 //! - a set is whole on disk (every file fsynced) before its first link moves, and `state/`
@@ -15,7 +15,7 @@
 use crate::challenge::{Deployed, Solver};
 use crate::config::{CertSpec, Config};
 use crate::error::{Error, Result};
-use crate::hooks::{Hook, HookEvent};
+use crate::hooks::{CertbotEvent, Hook, HookEvent};
 use crate::issue::{Issued, KeySource};
 use crate::keys::CertKey;
 use crate::state::{CertState, StateDir};
@@ -46,21 +46,30 @@ pub fn write(config: &Config, spec: &CertSpec, issued: &Issued, now: i64) -> Res
     Ok(set)
 }
 
+/// The hooks told of a certificate that goes live: dehydrated's `HOOK`, and what runs certbot's
+/// `DEPLOY_HOOK` (see `session::certbot_runner`).
+#[derive(Clone, Copy)]
+pub struct Hooks<'a> {
+    pub hook: Option<&'a Hook>,
+    pub certbot: Option<&'a Hook>,
+}
+
 /// Makes a written set live and deployed: `sync_cert`, the links, the next key with
-/// `PRIVATE_KEY_ROLLOVER`, the chain cache, then `deploy_cert` for `domain`.
+/// `PRIVATE_KEY_ROLLOVER`, the chain cache, then `deploy_cert` for the first of `names` and
+/// `DEPLOY_HOOK` for all of them.
 pub fn go_live(
     config: &Config,
     spec: &CertSpec,
-    hook: Option<&Hook>,
-    domain: &str,
+    hooks: Hooks<'_>,
+    names: &[String],
     set: &WrittenSet,
     issued: &Issued,
 ) -> Result<()> {
     let dir = CertDir::new(&config.certdir, &spec.name);
-    switch(hook, &dir, set)?;
+    switch(hooks.hook, &dir, set)?;
     roll_key(spec, &dir)?;
     cache_chain(config, issued);
-    deploy_cert(hook, domain, &dir, set.ts)
+    deploy_cert(spec, hooks, names, &dir, set.ts)
 }
 
 /// Runs `sync_cert` on a written set, then moves the links to it.
@@ -80,13 +89,20 @@ fn switch(hook: Option<&Hook>, dir: &CertDir, set: &WrittenSet) -> Result<()> {
     dir.switch(set)
 }
 
-/// Runs `deploy_cert` on the live set, written at `ts`.
-fn deploy_cert(hook: Option<&Hook>, domain: &str, dir: &CertDir, ts: i64) -> Result<()> {
+/// Runs `deploy_cert` on the live set, written at `ts`, then `DEPLOY_HOOK` as certbot runs
+/// its deploy hook: `RENEWED_LINEAGE` the certificate's folder, `RENEWED_DOMAINS` its names.
+fn deploy_cert(
+    spec: &CertSpec,
+    hooks: Hooks<'_>,
+    names: &[String],
+    dir: &CertDir,
+    ts: i64,
+) -> Result<()> {
     failpoint::hit("deploy-cert-before");
-    if let Some(h) = hook {
+    if let Some(h) = hooks.hook {
         h.run(
             &HookEvent::DeployCert {
-                domain: domain.to_string(),
+                domain: names[0].clone(),
                 keyfile: dir.privkey(),
                 certfile: dir.cert(),
                 fullchainfile: dir.fullchain(),
@@ -94,6 +110,15 @@ fn deploy_cert(hook: Option<&Hook>, domain: &str, dir: &CertDir, ts: i64) -> Res
                 timestamp: ts,
             },
             &[],
+        )?;
+    }
+    if let (Some(runner), Some(command)) = (hooks.certbot, &spec.settings.certbot.deploy) {
+        runner.run_certbot(
+            command,
+            &CertbotEvent::Deploy {
+                lineage: dir.dir.clone(),
+                domains: names.to_vec(),
+            },
         )?;
     }
     failpoint::hit("deploy-cert-after");
@@ -124,7 +149,7 @@ pub fn unchanged(config: &Config, spec: &CertSpec, hook: &Hook, domain: &str) ->
 pub fn recover(
     config: &Config,
     spec: &CertSpec,
-    hook: Option<&Hook>,
+    hooks: Hooks<'_>,
     solver: &Solver<'_>,
 ) -> Result<Option<i64>> {
     let states = StateDir::new(&config.basedir);
@@ -161,9 +186,9 @@ pub fn recover(
             logging::utc(ts)
         ));
         if live != Some(ts) {
-            switch(hook, &dir, set)?;
+            switch(hooks.hook, &dir, set)?;
         }
-        deploy_cert(hook, &spec.names[0], &dir, ts)?;
+        deploy_cert(spec, hooks, &spec.names, &dir, ts)?;
         // Ordered by the interrupted run, under the same config as far as we know.
         let cert = store::read_plain(&set.cert).unwrap_or_default();
         issued_under(&mut state, config, spec, &cert);

@@ -1,5 +1,7 @@
 //! dehydrated's hook protocol: one variant per handler, rendered to exactly the argv dehydrated
-//! passes; and running a hook as an argument list, never through a shell, with a time limit.
+//! passes; certbot's, rendered to exactly the environment certbot sets; and running a hook as
+//! an argument list, or an admin's command through `/bin/sh -c` with every value of ours in
+//! its environment, never pasted into a command line; with a time limit.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -183,6 +185,93 @@ impl HookEvent {
     }
 }
 
+/// certbot's hook protocol (`--manual-auth-hook`, `--manual-cleanup-hook`, `--deploy-hook`):
+/// what each call is told, all of it in the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertbotEvent {
+    /// `AUTH_HOOK`, once per challenge.
+    Auth(CertbotChallenge),
+    /// `CLEANUP_HOOK`, once per challenge the auth hook was run for, with what it printed.
+    Cleanup {
+        challenge: CertbotChallenge,
+        auth_output: String,
+    },
+    /// `DEPLOY_HOOK`, once per certificate that went live.
+    Deploy {
+        lineage: PathBuf,
+        domains: Vec<String>,
+    },
+}
+
+/// One challenge as certbot's manual plugin describes it to its hooks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertbotChallenge {
+    /// The name validated (the base name for a wildcard).
+    pub domain: String,
+    /// The key authorization for http-01, the TXT value for dns-01. A secret: never logged.
+    pub validation: String,
+    /// The http-01 token (the file name); None for dns-01.
+    pub token: Option<String>,
+    /// How many challenges of the same batch come after this one.
+    pub remaining: usize,
+    /// Every name of the batch, comma-separated, in order.
+    pub all_domains: String,
+}
+
+impl CertbotEvent {
+    /// The key of the command run for it, which also names it in messages.
+    pub fn key(&self) -> &'static str {
+        match self {
+            CertbotEvent::Auth(_) => "AUTH_HOOK",
+            CertbotEvent::Cleanup { .. } => "CLEANUP_HOOK",
+            CertbotEvent::Deploy { .. } => "DEPLOY_HOOK",
+        }
+    }
+
+    /// The variables certbot sets for it: this match is the protocol.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let challenge = |c: &CertbotChallenge| {
+            let mut env = vec![
+                ("CERTBOT_DOMAIN", c.domain.clone()),
+                ("CERTBOT_VALIDATION", c.validation.clone()),
+                ("CERTBOT_REMAINING_CHALLENGES", c.remaining.to_string()),
+                ("CERTBOT_ALL_DOMAINS", c.all_domains.clone()),
+            ];
+            if let Some(token) = &c.token {
+                env.push(("CERTBOT_TOKEN", token.clone()));
+            }
+            env
+        };
+        match self {
+            CertbotEvent::Auth(c) => challenge(c),
+            CertbotEvent::Cleanup {
+                challenge: c,
+                auth_output,
+            } => {
+                let mut env = challenge(c);
+                env.push(("CERTBOT_AUTH_OUTPUT", auth_output.clone()));
+                env
+            }
+            CertbotEvent::Deploy { lineage, domains } => vec![
+                ("RENEWED_LINEAGE", lineage.display().to_string()),
+                ("RENEWED_DOMAINS", domains.join(" ")),
+            ],
+        }
+    }
+}
+
+/// Whether a hook program's text reads certbot's variables: a certbot hook set as `HOOK`. Its
+/// first MiB is looked at; an unreadable file is not one.
+pub fn reads_certbot_vars(path: &Path) -> bool {
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(1 << 20).read_to_end(&mut text))
+        .is_ok()
+        && text
+            .windows(8)
+            .any(|w| w == b"CERTBOT_" || w == b"RENEWED_")
+}
+
 /// A hook program and how to run it.
 #[derive(Debug, Clone)]
 pub struct Hook {
@@ -221,12 +310,32 @@ impl Hook {
     /// Runs `/bin/sh -c command` (this hook's `path` is ignored): for `POST_RENEW_HOOK`, a
     /// command the admin wrote, into which no name is ever pasted; names go in `env`.
     pub fn run_shell(&self, command: &str, env: &[(&str, &str)]) -> Result<HookOutput> {
+        self.shell("POST_RENEW_HOOK", command, env, false)
+    }
+
+    /// Runs the admin's `command` for a certbot `event` as certbot runs it, `/bin/sh -c
+    /// command`, with the event's variables in its environment and nothing pasted into the
+    /// command. What `AUTH_HOOK` prints on stdout is data (`CERTBOT_AUTH_OUTPUT`), not logged.
+    pub fn run_certbot(&self, command: &str, event: &CertbotEvent) -> Result<HookOutput> {
+        let env = event.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let data = matches!(event, CertbotEvent::Auth(_));
+        self.shell(event.key(), command, &env, data)
+    }
+
+    fn shell(
+        &self,
+        label: &'static str,
+        command: &str,
+        env: &[(&str, &str)],
+        stdout_is_data: bool,
+    ) -> Result<HookOutput> {
         let shell = Hook {
             path: PathBuf::from("/bin/sh"),
             ..self.clone()
         };
         let argv = vec![OsString::from("-c"), OsString::from(command)];
-        shell.execute(argv, "POST_RENEW_HOOK", env, false)
+        shell.execute(argv, label, env, stdout_is_data)
     }
 
     fn execute(
@@ -243,7 +352,7 @@ impl Hook {
             what,
         };
         // Once the run is asked to stop, only hooks that tidy up still run.
-        let tidies = matches!(label, "clean_challenge" | "exit_hook");
+        let tidies = matches!(label, "clean_challenge" | "CLEANUP_HOOK" | "exit_hook");
         if !tidies {
             crate::stop::check()?;
         }
@@ -306,7 +415,8 @@ impl Hook {
             stderr: stderr.map(|p| p.take(open_until)).unwrap_or_default(),
         };
         if let Some(log) = self.log {
-            // generate_csr prints the CSR itself, which is data, not a message.
+            // generate_csr prints the CSR itself, and an auth hook its CERTBOT_AUTH_OUTPUT:
+            // data, not messages.
             let printed = if stdout_is_data { "" } else { &output.stdout };
             printed.lines().chain(output.stderr.lines()).for_each(log);
         }
@@ -434,6 +544,85 @@ mod tests {
             ["exit_hook", "x failed"]
         );
         assert_eq!(strings(&HookEvent::Bricker), [BRICKER]);
+    }
+
+    #[test]
+    fn certbot_env_is_certbots() {
+        let challenge = CertbotChallenge {
+            domain: "example.org".into(),
+            validation: "tok.thumb".into(),
+            token: Some("tok".into()),
+            remaining: 1,
+            all_domains: "example.org,www.example.org".into(),
+        };
+        let env = |e: &CertbotEvent| -> Vec<String> {
+            e.env().iter().map(|(k, v)| format!("{k}={v}")).collect()
+        };
+        assert_eq!(
+            env(&CertbotEvent::Auth(challenge.clone())),
+            [
+                "CERTBOT_DOMAIN=example.org",
+                "CERTBOT_VALIDATION=tok.thumb",
+                "CERTBOT_REMAINING_CHALLENGES=1",
+                "CERTBOT_ALL_DOMAINS=example.org,www.example.org",
+                "CERTBOT_TOKEN=tok",
+            ]
+        );
+        let dns = CertbotChallenge {
+            token: None,
+            ..challenge
+        };
+        let cleanup = CertbotEvent::Cleanup {
+            challenge: dns,
+            auth_output: "said".into(),
+        };
+        assert_eq!(cleanup.key(), "CLEANUP_HOOK");
+        let rendered = env(&cleanup);
+        assert!(!rendered.iter().any(|v| v.starts_with("CERTBOT_TOKEN")));
+        assert_eq!(rendered.last().unwrap(), "CERTBOT_AUTH_OUTPUT=said");
+        assert_eq!(
+            env(&CertbotEvent::Deploy {
+                lineage: "/etc/desiccant/certs/example.org".into(),
+                domains: vec!["example.org".into(), "www.example.org".into()],
+            }),
+            [
+                "RENEWED_LINEAGE=/etc/desiccant/certs/example.org",
+                "RENEWED_DOMAINS=example.org www.example.org"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shell_command_gets_values_only_in_its_environment() {
+        let dir = std::env::temp_dir().join(format!("desiccant-certbot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let hook = Hook {
+            path: "/bin/sh".into(),
+            timeout: Duration::from_secs(10),
+            env: vec![],
+            log: None,
+        };
+        let evil = "$(touch /tmp/pwned); `id`";
+        let challenge = CertbotChallenge {
+            domain: evil.into(),
+            validation: "v".into(),
+            token: None,
+            remaining: 0,
+            all_domains: evil.into(),
+        };
+        let printed = hook
+            .run_certbot(
+                &format!(
+                    "printf '%s' \"$CERTBOT_DOMAIN\" > {}; echo out",
+                    out.display()
+                ),
+                &CertbotEvent::Auth(challenge),
+            )
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), evil);
+        assert_eq!(printed.stdout, "out\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn script(body: &str) -> (PathBuf, PathBuf) {

@@ -1,11 +1,13 @@
 //! `--import-certbot DIR`: certbot's lineages become desiccant certificates, so that nothing is
 //! reissued before it is due: a `domains.txt` line each, the current files as a set in
-//! `certs/<name>/`, and a certificate config where certbot's settings differ from ours.
+//! `certs/<name>/`, and a certificate config where certbot's settings differ from ours: the key
+//! type, the webroot as `WEBROOT`, the challenge type, and certbot's hooks as `AUTH_HOOK`,
+//! `CLEANUP_HOOK` and `DEPLOY_HOOK`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{ChallengeType, Config};
 use crate::domains;
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, KeyAlgo};
@@ -28,6 +30,25 @@ struct Lineage {
     rsa_size: Option<u32>,
     /// The directory URL of the CA it was issued by (`server`, `--staging`'s among them).
     server: Option<String>,
+    /// `pref_challs`: the challenge types asked for, first first.
+    pref_challs: Vec<String>,
+    /// `manual_auth_hook`, `manual_cleanup_hook`, and `renew_hook` (where certbot keeps
+    /// `--deploy-hook`): shell commands.
+    auth_hook: Option<String>,
+    cleanup_hook: Option<String>,
+    deploy_hook: Option<String>,
+    /// `pre_hook` or `post_hook` was set.
+    pre_or_post_hook: bool,
+}
+
+/// A value as configobj writes it: quoted when it holds a comma, `#` or edge spaces.
+fn unquote(value: &str) -> String {
+    for q in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
+            return inner.to_string();
+        }
+    }
+    value.to_string()
 }
 
 /// certbot's renewal config: `key = value` lines, `[renewalparams]` and `[[webroot_map]]`
@@ -55,11 +76,23 @@ fn read_lineage(path: &Path) -> Result<Lineage> {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
+        let raw = unquote(value.trim());
         let (key, value) = (
             key.trim(),
             value.trim().trim_end_matches(',').trim().to_string(),
         );
         match (section.as_str(), key) {
+            ("renewalparams", "manual_auth_hook") => l.auth_hook = Some(raw),
+            ("renewalparams", "manual_cleanup_hook") => l.cleanup_hook = Some(raw),
+            ("renewalparams", "renew_hook" | "deploy_hook") => l.deploy_hook = Some(raw),
+            ("renewalparams", "pre_hook" | "post_hook") => l.pre_or_post_hook = true,
+            ("renewalparams", "pref_challs") => {
+                l.pref_challs = value
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+            }
             ("", "cert") => l.cert = Some(value.into()),
             ("", "privkey") => l.privkey = Some(value.into()),
             ("", "chain") => l.chain = Some(value.into()),
@@ -233,22 +266,89 @@ fn cert_config(config: &Config, l: &Lineage) -> String {
     match l.authenticator.as_deref() {
         Some("webroot") => {
             if let Some(root) = &l.webroot {
-                let wellknown = Path::new(root).join(".well-known/acme-challenge");
-                if wellknown != config.defaults.wellknown {
-                    out.push_str(&format!("WELLKNOWN=\"{}\"\n", wellknown.display()));
+                let root = Path::new(root);
+                if store::webroot_challenges(root) != config.defaults.wellknown {
+                    out.push_str(&format!("WEBROOT={}\n", quote(&root.to_string_lossy())));
                 }
             }
         }
-        Some("manual") => out.push_str(
-            "# certbot validated by hand (manual); set HOOK or DNS_UPDATE_SERVER for dns-01\nCHALLENGETYPE=dns-01\n",
-        ),
+        Some("manual") => {
+            // certbot's manual plugin asks for http-01 before dns-01 unless told otherwise.
+            let asked = l
+                .pref_challs
+                .iter()
+                .find_map(|c| match c.as_str() {
+                    "http-01" | "http" => Some(ChallengeType::Http01),
+                    "dns-01" | "dns" => Some(ChallengeType::Dns01),
+                    _ => None,
+                });
+            let challenge = match (asked, &l.auth_hook) {
+                (Some(c), _) => c,
+                (None, Some(_)) => ChallengeType::Http01,
+                (None, None) => ChallengeType::Dns01,
+            };
+            if l.auth_hook.is_none() {
+                out.push_str(
+                    "# certbot validated by hand (manual); set AUTH_HOOK, HOOK or \
+                     DNS_UPDATE_SERVER\n",
+                );
+            }
+            if challenge != config.defaults.challenge {
+                out.push_str(&format!("CHALLENGETYPE={}\n", challenge.name()));
+            }
+            hook_line(&mut out, "AUTH_HOOK", &l.auth_hook);
+            hook_line(&mut out, "CLEANUP_HOOK", &l.cleanup_hook);
+        }
         Some(a) if a.starts_with("dns") => out.push_str(&format!(
-            "# certbot validated with its {a} plugin; set HOOK or DNS_UPDATE_SERVER for dns-01\nCHALLENGETYPE=dns-01\n"
+            "# certbot validated with its {a} plugin; set HOOK, AUTH_HOOK or DNS_UPDATE_SERVER for dns-01\nCHALLENGETYPE=dns-01\n"
         )),
         Some(a) => out.push_str(&format!(
-            "# certbot validated with its {a} plugin; desiccant uses WELLKNOWN, or HTTP_LISTEN behind a proxy\n"
+            "# certbot validated with its {a} plugin; desiccant uses WEBROOT or WELLKNOWN, or HTTP_LISTEN behind a proxy\n"
         )),
         None => {}
     }
+    hook_line(&mut out, "DEPLOY_HOOK", &l.deploy_hook);
+    if l.pre_or_post_hook {
+        out.push_str(
+            "# certbot ran a pre_hook or post_hook: desiccant has POST_RENEW_HOOK, once after a \
+             run that renewed something (main config)\n",
+        );
+    }
     out
+}
+
+/// `KEY='command'`, or a comment when the command cannot be one config line.
+fn hook_line(out: &mut String, key: &str, command: &Option<String>) {
+    match command {
+        Some(c) if c.contains(['\n', '\r', '\0']) => out.push_str(&format!(
+            "# certbot's {key} spans lines: put it into a script and set {key} to that\n"
+        )),
+        Some(c) => out.push_str(&format!("{key}={}\n", quote(c))),
+        None => {}
+    }
+}
+
+/// `value` in single quotes, as our config reads it back unchanged: `'` as `'\''`.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quoted_command_reads_back_unchanged() {
+        for command in [
+            "/usr/local/bin/hook.sh",
+            "python /app/hook.py --auth",
+            "echo 'it''s' \"$CERTBOT_DOMAIN\" $(date) ; a & b | c",
+        ] {
+            let line = format!("AUTH_HOOK={}", quote(command));
+            let read = crate::config_file::parse_line(&line, &|_| None).unwrap();
+            assert_eq!(read, Some(("AUTH_HOOK".to_string(), command.to_string())));
+        }
+        assert_eq!(unquote("\"a, b\""), "a, b");
+        assert_eq!(unquote("plain"), "plain");
+    }
 }

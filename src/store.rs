@@ -30,6 +30,12 @@ pub mod defaults {
     pub const CHAINCACHE: &str = "chains";
 }
 
+/// `WEBROOT/.well-known/acme-challenge`: where a document root serves http-01 files (RFC 8555
+/// §8.3).
+pub fn webroot_challenges(webroot: &Path) -> PathBuf {
+    webroot.join(".well-known").join("acme-challenge")
+}
+
 /// `BASEDIR/archive/<name>/`: where `--cleanup` moves the unused files of a certificate.
 pub fn archive_dir(basedir: &Path, name: &str) -> PathBuf {
     basedir.join("archive").join(name)
@@ -211,6 +217,21 @@ pub fn remove_at(dir: &File, name: &str) {
         let _ = fs::remove_file(held(dir).join(name));
     }
     remove_dead_temp_files(&held(dir));
+}
+
+/// Makes the folder `name` in the folder `dir` holds with `mode` whatever the umask, unless
+/// something is there already (a folder, or a link root made, which is left as it is).
+pub fn make_dir_at(dir: &File, shown: &Path, name: &str, mode: u32) -> Result<()> {
+    plain_name(name, shown)?;
+    let path = held(dir).join(name);
+    let cannot = |e| Error::io("cannot create the folder", shown.join(name))(e);
+    match fs::DirBuilder::new().mode(mode).create(&path) {
+        Ok(()) => open_dir(&path)
+            .and_then(|d| d.set_permissions(fs::Permissions::from_mode(mode)))
+            .map_err(cannot),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(cannot(e)),
+    }
 }
 
 fn plain_name(name: &str, shown: &Path) -> Result<()> {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -310,53 +310,6 @@ fn name_server() -> (TempDir, Process, std::net::Ipv4Addr) {
     (dir, server, ip)
 }
 
-/// nginx on Pebble's httpPort, serving a page of its own and forwarding the ACME path to
-/// `upstream`. One process (`master_process off`), so that stopping it leaves no worker.
-fn nginx(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> (TempDir, Process) {
-    let nginx = require("nginx", "nginx");
-    let dir = TempDir::new("nginx");
-    let d = dir.path().display();
-    fs::create_dir_all(dir.path().join("html")).unwrap();
-    fs::write(dir.path().join("html/index.html"), "the site\n").unwrap();
-    fs::write(
-        dir.path().join("nginx.conf"),
-        format!(
-            "pid {d}/nginx.pid; error_log {d}/error.log; daemon off; master_process off;
-events {{ worker_connections 64; }}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
-  server {{
-    listen {listen};
-    root {d}/html;
-    location ^~ /.well-known/acme-challenge/ {{ proxy_pass http://{upstream}; }}
-  }}
-}}
-"
-        ),
-    )
-    .unwrap();
-    let mut child = Process(
-        Command::new(nginx)
-            .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
-            .arg(dir.path().join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(listen).is_err() {
-        let log = || fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("nginx exited with {status}: {}", log());
-        }
-        assert!(Instant::now() < deadline, "nginx did not start: {}", log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (dir, child)
-}
-
 #[test]
 fn the_built_in_responder_behind_nginx() {
     let pebble = Pebble::start_with(PebbleOptions {
@@ -366,7 +319,11 @@ fn the_built_in_responder_behind_nginx() {
     // The responder's address: a loopback address of its own, where nothing else listens.
     let upstream = std::net::SocketAddr::from((common::loopback(), common::HTTP_PORT));
     let site_addr = std::net::SocketAddr::from((pebble.ip, pebble.http_port));
-    let (_dir, mut nginx) = nginx(site_addr, upstream);
+    let (_dir, mut nginx) = common::nginx(
+        site_addr,
+        &format!("location ^~ /.well-known/acme-challenge/ {{ proxy_pass http://{upstream}; }}"),
+        None,
+    );
     let env = Env::new(
         &pebble,
         &format!("HTTP_LISTEN={upstream}\nWELLKNOWN=/nonexistent\n"),

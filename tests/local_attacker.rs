@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Env, Pebble, TempDir, mode};
+use common::{Env, Pebble, TempDir, mode, reachable_by_others};
 
 /// An unprivileged user made for one test and removed when the test ends. One left by an
 /// earlier run that crashed is used as it is.
@@ -71,19 +71,6 @@ impl User {
         std::os::unix::fs::chown(dir.path(), Some(self.uid), Some(self.gid)).unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         dir
-    }
-}
-
-/// Lets other users search (not list) the folders down to `dir`, as they can reach
-/// `/etc/dehydrated` on a real machine: `tests/run.sh` keeps its temporary files in a folder
-/// of root's alone.
-fn reachable_by_others(dir: &Path) {
-    for folder in dir.ancestors() {
-        let meta = fs::metadata(folder).unwrap();
-        if meta.uid() == 0 && meta.mode() & 0o001 == 0 {
-            let mode = meta.mode() & 0o7777 | 0o001;
-            fs::set_permissions(folder, fs::Permissions::from_mode(mode)).unwrap();
-        }
     }
 }
 

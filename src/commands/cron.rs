@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::renew::{Job, renew_one};
 use super::report::{self, Outcome};
 use super::session::{
-    Asked, Facts, Rules, Session, check_webroots, connect, decide, hook_at, hook_for, schedule,
-    solver, start_responder, unix_now,
+    Asked, Facts, Rules, Session, certbot_runner, check_webroots, connect, decide, hook_at,
+    hook_for, schedule, solver, start_responder, unix_now,
 };
 use crate::account::Found;
 use crate::acme::Client;
@@ -31,6 +31,8 @@ const AUTHZ_WORKERS: usize = 16;
 struct Planned<'a> {
     spec: &'a CertSpec,
     hook: Option<Hook>,
+    /// What runs its certbot hooks, when it has any.
+    certbot: Option<Hook>,
     /// The names to order: domains.txt's, or those of the CSR the `generate_csr` hook gave.
     names: Vec<String>,
     csr: Option<Csr>,
@@ -73,6 +75,14 @@ fn check_hooks(config: &Config, specs: &[CertSpec]) -> Result<()> {
     for path in paths {
         let hook = hook_at(config, path.to_path_buf(), None);
         hook.run(&HookEvent::Bricker, &[]).map_err(|e| {
+            if crate::hooks::reads_certbot_vars(path) {
+                return Error::Config(format!(
+                    "{e}; it reads certbot's variables (CERTBOT_*, RENEWED_*), so it looks like \
+                     a certbot hook, which HOOK does not run: set it as AUTH_HOOK (a \
+                     --manual-auth-hook), CLEANUP_HOOK (--manual-cleanup-hook) or DEPLOY_HOOK \
+                     (--deploy-hook) instead, and remove HOOK"
+                ));
+            }
             Error::Config(format!(
                 "{e}; a hook must exit 0 on handlers it does not know (see dehydrated's \
                  docs/examples/hook.sh)"
@@ -201,8 +211,19 @@ fn plan<'a>(
     now: i64,
 ) -> std::result::Result<Planned<'a>, Outcome> {
     let hook = hook_for(config, Some((spec, &spec.names)));
-    let cleaner = solver(config, &spec.settings, hook.as_ref(), None);
-    let resumed = match deploy::recover(config, spec, hook.as_ref(), &cleaner) {
+    let certbot = certbot_runner(config, Some((spec, &spec.names)));
+    let cleaner = solver(
+        config,
+        &spec.settings,
+        hook.as_ref(),
+        certbot.as_ref(),
+        None,
+    );
+    let hooks = deploy::Hooks {
+        hook: hook.as_ref(),
+        certbot: certbot.as_ref(),
+    };
+    let resumed = match deploy::recover(config, spec, hooks, &cleaner) {
         Ok(resumed) => resumed.is_some(),
         Err(e) => {
             report::failure(spec, None, &e);
@@ -230,6 +251,7 @@ fn plan<'a>(
     let mut planned = Planned {
         spec,
         hook,
+        certbot,
         names,
         csr,
         facts: Facts::read(config, spec, states.cert(&spec.name)),
@@ -395,6 +417,7 @@ fn batch(
                 let job = Job {
                     spec: p.spec,
                     hook: p.hook.as_ref(),
+                    certbot: p.certbot.as_ref(),
                     names: &p.names,
                     csr: p.csr.as_ref(),
                     cert_id: p.cert_id(),

@@ -22,6 +22,8 @@ const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(
 pub struct Job<'a> {
     pub spec: &'a CertSpec,
     pub hook: Option<&'a Hook>,
+    /// What runs its certbot hooks, when it has any.
+    pub certbot: Option<&'a Hook>,
     /// The names to order: domains.txt's, or those of the CSR the `generate_csr` hook gave.
     pub names: &'a [String],
     pub csr: Option<&'a Csr>,
@@ -65,7 +67,7 @@ pub fn renew_one(
     let reason = p.reason;
     logging::debug(format_args!("{}: renewing ({reason})", spec.name));
     let states = StateDir::new(&config.basedir);
-    let mut solver = solver(config, &spec.settings, p.hook, responder);
+    let mut solver = solver(config, &spec.settings, p.hook, p.certbot, responder);
     solver.journal = Some(states.challenges(&spec.name));
     let key = match &p.csr {
         Some(csr) => KeySource::Csr((*csr).clone()),
@@ -98,7 +100,11 @@ pub fn renew_one(
                 kept: set,
                 cleaned,
             } = done;
-            match deploy::go_live(config, spec, p.hook, &p.names[0], &set, &issued) {
+            let hooks = deploy::Hooks {
+                hook: p.hook,
+                certbot: p.certbot,
+            };
+            match deploy::go_live(config, spec, hooks, p.names, &set, &issued) {
                 Ok(()) => Ok((issued.not_after, issued.cert, cleaned)),
                 Err(e) => {
                     // The first error is the one that counts; this one is still told.

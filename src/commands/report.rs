@@ -234,6 +234,11 @@ pub fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
                 format!(
                     "check that port 443 of {base} answers acme-tls/1 with the certificate in ALPNCERTDIR"
                 )
+            } else if spec.is_some_and(|s| s.settings.certbot.auth.is_some()) {
+                format!(
+                    "check that http://{base}/.well-known/acme-challenge/$CERTBOT_TOKEN serves \
+                     $CERTBOT_VALIDATION once AUTH_HOOK has run"
+                )
             } else {
                 let dir = spec.map_or_else(
                     || "WELLKNOWN".to_string(),
@@ -255,10 +260,9 @@ pub fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
             _ => return String::new(),
         },
         Error::Hook {
-            event: "deploy_cert",
+            event: event @ ("deploy_cert" | "DEPLOY_HOOK"),
             ..
-        } => "the new certificate is live; the next run runs deploy_cert again (no new order)"
-            .to_string(),
+        } => format!("the new certificate is live; the next run runs {event} again (no new order)"),
         _ => return String::new(),
     };
     format!("; {next}")

@@ -246,22 +246,45 @@ pub(super) fn hook_at(
     }
 }
 
-/// How a certificate with `settings` proves its names.
+/// What runs the certbot hooks of `spec` (`/bin/sh`, with its environment), or of the run
+/// itself, when it has any.
+pub(super) fn certbot_runner(
+    config: &Config,
+    spec: Option<(&CertSpec, &[String])>,
+) -> Option<Hook> {
+    let hooks = &spec.map_or(&config.defaults, |(s, _)| &s.settings).certbot;
+    (hooks.auth.is_some() || hooks.deploy.is_some())
+        .then(|| hook_at(config, "/bin/sh".into(), spec))
+}
+
+/// Whether a certificate with `settings` writes http-01 files into its `WELLKNOWN`: not when
+/// `AUTH_HOOK` puts them in place (certbot's manual mode) or the responder serves them.
+fn writes_files(settings: &CertSettings, responder: bool) -> bool {
+    settings.challenge == ChallengeType::Http01 && settings.certbot.auth.is_none() && !responder
+}
+
+/// How a certificate with `settings` proves its names; `certbot` runs its certbot hooks.
 pub(super) fn solver<'a>(
     config: &'a Config,
-    settings: &CertSettings,
+    settings: &'a CertSettings,
     hook: Option<&'a Hook>,
+    certbot: Option<&'a Hook>,
     responder: Option<&'a Responder>,
 ) -> Solver<'a> {
     let kind = settings.challenge;
+    let by_auth_hook = settings.certbot.auth.is_some();
     Solver {
         kind,
-        webroot: (kind == ChallengeType::Http01 && responder.is_none()).then(|| Webroot {
+        webroot: writes_files(settings, responder.is_some()).then(|| Webroot {
             dir: settings.wellknown.clone(),
+            document_root: settings.webroot.clone(),
         }),
-        responder: responder.filter(|_| kind == ChallengeType::Http01),
+        responder: responder.filter(|_| kind == ChallengeType::Http01 && !by_auth_hook),
         hook,
         chain: settings.hook_chain,
+        certbot: certbot
+            .filter(|_| by_auth_hook)
+            .map(|runner| (runner, &settings.certbot)),
         dns: &config.dns,
         alpn_dir: &config.alpn_dir,
         journal: None,
@@ -277,7 +300,7 @@ pub(super) fn start_responder(
         Some(addr)
             if settings
                 .iter()
-                .any(|s| s.challenge == ChallengeType::Http01) =>
+                .any(|s| s.challenge == ChallengeType::Http01 && s.certbot.auth.is_none()) =>
         {
             Responder::start(addr).map(Some).map_err(Error::Config)
         }
@@ -285,13 +308,14 @@ pub(super) fn start_responder(
     }
 }
 
-/// Every http-01 webroot that will be written to exists: a config error otherwise, found
-/// before any request.
+/// Every http-01 webroot that will be written to exists (the folders missing under a
+/// `WEBROOT` are made): a config error otherwise, found before any request.
 pub(super) fn check_webroots(settings: &[&CertSettings], responder: bool) -> Result<()> {
     for s in settings {
-        if s.challenge == ChallengeType::Http01 && !responder {
+        if writes_files(s, responder) {
             Webroot {
                 dir: s.wellknown.clone(),
+                document_root: s.webroot.clone(),
             }
             .check()?;
         }

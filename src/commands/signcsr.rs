@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::session::{Session, check_webroots, solver, start_responder};
+use super::session::{Session, certbot_runner, check_webroots, solver, start_responder};
 use crate::error::{Error, Result, Status};
 use crate::issue::{self, Ctx, KeySource, Request};
 use crate::{logging, x509};
@@ -32,7 +32,14 @@ pub fn sign_csr(session: &mut Session, path: &Path) -> Result<Status> {
         force_validation: false,
     };
     let hook = session.hook(None);
-    let solver = solver(config, &config.defaults, hook.as_ref(), responder.as_ref());
+    let certbot = certbot_runner(config, None);
+    let solver = solver(
+        config,
+        &config.defaults,
+        hook.as_ref(),
+        certbot.as_ref(),
+        responder.as_ref(),
+    );
     let request = Request {
         subject: &names[0],
         names: &names,

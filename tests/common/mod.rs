@@ -180,6 +180,85 @@ impl Drop for Process {
     }
 }
 
+/// nginx listening on `listen`, with a page of its own at `/` and the server directives
+/// `server` (locations): one process (`master_process off`), so that stopping it leaves no
+/// worker. With `user` (uid, gid) it runs as that user, so that what it serves must be
+/// readable by others than root.
+pub fn nginx(listen: SocketAddr, server: &str, user: Option<(u32, u32)>) -> (TempDir, Process) {
+    let nginx = require("nginx", "nginx");
+    let dir = TempDir::new("nginx");
+    let d = dir.path().display();
+    fs::create_dir_all(dir.path().join("html")).unwrap();
+    fs::write(dir.path().join("html/index.html"), "the site\n").unwrap();
+    fs::write(
+        dir.path().join("nginx.conf"),
+        format!(
+            "pid {d}/nginx.pid; error_log {d}/error.log; daemon off; master_process off;
+events {{ worker_connections 64; }}
+http {{
+  access_log {d}/access.log;
+  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
+  server {{
+    listen {listen};
+    root {d}/html;
+    {server}
+  }}
+}}
+"
+        ),
+    )
+    .unwrap();
+    let mut command = match user {
+        Some((uid, gid)) => {
+            reachable_by_others(dir.path());
+            for entry in [dir.path().to_path_buf(), dir.path().join("html")] {
+                std::os::unix::fs::chown(&entry, Some(uid), Some(gid)).unwrap();
+                fs::set_permissions(&entry, fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--clear-groups")
+                .arg(&nginx);
+            c
+        }
+        None => Command::new(&nginx),
+    };
+    let mut child = Process(
+        command
+            .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
+            .arg(dir.path().join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(listen).is_err() {
+        let log = || fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("nginx exited with {status}: {}", log());
+        }
+        assert!(Instant::now() < deadline, "nginx did not start: {}", log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    (dir, child)
+}
+
+/// Lets other users search (not list) the folders down to `dir`, as they can reach
+/// `/etc/dehydrated` on a real machine: `tests/run.sh` keeps its temporary files in a folder
+/// of root's alone.
+pub fn reachable_by_others(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    for folder in dir.ancestors() {
+        let meta = fs::metadata(folder).unwrap();
+        if meta.uid() == 0 && meta.mode() & 0o001 == 0 {
+            let mode = meta.mode() & 0o7777 | 0o001;
+            fs::set_permissions(folder, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
 /// Finds a program, or fails the test saying how to install it.
 pub fn require(program: &str, package: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"] {
