@@ -585,6 +585,29 @@ impl Config {
         ]
     }
 
+    /// Refuses a run whose own settings use dns-01 with no way to set a TXT record: every
+    /// certificate without a config of its own would fail, so it is the run's config error, as
+    /// dehydrated makes it.
+    pub fn check_defaults(&self) -> Result<()> {
+        if self.can_set_txt(&self.defaults) {
+            return Ok(());
+        }
+        Err(bad(
+            &self.vars,
+            "CHALLENGETYPE",
+            "is dns-01, but there is neither a HOOK that sets TXT records nor DNS_UPDATE_SERVER \
+             for built-in updates",
+        ))
+    }
+
+    /// Whether a certificate with `settings` can prove its names by dns-01, when it uses it:
+    /// by its hook or by built-in updates.
+    fn can_set_txt(&self, settings: &CertSettings) -> bool {
+        settings.challenge != ChallengeType::Dns01
+            || settings.hook.is_some()
+            || self.dns.update.is_some()
+    }
+
     /// Refuses a certificate whose names its challenge type cannot prove, or a dns-01 one with
     /// neither a hook nor DNS updates: found before any request.
     fn check_challenge(&self, spec: &CertSpec, line: &CertLine) -> Result<()> {
@@ -603,8 +626,7 @@ impl Config {
                 ));
             }
         }
-        if kind == ChallengeType::Dns01 && spec.settings.hook.is_none() && self.dns.update.is_none()
-        {
+        if !self.can_set_txt(&spec.settings) {
             return bad(format!(
                 "{} uses dns-01 but has neither a HOOK that sets TXT records nor \
                  DNS_UPDATE_SERVER for built-in updates",

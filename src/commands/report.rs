@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::session::{Broken, Entry};
 use crate::config::CertSpec;
 use crate::error::{Error, Status};
 use crate::hooks::{Hook, HookEvent};
@@ -34,6 +35,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The failure of one certificate, after `decision` (None when it failed before one was
+    /// made). A config error here is that certificate's own ([`Error::of_one_cert`]): it fails
+    /// the certificate, never the run.
+    pub fn failed(decision: Option<Decision>, error: Error) -> Outcome {
+        Outcome::Failed {
+            decision,
+            error: Arc::new(error.of_one_cert()),
+        }
+    }
+
     /// The status of the run as far as this certificate goes.
     pub fn status(&self) -> Status {
         match self {
@@ -57,7 +68,7 @@ impl Outcome {
     }
 
     /// One entry of the `--json` report.
-    fn json(&self, spec: &CertSpec) -> Value {
+    fn json(&self, entry: &Entry) -> Value {
         let (status, reason, decision, held, not_after) = match self {
             Outcome::Issued {
                 reason, not_after, ..
@@ -91,8 +102,8 @@ impl Outcome {
             ),
         };
         json!({
-            "name": spec.name,
-            "names": spec.names,
+            "name": entry.name(),
+            "names": entry.names(),
             "status": status,
             "reason": reason,
             "decision": decision,
@@ -104,11 +115,11 @@ impl Outcome {
 }
 
 /// Prints the `--json` report of a `--cron` run.
-pub fn print_json(specs: &[CertSpec], outcomes: &[Outcome], status: Status) {
-    let certificates: Vec<Value> = specs
+pub fn print_json(entries: &[Entry], outcomes: &[Outcome], status: Status) {
+    let certificates: Vec<Value> = entries
         .iter()
         .zip(outcomes)
-        .map(|(spec, o)| o.json(spec))
+        .map(|(entry, o)| o.json(entry))
         .collect();
     logging::data_line(format_args!(
         "{}",
@@ -136,6 +147,26 @@ pub fn held_back(spec: &CertSpec, hold: Hold, until: i64) -> Error {
             ),
         ),
     }
+}
+
+/// A certificate stopped by a problem of its own before it was planned, as its outcome; logs
+/// the problem with its fix.
+pub fn broken(b: &Broken) -> Outcome {
+    logging::error(format_args!(
+        "{}: {}; {}",
+        b.name,
+        b.error,
+        not_renewed(&b.name)
+    ));
+    Outcome::Failed {
+        decision: None,
+        error: Arc::clone(&b.error),
+    }
+}
+
+/// What a certificate's own config problem means for the run.
+fn not_renewed(name: &str) -> String {
+    format!("{name} is not renewed until this is fixed; the other certificates are")
 }
 
 /// Logs a certificate's error with what to do next, and tells its hook of a failed request.
@@ -216,6 +247,10 @@ pub fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
                 "the CA could not be reached or had trouble; a later run tries again".to_string()
             }
             _ => return String::new(),
+        },
+        Error::Config(_) | Error::CertConfig(_) => match spec {
+            Some(spec) => not_renewed(&spec.name),
+            None => return String::new(),
         },
         Error::Hook {
             event: "deploy_cert",

@@ -3,6 +3,7 @@
 //! inputs read from disk.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::account::{self as acct, Account, Found, Terms};
@@ -31,6 +32,44 @@ pub struct Options {
     /// `--domain`: the certificate in scope instead of domains.txt.
     pub domains: Vec<String>,
     pub alias: Option<String>,
+}
+
+/// One certificate in scope: ready to be planned, or stopped by a problem of its own.
+pub enum Entry {
+    Ready(CertSpec),
+    Broken(Broken),
+}
+
+/// A certificate that cannot be renewed as configured: its own config file is refused or holds
+/// a bad key or value, its hook fails the start-up probe. It fails alone: the others are
+/// renewed, and the run exits 1 naming it.
+pub struct Broken {
+    pub name: String,
+    pub names: Vec<String>,
+    pub error: Arc<Error>,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Ready(spec) => &spec.name,
+            Entry::Broken(b) => &b.name,
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        match self {
+            Entry::Ready(spec) => &spec.names,
+            Entry::Broken(b) => &b.names,
+        }
+    }
+
+    pub fn spec(&self) -> Option<&CertSpec> {
+        match self {
+            Entry::Ready(spec) => Some(spec),
+            Entry::Broken(_) => None,
+        }
+    }
 }
 
 /// What every command is handed: the config (with the flags applied), the options, and the
@@ -75,8 +114,10 @@ impl Session {
     }
 
     /// Every certificate in scope: the `--domain` one, else every line of domains.txt, each
-    /// with its own config applied. Any error is found here, before a lock or a request.
-    pub fn specs(&self) -> Result<Vec<CertSpec>> {
+    /// with its own config applied. A problem of the run (domains.txt, a `DOMAINS_D` folder
+    /// others can write) is an error, found before a lock or a request; a problem of one
+    /// certificate's own config makes that entry [`Entry::Broken`], and the others go on.
+    pub fn specs(&self) -> Result<Vec<Entry>> {
         let lines = if self.opts.domains.is_empty() {
             domains::read(&self.config.domains_txt)?
         } else {
@@ -85,15 +126,28 @@ impl Session {
                 self.opts.alias.as_deref(),
             )?]
         };
-        let mut specs = Vec::with_capacity(lines.len());
-        for line in &lines {
-            let (spec, warnings) = self.config.cert_spec(line, &env)?;
-            for w in warnings {
-                logging::warn(w);
-            }
-            specs.push(spec);
+        self.config.check_defaults()?;
+        // The folder of every certificate's config: whoever can write it chooses them all.
+        if let Some(dir) = self.config.domains_d.as_deref().filter(|d| d.exists()) {
+            crate::trust::check(dir, crate::trust::Kind::Folder, "DOMAINS_D folder")?;
         }
-        Ok(specs)
+        let mut entries = Vec::with_capacity(lines.len());
+        for line in &lines {
+            entries.push(match self.config.cert_spec(line, &env) {
+                Ok((spec, warnings)) => {
+                    for w in warnings {
+                        logging::warn(w);
+                    }
+                    Entry::Ready(spec)
+                }
+                Err(error) => Entry::Broken(Broken {
+                    name: line.name.clone(),
+                    names: line.names.clone(),
+                    error: Arc::new(error.of_one_cert()),
+                }),
+            });
+        }
+        Ok(entries)
     }
 
     /// A client of the configured CA, its directory read.
@@ -273,16 +327,14 @@ pub(super) fn start_responder(
     }
 }
 
-/// Every http-01 webroot that will be written to exists: a config error otherwise, found
-/// before any request.
-pub(super) fn check_webroots(settings: &[&CertSettings], responder: bool) -> Result<()> {
-    for s in settings {
-        if s.challenge == ChallengeType::Http01 && !responder {
-            Webroot {
-                dir: s.wellknown.clone(),
-            }
-            .check()?;
+/// The http-01 webroot of `settings` exists when it will be written to (no responder): a
+/// config error otherwise, found before any request.
+pub(super) fn check_webroot(settings: &CertSettings, responder: bool) -> Result<()> {
+    if settings.challenge == ChallengeType::Http01 && !responder {
+        Webroot {
+            dir: settings.wellknown.clone(),
         }
+        .check()?;
     }
     Ok(())
 }
@@ -361,6 +413,11 @@ pub(super) fn decide(
         ari: rules.ari,
     };
     renewal::decide(facts.live.as_ref(), &wanted, &facts.recorded, policy, now)
+}
+
+/// What the live certificate of the certificate folder `name` says, when it can be read.
+pub(super) fn live_facts(config: &Config, name: &str) -> Option<x509::CertFacts> {
+    live(&CertDir::new(&config.certdir, name), false).and_then(|l| l.ok().map(|l| l.facts))
 }
 
 /// The live `<kind>.pem` of `dir`, read only where the layout puts it
