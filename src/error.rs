@@ -203,7 +203,9 @@ impl fmt::Display for Error {
                      --lock-wait SECS",
                     path.display()
                 )?;
-                if who.starts_with("dehydrated") {
+                // A dehydrated process that runs says so; this text means none was seen, or
+                // the file was not one to take over.
+                if who.starts_with("dehydrated") && !who.starts_with("dehydrated (process") {
                     write!(f, "; if no dehydrated runs, it crashed: delete the file")?;
                 }
                 Ok(())

@@ -108,7 +108,17 @@ impl Session {
         if self.lock.is_none()
             && let Some(path) = &self.config.lockfile
         {
-            self.lock = Some(RunLock::acquire(path, self.opts.lock_wait)?);
+            let lock = RunLock::acquire(path, self.opts.lock_wait, &|| {
+                crate::processes::dehydrated_on(path)
+            })?;
+            if let Some(since) = &lock.taken_over {
+                logging::warn(format_args!(
+                    "{}: dehydrated's lock file, written {since}, was left by a dehydrated that \
+                     no longer runs: taken over",
+                    path.display()
+                ));
+            }
+            self.lock = Some(lock);
         }
         Ok(())
     }
