@@ -14,7 +14,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, LoadOptions};
+use crate::config::{Config, DEHYDRATED_CONFIG_DIRS, LoadOptions};
 
 /// Shells that run a script given as their first argument.
 const SHELLS: &[&str] = &["bash", "sh", "dash", "ksh", "zsh"];
@@ -105,7 +105,7 @@ fn lock_of(script: &OsStr, args: &[&OsStr], cwd: Option<&Path>) -> Taken {
             None => return Taken::Unknown,
         },
         None => {
-            let mut dirs: Vec<Option<PathBuf>> = ["/etc/dehydrated", "/usr/local/etc/dehydrated"]
+            let mut dirs: Vec<Option<PathBuf>> = DEHYDRATED_CONFIG_DIRS
                 .iter()
                 .map(|d| Some(PathBuf::from(d)))
                 .collect();

@@ -604,3 +604,82 @@ fn the_lock_keeps_dehydrated_and_desiccant_apart() {
     );
     assert!(!lock.exists());
 }
+
+/// A crontab line of dehydrated's with only the program's name changed: no --config, an
+/// empty environment (`env -i`), and dehydrated's /etc/dehydrated/config the only config on
+/// the machine. Run in a mount namespace of its own (util-linux `unshare`) whose
+/// /etc/dehydrated (and /etc/desiccant, /usr/local/etc/desiccant and
+/// /usr/local/etc/dehydrated, where they exist) are empty tmpfs folders, and whose /dev has no
+/// syslog socket: the machine's own files and syslog are not touched.
+#[test]
+fn a_crontab_line_with_the_name_swapped_reads_dehydrateds_config() {
+    require("dehydrated", "dehydrated");
+    let unshare = require("unshare", "util-linux");
+    let pebble = pebble();
+    let env = Env::new(&pebble, "");
+    env.domains("crontab.example\n");
+    let config = format!(
+        "BASEDIR={}\n{}",
+        env.path().display(),
+        fs::read_to_string(env.path().join("config")).unwrap()
+    );
+    fs::remove_file(env.path().join("config")).unwrap();
+    // A working folder with no config in it, as cron's (the user's home).
+    let home = common::TempDir::new("home");
+    let run = |args: &[&str]| {
+        let output = Command::new(&unshare)
+            .args(["--map-root-user", "--mount", "--propagation", "private"])
+            .args([
+                "/bin/sh",
+                "-c",
+                r#"set -e
+for dir in /etc/desiccant /usr/local/etc/desiccant /usr/local/etc/dehydrated /etc/dehydrated; do
+    if [ -d "$dir" ]; then /bin/mount -t tmpfs -o mode=755 tmpfs "$dir"; fi
+done
+printf '%s' "$0" > /etc/dehydrated/config
+/bin/mount -t tmpfs tmpfs /dev
+exec "$@""#,
+            ])
+            .arg(&config)
+            .arg(env!("CARGO_BIN_EXE_desiccant"))
+            .args(args)
+            .env_clear()
+            .current_dir(home.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    };
+    // dehydrated's own crontab line, `@weekly root dehydrated --cron`, renamed.
+    let first = run(&["--cron", "--accept-terms"]);
+    first.expect(0);
+    assert!(
+        first.stdout().contains("crontab.example: issued"),
+        "{first:?}"
+    );
+    check_live_set(
+        &env.cert_dir("crontab.example"),
+        &["crontab.example"],
+        &pebble.root_der(),
+    );
+    // --verbose names the file and where it was looked for.
+    let verbose = run(&["--cron", "--verbose"]);
+    verbose.expect(0);
+    assert!(
+        verbose.stderr().contains(&format!(
+            "config file /etc/dehydrated/config (the first found of /etc/desiccant/config, \
+             /usr/local/etc/desiccant/config, /etc/dehydrated/config, \
+             /usr/local/etc/dehydrated/config, ./config, {}), BASEDIR {}",
+            std::path::Path::new(env!("CARGO_BIN_EXE_desiccant"))
+                .parent()
+                .unwrap()
+                .join("config")
+                .display(),
+            env.path().display()
+        )),
+        "{verbose:?}"
+    );
+}

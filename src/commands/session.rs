@@ -87,8 +87,12 @@ impl Session {
         for warning in &config.warnings {
             logging::warn(warning);
         }
+        let how = match &load.config {
+            Some(_) => "given with --config".to_string(),
+            None => format!("the first found of {}", crate::config::config_lookup_text()),
+        };
         logging::debug(format_args!(
-            "config {}, BASEDIR {}",
+            "config file {} ({how}), BASEDIR {}",
             config
                 .file
                 .as_deref()
