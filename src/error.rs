@@ -15,7 +15,8 @@ pub enum Status {
     Temporary,
     /// At least one certificate failed for good.
     Failed,
-    /// Bad config, domains.txt, hook path or webroot, found before any request.
+    /// A problem of the whole run (the main config, domains.txt, the lock file, the account),
+    /// found before any request; one certificate's own problem is [`Status::Failed`].
     Config,
     /// Bad command line.
     Usage,
