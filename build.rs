@@ -138,7 +138,7 @@ fn man_sections(readme: &str) -> String {
     }
     roff.push_str(".PP\n\\fB\\-\\-check\\fR:\n");
     let check = section(readme, "## Exit status");
-    let after = check.split("`--check`").nth(1).unwrap_or("");
+    let after = check.split("`--check` follows").nth(1).unwrap_or("");
     for row in table(after) {
         if let [code, meaning] = row.as_slice() {
             roff.push_str(&format!(".TP\n{}\n{}\n", inline(code), inline(meaning)));

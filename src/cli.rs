@@ -12,9 +12,10 @@ use clap::{ArgGroup, Parser};
     name = "desiccant",
     disable_version_flag = true,
     group(ArgGroup::new("command").required(true).multiple(false)),
-    after_help = "Exit status: 0 all certificates valid, 1 a certificate failed, 2 bad command \
-                  line, 75 temporary failure (CA unreachable, rate limited, lock busy), 78 bad \
-                  configuration.\nSee README for every config key."
+    after_help = "Exit status: 0 all certificates valid, 1 a certificate failed (its own config \
+                  included; the others were still renewed), 2 bad command line, 75 temporary \
+                  failure (CA unreachable, rate limited, lock busy), 78 bad configuration of the \
+                  run.\nSee README for every config key."
 )]
 pub struct Cli {
     /// Sign or renew every certificate of domains.txt that is missing, changed or due
@@ -139,7 +140,9 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub domains_txt: Option<PathBuf>,
 
-    /// Use this config file
+    /// Use this config file; else the first of /etc/desiccant/config,
+    /// /usr/local/etc/desiccant/config, then dehydrated's: /etc/dehydrated/config,
+    /// /usr/local/etc/dehydrated/config, ./config, the program's folder
     #[arg(short = 'f', long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 

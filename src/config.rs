@@ -16,12 +16,40 @@ use crate::keys::KeyAlgo;
 use crate::store::{self, AccountDir, CertDir, CertModes, Owner, defaults};
 use crate::trust;
 
-/// Where the config file is looked for when `--config` is not given.
-pub const CONFIG_LOOKUP: &[&str] = &[
-    "/etc/desiccant/config",
-    "/usr/local/etc/desiccant/config",
-    "./config",
-];
+/// The folders where dehydrated looks for its `config` first, in its order; then it looks in
+/// its working folder and in its script's folder.
+pub const DEHYDRATED_CONFIG_DIRS: &[&str] = &["/etc/dehydrated", "/usr/local/etc/dehydrated"];
+
+/// Where the config file is looked for when `--config` is not given, in order: our own
+/// places, then dehydrated's in its order (its two folders, the working folder, the program's
+/// folder), so that a crontab line with only the program's name changed reads the same config.
+pub fn config_lookup() -> Vec<PathBuf> {
+    let mut places: Vec<PathBuf> = ["/etc/desiccant/config", "/usr/local/etc/desiccant/config"]
+        .map(PathBuf::from)
+        .to_vec();
+    places.extend(
+        DEHYDRATED_CONFIG_DIRS
+            .iter()
+            .map(|d| Path::new(d).join("config")),
+    );
+    places.push(PathBuf::from("./config"));
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        places.push(dir.join("config"));
+    }
+    places
+}
+
+/// The places of [`config_lookup`], for messages.
+pub fn config_lookup_text() -> String {
+    config_lookup()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// CA shortcuts, as dehydrated names them, plus Google's.
 pub const CA_PRESETS: &[(&str, &str)] = &[
@@ -299,10 +327,7 @@ impl Config {
                     path.display()
                 )));
             }
-            None => CONFIG_LOOKUP
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_file()),
+            None => config_lookup().into_iter().find(|p| p.is_file()),
         };
         let mut vars = Vars::default();
         let folder = file
@@ -347,7 +372,7 @@ impl Config {
         if file.is_none() && vars.origin("BASEDIR").map(|o| o.0.as_str()) == Some(BASEDIR_DEFAULT) {
             warnings.push(format!(
                 "no config file found (looked for {}); using the defaults with BASEDIR .",
-                CONFIG_LOOKUP.join(", ")
+                config_lookup_text()
             ));
         }
         let basedir = PathBuf::from(vars.value("BASEDIR").unwrap_or("."));
@@ -615,6 +640,30 @@ impl Config {
         ]
     }
 
+    /// Refuses a run whose own settings use dns-01 with no way to set a TXT record: every
+    /// certificate without a config of its own would fail, so it is the run's config error, as
+    /// dehydrated makes it.
+    pub fn check_defaults(&self) -> Result<()> {
+        if self.can_set_txt(&self.defaults) {
+            return Ok(());
+        }
+        Err(bad(
+            &self.vars,
+            "CHALLENGETYPE",
+            "is dns-01, but there is neither a HOOK that sets TXT records nor DNS_UPDATE_SERVER \
+             for built-in updates",
+        ))
+    }
+
+    /// Whether a certificate with `settings` can prove its names by dns-01, when it uses it:
+    /// by its hook or by built-in updates.
+    fn can_set_txt(&self, settings: &CertSettings) -> bool {
+        settings.challenge != ChallengeType::Dns01
+            || settings.hook.is_some()
+            || settings.certbot.auth.is_some()
+            || self.dns.update.is_some()
+    }
+
     /// Refuses a certificate whose names its challenge type cannot prove, or a dns-01 one with
     /// neither a hook nor DNS updates: found before any request.
     fn check_challenge(&self, spec: &CertSpec, line: &CertLine) -> Result<()> {
@@ -633,11 +682,7 @@ impl Config {
                 ));
             }
         }
-        if kind == ChallengeType::Dns01
-            && spec.settings.hook.is_none()
-            && spec.settings.certbot.auth.is_none()
-            && self.dns.update.is_none()
-        {
+        if !self.can_set_txt(&spec.settings) {
             return bad(format!(
                 "{} uses dns-01 but has neither a HOOK or AUTH_HOOK that sets TXT records nor \
                  DNS_UPDATE_SERVER for built-in updates",

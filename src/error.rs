@@ -15,7 +15,8 @@ pub enum Status {
     Temporary,
     /// At least one certificate failed for good.
     Failed,
-    /// Bad config, domains.txt, hook path or webroot, found before any request.
+    /// A problem of the whole run (the main config, domains.txt, the lock file, the account),
+    /// found before any request; one certificate's own problem is [`Status::Failed`].
     Config,
     /// Bad command line.
     Usage,
@@ -88,6 +89,9 @@ pub enum Error {
     Usage(String),
     /// A config file, domains.txt, a path or a value that cannot work. Nothing was sent.
     Config(String),
+    /// What one certificate alone is configured with cannot work (its own config file, hook,
+    /// webroot or profile): that certificate fails, the others go on.
+    CertConfig(String),
     /// Another run holds the lock.
     LockBusy {
         path: PathBuf,
@@ -146,6 +150,7 @@ impl Error {
                 Status::Temporary
             }
             Error::Io { .. }
+            | Error::CertConfig(_)
             | Error::Refused { .. }
             | Error::Invalid { .. }
             | Error::Hook { .. } => Status::Failed,
@@ -166,6 +171,15 @@ impl Error {
         move |err| Error::Acme { subject, err }
     }
 
+    /// This error as the failure of one certificate: a config error becomes
+    /// [`Error::CertConfig`], which fails that certificate (1) instead of the run (78).
+    pub fn of_one_cert(self) -> Error {
+        match self {
+            Error::Config(msg) => Error::CertConfig(msg),
+            other => other,
+        }
+    }
+
     pub fn refused(subject: impl Into<String>, msg: impl Into<String>) -> Error {
         Error::Refused {
             subject: subject.into(),
@@ -177,7 +191,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(msg) | Error::Config(msg) => f.write_str(msg),
+            Error::Usage(msg) | Error::Config(msg) | Error::CertConfig(msg) => f.write_str(msg),
             Error::LockBusy {
                 path,
                 waited_secs,
@@ -190,7 +204,9 @@ impl fmt::Display for Error {
                      --lock-wait SECS",
                     path.display()
                 )?;
-                if who.starts_with("dehydrated") {
+                // A dehydrated process that runs says so; this text means none was seen, or
+                // the file was not one to take over.
+                if who.starts_with("dehydrated") && !who.starts_with("dehydrated (process") {
                     write!(f, "; if no dehydrated runs, it crashed: delete the file")?;
                 }
                 Ok(())
@@ -285,6 +301,11 @@ mod tests {
         };
         assert_eq!(busy.status(), Status::Temporary);
         assert_eq!(Error::Config("x".into()).status(), Status::Config);
+        let own = Error::Config("x".into()).of_one_cert();
+        assert_eq!(
+            (own.status(), own.to_string()),
+            (Status::Failed, "x".into())
+        );
         assert_eq!(Error::refused("a", "b").status(), Status::Failed);
     }
 }

@@ -30,6 +30,7 @@ mod keys;
 pub mod logging;
 mod parallel;
 mod pkcs12;
+mod processes;
 mod renewal;
 mod responder;
 mod state;

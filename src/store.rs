@@ -868,15 +868,25 @@ pub fn unused_files(dir: &Path) -> Result<Vec<String>> {
 /// without following a symlink, must be a regular file, and is written (our process id) only
 /// when it is ours. What another program left in it is shown only when it is a plain line
 /// from a file root or we own, such as dehydrated's date.
+///
+/// dehydrated's lock file (its date in it) is waited for while a dehydrated process may hold
+/// it; one that a crashed dehydrated left, in a file of ours, is taken over.
 pub struct RunLock {
     path: PathBuf,
     _file: File,
+    /// The date a crashed dehydrated wrote into the lock file this run took over.
+    pub taken_over: Option<String>,
 }
 
 impl RunLock {
     /// Takes the lock, waiting up to `wait` for another run to finish; then
-    /// [`Error::LockBusy`].
-    pub fn acquire(path: &Path, wait: Duration) -> Result<RunLock> {
+    /// [`Error::LockBusy`]. `dehydrated_on` says which dehydrated process holds, or may hold,
+    /// the lock file; asked only when dehydrated's date is in it.
+    pub fn acquire(
+        path: &Path,
+        wait: Duration,
+        dehydrated_on: &dyn Fn() -> Option<u32>,
+    ) -> Result<RunLock> {
         let deadline = Instant::now() + wait;
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_dir(dir, FOLDER_MODE)?;
@@ -925,14 +935,34 @@ impl RunLock {
                         let mut file = file;
                         let mut content = Vec::new();
                         let _ = (&file).take(LOCK_READ_MAX).read_to_end(&mut content);
-                        match dehydrated_holds(&content, trusted) {
-                            None if meta.uid() == effective_uid() => {
+                        let mine = meta.uid() == effective_uid();
+                        let (held, stale) = match dehydrated_holds(&content, trusted) {
+                            None => (None, None),
+                            // dehydrated's date, in a file we may write: stale when no
+                            // dehydrated process runs on it.
+                            Some(Holder::Dehydrated { since }) if mine => match dehydrated_on() {
+                                None => (None, Some(since)),
+                                Some(pid) => {
+                                    let held = format!("dehydrated (process {pid}), since {since}");
+                                    (Some(held), None)
+                                }
+                            },
+                            Some(holder) => (Some(holder.to_string()), None),
+                        };
+                        match held {
+                            None if mine => {
                                 let _ = file.set_len(0);
                                 let _ = file.seek(io::SeekFrom::Start(0));
                                 let _ = writeln!(file, "{}", std::process::id());
+                                // A dehydrated that ended meanwhile removed its file: the lock
+                                // is then taken on the file at `path`, as for any orphan.
+                                if fs::symlink_metadata(path).map(|m| m.ino()).ok() != ours {
+                                    continue;
+                                }
                                 return Ok(RunLock {
                                     path: path.to_path_buf(),
                                     _file: file,
+                                    taken_over: stale,
                                 });
                             }
                             None => {
@@ -967,12 +997,32 @@ impl RunLock {
 /// How much of a lock file is read: a date or a process id and then some.
 const LOCK_READ_MAX: u64 = 256;
 
+/// Who holds a lock file that is not a desiccant run's.
+#[derive(Debug, PartialEq, Eq)]
+enum Holder {
+    /// dehydrated, running or crashed: its date, a plain line from a file root or we own.
+    Dehydrated { since: String },
+    /// dehydrated or another program: text we do not show.
+    Unknown,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Dehydrated { since } => write!(f, "dehydrated, since {since}"),
+            Holder::Unknown => {
+                f.write_str("dehydrated or another program (the lock file is not empty)")
+            }
+        }
+    }
+}
+
 /// dehydrated takes its lock by creating the file with the date in it and removes it when
 /// done; it never locks the file. So a lock file that holds text other than a process id is a
-/// running dehydrated's (or a crashed one's, which dehydrated itself would also wait for).
-/// Returns who holds it: with its text only when that is one short line of plain characters
-/// from a file root or we own (`trusted`), never what another user's file says.
-fn dehydrated_holds(content: &[u8], trusted: bool) -> Option<String> {
+/// running dehydrated's or a crashed one's. Returns who holds it: with its text only when that
+/// is one short line of plain characters from a file root or we own (`trusted`), never what
+/// another user's file says.
+fn dehydrated_holds(content: &[u8], trusted: bool) -> Option<Holder> {
     let text = String::from_utf8_lossy(content);
     let text = text.trim();
     if text.is_empty() || text.parse::<u32>().is_ok() {
@@ -983,9 +1033,11 @@ fn dehydrated_holds(content: &[u8], trusted: bool) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || " :+-,./".contains(c));
     Some(if trusted && plain {
-        format!("dehydrated, since {text}")
+        Holder::Dehydrated {
+            since: text.to_string(),
+        }
     } else {
-        "dehydrated or another program (the lock file is not empty)".into()
+        Holder::Unknown
     })
 }
 
@@ -1140,8 +1192,8 @@ mod tests {
         assert_eq!(dehydrated_holds(b"", true), None);
         assert_eq!(dehydrated_holds(b"12345\n", true), None);
         assert_eq!(
-            dehydrated_holds(b"Mon Nov 23 12:00:00 UTC 2026\n", true).as_deref(),
-            Some("dehydrated, since Mon Nov 23 12:00:00 UTC 2026")
+            dehydrated_holds(b"Mon Nov 23 12:00:00 UTC 2026\n", true).map(|h| h.to_string()),
+            Some("dehydrated, since Mon Nov 23 12:00:00 UTC 2026".to_string())
         );
         // Never the text of a file others own, or text that is no date.
         for (text, trusted) in [
@@ -1149,21 +1201,36 @@ mod tests {
             (b"root:$6$secret:19000:0:99999:7:::\nbin:*", true),
             (b"-----BEGIN PRIVATE KEY-----\nMIIE", true),
         ] {
-            let said = dehydrated_holds(text, trusted).unwrap();
-            assert!(!said.contains("since"), "{said}");
+            assert_eq!(dehydrated_holds(text, trusted), Some(Holder::Unknown));
         }
         let dir = tempdir("dehydrated-lock");
         let path = dir.join("lock");
         fs::write(&path, "Mon Nov 23 12:00:00 UTC 2026\n").unwrap();
-        let err = RunLock::acquire(&path, Duration::ZERO).err().unwrap();
+        // While a dehydrated process runs on it, it is dehydrated's.
+        let err = RunLock::acquire(&path, Duration::ZERO, &|| Some(4242))
+            .err()
+            .unwrap();
         assert!(
-            err.to_string().contains("dehydrated, since Mon Nov 23"),
+            err.to_string()
+                .contains("dehydrated (process 4242), since Mon Nov 23"),
             "{err}"
         );
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
             "Mon Nov 23 12:00:00 UTC 2026\n"
         );
+        // Left by a crashed one: taken over.
+        let lock = RunLock::acquire(&path, Duration::ZERO, &|| None).unwrap();
+        assert_eq!(
+            lock.taken_over.as_deref(),
+            Some("Mon Nov 23 12:00:00 UTC 2026")
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(lock);
+        assert!(!path.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1176,7 +1243,9 @@ mod tests {
             let path = dir.join("lock");
             let _ = fs::remove_file(&path);
             std::os::unix::fs::symlink(&secret, &path).unwrap();
-            let err = RunLock::acquire(&path, Duration::ZERO).err().unwrap();
+            let err = RunLock::acquire(&path, Duration::ZERO, &|| None)
+                .err()
+                .unwrap();
             assert!(err.to_string().contains("is a symlink"), "{err}");
             assert!(!err.to_string().contains("SECRET"), "{err}");
             assert_eq!(fs::read_to_string(&secret).unwrap(), text);
@@ -1185,7 +1254,9 @@ mod tests {
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let err = RunLock::acquire(&fifo, Duration::ZERO).err().unwrap();
+        let err = RunLock::acquire(&fifo, Duration::ZERO, &|| None)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("not a regular file"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -1261,13 +1332,13 @@ mod tests {
     fn the_lock_is_exclusive_and_its_file_goes_with_it() {
         let dir = tempdir("lock");
         let path = dir.join("lock");
-        let first = RunLock::acquire(&path, Duration::ZERO).unwrap();
+        let first = RunLock::acquire(&path, Duration::ZERO, &|| None).unwrap();
         assert!(path.exists());
-        let second = RunLock::acquire(&path, Duration::from_millis(250));
+        let second = RunLock::acquire(&path, Duration::from_millis(250), &|| None);
         assert!(matches!(second, Err(Error::LockBusy { .. })));
         drop(first);
         assert!(!path.exists());
-        let third = RunLock::acquire(&path, Duration::ZERO).unwrap();
+        let third = RunLock::acquire(&path, Duration::ZERO, &|| None).unwrap();
         drop(third);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -173,10 +173,10 @@ fn profiles_offered_unknown_and_changed() {
     let report: serde_json::Value = serde_json::from_str(&check.stdout()).unwrap();
     assert_eq!(report["certificates"][0]["profile"], "shortlived");
 
-    // A profile the CA does not offer: a config error naming the ones it does.
+    // A profile the CA does not offer: the certificate fails, naming the ones it does.
     env.write_config("ACME_PROFILE=tlsserver\n");
     let run = env.run(&["--cron"]);
-    run.expect(78);
+    run.expect(1);
     assert!(
         run.stderr()
             .contains("ACME_PROFILE \"tlsserver\" is not offered"),

@@ -94,22 +94,181 @@ fn config_errors_exit_78_naming_the_line() {
 }
 
 #[test]
-fn a_missing_webroot_exits_78_before_any_request() {
+fn a_missing_webroot_fails_its_certificate_before_any_request() {
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "WELLKNOWN=/nonexistent/acme-challenge\n");
     env.domains("a.example\n");
     let requests_before = pebble.requests_counted();
     let run = env.run(&["--cron", "--accept-terms"]);
-    run.expect(78);
+    run.expect(1);
     assert!(
-        run.stderr()
-            .contains("/nonexistent/acme-challenge: WELLKNOWN folder does not exist"),
+        run.stderr().contains(
+            "a.example: /nonexistent/acme-challenge: WELLKNOWN folder does not exist; create it"
+        ),
         "{run:?}"
     );
     assert_eq!(
         pebble.requests_after(requests_before),
         Vec::<String>::new(),
         "a request was sent"
+    );
+}
+
+/// Writes `text` as the own config of certificate `name`.
+fn cert_config(env: &Env, name: &str, text: &str) -> std::path::PathBuf {
+    let dir = env.cert_dir(name);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("config"), text).unwrap();
+    dir.join("config")
+}
+
+#[test]
+fn a_certificate_with_a_problem_of_its_own_fails_alone() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains(
+        "good.example\nunknown-key.example\nno-webroot.example\nno-hook.example\n\
+         bad-algo.example\nstrict-hook.example\n",
+    );
+    let unknown = cert_config(
+        &env,
+        "unknown-key.example",
+        "KEY_ALGO=prime256v1\nNO_SUCH_KEY=1\n",
+    );
+    cert_config(
+        &env,
+        "no-webroot.example",
+        "WELLKNOWN=/nonexistent/acme-challenge\n",
+    );
+    // As --import-certbot writes it for a certificate certbot validated by hand.
+    cert_config(&env, "no-hook.example", "CHALLENGETYPE=dns-01\n");
+    let bad_algo = cert_config(&env, "bad-algo.example", "KEY_ALGO=ed448\n");
+    let strict = env.path().join("strict.sh");
+    common::script(
+        &strict,
+        "case \"$1\" in deploy_challenge|clean_challenge|deploy_cert) exit 0;; *) exit 1;; esac",
+    );
+    cert_config(
+        &env,
+        "strict-hook.example",
+        &format!("HOOK={}\n", strict.display()),
+    );
+
+    let run = env.run(&["--cron", "--accept-terms", "--json"]);
+    run.expect(1);
+    let root = pebble.root_der();
+    common::check_live_set(&env.cert_dir("good.example"), &["good.example"], &root);
+    let err = run.stderr();
+    for (name, what) in [
+        (
+            "unknown-key.example",
+            format!("{}:2: unknown key NO_SUCH_KEY", unknown.display()),
+        ),
+        (
+            "no-webroot.example",
+            "/nonexistent/acme-challenge: WELLKNOWN folder does not exist".to_string(),
+        ),
+        (
+            "no-hook.example",
+            "no-hook.example uses dns-01 but has neither a HOOK".to_string(),
+        ),
+        (
+            "bad-algo.example",
+            format!("{}:1: KEY_ALGO", bad_algo.display()),
+        ),
+        (
+            "strict-hook.example",
+            "must exit 0 on handlers it does not know".to_string(),
+        ),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("{name}: ")) && l.contains(&what))
+            .unwrap_or_else(|| panic!("{name} is not named with {what}:{run:?}"));
+        assert!(
+            line.contains(&format!(
+                "{name} is not renewed until this is fixed; the other certificates are"
+            )),
+            "{line}"
+        );
+        assert!(!env.cert_dir(name).join("cert.pem").exists(), "{name}");
+    }
+    assert!(!err.contains("ed448"), "a value was shown:{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(report["exit_status"], 1);
+    let certs = report["certificates"].as_array().unwrap();
+    let status: Vec<(&str, &str)> = certs
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("good.example", "issued"),
+            ("unknown-key.example", "failed"),
+            ("no-webroot.example", "failed"),
+            ("no-hook.example", "failed"),
+            ("bad-algo.example", "failed"),
+            ("strict-hook.example", "failed"),
+        ]
+    );
+    assert!(
+        certs[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown key NO_SUCH_KEY"),
+        "{report}"
+    );
+
+    // --check names the certificates no run renews, and still checks the others.
+    let check = env.run(&["--check"]);
+    check.expect(2);
+    let out = check.stdout();
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:{check:?}"))
+            .to_string()
+    };
+    assert!(row("good.example").contains(" OK "), "{check:?}");
+    for name in ["unknown-key.example", "no-hook.example", "bad-algo.example"] {
+        assert!(row(name).contains(" CRITICAL "), "{check:?}");
+        assert!(row(name).contains("not renewed: its config"), "{check:?}");
+    }
+    assert!(
+        out.contains(&format!(
+            "unknown-key.example: not renewed: {}:2: unknown key NO_SUCH_KEY",
+            unknown.display()
+        )),
+        "{check:?}"
+    );
+    let check = env.run(&["--check", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout()).unwrap();
+    assert_eq!(report["certificates"][3]["state"], "CRITICAL");
+    assert!(
+        report["certificates"][3]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not renewed: ")
+            && report["certificates"][3]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no-hook.example uses dns-01"),
+        "{report}"
+    );
+
+    // Fixed, it is issued by the next run; the run's own config stays a run error.
+    fs::remove_file(&unknown).unwrap();
+    env.run(&["--cron", "-d", "unknown-key.example"]).expect(0);
+    env.write_config("CHALLENGETYPE=dns-01\n");
+    let run = env.run(&["--cron"]);
+    run.expect(78);
+    assert!(
+        run.stderr().contains(&format!(
+            "{}:5: CHALLENGETYPE is dns-01, but there is neither a HOOK",
+            env.path().join("config").display()
+        )),
+        "{run:?}"
     );
 }
 
@@ -147,8 +306,13 @@ const SECRET: &str = "Zs3cr3tV4lu3";
 /// Runs `args` in `env` and checks that a config error (78) names `at` (`file:line`) and
 /// `key`, and that neither stdout nor stderr holds the secret.
 fn refused_without_the_secret(env: &Env, args: &[&str], at: &str, key: Option<&str>) {
+    refused_as(78, env, args, at, key);
+}
+
+/// As [`refused_without_the_secret`], exiting `code`: 1 for a certificate's own config.
+fn refused_as(code: i32, env: &Env, args: &[&str], at: &str, key: Option<&str>) {
     let run = env.run(args);
-    run.expect(78);
+    run.expect(code);
     let all = format!("{}{}", run.stdout(), run.stderr());
     assert!(!all.contains(SECRET), "the secret was printed:{run:?}");
     assert!(
@@ -290,7 +454,7 @@ fn config_errors_name_file_line_and_key_and_never_a_value() {
     )
     .unwrap();
     let at = format!("{}:2", cert_config.display());
-    refused_without_the_secret(&env, &cron, &at, Some("PKCS12_PASSPHRASE"));
+    refused_as(1, &env, &cron, &at, Some("PKCS12_PASSPHRASE"));
 }
 
 #[test]

@@ -454,20 +454,34 @@ fn the_lock_keeps_dehydrated_and_desiccant_apart() {
     back.expect(0);
     assert!(back.stdout().contains("Skipping renew"), "{back:?}");
 
-    // dehydrated's lock file (the date in it) makes desiccant wait, then exit 75.
-    fs::write(env.path().join("lock"), "Mon Nov 23 12:00:00 UTC 2026\n").unwrap();
-    let run = env.run(&["--cron", "--force", "--lock-wait", "1"]);
-    run.expect(75);
-    assert!(
-        run.stderr()
-            .contains("dehydrated, since Mon Nov 23 12:00:00 UTC 2026 holds the lock"),
+    // A lock file as dehydrated writes it, left by one that crashed: no dehydrated runs on
+    // this BASEDIR, so desiccant takes it over with one notice line and does its work.
+    let lock = env.path().join("lock");
+    let date = Command::new("bash")
+        .arg("-c")
+        .arg(r#"( set -C; date > "$1" )"#)
+        .arg("-")
+        .arg(&lock)
+        .status()
+        .unwrap();
+    assert!(date.success());
+    let written = fs::read_to_string(&lock).unwrap();
+    let run = env.run(&["--cron", "--force"]);
+    run.expect(0);
+    let err = run.stderr();
+    let notices: Vec<&str> = err.lines().filter(|l| l.contains("taken over")).collect();
+    assert_eq!(
+        notices,
+        [format!(
+            "warning: {}: dehydrated's lock file, written {}, was left by a dehydrated that no \
+             longer runs: taken over",
+            lock.display(),
+            written.trim()
+        )],
         "{run:?}"
     );
-    assert_eq!(
-        fs::read_to_string(env.path().join("lock")).unwrap(),
-        "Mon Nov 23 12:00:00 UTC 2026\n"
-    );
-    fs::remove_file(env.path().join("lock")).unwrap();
+    assert!(run.stdout().contains("lock.example: issued"), "{run:?}");
+    assert!(!lock.exists(), "{run:?}");
 
     // While desiccant runs, dehydrated refuses to start.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -498,5 +512,174 @@ fn the_lock_keeps_dehydrated_and_desiccant_apart() {
     assert!(
         refused.stderr().contains("Lock file") && refused.stderr().contains("present"),
         "{refused:?}"
+    );
+    fs::remove_file(&lock).unwrap();
+
+    // A dehydrated that runs on this BASEDIR, held in its startup_hook until the test opens a
+    // FIFO: desiccant waits for it, then exits 75 ...
+    let fifo = env.path().join("hold");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = env.path().join("held");
+    let hold = env.path().join("hold.sh");
+    script(
+        &hold,
+        &format!(
+            "[ \"$1\" = startup_hook ] && touch {} && cat {} >/dev/null\nexit 0",
+            started.display(),
+            fifo.display()
+        ),
+    );
+    let held = Command::new(require("dehydrated", "dehydrated"))
+        .arg("--config")
+        .arg(env.path().join("config"))
+        .args(["--cron", "--hook"])
+        .arg(&hold)
+        .env_remove("JOURNAL_STREAM")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dehydrated never reached its startup_hook"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let since = fs::read_to_string(&lock).unwrap();
+    let run = env.run(&["--cron", "--force", "--lock-wait", "1"]);
+    run.expect(75);
+    assert!(
+        run.stderr().contains(&format!(
+            "dehydrated (process {}), since {} holds the lock (waited 1 s)",
+            held.id(),
+            since.trim()
+        )),
+        "{run:?}"
+    );
+    assert_eq!(fs::read_to_string(&lock).unwrap(), since);
+
+    // ... or goes on once it has ended. The waiting run looks at the processes (strace shows
+    // it reading their command lines) before dehydrated is let go.
+    let trace = env.path().join("trace");
+    let waiting = Command::new(require("strace", "strace"))
+        .args(["-f", "-qq", "-e", "trace=openat", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_desiccant"))
+        .arg("--config")
+        .arg(env.path().join("config"))
+        .args(["--cron", "--force", "--lock-wait", "120"])
+        .env_remove("JOURNAL_STREAM")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let looked = format!("\"/proc/{}/cmdline\"", held.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !common::read(&trace).contains(&looked) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiting run never looked at dehydrated:\n{}",
+            common::read(&trace)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    fs::write(&fifo, "go\n").unwrap();
+    let held = held.wait_with_output().unwrap();
+    assert_eq!(held.status.code(), Some(0), "{held:?}");
+    let output = waiting.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(!err.contains("taken over"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("lock.example: issued"),
+        "{output:?}"
+    );
+    assert!(!lock.exists());
+}
+
+/// A crontab line of dehydrated's with only the program's name changed: no --config, an
+/// empty environment (`env -i`), and dehydrated's /etc/dehydrated/config the only config on
+/// the machine. Run in a mount namespace of its own (util-linux `unshare`) whose
+/// /etc/dehydrated (and /etc/desiccant, /usr/local/etc/desiccant and
+/// /usr/local/etc/dehydrated, where they exist) are empty tmpfs folders, and whose /dev has no
+/// syslog socket: the machine's own files and syslog are not touched.
+#[test]
+fn a_crontab_line_with_the_name_swapped_reads_dehydrateds_config() {
+    require("dehydrated", "dehydrated");
+    let unshare = require("unshare", "util-linux");
+    let pebble = pebble();
+    let env = Env::new(&pebble, "");
+    env.domains("crontab.example\n");
+    let config = format!(
+        "BASEDIR={}\n{}",
+        env.path().display(),
+        fs::read_to_string(env.path().join("config")).unwrap()
+    );
+    fs::remove_file(env.path().join("config")).unwrap();
+    // A working folder with no config in it, as cron's (the user's home).
+    let home = common::TempDir::new("home");
+    let run = |args: &[&str]| {
+        let output = Command::new(&unshare)
+            .args(["--map-root-user", "--mount", "--propagation", "private"])
+            .args([
+                "/bin/sh",
+                "-c",
+                r#"set -e
+for dir in /etc/desiccant /usr/local/etc/desiccant /usr/local/etc/dehydrated /etc/dehydrated; do
+    if [ -d "$dir" ]; then /bin/mount -t tmpfs -o mode=755 tmpfs "$dir"; fi
+done
+printf '%s' "$0" > /etc/dehydrated/config
+/bin/mount -t tmpfs tmpfs /dev
+exec "$@""#,
+            ])
+            .arg(&config)
+            .arg(env!("CARGO_BIN_EXE_desiccant"))
+            .args(args)
+            .env_clear()
+            .current_dir(home.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    };
+    // dehydrated's own crontab line, `@weekly root dehydrated --cron`, renamed.
+    let first = run(&["--cron", "--accept-terms"]);
+    first.expect(0);
+    assert!(
+        first.stdout().contains("crontab.example: issued"),
+        "{first:?}"
+    );
+    check_live_set(
+        &env.cert_dir("crontab.example"),
+        &["crontab.example"],
+        &pebble.root_der(),
+    );
+    // --verbose names the file and where it was looked for.
+    let verbose = run(&["--cron", "--verbose"]);
+    verbose.expect(0);
+    assert!(
+        verbose.stderr().contains(&format!(
+            "config file /etc/dehydrated/config (the first found of /etc/desiccant/config, \
+             /usr/local/etc/desiccant/config, /etc/dehydrated/config, \
+             /usr/local/etc/dehydrated/config, ./config, {}), BASEDIR {}",
+            std::path::Path::new(env!("CARGO_BIN_EXE_desiccant"))
+                .parent()
+                .unwrap()
+                .join("config")
+                .display(),
+            env.path().display()
+        )),
+        "{verbose:?}"
     );
 }

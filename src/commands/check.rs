@@ -4,8 +4,7 @@
 use serde_json::{Value, json};
 
 use super::report;
-use super::session::{Asked, Facts, Rules, Session, decide, schedule, unix_now};
-use crate::config::CertSpec;
+use super::session::{Asked, Entry, Facts, Rules, Session, decide, live_facts, schedule, unix_now};
 use crate::error::{CheckStatus, Result};
 use crate::logging;
 use crate::renewal::{self, Decision, Hold, Reason, TooSlow};
@@ -14,9 +13,10 @@ use crate::x509::CertFacts;
 
 /// One line of the `--check` table.
 struct CheckRow<'a> {
-    spec: &'a CertSpec,
+    entry: &'a Entry,
     state: CheckStatus,
-    decision: Decision,
+    /// None for a certificate whose own config cannot be used.
+    decision: Option<Decision>,
     what: String,
     facts: Option<CertFacts>,
     renew_at: Option<i64>,
@@ -74,68 +74,54 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
     let config = &session.config;
     crate::stop::exit_status(CheckStatus::Unknown.code().into());
     crate::stop::deadline(config.run_timeout);
-    let specs = session.specs()?;
+    let entries = session.specs()?;
     crate::stop::check()?;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rules = Rules::new(config, session.opts.force, &states);
     let gap = renewal::run_gap(&states.run().recent());
-    let rows: Vec<CheckRow<'_>> = specs
+    let rows: Vec<CheckRow<'_>> = entries
         .iter()
-        .map(|spec| {
-            let asked = Asked {
-                names: &spec.names,
-                key: Some(spec.settings.key_algo),
-            };
-            let facts = Facts::read(config, spec, states.cert(&spec.name));
-            let decision = decide(config, &rules, spec, asked, &facts, now);
-            let (mut state, mut what, renew_at) = match &decision {
-                Decision::Keep { renew_at } => {
-                    (CheckStatus::Ok, "valid".to_string(), Some(*renew_at))
+        .map(|entry| match entry {
+            Entry::Ready(spec) => {
+                let asked = Asked {
+                    names: &spec.names,
+                    key: Some(spec.settings.key_algo),
+                };
+                let facts = Facts::read(config, spec, states.cert(&spec.name));
+                let decision = decide(config, &rules, spec, asked, &facts, now);
+                let (mut state, mut what, renew_at) = judge(&decision, now);
+                let slow = schedule(spec, &facts, gap);
+                if slow.is_some() {
+                    state = state.max(CheckStatus::Warning);
+                    what = format!("{what}; {SLOW}");
                 }
-                Decision::Renew(reason) => {
-                    (severity(reason), describe(reason), due_now(reason, now))
+                CheckRow {
+                    entry,
+                    slow,
+                    state,
+                    decision: Some(decision),
+                    what,
+                    facts: facts.readable().map(|l| l.facts.clone()),
+                    profile: facts.recorded.profile.filter(|p| !p.is_empty()),
+                    renew_at,
                 }
-                Decision::Hold {
-                    reason,
-                    hold,
-                    until,
-                } => {
-                    let why = match hold {
-                        Hold::RateLimited => {
-                            format!("rate-limited by the CA until {}", logging::utc(*until))
-                        }
-                        Hold::BackedOff { .. } => format!(
-                            "validation failed, backed off until {}",
-                            logging::utc(*until)
-                        ),
-                    };
-                    (
-                        severity(reason),
-                        format!("{}; {why}", describe(reason)),
-                        due_now(reason, now),
-                    )
-                }
-            };
-            let slow = schedule(spec, &facts, gap);
-            if slow.is_some() {
-                state = state.max(CheckStatus::Warning);
-                what = format!("{what}; {SLOW}");
             }
-            CheckRow {
-                spec,
-                slow,
-                state,
-                decision,
-                what,
-                facts: facts.readable().map(|l| l.facts.clone()),
-                profile: facts.recorded.profile.filter(|p| !p.is_empty()),
-                renew_at,
-            }
+            // Nothing renews it until its config is fixed: as grave as a missing certificate.
+            Entry::Broken(b) => CheckRow {
+                entry,
+                slow: None,
+                state: CheckStatus::Critical,
+                decision: None,
+                what: format!("not renewed: {}", b.error),
+                facts: live_facts(config, &b.name),
+                profile: None,
+                renew_at: None,
+            },
         })
         .collect();
     let removed: Vec<Removed> = session
-        .removed(&specs)
+        .removed(&entries)
         .into_iter()
         .map(|name| {
             let facts = Facts::read_named(config, &name);
@@ -156,12 +142,12 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
             .iter()
             .map(|r| {
                 json!({
-                    "name": r.spec.name,
-                    "names": r.spec.names,
+                    "name": r.entry.name(),
+                    "names": r.entry.names(),
                     "state": r.state.label(),
                     "detail": r.what,
-                    "decision": r.decision.code(),
-                    "held_back": hold_code(&r.decision),
+                    "decision": r.decision.as_ref().map(Decision::code),
+                    "held_back": r.decision.as_ref().and_then(hold_code),
                     "not_after": r.facts.as_ref().map(|f| logging::utc(f.not_after)),
                     "days_left": r.facts.as_ref().map(|f| (f.not_after - now).div_euclid(86_400)),
                     "renew_at": r.renew_at.map(logging::utc),
@@ -212,16 +198,17 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
     for r in &rows {
         let not_after = r.facts.as_ref().map(|f| f.not_after);
         table.push([
-            r.spec.name.clone(),
+            r.entry.name().to_string(),
             r.state.label().into(),
             not_after.map_or("-".into(), logging::utc),
             not_after.map_or("-".into(), |t| (t - now).div_euclid(86_400).to_string()),
-            match (r.state, r.renew_at) {
-                (CheckStatus::Ok, Some(at)) => format!("after {}", &logging::utc(at)[..10]),
+            match (r.state, r.renew_at, r.decision.is_some()) {
+                (_, _, false) => "not renewed: its config (below)".to_string(),
+                (CheckStatus::Ok, Some(at), _) => format!("after {}", &logging::utc(at)[..10]),
                 _ => r.what.clone(),
             },
             r.profile.clone().unwrap_or_else(|| "-".into()),
-            r.spec.names.join(" "),
+            r.entry.names().join(" "),
         ]);
     }
     for r in &removed {
@@ -248,11 +235,46 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
         logging::data_line(format_args!("{line}"));
     }
     for r in &rows {
+        if r.decision.is_none() {
+            logging::data_line(format_args!("{}: {}", r.entry.name(), r.what));
+        }
         if let Some(slow) = &r.slow {
-            logging::data_line(format_args!("{}: {}", r.spec.name, report::too_slow(slow)));
+            logging::data_line(format_args!(
+                "{}: {}",
+                r.entry.name(),
+                report::too_slow(slow)
+            ));
         }
     }
     Ok(status)
+}
+
+/// The state, the words and the renewal time of a decision, as a row shows them.
+fn judge(decision: &Decision, now: i64) -> (CheckStatus, String, Option<i64>) {
+    match decision {
+        Decision::Keep { renew_at } => (CheckStatus::Ok, "valid".to_string(), Some(*renew_at)),
+        Decision::Renew(reason) => (severity(reason), describe(reason), due_now(reason, now)),
+        Decision::Hold {
+            reason,
+            hold,
+            until,
+        } => {
+            let why = match hold {
+                Hold::RateLimited => {
+                    format!("rate-limited by the CA until {}", logging::utc(*until))
+                }
+                Hold::BackedOff { .. } => format!(
+                    "validation failed, backed off until {}",
+                    logging::utc(*until)
+                ),
+            };
+            (
+                severity(reason),
+                format!("{}; {why}", describe(reason)),
+                due_now(reason, now),
+            )
+        }
+    }
 }
 
 /// What holds a due certificate back, as `--json` reports it: `rate-limited`, `backed-off`

@@ -3,14 +3,14 @@
 //! information move kept ones to the due ones, issues the due ones concurrently with
 //! dehydrated's hooks around every step, and merges their outcomes into the exit status.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::renew::{Job, renew_one};
 use super::report::{self, Outcome};
 use super::session::{
-    Asked, Facts, Rules, Session, certbot_runner, check_webroots, connect, decide, hook_at,
-    hook_for, schedule, solver, start_responder, unix_now,
+    Asked, Broken, Entry, Facts, Rules, Session, certbot_runner, check_webroot, connect, decide,
+    hook_at, hook_for, schedule, solver, start_responder, unix_now,
 };
 use crate::account::Found;
 use crate::acme::Client;
@@ -62,34 +62,65 @@ impl Planned<'_> {
 }
 
 /// Calls every hook with a handler no hook knows, as dehydrated does at start-up: a hook that
-/// does not exit 0 on it would break on the next new handler, so it is a config error, found
-/// before any order.
-fn check_hooks(config: &Config, specs: &[CertSpec]) -> Result<()> {
-    let mut paths: Vec<&Path> = specs
-        .iter()
-        .filter_map(|s| s.settings.hook.as_deref())
-        .chain(config.defaults.hook.as_deref())
-        .collect();
-    paths.sort();
-    paths.dedup();
-    for path in paths {
-        let hook = hook_at(config, path.to_path_buf(), None);
-        hook.run(&HookEvent::Bricker, &[]).map_err(|e| {
-            if crate::hooks::reads_certbot_vars(path) {
-                return Error::Config(format!(
-                    "{e}; it reads certbot's variables (CERTBOT_*, RENEWED_*), so it looks like \
-                     a certbot hook, which HOOK does not run: set it as AUTH_HOOK (a \
-                     --manual-auth-hook), CLEANUP_HOOK (--manual-cleanup-hook) or DEPLOY_HOOK \
-                     (--deploy-hook) instead, and remove HOOK"
-                ));
+/// does not exit 0 on it would break on the next new handler. The run's hook failing is a
+/// config error of the run; a certificate's own hook failing breaks that certificate alone.
+/// Found before any order.
+fn check_hooks(config: &Config, entries: &mut [Entry]) -> Result<()> {
+    let run_hook = config.defaults.hook.as_deref();
+    if let Some(path) = run_hook {
+        probe_hook(config, path)?;
+    }
+    let mut probed: Vec<(PathBuf, Option<Arc<Error>>)> = Vec::new();
+    for entry in entries.iter_mut() {
+        let Entry::Ready(spec) = entry else {
+            continue;
+        };
+        let Some(path) = spec
+            .settings
+            .hook
+            .as_deref()
+            .filter(|p| Some(*p) != run_hook)
+        else {
+            continue;
+        };
+        let failed = match probed.iter().find(|(p, _)| p == path) {
+            Some((_, failed)) => failed.clone(),
+            None => {
+                let failed = probe_hook(config, path)
+                    .err()
+                    .map(|e| Arc::new(e.of_one_cert()));
+                probed.push((path.to_path_buf(), failed.clone()));
+                failed
             }
-            Error::Config(format!(
-                "{e}; a hook must exit 0 on handlers it does not know (see dehydrated's \
-                 docs/examples/hook.sh)"
-            ))
-        })?;
+        };
+        if let Some(error) = failed {
+            *entry = Entry::Broken(Broken {
+                name: spec.name.clone(),
+                names: spec.names.clone(),
+                error,
+            });
+        }
     }
     Ok(())
+}
+
+/// The start-up probe of the hook at `path`: a config error when it does not exit 0.
+fn probe_hook(config: &Config, path: &Path) -> Result<()> {
+    let hook = hook_at(config, path.to_path_buf(), None);
+    hook.run(&HookEvent::Bricker, &[]).map(|_| ()).map_err(|e| {
+        if crate::hooks::reads_certbot_vars(path) {
+            return Error::Config(format!(
+                "{e}; it reads certbot's variables (CERTBOT_*, RENEWED_*), so it looks like a \
+                 certbot hook, which HOOK does not run: set it as AUTH_HOOK (a \
+                 --manual-auth-hook), CLEANUP_HOOK (--manual-cleanup-hook) or DEPLOY_HOOK \
+                 (--deploy-hook) instead, and remove HOOK"
+            ));
+        }
+        Error::Config(format!(
+            "{e}; a hook must exit 0 on handlers it does not know (see dehydrated's \
+             docs/examples/hook.sh)"
+        ))
+    })
 }
 
 /// Asks the hook for a CSR (`generate_csr`); Some when it printed one.
@@ -123,8 +154,8 @@ fn generated_csr(
 /// nothing when nothing was due (and no hook printed anything).
 pub fn sign_domains(session: &mut Session) -> Result<Status> {
     crate::stop::deadline(session.config.run_timeout);
-    let specs = session.specs()?;
-    check_hooks(&session.config, &specs)?;
+    let mut entries = session.specs()?;
+    check_hooks(&session.config, &mut entries)?;
     session.lock()?;
     failpoint::hit("locked");
     let config = &session.config;
@@ -140,7 +171,8 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
     // While startup_hook runs, the CA is reached for a run sure to order (as dehydrated reaches
     // it before its hooks); a run with nothing due opens no connection.
     let early = hook.as_ref().map(|_| {
-        let (config, specs) = (config.clone(), specs.clone());
+        let config = config.clone();
+        let specs: Vec<CertSpec> = entries.iter().filter_map(Entry::spec).cloned().collect();
         let force = session.opts.force;
         std::thread::spawn(move || early_client(force, &config, &specs))
     });
@@ -150,7 +182,7 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
     }
     .and_then(|()| {
         let early = early.and_then(|h| h.join().ok()).flatten();
-        batch(session, &specs, early)
+        batch(session, &entries, early)
     });
     if let Some(h) = &hook {
         let error = match &result {
@@ -158,7 +190,7 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
             Ok((_, failed)) if !failed.is_empty() => Some(format!(
                 "{} of {} certificates failed: {}",
                 failed.len(),
-                specs.len(),
+                entries.len(),
                 failed.join(", ")
             )),
             Ok(_) => None,
@@ -227,10 +259,7 @@ fn plan<'a>(
         Ok(resumed) => resumed.is_some(),
         Err(e) => {
             report::failure(spec, None, &e);
-            return Err(Outcome::Failed {
-                decision: None,
-                error: e.into(),
-            });
+            return Err(Outcome::failed(None, e));
         }
     };
     let generated = match &hook {
@@ -242,10 +271,7 @@ fn plan<'a>(
         Ok(None) => (spec.names.clone(), None),
         Err(e) => {
             report::failure(spec, hook.as_ref(), &e);
-            return Err(Outcome::Failed {
-                decision: None,
-                error: e.into(),
-            });
+            return Err(Outcome::failed(None, e));
         }
     };
     let mut planned = Planned {
@@ -279,7 +305,7 @@ fn plan<'a>(
 /// an error is not met twice (an unreachable CA would cost its time-out twice).
 fn batch(
     session: &Session,
-    specs: &[CertSpec],
+    entries: &[Entry],
     early: Option<Result<Client>>,
 ) -> Result<(Status, Vec<String>)> {
     let config = &session.config;
@@ -294,10 +320,17 @@ fn batch(
         runs.push(now);
     }
     let gap = renewal::run_gap(&runs);
-    let mut slow: Vec<Option<TooSlow>> = specs.iter().map(|_| None).collect();
-    let mut outcomes: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
+    let mut slow: Vec<Option<TooSlow>> = entries.iter().map(|_| None).collect();
+    let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     let mut planned: Vec<Planned<'_>> = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
+    for (index, entry) in entries.iter().enumerate() {
+        let spec = match entry {
+            Entry::Ready(spec) => spec,
+            Entry::Broken(b) => {
+                outcomes[index] = Some(report::broken(b));
+                continue;
+            }
+        };
         match plan(config, &rules, spec, index, &states, now) {
             Ok(p) => {
                 slow[index] = schedule(spec, &p.facts, gap);
@@ -377,14 +410,12 @@ fn batch(
             } => {
                 let e = report::held_back(p.spec, hold, until);
                 report::failure(p.spec, None, &e);
-                outcomes[p.index] = Some(Outcome::Failed {
-                    decision: Some(Decision::Hold {
-                        reason,
-                        hold,
-                        until,
-                    }),
-                    error: e.into(),
-                });
+                let decision = Decision::Hold {
+                    reason,
+                    hold,
+                    until,
+                };
+                outcomes[p.index] = Some(Outcome::failed(Some(decision), e));
             }
             Decision::Keep { renew_at } => {
                 outcomes[p.index] = Some(unchanged(config, &p, renew_at));
@@ -392,10 +423,21 @@ fn batch(
         }
     }
 
+    let settings: Vec<&CertSettings> = due.iter().map(|(p, _)| &p.spec.settings).collect();
+    let responder = start_responder(config, &settings)?;
+    // A webroot that is not there fails its own certificates, before any request.
+    due.retain(
+        |(p, reason)| match check_webroot(&p.spec.settings, responder.is_some()) {
+            Ok(()) => true,
+            Err(e) => {
+                report::failure(p.spec, None, &e);
+                let decision = Decision::Renew(reason.clone());
+                outcomes[p.index] = Some(Outcome::failed(Some(decision), e));
+                false
+            }
+        },
+    );
     if !due.is_empty() {
-        let settings: Vec<&CertSettings> = due.iter().map(|(p, _)| &p.spec.settings).collect();
-        let responder = start_responder(config, &settings)?;
-        check_webroots(&settings, responder.is_some())?;
         let responder = responder.as_ref();
         let client = match client.take() {
             Some(c) => Ok(c),
@@ -459,18 +501,18 @@ fn batch(
         .iter()
         .map(Outcome::status)
         .fold(Status::Ok, Status::merge);
-    let renewed: Vec<&str> = specs
+    let renewed: Vec<&str> = entries
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| o.renewed())
-        .map(|(s, _)| s.name.as_str())
+        .map(|(e, _)| e.name())
         .collect();
     if let (Some(command), false) = (&config.post_renew_hook, renewed.is_empty()) {
         status = status.merge(post_renew(config, command, &renewed));
     }
-    for (spec, slow) in specs.iter().zip(&slow) {
+    for (entry, slow) in entries.iter().zip(&slow) {
         if let Some(slow) = slow {
-            logging::error(format_args!("{}: {}", spec.name, report::too_slow(slow)));
+            logging::error(format_args!("{}: {}", entry.name(), report::too_slow(slow)));
             status = status.merge(Status::Failed);
         }
     }
@@ -482,13 +524,13 @@ fn batch(
         logging::warn(e);
     }
     if session.opts.json {
-        report::print_json(specs, &outcomes, &slow, status);
+        report::print_json(entries, &outcomes, &slow, status);
     }
-    let failed = specs
+    let failed = entries
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| o.error().is_some())
-        .map(|(s, _)| s.name.clone())
+        .map(|(e, _)| e.name().to_string())
         .collect();
     Ok((status, failed))
 }
@@ -516,10 +558,7 @@ fn unchanged(config: &Config, p: &Planned<'_>, renew_at: i64) -> Outcome {
         },
         Err(e) => {
             report::failure(p.spec, None, &e);
-            Outcome::Failed {
-                decision: Some(p.decision.clone()),
-                error: e.into(),
-            }
+            Outcome::failed(Some(p.decision.clone()), e)
         }
     }
 }

@@ -159,10 +159,7 @@ pub fn renew_one(
         }
         Err(e) => {
             report::failure(spec, p.hook, &e);
-            Outcome::Failed {
-                decision: Some(Decision::Renew(reason.clone())),
-                error: e.into(),
-            }
+            Outcome::failed(Some(Decision::Renew(reason.clone())), e)
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::session::{Broken, Entry};
 use crate::config::CertSpec;
 use crate::error::{Error, Status};
 use crate::hooks::{Hook, HookEvent};
@@ -34,6 +35,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The failure of one certificate, after `decision` (None when it failed before one was
+    /// made). A config error here is that certificate's own ([`Error::of_one_cert`]): it fails
+    /// the certificate, never the run.
+    pub fn failed(decision: Option<Decision>, error: Error) -> Outcome {
+        Outcome::Failed {
+            decision,
+            error: Arc::new(error.of_one_cert()),
+        }
+    }
+
     /// The status of the run as far as this certificate goes.
     pub fn status(&self) -> Status {
         match self {
@@ -57,7 +68,7 @@ impl Outcome {
     }
 
     /// One entry of the `--json` report.
-    fn json(&self, spec: &CertSpec) -> Value {
+    fn json(&self, entry: &Entry) -> Value {
         let (status, reason, decision, held, not_after) = match self {
             Outcome::Issued {
                 reason, not_after, ..
@@ -91,8 +102,8 @@ impl Outcome {
             ),
         };
         json!({
-            "name": spec.name,
-            "names": spec.names,
+            "name": entry.name(),
+            "names": entry.names(),
             "status": status,
             "reason": reason,
             "decision": decision,
@@ -105,19 +116,19 @@ impl Outcome {
 
 /// Prints the `--json` report of a `--cron` run.
 pub fn print_json(
-    specs: &[CertSpec],
+    entries: &[Entry],
     outcomes: &[Outcome],
     slow: &[Option<TooSlow>],
     status: Status,
 ) {
-    let certificates: Vec<Value> = specs
+    let certificates: Vec<Value> = entries
         .iter()
         .zip(outcomes)
         .zip(slow)
-        .map(|((spec, o), slow)| {
-            let mut entry = o.json(spec);
-            entry["schedule"] = schedule_code(slow.as_ref()).into();
-            entry
+        .map(|((entry, o), slow)| {
+            let mut json = o.json(entry);
+            json["schedule"] = schedule_code(slow.as_ref()).into();
+            json
         })
         .collect();
     logging::data_line(format_args!(
@@ -173,6 +184,26 @@ pub fn too_slow(slow: &TooSlow) -> String {
         days(slow.window),
         slow.every_hours
     )
+}
+
+/// A certificate stopped by a problem of its own before it was planned, as its outcome; logs
+/// the problem with its fix.
+pub fn broken(b: &Broken) -> Outcome {
+    logging::error(format_args!(
+        "{}: {}; {}",
+        b.name,
+        b.error,
+        not_renewed(&b.name)
+    ));
+    Outcome::Failed {
+        decision: None,
+        error: Arc::clone(&b.error),
+    }
+}
+
+/// What a certificate's own config problem means for the run.
+fn not_renewed(name: &str) -> String {
+    format!("{name} is not renewed until this is fixed; the other certificates are")
 }
 
 /// Logs a certificate's error with what to do next, and tells its hook of a failed request.
@@ -258,6 +289,10 @@ pub fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
                 "the CA could not be reached or had trouble; a later run tries again".to_string()
             }
             _ => return String::new(),
+        },
+        Error::Config(_) | Error::CertConfig(_) => match spec {
+            Some(spec) => not_renewed(&spec.name),
+            None => return String::new(),
         },
         Error::Hook {
             event: event @ ("deploy_cert" | "DEPLOY_HOOK"),

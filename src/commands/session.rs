@@ -3,6 +3,7 @@
 //! inputs read from disk.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::account::{self as acct, Account, Found, Terms};
@@ -33,6 +34,44 @@ pub struct Options {
     pub alias: Option<String>,
 }
 
+/// One certificate in scope: ready to be planned, or stopped by a problem of its own.
+pub enum Entry {
+    Ready(Box<CertSpec>),
+    Broken(Broken),
+}
+
+/// A certificate that cannot be renewed as configured: its own config file is refused or holds
+/// a bad key or value, its hook fails the start-up probe. It fails alone: the others are
+/// renewed, and the run exits 1 naming it.
+pub struct Broken {
+    pub name: String,
+    pub names: Vec<String>,
+    pub error: Arc<Error>,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Ready(spec) => &spec.name,
+            Entry::Broken(b) => &b.name,
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        match self {
+            Entry::Ready(spec) => &spec.names,
+            Entry::Broken(b) => &b.names,
+        }
+    }
+
+    pub fn spec(&self) -> Option<&CertSpec> {
+        match self {
+            Entry::Ready(spec) => Some(spec),
+            Entry::Broken(_) => None,
+        }
+    }
+}
+
 /// What every command is handed: the config (with the flags applied), the options, and the
 /// lock once taken. The CA's client and the account are made on demand.
 pub struct Session {
@@ -48,8 +87,12 @@ impl Session {
         for warning in &config.warnings {
             logging::warn(warning);
         }
+        let how = match &load.config {
+            Some(_) => "given with --config".to_string(),
+            None => format!("the first found of {}", crate::config::config_lookup_text()),
+        };
         logging::debug(format_args!(
-            "config {}, BASEDIR {}",
+            "config file {} ({how}), BASEDIR {}",
             config
                 .file
                 .as_deref()
@@ -69,14 +112,26 @@ impl Session {
         if self.lock.is_none()
             && let Some(path) = &self.config.lockfile
         {
-            self.lock = Some(RunLock::acquire(path, self.opts.lock_wait)?);
+            let lock = RunLock::acquire(path, self.opts.lock_wait, &|| {
+                crate::processes::dehydrated_on(path)
+            })?;
+            if let Some(since) = &lock.taken_over {
+                logging::warn(format_args!(
+                    "{}: dehydrated's lock file, written {since}, was left by a dehydrated that \
+                     no longer runs: taken over",
+                    path.display()
+                ));
+            }
+            self.lock = Some(lock);
         }
         Ok(())
     }
 
     /// Every certificate in scope: the `--domain` one, else every line of domains.txt, each
-    /// with its own config applied. Any error is found here, before a lock or a request.
-    pub fn specs(&self) -> Result<Vec<CertSpec>> {
+    /// with its own config applied. A problem of the run (domains.txt, a `DOMAINS_D` folder
+    /// others can write) is an error, found before a lock or a request; a problem of one
+    /// certificate's own config makes that entry [`Entry::Broken`], and the others go on.
+    pub fn specs(&self) -> Result<Vec<Entry>> {
         let lines = if self.opts.domains.is_empty() {
             domains::read(&self.config.domains_txt)?
         } else {
@@ -85,26 +140,39 @@ impl Session {
                 self.opts.alias.as_deref(),
             )?]
         };
-        let mut specs = Vec::with_capacity(lines.len());
-        for line in &lines {
-            let (spec, warnings) = self.config.cert_spec(line, &env)?;
-            for w in warnings {
-                logging::warn(w);
-            }
-            specs.push(spec);
+        self.config.check_defaults()?;
+        // The folder of every certificate's config: whoever can write it chooses them all.
+        if let Some(dir) = self.config.domains_d.as_deref().filter(|d| d.exists()) {
+            crate::trust::check(dir, crate::trust::Kind::Folder, "DOMAINS_D folder")?;
         }
-        Ok(specs)
+        let mut entries = Vec::with_capacity(lines.len());
+        for line in &lines {
+            entries.push(match self.config.cert_spec(line, &env) {
+                Ok((spec, warnings)) => {
+                    for w in warnings {
+                        logging::warn(w);
+                    }
+                    Entry::Ready(Box::new(spec))
+                }
+                Err(error) => Entry::Broken(Broken {
+                    name: line.name.clone(),
+                    names: line.names.clone(),
+                    error: Arc::new(error.of_one_cert()),
+                }),
+            });
+        }
+        Ok(entries)
     }
 
     /// The certificate folders with a live certificate that `specs` (domains.txt) no longer
     /// name: what `--check` lists and `--cleanup` archives. None with `--domain`, whose scope
     /// is one certificate.
-    pub fn removed(&self, specs: &[CertSpec]) -> Vec<String> {
+    pub fn removed(&self, entries: &[Entry]) -> Vec<String> {
         if !self.opts.domains.is_empty() {
             return Vec::new();
         }
         let mut names = crate::store::live_cert_names(&self.config.certdir);
-        names.retain(|name| !specs.iter().any(|s| &s.name == name));
+        names.retain(|name| !entries.iter().any(|e| e.name() == name));
         names
     }
 
@@ -308,17 +376,16 @@ pub(super) fn start_responder(
     }
 }
 
-/// Every http-01 webroot that will be written to exists (the folders missing under a
-/// `WEBROOT` are made): a config error otherwise, found before any request.
-pub(super) fn check_webroots(settings: &[&CertSettings], responder: bool) -> Result<()> {
-    for s in settings {
-        if writes_files(s, responder) {
-            Webroot {
-                dir: s.wellknown.clone(),
-                document_root: s.webroot.clone(),
-            }
-            .check()?;
+/// The http-01 webroot of `settings` exists when it will be written to (no responder, no
+/// `AUTH_HOOK`; the folders missing under a `WEBROOT` are made): a config error otherwise,
+/// found before any request.
+pub(super) fn check_webroot(settings: &CertSettings, responder: bool) -> Result<()> {
+    if writes_files(settings, responder) {
+        Webroot {
+            dir: settings.wellknown.clone(),
+            document_root: settings.webroot.clone(),
         }
+        .check()?;
     }
     Ok(())
 }
@@ -435,6 +502,11 @@ pub(super) fn schedule(
         spec.settings.renew_days,
         gap?,
     )
+}
+
+/// What the live certificate of the certificate folder `name` says, when it can be read.
+pub(super) fn live_facts(config: &Config, name: &str) -> Option<x509::CertFacts> {
+    live(&CertDir::new(&config.certdir, name), false, None).and_then(|l| l.ok().map(|l| l.facts))
 }
 
 /// The most of a live certificate or chain file that is read: a certificate file given to

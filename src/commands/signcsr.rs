@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::session::{Session, certbot_runner, check_webroots, solver, start_responder};
+use super::session::{Session, certbot_runner, check_webroot, solver, start_responder};
 use crate::error::{Error, Result, Status};
 use crate::issue::{self, Ctx, KeySource, Request};
 use crate::{logging, x509};
@@ -22,7 +22,7 @@ pub fn sign_csr(session: &mut Session, path: &Path) -> Result<Status> {
     session.lock()?;
     let config = &session.config;
     let responder = start_responder(config, &[&config.defaults])?;
-    check_webroots(&[&config.defaults], responder.is_some())?;
+    check_webroot(&config.defaults, responder.is_some())?;
     let client = session.connect()?;
     let (account, _) = session.account(&client)?;
     let ctx = Ctx {
