@@ -650,8 +650,8 @@ impl Config {
         Err(bad(
             &self.vars,
             "CHALLENGETYPE",
-            "is dns-01, but there is neither a HOOK that sets TXT records nor DNS_UPDATE_SERVER \
-             for built-in updates",
+            "is dns-01, but there is neither a HOOK or AUTH_HOOK that sets TXT records nor \
+             DNS_UPDATE_SERVER for built-in updates",
         ))
     }
 

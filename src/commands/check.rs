@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::report;
-use super::session::{Asked, Entry, Facts, Rules, Session, decide, live_facts, schedule, unix_now};
+use super::session::{Asked, Entry, Facts, Rules, Session, decide, schedule, unix_now};
 use crate::error::{CheckStatus, Result};
 use crate::logging;
 use crate::renewal::{self, Decision, Hold, Reason, TooSlow};
@@ -114,7 +114,9 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 state: CheckStatus::Critical,
                 decision: None,
                 what: format!("not renewed: {}", b.error),
-                facts: live_facts(config, &b.name),
+                facts: Facts::read_named(config, &b.name, states.cert(&b.name))
+                    .readable()
+                    .map(|l| l.facts.clone()),
                 profile: None,
                 renew_at: None,
             },
@@ -124,7 +126,7 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
         .removed(&entries)
         .into_iter()
         .map(|name| {
-            let facts = Facts::read_named(config, &name);
+            let facts = Facts::read_named(config, &name, states.cert(&name));
             Removed {
                 not_after: facts.readable().map(|l| l.facts.not_after),
                 name,

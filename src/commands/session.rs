@@ -447,11 +447,16 @@ impl Facts {
         }
     }
 
-    /// Reads the live certificate of the folder `name`, for what no domains.txt line asks.
-    pub fn read_named(config: &Config, name: &str) -> Facts {
+    /// Reads the live certificate of the folder `name` with what `state/` recorded of it, for
+    /// a certificate whose config cannot be used or that no domains.txt line asks for.
+    pub fn read_named(config: &Config, name: &str, recorded: CertState) -> Facts {
         Facts {
-            live: live(&CertDir::new(&config.certdir, name), false, None),
-            recorded: CertState::default(),
+            live: live(
+                &CertDir::new(&config.certdir, name),
+                false,
+                recorded.cert_sha256.as_deref(),
+            ),
+            recorded,
         }
     }
 
@@ -502,11 +507,6 @@ pub(super) fn schedule(
         spec.settings.renew_days,
         gap?,
     )
-}
-
-/// What the live certificate of the certificate folder `name` says, when it can be read.
-pub(super) fn live_facts(config: &Config, name: &str) -> Option<x509::CertFacts> {
-    live(&CertDir::new(&config.certdir, name), false, None).and_then(|l| l.ok().map(|l| l.facts))
 }
 
 /// The most of a live certificate or chain file that is read: a certificate file given to
