@@ -335,11 +335,19 @@ impl Solver<'_> {
         // Each folder is opened again as at deploy time, so that a folder swapped for a link
         // since then leads nowhere; a run killed while writing a file left its temporary file
         // beside it, which goes too.
-        for path in &deployed.files {
-            if let (Some(parent), Some(name)) = (path.parent(), path.file_name())
-                && let Ok(folder) = trust::open_folder(parent, "challenge folder")
-            {
-                store::remove_at(&folder, &name.to_string_lossy());
+        // Each folder once, however many files were put in it.
+        let mut folders: Vec<&Path> = deployed.files.iter().filter_map(|p| p.parent()).collect();
+        folders.sort();
+        folders.dedup();
+        for parent in folders {
+            let names: Vec<&std::ffi::OsStr> = deployed
+                .files
+                .iter()
+                .filter(|p| p.parent() == Some(parent))
+                .filter_map(|p| p.file_name())
+                .collect();
+            if let Ok(folder) = trust::open_folder(parent, "challenge folder") {
+                store::remove_at(&folder, &names);
             }
         }
         if let Some(responder) = self.responder {

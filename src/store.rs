@@ -210,11 +210,13 @@ pub fn write_at(dir: &File, shown: &Path, name: &str, bytes: &[u8], mode: u32) -
     })
 }
 
-/// Removes `name` from the folder `dir` holds (never following a link), and the temporary
-/// files of dead processes beside it; a missing file is no error.
-pub fn remove_at(dir: &File, name: &str) {
-    if !name.contains('/') {
-        let _ = fs::remove_file(held(dir).join(name));
+/// Removes the `names` from the folder `dir` holds (never following a link), then the
+/// temporary files of dead processes beside them; a missing file is no error.
+pub fn remove_at(dir: &File, names: &[&std::ffi::OsStr]) {
+    for name in names {
+        if !name.as_encoded_bytes().contains(&b'/') {
+            let _ = fs::remove_file(held(dir).join(name));
+        }
     }
     remove_dead_temp_files(&held(dir));
 }

@@ -7,7 +7,6 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,23 +21,6 @@ fn status_field(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status:\n{status}"))
-}
-
-fn wait_for(path: &Path, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before {}",
-            path.display()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Waits for `child` at most `limit`; kills it and panics when it runs longer.
@@ -108,7 +90,7 @@ fn a_hostile_client_of_the_responder_gets_bounded_memory_threads_and_time() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    wait_for(&waiting, &mut child);
+    common::wait_for_file(&waiting, &mut child);
     let before_kb = status_field(pid, "VmRSS");
 
     // 100 MiB without a newline.

@@ -7,7 +7,6 @@ mod common;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -33,23 +32,6 @@ exit 0"#,
         ),
     );
     env.write_config(&format!("HOOK=\"{}\"\n", hook.display()));
-}
-
-fn wait_for(path: &Path, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before {}",
-            path.display()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn finish(child: Child) -> (Run, Duration) {
@@ -126,7 +108,7 @@ fn sigterm_takes_the_challenges_away_runs_the_cleaning_hooks_and_exits_75() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(&env.path().join("deploying"), &mut child);
+    common::wait_for_file(&env.path().join("deploying"), &mut child);
     sigterm(&child);
     let (run, took) = finish(child);
     assert_eq!(run.code(), 75, "{run:?}");

@@ -109,6 +109,25 @@ pub const TLS_PORT: u16 = 5001;
 pub const DNS_PORT: u16 = 8053;
 pub const DNS_MANAGEMENT_PORT: u16 = 8055;
 
+/// Waits until the file at `path` exists, which a hook of `child` makes when the run reaches
+/// the step a test acts at; fails when the run ends first or after 30 s.
+pub fn wait_for_file(path: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {}",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn wait_for_port(addr: SocketAddr, what: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
