@@ -11,6 +11,8 @@ use clap::{ArgGroup, Parser};
 #[command(
     name = "desiccant",
     disable_version_flag = true,
+    max_term_width = 80,
+    override_usage = "desiccant <COMMAND> [OPTIONS]",
     group(ArgGroup::new("command").required(true).multiple(false)),
     after_help = "Exit status: 0 all certificates valid, 1 a certificate failed (its own config \
                   included; the others were still renewed), 2 bad command line, 75 temporary \
