@@ -221,3 +221,192 @@ exit 0"#,
     }
     assert!(!fs::read_dir(&env.webroot).unwrap().any(|_| true));
 }
+
+/// The man page, the completions: what build.rs wrote for this build.
+fn built(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("OUT_DIR")).join(file)
+}
+
+#[test]
+fn help_fits_80_columns() {
+    for flag in ["--help", "-h"] {
+        // Without a terminal clap reads COLUMNS; a wide one must not widen the text.
+        for columns in ["80", "200"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_desiccant"))
+                .arg(flag)
+                .env("COLUMNS", columns)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            let help = String::from_utf8(out.stdout).unwrap();
+            let wide: Vec<&str> = help.lines().filter(|l| l.chars().count() > 80).collect();
+            assert!(wide.is_empty(), "{flag} lines over 80 columns: {wide:#?}");
+            // Nothing lost: every option, the values of the enumerated ones, the exit codes.
+            for want in [
+                "--cron",
+                "--import-certbot <DIR>",
+                "--verbose",
+                "tls-alpn-01",
+                "letsencrypt-test",
+                "keyCompromise",
+                "75 temporary",
+            ] {
+                assert!(help.contains(want), "{flag} lacks {want}: {help}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_man_page_renders_without_warnings_and_has_every_section_it_names() {
+    let page = built("desiccant.1");
+    let out = Command::new(require("man", "man-db"))
+        .args(["--warnings", "-l"])
+        .arg(&page)
+        .env("MANWIDTH", "80")
+        .env("MAN_KEEP_FORMATTING", "")
+        .env_remove("MANPAGER")
+        .env("PAGER", "cat")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "man's warnings");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let headings: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            let indent = l.len() - l.trim_start().len();
+            !l.trim().is_empty() && (indent == 0 || indent == 3)
+        })
+        .map(|l| l.trim().to_string())
+        .collect();
+    for want in [
+        "OPTIONS",
+        "CONFIGURATION",
+        "domains.txt",
+        "ENVIRONMENT",
+        "HOOKS",
+        "certbot's hooks",
+        "FILES",
+        "EXIT STATUS",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            headings.iter().any(|h| h == want),
+            "no {want} in {headings:?}"
+        );
+    }
+    // Every `see "X"` names a section of the page, or says it is README's.
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut seen = 0;
+    for reference in flat.split("see \"").skip(1) {
+        let (name, after) = reference.split_once('"').unwrap();
+        if after.starts_with(" in README.md") {
+            continue;
+        }
+        seen += 1;
+        assert!(
+            headings.iter().any(|h| h == name),
+            "the man page refers to {name:?}, a section it does not have; it has {headings:?}"
+        );
+    }
+    assert!(seen >= 5, "{flat}");
+    // The config keys, from README's table.
+    assert!(flat.contains("RUN_TIMEOUT (default: 3600)"), "{flat}");
+}
+
+/// What bash completes `words` (the last one being typed) to, with the generated completion.
+fn bash_completes(words: &[&str], folder: &std::path::Path) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_LINE='{}'\nCOMP_POINT=${{#COMP_LINE}}\n\
+         _desiccant desiccant '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        built("desiccant.bash").display(),
+        quoted.join(" "),
+        words.len() - 1,
+        words.join(" "),
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let out = Command::new(require("bash", "bash"))
+        .args(["--norc", "--noprofile", "-c", &program])
+        .current_dir(folder)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completions_offer_the_values_of_enumerated_options() {
+    let folder = common::TempDir::new("complete");
+    fs::write(folder.path().join("domains.txt"), "").unwrap();
+    fs::create_dir(folder.path().join("out")).unwrap();
+    let complete = |words: &[&str]| bash_completes(words, folder.path());
+    assert_eq!(
+        complete(&["desiccant", "--challenge", ""]),
+        ["http-01", "dns-01", "tls-alpn-01"]
+    );
+    assert_eq!(complete(&["desiccant", "-t", "d"]), ["dns-01"]);
+    assert_eq!(
+        complete(&["desiccant", "--algo", ""]),
+        ["rsa", "prime256v1", "secp384r1"]
+    );
+    assert_eq!(
+        complete(&["desiccant", "--ca", ""]),
+        [
+            "letsencrypt",
+            "letsencrypt-test",
+            "zerossl",
+            "buypass",
+            "buypass-test",
+            "google",
+            "google-test"
+        ]
+    );
+    assert_eq!(
+        complete(&["desiccant", "--reason", "key"]),
+        ["keyCompromise"]
+    );
+    // Paths: files for a file, folders for a folder.
+    assert_eq!(
+        complete(&["desiccant", "--domains-txt", "dom"]),
+        ["domains.txt"]
+    );
+    // A folder is offered by bash itself (`compopt -o plusdirs`), not through COMPREPLY: the
+    // case of --out asks for folders and lists no files.
+    let bash = fs::read_to_string(built("desiccant.bash")).unwrap();
+    let out_case = bash.split("                --out)").nth(1).unwrap();
+    let out_case = &out_case[..out_case.find(";;").unwrap()];
+    assert!(out_case.contains("compopt -o plusdirs"), "{out_case}");
+    assert!(!out_case.contains("compgen -f"), "{out_case}");
+    assert_eq!(complete(&["desiccant", "--out", "o"]), [""]);
+    // zsh and fish offer the same values.
+    for file in ["_desiccant", "desiccant.fish"] {
+        let text = fs::read_to_string(built(file)).unwrap();
+        for want in [
+            "tls-alpn-01",
+            "secp384r1",
+            "google-test",
+            "cessationOfOperation",
+        ] {
+            assert!(text.contains(want), "{file} lacks {want}");
+        }
+    }
+    // A URL is still a CA, and a code still a reason: the values are offered, not imposed.
+    let out = Command::new(env!("CARGO_BIN_EXE_desiccant"))
+        .args(["--revoke", "/nonexistent", "--reason", "bored"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
