@@ -14,6 +14,9 @@ use std::process::Command;
 #[allow(dead_code)]
 #[path = "src/cli.rs"]
 mod cli;
+#[allow(dead_code)]
+#[path = "src/values.rs"]
+mod values;
 
 fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -107,42 +110,55 @@ fn locked_version(lock: &str, krate: &str) -> Option<String> {
     None
 }
 
-/// CONFIGURATION, FILES, EXIT STATUS and SEE ALSO, from README.
+/// The sections of README the man page carries, in its order: README's heading, and the man
+/// page's (`.SH`). A `###` subsection listed here on its own is left out of its parent; the
+/// others are `.SS` under it.
+const MAN_SECTIONS: &[(&str, &str)] = &[
+    ("## Configuration", "CONFIGURATION"),
+    ("### Environment", "ENVIRONMENT"),
+    ("## When certificates are renewed", "RENEWAL"),
+    ("## Challenges", "CHALLENGES"),
+    ("## Hooks", "HOOKS"),
+    ("## Stopping a run", "STOPPING A RUN"),
+    ("## On disk", "FILES"),
+    ("## Exit status", "EXIT STATUS"),
+    ("## Output", "OUTPUT"),
+    ("## Security", "SECURITY"),
+    ("## Quick start", "EXAMPLES"),
+    ("## Running it periodically", "RUNNING IT PERIODICALLY"),
+];
+
+/// The man page's sections after the options, each made from README's section
+/// ([`MAN_SECTIONS`]), then SEE ALSO. A reference `see "X"` to a section the page carries
+/// names it as the page does; one to a section it does not carry says README.md.
 fn man_sections(readme: &str) -> String {
-    let mut roff = String::new();
-    roff.push_str(".SH CONFIGURATION\n");
-    roff.push_str(&paragraphs(section(readme, "## Configuration"), 2));
-    for row in table(section(readme, "## Configuration")) {
-        if let [key, default, meaning] = row.as_slice() {
-            roff.push_str(&format!(
-                ".TP\n{} (default: {})\n{}\n",
-                inline(key),
-                inline(default),
-                inline(meaning)
-            ));
+    // README's heading (lower case, as a reference is matched) -> the page's.
+    let mut names: Vec<(String, String)> = Vec::new();
+    for (heading, man) in MAN_SECTIONS {
+        let title = heading.trim_start_matches('#').trim();
+        names.push((title.to_lowercase(), man.to_string()));
+        for line in section(readme, heading).lines() {
+            if let Some(sub) = line.strip_prefix("### ") {
+                names.push((sub.to_lowercase(), sub.to_string()));
+            }
         }
     }
-    roff.push_str(".SH FILES\n");
-    let on_disk = section(readme, "## On disk");
-    roff.push_str(".nf\n");
-    for line in on_disk.lines().filter(|l| l.starts_with("    ")) {
-        roff.push_str(&escape(line.strip_prefix("    ").unwrap_or(line)));
-        roff.push('\n');
-    }
-    roff.push_str(".fi\n");
-    roff.push_str(".SH \"EXIT STATUS\"\n");
-    for row in table(section(readme, "## Exit status")) {
-        if let [code, meaning, ..] = row.as_slice() {
-            roff.push_str(&format!(".TP\n{}\n{}\n", inline(code), inline(meaning)));
+    // No hyphenation: a name or key is never split at the end of a line.
+    let mut roff = String::from(".nh\n");
+    for (heading, man) in MAN_SECTIONS {
+        roff.push_str(&format!(".SH \"{man}\"\n"));
+        let mut skip = false;
+        let mut kept = String::new();
+        for line in section(readme, heading).lines() {
+            if line.starts_with("### ") {
+                skip = MAN_SECTIONS.iter().any(|(h, _)| *h == line);
+            }
+            if !skip {
+                kept.push_str(line);
+                kept.push('\n');
+            }
         }
-    }
-    roff.push_str(".PP\n\\fB\\-\\-check\\fR:\n");
-    let check = section(readme, "## Exit status");
-    let after = check.split("`--check` follows").nth(1).unwrap_or("");
-    for row in table(after) {
-        if let [code, meaning] = row.as_slice() {
-            roff.push_str(&format!(".TP\n{}\n{}\n", inline(code), inline(meaning)));
-        }
+        roff.push_str(&blocks(&references(&kept, &names)));
     }
     roff.push_str(
         ".SH \"SEE ALSO\"\n/usr/share/doc/desiccant/README.md, \
@@ -151,43 +167,171 @@ fn man_sections(readme: &str) -> String {
     roff
 }
 
-/// The text of README from the `heading` line to the next heading of the same level.
+/// The text of README under `heading` (without it), to the next heading of the same level or
+/// above.
 fn section<'a>(readme: &'a str, heading: &str) -> &'a str {
     let Some(start) = readme.find(&format!("\n{heading}\n")) else {
         return "";
     };
     let body = &readme[start + heading.len() + 2..];
-    let end = body.find("\n## ").unwrap_or(body.len());
+    let mut end = body.find("\n## ").unwrap_or(body.len());
+    if heading.starts_with("### ") {
+        end = end.min(body.find("\n### ").unwrap_or(body.len()));
+    }
     &body[..end]
 }
 
-/// The first `n` paragraphs of prose of a section, as roff.
-fn paragraphs(text: &str, n: usize) -> String {
-    text.split("\n\n")
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.starts_with('|') && !p.starts_with("    "))
-        .take(n)
-        .map(|p| format!(".PP\n{}\n", inline(&p.replace('\n', " "))))
-        .collect()
+/// Markdown links to README's own headings as quoted names (`[Limits](#limits)` ->
+/// `"Limits"`), other links as their text; then every `see "X"` named as the page names X,
+/// or as README.md's when the page does not carry it.
+fn references(text: &str, names: &[(String, String)]) -> String {
+    let mut rest = text.to_string();
+    while let Some(open) = rest.find("](") {
+        let Some(start) = rest[..open].rfind('[') else {
+            break;
+        };
+        let Some(close) = rest[open..].find(')') else {
+            break;
+        };
+        let label = &rest[start + 1..open];
+        let label = if rest[open + 2..].starts_with('#') {
+            format!("\"{label}\"")
+        } else {
+            label.to_string()
+        };
+        rest = format!("{}{label}{}", &rest[..start], &rest[open + close + 1..]);
+    }
+    let mut out = String::new();
+    while let Some(at) = rest.find("see \"") {
+        let (before, after) = rest.split_at(at + 5);
+        out.push_str(before);
+        let Some(end) = after.find('"') else {
+            rest = after.to_string();
+            break;
+        };
+        let name = &after[..end];
+        match names
+            .iter()
+            .find(|(readme, _)| *readme == name.to_lowercase())
+        {
+            Some((_, man)) => out.push_str(&format!("{man}\"")),
+            None => out.push_str(&format!("{name}\" in README.md")),
+        }
+        rest = after[end + 1..].to_string();
+    }
+    out.push_str(&rest);
+    out
 }
 
-/// The rows of the first markdown table in `text`, cells trimmed, header and rule skipped.
-fn table(text: &str) -> Vec<Vec<String>> {
-    let rows: Vec<&str> = text
-        .lines()
-        .skip_while(|l| !l.starts_with('|'))
-        .take_while(|l| l.starts_with('|'))
-        .collect();
-    rows.iter()
-        .skip(2)
-        .map(|row| {
-            row.trim()
-                .trim_matches('|')
-                .split(" | ")
-                .map(|cell| cell.trim().to_string())
-                .collect()
-        })
-        .collect()
+/// Markdown blocks as roff: `###` headings, paragraphs, tables, lists of `- ` items, and
+/// code indented four spaces.
+fn blocks(text: &str) -> String {
+    let mut roff = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(sub) = line.strip_prefix("### ") {
+            roff.push_str(&format!(".SS \"{sub}\"\n"));
+        } else if let Some(code) = line.strip_prefix("    ") {
+            roff.push_str(".PP\n.RS 4\n.nf\n");
+            roff.push_str(&escape(code));
+            roff.push('\n');
+            while let Some(next) = lines.next_if(|l| l.starts_with("    ")) {
+                roff.push_str(&escape(&next[4..]));
+                roff.push('\n');
+            }
+            roff.push_str(".fi\n.RE\n");
+        } else if line.starts_with('|') {
+            let mut rows = vec![line];
+            while let Some(next) = lines.next_if(|l| l.starts_with('|')) {
+                rows.push(next);
+            }
+            roff.push_str(&table(&rows));
+        } else if let Some(item) = line.strip_prefix("- ") {
+            let mut item = item.to_string();
+            while let Some(next) = lines.next_if(|l| l.starts_with("  ") && !l.starts_with("    "))
+            {
+                item.push(' ');
+                item.push_str(next.trim());
+            }
+            roff.push_str(&format!(".IP \\(bu 2\n{}\n", inline(&item)));
+        } else {
+            let mut paragraph = line.to_string();
+            while let Some(next) = lines.next_if(|l| {
+                !l.trim().is_empty()
+                    && !l.starts_with('|')
+                    && !l.starts_with("    ")
+                    && !l.starts_with("- ")
+                    && !l.starts_with("### ")
+            }) {
+                paragraph.push(' ');
+                paragraph.push_str(next.trim());
+            }
+            roff.push_str(&format!(".PP\n{}\n", inline(&paragraph)));
+        }
+    }
+    roff
+}
+
+/// A markdown table as tagged paragraphs: the first cell the tag (with the default beside it
+/// in a table of config keys), every other cell below it, named by its column when there are
+/// more than two.
+fn table(rows: &[&str]) -> String {
+    // Cells are split at every `|` outside `code`.
+    let cells = |row: &str| -> Vec<String> {
+        let mut cells = vec![String::new()];
+        let mut code = false;
+        for c in row.trim().trim_matches('|').chars() {
+            match c {
+                '`' => code = !code,
+                '|' if !code => {
+                    cells.push(String::new());
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(cell) = cells.last_mut() {
+                cell.push(c);
+            }
+        }
+        cells.iter().map(|cell| cell.trim().to_string()).collect()
+    };
+    let Some(header) = rows.first().map(|r| cells(r)) else {
+        return String::new();
+    };
+    let mut roff = String::new();
+    for row in rows.iter().skip(2).map(|r| cells(r)) {
+        let Some(tag) = row.first() else { continue };
+        if header.get(1).is_some_and(|h| h == "default") && row.len() == 3 {
+            let default = if row[1].is_empty() { "none" } else { &row[1] };
+            roff.push_str(&format!(
+                ".TP\n{} (default: {})\n{}\n",
+                inline(tag),
+                inline(default),
+                inline(&row[2])
+            ));
+            continue;
+        }
+        roff.push_str(&format!(".TP\n{}\n", inline(tag)));
+        let rest: Vec<String> = row
+            .iter()
+            .zip(&header)
+            .skip(1)
+            .filter(|(cell, _)| !cell.is_empty())
+            .map(|(cell, name)| {
+                if header.len() == 2 {
+                    inline(cell)
+                } else {
+                    format!("\\fI{}\\fR: {}", inline(name), inline(cell))
+                }
+            })
+            .collect();
+        roff.push_str(&rest.join("\n.br\n"));
+        roff.push('\n');
+    }
+    roff
 }
 
 /// Markdown inline text as roff: `code` bold, **strong** bold, links as their text.

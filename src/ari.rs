@@ -112,6 +112,8 @@ pub fn refresh(
                 fresh.push((i, ari));
             }
             Ok(None) => {}
+            // A stop is told once, by the run.
+            Err(e) if e.is_temporary() && crate::stop::requested() => {}
             Err(e) => logging::warn(format_args!(
                 "{}: renewal information not read: {e}",
                 candidate.name

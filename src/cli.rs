@@ -1,9 +1,12 @@
 //! The command line, with dehydrated's spellings. The doc comments are the `--help` text.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Parser};
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
+use clap::{ArgGroup, Parser, ValueHint};
+
+use crate::values::{CA_PRESETS, CHALLENGE_TYPES, KEY_ALGOS};
 
 /// An ACME client that keeps certificates in dehydrated's layout: a drop-in for dehydrated's
 /// `--cron` runs, with no shell, openssl or curl at run time.
@@ -11,6 +14,8 @@ use clap::{ArgGroup, Parser};
 #[command(
     name = "desiccant",
     disable_version_flag = true,
+    max_term_width = 80,
+    override_usage = "desiccant <COMMAND> [OPTIONS]",
     group(ArgGroup::new("command").required(true).multiple(false)),
     after_help = "Exit status: 0 all certificates valid, 1 a certificate failed (its own config \
                   included; the others were still renewed), 2 bad command line, 75 temporary \
@@ -33,6 +38,7 @@ pub struct Cli {
         long,
         value_name = "CSR",
         group = "command",
+        value_hint = ValueHint::FilePath,
         help_heading = "Commands"
     )]
     pub signcsr: Option<PathBuf>,
@@ -43,6 +49,7 @@ pub struct Cli {
         long,
         value_name = "CERT",
         group = "command",
+        value_hint = ValueHint::FilePath,
         help_heading = "Commands"
     )]
     pub revoke: Option<PathBuf>,
@@ -72,7 +79,13 @@ pub struct Cli {
     /// Take over certbot's certificates from DIR (/etc/letsencrypt): domains.txt lines, the
     /// current files, their settings (key type, webroot as WEBROOT, manual and deploy hooks as
     /// AUTH_HOOK, CLEANUP_HOOK, DEPLOY_HOOK); nothing is reissued before it is due
-    #[arg(long, value_name = "DIR", group = "command", help_heading = "Commands")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        value_hint = ValueHint::DirPath,
+        group = "command",
+        help_heading = "Commands"
+    )]
     pub import_certbot: Option<PathBuf>,
 
     /// Print the CA's terms of service URL
@@ -100,12 +113,11 @@ pub struct Cli {
     pub full_chain: bool,
 
     /// With --revoke: sign with this key (the certificate's own) instead of the account key
-    #[arg(short = 'p', long, value_name = "KEY")]
+    #[arg(short = 'p', long, value_name = "KEY", value_hint = ValueHint::FilePath)]
     pub privkey: Option<PathBuf>,
 
-    /// With --revoke: the RFC 5280 reason, by name or code (unspecified, keyCompromise,
-    /// affiliationChanged, superseded, cessationOfOperation, ...)
-    #[arg(long, value_name = "REASON", value_parser = parse_reason)]
+    /// With --revoke: the RFC 5280 reason, by name or code
+    #[arg(long, value_name = "REASON", value_parser = Offered::new(reason_names, parse_reason))]
     pub reason: Option<u8>,
 
     /// Use these names instead of domains.txt: all --domain names make one certificate
@@ -137,22 +149,22 @@ pub struct Cli {
     pub lock_wait: u64,
 
     /// Use this domains.txt instead of the configured one
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub domains_txt: Option<PathBuf>,
 
     /// Use this config file; else the first of /etc/desiccant/config,
     /// /usr/local/etc/desiccant/config, then dehydrated's: /etc/dehydrated/config,
     /// /usr/local/etc/dehydrated/config, ./config, the program's folder
-    #[arg(short = 'f', long, value_name = "PATH")]
+    #[arg(short = 'f', long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     /// Use this hook program (dehydrated's hook protocol) instead of HOOK; certbot's hooks
     /// are the config keys AUTH_HOOK, CLEANUP_HOOK and DEPLOY_HOOK
-    #[arg(short = 'k', long, value_name = "PATH")]
+    #[arg(short = 'k', long, value_name = "PATH", value_hint = ValueHint::ExecutablePath)]
     pub hook: Option<PathBuf>,
 
     /// Write certificates into this folder instead of CERTDIR
-    #[arg(short = 'o', long, value_name = "DIR")]
+    #[arg(short = 'o', long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub out: Option<PathBuf>,
 
     /// Resolve and connect over IPv4 only
@@ -164,7 +176,7 @@ pub struct Cli {
     pub ipv6: bool,
 
     /// Write tls-alpn-01 certificates into this folder instead of ALPNCERTDIR
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub alpn: Option<PathBuf>,
 
     /// Prefer the chain whose topmost certificate is issued by this common name
@@ -179,20 +191,20 @@ pub struct Cli {
     #[arg(long, requires = "force")]
     pub force_validation: bool,
 
-    /// Challenge type: http-01, dns-01 or tls-alpn-01
-    #[arg(short = 't', long, value_name = "TYPE")]
+    /// Challenge type
+    #[arg(short = 't', long, value_name = "TYPE", value_parser = Offered::new(|| CHALLENGE_TYPES.to_vec(), any))]
     pub challenge: Option<String>,
 
-    /// Certificate key: rsa, prime256v1 or secp384r1
-    #[arg(short = 'a', long, value_name = "ALGO")]
+    /// Certificate key
+    #[arg(short = 'a', long, value_name = "ALGO", value_parser = Offered::new(|| KEY_ALGOS.to_vec(), any))]
     pub algo: Option<String>,
 
-    /// CA directory URL or preset (letsencrypt, letsencrypt-test, zerossl, buypass, google, ...)
-    #[arg(long, value_name = "URL")]
+    /// CA directory URL (https://...) or preset
+    #[arg(long, value_name = "URL", value_parser = Offered::new(ca_presets, any))]
     pub ca: Option<String>,
 
     /// Trust only the CAs in this PEM bundle for HTTPS to the ACME server
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub ca_bundle: Option<PathBuf>,
 
     /// Issue up to N certificates at the same time
@@ -229,6 +241,59 @@ const REASONS: &[(&str, u8)] = &[
     ("privilegeWithdrawn", 9),
     ("aACompromise", 10),
 ];
+
+fn reason_names() -> Vec<&'static str> {
+    REASONS.iter().map(|(name, _)| *name).collect()
+}
+
+fn ca_presets() -> Vec<&'static str> {
+    CA_PRESETS.iter().map(|(name, _)| *name).collect()
+}
+
+/// Any value: the config checks it where it reads it, with the config's own error.
+fn any(text: &str) -> Result<String, String> {
+    Ok(text.to_string())
+}
+
+/// The value parser of an option that takes one of a few names: `parse` keeps the option's
+/// own rules (a URL for `--ca`, a code for `--reason`), and `names` are what `--help` lists
+/// and the shell completions offer.
+#[derive(Clone)]
+struct Offered<T> {
+    names: fn() -> Vec<&'static str>,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T> Offered<T> {
+    fn new(names: fn() -> Vec<&'static str>, parse: fn(&str) -> Result<T, String>) -> Self {
+        Offered { names, parse }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Offered<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = StringValueParser::new().parse_ref(cmd, arg, value)?;
+        (self.parse)(&text).map_err(|msg| {
+            let arg = arg.map_or_else(|| "...".to_string(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value '{text}' for '{arg}': {msg}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new((self.names)().into_iter().map(PossibleValue::new)))
+    }
+}
 
 fn parse_reason(text: &str) -> Result<u8, String> {
     REASONS

@@ -15,6 +15,7 @@ use crate::hooks::Hook;
 use crate::keys::KeyAlgo;
 use crate::store::{self, AccountDir, CertDir, CertModes, Owner, defaults};
 use crate::trust;
+use crate::values::CA_PRESETS;
 
 /// The folders where dehydrated looks for its `config` first, in its order; then it looks in
 /// its working folder and in its script's folder.
@@ -50,29 +51,6 @@ pub fn config_lookup_text() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// CA shortcuts, as dehydrated names them, plus Google's.
-pub const CA_PRESETS: &[(&str, &str)] = &[
-    (
-        "letsencrypt",
-        "https://acme-v02.api.letsencrypt.org/directory",
-    ),
-    (
-        "letsencrypt-test",
-        "https://acme-staging-v02.api.letsencrypt.org/directory",
-    ),
-    ("zerossl", "https://acme.zerossl.com/v2/DV90"),
-    ("buypass", "https://api.buypass.com/acme/directory"),
-    (
-        "buypass-test",
-        "https://api.test4.buypass.no/acme/directory",
-    ),
-    ("google", "https://dv.acme-v02.api.pki.goog/directory"),
-    (
-        "google-test",
-        "https://dv.acme-v02.test-api.pki.goog/directory",
-    ),
-];
 
 /// The origin of BASEDIR when nothing set it.
 const BASEDIR_DEFAULT: &str = "the config file's folder";

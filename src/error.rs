@@ -142,6 +142,19 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// Whether this is the run being asked to stop (a signal, `RUN_TIMEOUT`), in a hook or
+    /// before a request to the CA, rather than something that went wrong.
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            Error::Stopped(_)
+                | Error::Acme {
+                    err: crate::acme::Error::Stopped { .. },
+                    ..
+                }
+        )
+    }
+
     pub fn status(&self) -> Status {
         match self {
             Error::Usage(_) => Status::Usage,

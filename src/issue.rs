@@ -345,6 +345,7 @@ fn finalize(
     csr: &Csr,
 ) -> Result<(Order, Option<Duration>)> {
     let (client, account) = (ctx.client, ctx.account);
+    logging::progress(format_args!("{subject}: finalizing"));
     let payload = json!({ "csr": b64(&csr.der) });
     let post = || client.post(&account.key, account.kid(), &order.finalize, Some(&payload));
     let response = match post() {
@@ -446,8 +447,10 @@ fn authorize(
     }
     let proofs: Vec<Proof> = todo.iter().map(|p| p.proof.clone()).collect();
     let mut deployed = Deployed::new(solver.journal.clone());
+    logging::progress(format_args!("{subject}: deploying challenges"));
     let result = solver.deploy(&proofs, &mut deployed).and_then(|()| {
         crate::failpoint::hit("challenges-deployed");
+        logging::progress(format_args!("{subject}: validating"));
         let answers = parallel::map(&todo, ctx.workers, |p| answer(ctx, p));
         let mut first_wait = FIRST_VALIDATION_POLL;
         for answer in answers {
@@ -580,7 +583,8 @@ fn worst(outcomes: Vec<Result<()>>) -> Result<()> {
         .max_by_key(|&i| (errors[i].status(), std::cmp::Reverse(i)))
         .unwrap_or(0);
     let chosen = errors.remove(at);
-    for other in errors {
+    // A stop is told once, by the run.
+    for other in errors.into_iter().filter(|e| !e.is_stop()) {
         logging::error(other);
     }
     Err(chosen)
@@ -611,6 +615,7 @@ fn download(
     csr: Csr,
     preferred_chain: Option<&str>,
 ) -> Result<Issued> {
+    logging::progress(format_args!("{subject}: downloading"));
     let url = order
         .certificate
         .as_deref()

@@ -37,4 +37,5 @@ mod state;
 pub mod stop;
 mod store;
 mod trust;
+pub mod values;
 mod x509;

@@ -28,6 +28,10 @@ pub struct Sinks {
     pub syslog: bool,
     /// stdout belongs to a JSON report: the lines of what was done are not printed there.
     pub json: bool,
+    /// stderr is a terminal that a person watches: not systemd's (`JOURNAL_STREAM`,
+    /// `INVOCATION_ID`), nor a run that logs to syslog or prints JSON. A batch shows its
+    /// progress and a summary there.
+    pub terminal: bool,
 }
 
 impl Sinks {
@@ -35,11 +39,15 @@ impl Sinks {
     /// terminal and no journal (cron), in addition to stdout and stderr, which cron mails.
     pub fn detect(syslog_flag: bool, json: bool) -> Sinks {
         let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-        let terminal = std::io::stderr().is_terminal() || std::io::stdin().is_terminal();
+        let systemd = journal || std::env::var_os("INVOCATION_ID").is_some();
+        let stderr = std::io::stderr().is_terminal();
+        let terminal = stderr || std::io::stdin().is_terminal();
+        let syslog = syslog_flag || (!terminal && !journal);
         Sinks {
             journal,
-            syslog: syslog_flag || (!terminal && !journal),
+            syslog,
             json,
+            terminal: stderr && !systemd && !syslog && !json,
         }
     }
 }
@@ -49,12 +57,57 @@ static JOURNAL: AtomicBool = AtomicBool::new(false);
 static JSON: AtomicBool = AtomicBool::new(false);
 static STDOUT_IS_DATA: AtomicBool = AtomicBool::new(false);
 static SYSLOG: Mutex<Option<Logger<LoggerBackend, Formatter3164>>> = Mutex::new(None);
+/// Whether a batch may show its progress and summary on stderr ([`Sinks::terminal`], not
+/// `--quiet`).
+static TERMINAL: AtomicBool = AtomicBool::new(false);
+/// The progress line, while a batch shows one; every line written to the terminal takes this
+/// lock, so that the progress line is erased before it and drawn again after.
+static PROGRESS: Mutex<Option<Progress>> = Mutex::new(None);
+/// Whether a progress line stands on the terminal now (for [`error_now`], which takes no lock).
+static DRAWN: AtomicBool = AtomicBool::new(false);
+
+/// Erases the line the cursor is on: carriage return, then clear to the end of the line.
+const ERASE: &str = "\r\x1b[K";
+
+/// A batch's progress: `[12/30] example.org: validating`.
+struct Progress {
+    done: usize,
+    total: usize,
+    /// What is being done now: the certificate and its step.
+    now: String,
+}
+
+impl Progress {
+    /// Draws the line, cut to the terminal's width so that it never wraps (a wrapped line
+    /// cannot be erased with a carriage return).
+    fn draw(&self, err: &mut impl Write) {
+        let line = format!("[{}/{}] {}", self.done, self.total, self.now);
+        let width = terminal_width().saturating_sub(1).max(10);
+        let line: String = line.chars().take(width).collect();
+        let _ = write!(err, "{ERASE}{line}");
+        let _ = err.flush();
+        DRAWN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The width of the terminal on stderr; 80 when it cannot be told.
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; on failure it is left zeroed.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    }
+}
 
 /// Sets what is said and where. A syslog that cannot be reached is silently left out.
 pub fn init(level: Level, sinks: Sinks) {
     let _ = START.set(std::time::Instant::now());
     LEVEL.store(level as u8, Ordering::Relaxed);
     JOURNAL.store(sinks.journal, Ordering::Relaxed);
+    TERMINAL.store(sinks.terminal && level >= Level::Normal, Ordering::Relaxed);
     JSON.store(sinks.json, Ordering::Relaxed);
     if sinks.syslog {
         let formatter = Formatter3164 {
@@ -88,13 +141,84 @@ fn emit(to_stdout: bool, priority: Priority, msg: &dyn Display) {
     } else {
         String::new()
     };
-    // A closed stdout or stderr (cron without a mailer) must not end the run.
-    if to_stdout {
+    // The progress line is taken away for the line and drawn again under it.
+    let progress = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = progress.as_ref() {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{ERASE}");
+        let _ = err.flush();
+        DRAWN.store(false, Ordering::Relaxed);
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{prefix}{line}");
+            let _ = out.flush();
+        } else {
+            let _ = writeln!(err, "{prefix}{line}");
+        }
+        p.draw(&mut err);
+    } else if to_stdout {
+        // A closed stdout or stderr (cron without a mailer) must not end the run.
         let _ = writeln!(std::io::stdout().lock(), "{prefix}{line}");
     } else {
         let _ = writeln!(std::io::stderr().lock(), "{prefix}{line}");
     }
+    drop(progress);
     to_syslog(priority, &line);
+}
+
+/// Starts the progress line of a batch of `total` certificates, on a terminal only
+/// ([`Sinks::terminal`]) and for more than one certificate.
+pub fn progress_start(total: usize) {
+    if !TERMINAL.load(Ordering::Relaxed) || total < 2 {
+        return;
+    }
+    let progress = Progress {
+        done: 0,
+        total,
+        now: "planning".into(),
+    };
+    progress.draw(&mut std::io::stderr().lock());
+    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(progress);
+}
+
+/// Says on the progress line what is being done now (`example.org: validating`); nothing
+/// without one. Any thread may call it; the last call is shown.
+pub fn progress(now: impl Display) {
+    let mut guard = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = guard.as_mut() {
+        p.now = now.to_string();
+        p.draw(&mut std::io::stderr().lock());
+    }
+}
+
+/// Counts one more certificate as done on the progress line.
+pub fn progress_done() {
+    let mut guard = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = guard.as_mut() {
+        p.done = (p.done + 1).min(p.total);
+        p.draw(&mut std::io::stderr().lock());
+    }
+}
+
+/// Erases the progress line and ends it.
+pub fn progress_end() {
+    let mut guard = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.take().is_some() {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{ERASE}");
+        let _ = err.flush();
+        DRAWN.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A closing line for the person at the terminal (the summary of a batch), on stderr; nothing
+/// when stderr is not such a terminal ([`Sinks::terminal`]) or with `--quiet`, so that cron
+/// and the journal get no line for a run where nothing happened.
+pub fn summary(msg: impl Display) {
+    if TERMINAL.load(Ordering::Relaxed) {
+        progress_end();
+        let _ = writeln!(std::io::stderr().lock(), "{msg}");
+    }
 }
 
 fn to_syslog(priority: Priority, line: &str) {
@@ -123,7 +247,13 @@ pub fn error_now(msg: &str) {
     } else {
         ""
     };
-    let line = format!("{prefix}error: {msg}\n");
+    // A progress line on the terminal is erased first (best effort: no lock is taken).
+    let erase = if DRAWN.load(Ordering::Relaxed) {
+        ERASE
+    } else {
+        ""
+    };
+    let line = format!("{erase}{prefix}error: {msg}\n");
     let mut fd = libc::pollfd {
         fd: libc::STDERR_FILENO,
         events: libc::POLLOUT,
@@ -195,6 +325,11 @@ pub fn debug(msg: impl Display) {
             &format_args!("[{since:7.1} ms] {msg}"),
         );
     }
+}
+
+/// The time since logging started (the start of the run).
+pub fn elapsed() -> std::time::Duration {
+    START.get().map_or_else(Default::default, |s| s.elapsed())
 }
 
 /// When logging started: `--verbose` lines say how long after it they were written.

@@ -127,7 +127,7 @@ pub fn why() -> String {
         0 => "not stopped".into(),
         DEADLINE => "RUN_TIMEOUT passed".into(),
         libc::SIGTERM => "stopped by SIGTERM".into(),
-        libc::SIGINT => "stopped by SIGINT".into(),
+        libc::SIGINT => "stopped by SIGINT (Ctrl-C)".into(),
         libc::SIGHUP => "stopped by SIGHUP".into(),
         n => format!("stopped by signal {n}"),
     }

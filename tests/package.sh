@@ -61,7 +61,7 @@ dpkg-query -W -f '${Conffiles}\n' desiccant | grep -q '/etc/desiccant/domains.tx
 # The man page: it renders, and holds the options, the config keys, the files, the exit status.
 page=$(MANWIDTH=100 man -l /usr/share/man/man1/desiccant.1.gz 2>&1)
 for want in "--cron" "CONFIGURATION" "RUN_TIMEOUT (default: 3600)" "FILES" "EXIT STATUS" \
-    "75     only temporary failures"; do
+    "only temporary failures" "ENVIRONMENT" "EXAMPLES" "HOOKS" "domains.txt"; do
     grep -qF -- "$want" <<<"$page" || fail "the man page lacks: $want"
 done
 echo "man page: $(wc -l <<<"$page") lines"

@@ -184,6 +184,7 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
         let early = early.and_then(|h| h.join().ok()).flatten();
         batch(session, &entries, early)
     });
+    logging::progress_end();
     if let Some(h) = &hook {
         let error = match &result {
             Err(e) => Some(e.to_string()),
@@ -323,20 +324,22 @@ fn batch(
     let mut slow: Vec<Option<TooSlow>> = entries.iter().map(|_| None).collect();
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     let mut planned: Vec<Planned<'_>> = Vec::new();
+    logging::progress_start(entries.len());
     for (index, entry) in entries.iter().enumerate() {
         let spec = match entry {
             Entry::Ready(spec) => spec,
             Entry::Broken(b) => {
-                outcomes[index] = Some(report::broken(b));
+                settle(&mut outcomes, index, report::broken(b));
                 continue;
             }
         };
+        logging::progress(format_args!("{}: planning", spec.name));
         match plan(config, &rules, spec, index, &states, now) {
             Ok(p) => {
                 slow[index] = schedule(spec, &p.facts, gap);
                 planned.push(p)
             }
-            Err(outcome) => outcomes[index] = Some(outcome),
+            Err(outcome) => settle(&mut outcomes, index, outcome),
         }
     }
 
@@ -371,6 +374,7 @@ fn batch(
             })
             .collect();
         if !candidates.is_empty() {
+            logging::progress("asking the CA for renewal information");
             let fresh = ari::refresh(
                 &config.ca,
                 &states,
@@ -415,10 +419,11 @@ fn batch(
                     hold,
                     until,
                 };
-                outcomes[p.index] = Some(Outcome::failed(Some(decision), e));
+                settle(&mut outcomes, p.index, Outcome::failed(Some(decision), e));
             }
             Decision::Keep { renew_at } => {
-                outcomes[p.index] = Some(unchanged(config, &p, renew_at));
+                let outcome = unchanged(config, &p, renew_at);
+                settle(&mut outcomes, p.index, outcome);
             }
         }
     }
@@ -432,7 +437,7 @@ fn batch(
             Err(e) => {
                 report::failure(p.spec, None, &e);
                 let decision = Decision::Renew(reason.clone());
-                outcomes[p.index] = Some(Outcome::failed(Some(decision), e));
+                settle(&mut outcomes, p.index, Outcome::failed(Some(decision), e));
                 false
             }
         },
@@ -465,7 +470,9 @@ fn batch(
                     cert_id: p.cert_id(),
                     reason,
                 };
-                renew_one(&ctx, config, &job, responder)
+                let outcome = renew_one(&ctx, config, &job, responder);
+                logging::progress_done();
+                outcome
             });
             logging::debug(format_args!(
                 "{} requests sent to the CA, the quickest answered in {:.1} ms",
@@ -482,16 +489,20 @@ fn batch(
             }
             Err(e) => {
                 let e = Arc::new(e);
-                // Nothing could be ordered: every due certificate failed the same way.
-                logging::error(format_args!("{e}{}", report::hint(&e, None)));
+                // Nothing could be ordered: every due certificate failed the same way. A stop
+                // is told once at the end.
+                if !e.is_stop() {
+                    logging::error(format_args!("{e}{}", report::hint(&e, None)));
+                }
                 for (p, reason) in &due {
                     if let Some(h) = &p.hook {
                         report::request_failure(h, &e);
                     }
-                    outcomes[p.index] = Some(Outcome::Failed {
+                    let outcome = Outcome::Failed {
                         decision: Some(Decision::Renew(reason.clone())),
                         error: Arc::clone(&e),
-                    });
+                    };
+                    settle(&mut outcomes, p.index, outcome);
                 }
             }
         }
@@ -508,8 +519,10 @@ fn batch(
         .map(|(e, _)| e.name())
         .collect();
     if let (Some(command), false) = (&config.post_renew_hook, renewed.is_empty()) {
+        logging::progress("running POST_RENEW_HOOK");
         status = status.merge(post_renew(config, command, &renewed));
     }
+    logging::progress_end();
     for (entry, slow) in entries.iter().zip(&slow) {
         if let Some(slow) = slow {
             logging::error(format_args!("{}: {}", entry.name(), report::too_slow(slow)));
@@ -523,6 +536,9 @@ fn batch(
     if let Err(e) = states.save_run(&history) {
         logging::warn(e);
     }
+    if !report::stopped(&outcomes) {
+        report::summary(&outcomes);
+    }
     if session.opts.json {
         report::print_json(entries, &outcomes, &slow, status);
     }
@@ -533,6 +549,12 @@ fn batch(
         .map(|(e, _)| e.name().to_string())
         .collect();
     Ok((status, failed))
+}
+
+/// Records how a certificate of the run ended, and counts it done on the progress line.
+fn settle(outcomes: &mut [Option<Outcome>], index: usize, outcome: Outcome) {
+    outcomes[index] = Some(outcome);
+    logging::progress_done();
 }
 
 /// A kept certificate's outcome, after its `unchanged_cert` hook; one that

@@ -66,6 +66,7 @@ pub fn renew_one(
     let spec = p.spec;
     let reason = p.reason;
     logging::debug(format_args!("{}: renewing ({reason})", spec.name));
+    logging::progress(format_args!("{}: ordering", spec.name));
     let states = StateDir::new(&config.basedir);
     let mut solver = solver(config, &spec.settings, p.hook, p.certbot, responder);
     solver.journal = Some(states.challenges(&spec.name));
@@ -104,6 +105,7 @@ pub fn renew_one(
                 hook: p.hook,
                 certbot: p.certbot,
             };
+            logging::progress(format_args!("{}: deploying", spec.name));
             match deploy::go_live(config, spec, hooks, p.names, &set, &issued) {
                 Ok(()) => Ok((issued.not_after, issued.cert, cleaned)),
                 Err(e) => {

@@ -201,13 +201,53 @@ pub fn broken(b: &Broken) -> Outcome {
     }
 }
 
+/// The one line of a run that was asked to stop, when it stopped the work on a certificate:
+/// how many of them were done, and that the next run finishes the rest.
+/// Whether it said so.
+pub fn stopped(outcomes: &[Outcome]) -> bool {
+    let stopped = outcomes
+        .iter()
+        .filter(|o| o.error().is_some_and(Error::is_stop))
+        .count();
+    if stopped == 0 {
+        return false;
+    }
+    logging::error(format_args!(
+        "{}: {} of {} certificates done; what was in place is taken away, and the next run \
+         finishes the rest",
+        crate::stop::why(),
+        outcomes.len() - stopped,
+        outcomes.len()
+    ));
+    true
+}
+
+/// The closing line of a run on a terminal: `30 certificates: 2 renewed, 27 unchanged,
+/// 1 failed in 4.2 s`.
+pub fn summary(outcomes: &[Outcome]) {
+    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let renewed = count(Outcome::renewed);
+    let unchanged = count(|o| matches!(o, Outcome::Unchanged { .. }));
+    let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+    logging::summary(format_args!(
+        "{} certificate{}: {renewed} renewed, {unchanged} unchanged, {failed} failed in {:.1} s",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" },
+        logging::elapsed().as_secs_f64()
+    ));
+}
+
 /// What a certificate's own config problem means for the run.
 fn not_renewed(name: &str) -> String {
     format!("{name} is not renewed until this is fixed; the other certificates are")
 }
 
 /// Logs a certificate's error with what to do next, and tells its hook of a failed request.
+/// A stop says nothing here: the run says once that it was stopped ([`stopped`]).
 pub fn failure(spec: &CertSpec, hook: Option<&Hook>, e: &Error) {
+    if e.is_stop() {
+        return;
+    }
     let text = e.to_string();
     let hint = hint(e, Some(spec));
     if text.starts_with(&format!("{}:", spec.name)) {
