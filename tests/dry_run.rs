@@ -142,7 +142,8 @@ fn a_dry_run_tries_every_certificate_keeps_nothing_and_deploys_nothing() {
     let env = Env::new(&pebble, "");
     let record_dir = TempDir::new("dry-record");
     let record = record_dir.path().join("calls");
-    config_with_hooks(&env, &record, "");
+    // A kept key (PRIVATE_KEY_RENEW=no) is read by the dry run, never rewritten.
+    config_with_hooks(&env, &record, "PRIVATE_KEY_RENEW=no\n");
     env.domains("one.example\ntwo.example www.two.example\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
     let real = calls(&record);
@@ -486,4 +487,67 @@ fn dry_run_with_another_command_is_a_usage_error() {
             "{run:?}"
         );
     }
+}
+
+#[test]
+fn a_dry_run_stopped_by_sigterm_removes_its_temporary_folder() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let record_dir = TempDir::new("dry-record");
+    let record = record_dir.path().join("calls");
+    config_with_hooks(&env, &record, "");
+    env.domains("stop.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    // The hook now waits in deploy_challenge (a slow DNS API, say), and says when it is there.
+    let deploying = record_dir.path().join("deploying");
+    let hook = env.path().join("hook.sh");
+    let text = fs::read_to_string(&hook).unwrap().replace(
+        "exit 0\n",
+        &format!(
+            "case \"$line\" in *\" deploy_challenge \"*) sleep 60 & echo $! > {}; wait;; esac\nexit 0\n",
+            deploying.display()
+        ),
+    );
+    fs::write(&hook, text).unwrap();
+    let tmp = TempDir::new("dry-tmp");
+    let before = listing(env.path(), &["lock"]);
+    let mut child = env
+        .command(&["--cron", "--dry-run"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_file(&deploying, &mut child);
+    let scratch: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        scratch.len(),
+        1,
+        "the dry run's temporary folder: {scratch:?}"
+    );
+    assert_eq!(common::mode(&scratch[0]), 0o700);
+    // SAFETY: kill(2) on a child we started and have not reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let run = Run {
+        args: vec!["--cron".into(), "--dry-run".into()],
+        output: child.wait_with_output().unwrap(),
+    };
+    run.expect(75);
+    assert!(run.stderr().contains("stopped by SIGTERM"), "{run:?}");
+    assert_empty(tmp.path());
+    assert_eq!(
+        changes(&before, &listing(env.path(), &["lock"])),
+        Vec::<String>::new(),
+        "{run:?}"
+    );
+    let got = calls(&record);
+    assert!(
+        got.iter().any(|l| handler(l) == "clean_challenge"),
+        "{got:#?}"
+    );
 }

@@ -30,7 +30,7 @@ use crate::{logging, parallel, stop};
 const AUTHZ_WORKERS: usize = 16;
 
 /// What a dry run works with: the CA it goes to, the config with that CA in place of the
-/// configured one (what the hooks see as `CA`), and the temporary folder.
+/// configured one, and the temporary folder.
 pub struct Rehearsal {
     /// The config of the run with `CA` set to the CA the dry run goes to.
     pub trial: Config,
@@ -161,15 +161,15 @@ struct Trial<'a> {
 /// interrupted run (said, and left to the next real run), no record in `state/`.
 fn plan<'a>(
     session: &Session,
-    trial: &Config,
     rules: &Rules,
     states: &StateDir,
     spec: &'a CertSpec,
     index: usize,
 ) -> std::result::Result<Trial<'a>, Outcome> {
     let config = &session.config;
-    let hook = hook_for(trial, Some((spec, &spec.names))).map(|h| session.dry(h));
-    let certbot = certbot_runner(trial, Some((spec, &spec.names))).map(|h| session.dry(h));
+    // The hooks see the configured CA's variables, as startup_hook does, and DRY_RUN=yes.
+    let hook = hook_for(config, Some((spec, &spec.names))).map(|h| session.dry(h));
+    let certbot = certbot_runner(config, Some((spec, &spec.names))).map(|h| session.dry(h));
     let recorded = states.cert(&spec.name);
     if recorded.pending.is_some() {
         logging::info(format_args!(
@@ -225,7 +225,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
                 continue;
             }
         };
-        match plan(session, trial, &rules, &states, spec, index) {
+        match plan(session, &rules, &states, spec, index) {
             Ok(t) => match t.decision {
                 Decision::Hold { hold, until, .. } => {
                     let e = report::held_back(t.spec, hold, until);

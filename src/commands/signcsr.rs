@@ -3,9 +3,7 @@
 use std::path::Path;
 
 use super::dry_run::Rehearsal;
-use super::session::{
-    Session, certbot_runner, check_webroot, connect, hook_for, solver, start_responder,
-};
+use super::session::{Session, certbot_runner, check_webroot, connect, solver, start_responder};
 use crate::error::{Error, Result, Status};
 use crate::issue::{self, Ctx, KeySource, Request};
 use crate::{logging, x509};
@@ -44,8 +42,8 @@ pub fn sign_csr(session: &mut Session, path: &Path) -> Result<Status> {
         workers: AUTHZ_WORKERS,
         force_validation: false,
     };
-    let hook = hook_for(config, None).map(|h| session.dry(h));
-    let certbot = certbot_runner(config, None).map(|h| session.dry(h));
+    let hook = session.hook(None);
+    let certbot = certbot_runner(&session.config, None).map(|h| session.dry(h));
     let solver = solver(
         config,
         &config.defaults,
