@@ -551,3 +551,36 @@ fn a_dry_run_stopped_by_sigterm_removes_its_temporary_folder() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn without_an_account_a_dry_run_registers_a_throwaway_one_and_keeps_it_nowhere() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("fresh.example\n");
+    let tmp = TempDir::new("dry-tmp");
+    // As a real run, it needs the terms accepted to register.
+    let run = run_with_tmp(&env, tmp.path(), &["--cron", "--dry-run"]);
+    run.expect(1);
+    assert!(
+        run.stderr().contains("error: account: no account with "),
+        "{run:?}"
+    );
+    let run = run_with_tmp(&env, tmp.path(), &["--cron", "--dry-run", "--accept-terms"]);
+    run.expect(0);
+    assert!(
+        run.stdout().contains(&format!(
+            "account: {} holds no account of this CA: a throwaway one was registered for the \
+             dry run (",
+            env.path().join("accounts").display()
+        )),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout().contains("fresh.example: dry run passed: "),
+        "{run:?}"
+    );
+    for kept in ["accounts", "certs", "state", "chains"] {
+        assert!(!env.path().join(kept).exists(), "{kept} was made: {run:?}");
+    }
+    assert_empty(tmp.path());
+}
