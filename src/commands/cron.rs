@@ -65,7 +65,7 @@ impl Planned<'_> {
 /// does not exit 0 on it would break on the next new handler. The run's hook failing is a
 /// config error of the run; a certificate's own hook failing breaks that certificate alone.
 /// Found before any order.
-pub(super) fn check_hooks(session: &Session, entries: &mut [Entry]) -> Result<()> {
+fn check_hooks(session: &Session, entries: &mut [Entry]) -> Result<()> {
     let config = &session.config;
     let run_hook = config.defaults.hook.as_deref();
     if let Some(path) = run_hook {
