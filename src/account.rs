@@ -59,27 +59,13 @@ pub fn load_or_register(
     terms: Terms<'_>,
 ) -> Result<(Account, Found)> {
     let subject = "account";
-    if dir.deactivated().exists() {
-        return Err(Error::refused(
-            subject,
-            format!(
-                "{} is marked deactivated; remove that folder and run --register --accept-terms",
-                dir.dir.display()
-            ),
-        ));
-    }
-    let key_path = dir.key();
-    let key = match read_text(&key_path) {
-        Ok(text) => read_key(&text).map_err(|e| {
-            Error::refused(
-                subject,
-                format!("{}: cannot use this key: {e}", key_path.display()),
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let key = match stored_key(dir)? {
+        Some(key) => key,
+        None => {
             if !terms.accepted {
                 return Err(not_registered(client));
             }
+            let key_path = dir.key();
             dir.create()?;
             let pem = CertKey::generate(terms.key_algo)
                 .map_err(|msg| Error::refused(subject, msg))?
@@ -90,7 +76,6 @@ pub fn load_or_register(
             let url = register(client, dir, &key, terms)?;
             return Ok((Account { key, url }, Found::Registered));
         }
-        Err(e) => return Err(Error::io("cannot read", &key_path)(e)),
     };
     if let Some(url) = stored_url(dir) {
         let account = Account { key, url };
@@ -121,6 +106,36 @@ pub fn load_or_register(
         Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) => {
             Err(not_registered(client))
         }
+        Err(e) => Err(Error::acme(subject)(e)),
+    }
+}
+
+/// The account of `dir` for a `--dry-run`, read and never written: None when `dir` holds no
+/// key. A key whose URL is not stored yet is looked up with `onlyReturnExisting` and the URL
+/// is not written; a key change a killed run left half done is not finished.
+pub fn load_existing(client: &Client, dir: &AccountDir) -> Result<Option<Account>> {
+    let subject = "account";
+    let Some(key) = stored_key(dir)? else {
+        return Ok(None);
+    };
+    if let Some(url) = stored_url(dir) {
+        return Ok(Some(Account { key, url }));
+    }
+    let lookup = client.post(
+        &key,
+        KeyId::Jwk,
+        &client.directory.new_account,
+        Some(&json!({ "onlyReturnExisting": true })),
+    );
+    match lookup {
+        Ok(response) => {
+            let url = response
+                .location()
+                .map_err(Error::acme(subject))?
+                .to_string();
+            Ok(Some(Account { key, url }))
+        }
+        Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) => Ok(None),
         Err(e) => Err(Error::acme(subject)(e)),
     }
 }
@@ -201,6 +216,32 @@ fn finish_rollover(
         key: new,
         url: account.url.clone(),
     }))
+}
+
+/// The account key of `dir`; None when it has none. Refused when `dir` is marked deactivated
+/// or its key cannot sign.
+fn stored_key(dir: &AccountDir) -> Result<Option<AccountKey>> {
+    let subject = "account";
+    if dir.deactivated().exists() {
+        return Err(Error::refused(
+            subject,
+            format!(
+                "{} is marked deactivated; remove that folder and run --register --accept-terms",
+                dir.dir.display()
+            ),
+        ));
+    }
+    let key_path = dir.key();
+    match read_text(&key_path) {
+        Ok(text) => read_key(&text).map(Some).map_err(|e| {
+            Error::refused(
+                subject,
+                format!("{}: cannot use this key: {e}", key_path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("cannot read", &key_path)(e)),
+    }
 }
 
 fn not_registered(client: &Client) -> Error {

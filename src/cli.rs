@@ -136,6 +136,10 @@ pub struct Cli {
     #[arg(short = 'x', long)]
     pub force: bool,
 
+    /// Rehearse --cron or --signcsr; keep nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Do not take the lock (two runs at once may then collide)
     #[arg(short = 'n', long)]
     pub no_lock: bool,

@@ -27,6 +27,24 @@ use crate::{failpoint, logging, pkcs12, x509};
 /// finish. Runs no hook.
 pub fn write(config: &Config, spec: &CertSpec, issued: &Issued, now: i64) -> Result<WrittenSet> {
     let dir = CertDir::new(&config.certdir, &spec.name);
+    let set = write_files(config, spec, issued, &dir, now)?;
+    let states = StateDir::new(&config.basedir);
+    let mut state = states.cert(&spec.name);
+    state.pending = Some(set.ts);
+    states.save_cert(&spec.name, &state)?;
+    failpoint::hit("pending-noted");
+    Ok(set)
+}
+
+/// Writes `issued` as a set into `dir`, as every set is written (the key, a `cert.p12` with
+/// `PKCS12_EXPORT=yes`, the modes and owner of the config); nothing is live yet.
+fn write_files(
+    config: &Config,
+    spec: &CertSpec,
+    issued: &Issued,
+    dir: &CertDir,
+    now: i64,
+) -> Result<WrittenSet> {
     // A kept key is written into the new set too, so that every set is whole.
     let privkey = issued.key.as_ref().map(|k| k.pem());
     let p12 = pkcs12_export(config, spec, issued)?;
@@ -37,13 +55,22 @@ pub fn write(config: &Config, spec: &CertSpec, issued: &Issued, now: i64) -> Res
         chain: &issued.chain,
         p12: p12.as_deref(),
     };
-    let set = dir.write_set(&files, now, &config.modes)?;
-    let states = StateDir::new(&config.basedir);
-    let mut state = states.cert(&spec.name);
-    state.pending = Some(set.ts);
-    states.save_cert(&spec.name, &state)?;
-    failpoint::hit("pending-noted");
-    Ok(set)
+    dir.write_set(&files, now, &config.modes)
+}
+
+/// A `--dry-run`'s stand-in for [`write`] and the switch of [`go_live`]: writes `issued` as a
+/// set of `spec` into `certdir` (a temporary folder, never `CERTDIR`) and moves that folder's
+/// links to it. Nothing is noted in `state/`; no hook runs.
+pub fn write_trial(
+    config: &Config,
+    spec: &CertSpec,
+    issued: &Issued,
+    certdir: &std::path::Path,
+    now: i64,
+) -> Result<()> {
+    let dir = CertDir::new(certdir, &spec.name);
+    let set = write_files(config, spec, issued, &dir, now)?;
+    dir.switch(&set)
 }
 
 /// The hooks told of a certificate that goes live: dehydrated's `HOOK`, and what runs certbot's

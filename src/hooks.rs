@@ -284,6 +284,19 @@ pub struct Hook {
     pub log: Option<fn(&str)>,
 }
 
+impl Hook {
+    /// This hook as a `--dry-run` runs it: with `DRY_RUN=yes` in its environment, so that a
+    /// hook can tell a rehearsal from a run that deploys (certbot's hooks see no such
+    /// variable; it is there for them too).
+    pub fn in_dry_run(mut self) -> Hook {
+        self.env.push((DRY_RUN.into(), "yes".into()));
+        self
+    }
+}
+
+/// The variable that tells a hook it runs in a `--dry-run`.
+pub const DRY_RUN: &str = "DRY_RUN";
+
 /// Only one hook runs at a time, as under dehydrated, even when certificates are issued in
 /// parallel: hook scripts are written for that.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

@@ -12,6 +12,7 @@
 //! signal exits at once too. Either way the next run finishes what is half
 //! done (see `cron::recover`).
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
@@ -60,6 +61,15 @@ pub fn install() {
     let _ = thread::Builder::new().name("watchdog".into()).spawn(watch);
 }
 
+/// A folder the watchdog removes before it ends a run that did not stop in time: a
+/// `--dry-run`'s temporary folder, which the run itself removes on any other way out.
+static REMOVE_AT_EXIT: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Has the watchdog remove `dir` (None: nothing) if it must end the run.
+pub fn remove_at_exit(dir: Option<PathBuf>) {
+    *REMOVE_AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()) = dir;
+}
+
 /// The status to exit with when a stop cannot wait for the run to end (`--check` says
 /// UNKNOWN, 3, as monitoring expects).
 pub fn exit_status(code: i32) {
@@ -99,6 +109,11 @@ fn watch() {
             let _ = said.send(());
         });
     let _ = heard.recv_timeout(LAST_WORD);
+    if let Ok(guard) = REMOVE_AT_EXIT.try_lock()
+        && let Some(dir) = guard.as_ref()
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     // SAFETY: _exit ends the process at once; unlike process::exit it runs no exit handlers,
     // which would flush stdout through the lock a blocked writer holds.
     unsafe { libc::_exit(EXIT.load(Ordering::SeqCst)) };

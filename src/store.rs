@@ -460,6 +460,62 @@ impl AccountDir {
     }
 }
 
+/// A `--dry-run`'s temporary folder under `TMPDIR`: made 0700 under a name nobody held
+/// before, holding what the dry run writes in the layout's own names; removed with everything
+/// in it when dropped.
+pub struct ScratchDir {
+    pub dir: PathBuf,
+}
+
+impl ScratchDir {
+    /// Makes a new folder `desiccant-dry-run.<pid>.<n>` in the temporary folder (`TMPDIR`,
+    /// else `/tmp`); one that exists already, whoever made it, is never used.
+    pub fn create() -> Result<ScratchDir> {
+        let tmp = std::env::temp_dir();
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut last = None;
+        for n in 0..64u32 {
+            let dir = tmp.join(format!(
+                "desiccant-dry-run.{}.{:08x}",
+                std::process::id(),
+                salt.wrapping_add(n.wrapping_mul(0x9e37_79b9))
+            ));
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                // Made by this call: the umask may only have taken bits away.
+                Ok(()) => {
+                    return fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                        .map(|()| ScratchDir { dir: dir.clone() })
+                        .map_err(Error::io("cannot set the mode of", &dir));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(dir),
+                Err(e) => return Err(Error::io("cannot create the folder", &dir)(e)),
+            }
+        }
+        let dir = last.unwrap_or(tmp);
+        Err(Error::io("cannot create the folder", &dir)(
+            io::Error::from(io::ErrorKind::AlreadyExists),
+        ))
+    }
+
+    /// Where the dry run's certificate sets go: its own `certs/`.
+    pub fn certdir(&self) -> PathBuf {
+        self.dir.join(defaults::CERTDIR)
+    }
+
+    /// Where a throwaway account's key goes: its own `accounts/`.
+    pub fn accountdir(&self) -> PathBuf {
+        self.dir.join(defaults::ACCOUNTDIR)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The files of a set, in dehydrated's order of switching their links, and our PKCS#12 export
 /// last when there is one.
 const SET: [(&str, &str); 6] = [

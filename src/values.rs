@@ -31,6 +31,24 @@ pub const CA_PRESETS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The test endpoint of each preset that has one: where `--dry-run` goes instead of the
+/// production CA, as certbot's `--dry-run` goes to Let's Encrypt's staging.
+const TEST_SIBLINGS: &[(&str, &str)] = &[
+    ("letsencrypt", "letsencrypt-test"),
+    ("buypass", "buypass-test"),
+    ("google", "google-test"),
+];
+
+/// The directory URL of the test endpoint of the CA at `ca_url`, with its preset name, when
+/// `ca_url` is a preset's production CA that has one; None for every other CA (a URL, ZeroSSL,
+/// an endpoint that is a test one already).
+pub fn test_sibling(ca_url: &str) -> Option<(&'static str, &'static str)> {
+    let url_of = |name: &str| CA_PRESETS.iter().find(|(n, _)| *n == name).map(|(_, u)| *u);
+    let (production, _) = CA_PRESETS.iter().find(|(_, url)| *url == ca_url)?;
+    let (_, test) = TEST_SIBLINGS.iter().find(|(p, _)| p == production)?;
+    url_of(test).map(|url| (*test, url))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +68,34 @@ mod tests {
         }
         let algos = [KeyAlgo::Rsa(2048), KeyAlgo::Prime256v1, KeyAlgo::Secp384r1];
         assert_eq!(algos.map(KeyAlgo::config_name), KEY_ALGOS);
+    }
+
+    #[test]
+    fn every_production_preset_with_a_test_endpoint_maps_to_it() {
+        let url = |name: &str| CA_PRESETS.iter().find(|(n, _)| *n == name).unwrap().1;
+        for (production, test) in [
+            ("letsencrypt", "letsencrypt-test"),
+            ("buypass", "buypass-test"),
+            ("google", "google-test"),
+        ] {
+            assert_eq!(test_sibling(url(production)), Some((test, url(test))));
+        }
+        assert_eq!(
+            test_sibling("https://acme-v02.api.letsencrypt.org/directory"),
+            Some((
+                "letsencrypt-test",
+                "https://acme-staging-v02.api.letsencrypt.org/directory"
+            ))
+        );
+        // A test endpoint, a CA without one, and any other URL are used as they are.
+        for none in ["letsencrypt-test", "buypass-test", "google-test", "zerossl"] {
+            assert_eq!(test_sibling(url(none)), None, "{none}");
+        }
+        assert_eq!(test_sibling("https://127.0.0.1:14000/dir"), None);
+        assert_eq!(
+            test_sibling("letsencrypt"),
+            None,
+            "a URL is asked, not a name"
+        );
     }
 }

@@ -65,10 +65,11 @@ impl Planned<'_> {
 /// does not exit 0 on it would break on the next new handler. The run's hook failing is a
 /// config error of the run; a certificate's own hook failing breaks that certificate alone.
 /// Found before any order.
-fn check_hooks(config: &Config, entries: &mut [Entry]) -> Result<()> {
+fn check_hooks(session: &Session, entries: &mut [Entry]) -> Result<()> {
+    let config = &session.config;
     let run_hook = config.defaults.hook.as_deref();
     if let Some(path) = run_hook {
-        probe_hook(config, path)?;
+        probe_hook(session, path)?;
     }
     let mut probed: Vec<(PathBuf, Option<Arc<Error>>)> = Vec::new();
     for entry in entries.iter_mut() {
@@ -86,7 +87,7 @@ fn check_hooks(config: &Config, entries: &mut [Entry]) -> Result<()> {
         let failed = match probed.iter().find(|(p, _)| p == path) {
             Some((_, failed)) => failed.clone(),
             None => {
-                let failed = probe_hook(config, path)
+                let failed = probe_hook(session, path)
                     .err()
                     .map(|e| Arc::new(e.of_one_cert()));
                 probed.push((path.to_path_buf(), failed.clone()));
@@ -105,8 +106,8 @@ fn check_hooks(config: &Config, entries: &mut [Entry]) -> Result<()> {
 }
 
 /// The start-up probe of the hook at `path`: a config error when it does not exit 0.
-fn probe_hook(config: &Config, path: &Path) -> Result<()> {
-    let hook = hook_at(config, path.to_path_buf(), None);
+fn probe_hook(session: &Session, path: &Path) -> Result<()> {
+    let hook = session.dry(hook_at(&session.config, path.to_path_buf(), None));
     hook.run(&HookEvent::Bricker, &[]).map(|_| ()).map_err(|e| {
         if crate::hooks::reads_certbot_vars(path) {
             return Error::Config(format!(
@@ -124,7 +125,7 @@ fn probe_hook(config: &Config, path: &Path) -> Result<()> {
 }
 
 /// Asks the hook for a CSR (`generate_csr`); Some when it printed one.
-fn generated_csr(
+pub(super) fn generated_csr(
     hook: &Hook,
     config: &Config,
     spec: &CertSpec,
@@ -155,22 +156,26 @@ fn generated_csr(
 pub fn sign_domains(session: &mut Session) -> Result<Status> {
     crate::stop::deadline(session.config.run_timeout);
     let mut entries = session.specs()?;
-    check_hooks(&session.config, &mut entries)?;
+    check_hooks(session, &mut entries)?;
     session.lock()?;
     failpoint::hit("locked");
     let config = &session.config;
-    // Temporary files of killed runs; those of certificate folders go in `recover`.
-    for dir in [
-        StateDir::new(&config.basedir).path(),
-        &session.account_dir().dir,
-        &config.chain_cache,
-    ] {
-        store::remove_dead_temp_files(dir);
+    let dry_run = session.opts.dry_run;
+    // Temporary files of killed runs; those of certificate folders go in `recover`. A dry
+    // run leaves them to the next real one.
+    if !dry_run {
+        for dir in [
+            StateDir::new(&config.basedir).path(),
+            &session.account_dir().dir,
+            &config.chain_cache,
+        ] {
+            store::remove_dead_temp_files(dir);
+        }
     }
     let hook = session.hook(None);
     // While startup_hook runs, the CA is reached for a run sure to order (as dehydrated reaches
     // it before its hooks); a run with nothing due opens no connection.
-    let early = hook.as_ref().map(|_| {
+    let early = hook.as_ref().filter(|_| !dry_run).map(|_| {
         let config = config.clone();
         let specs: Vec<CertSpec> = entries.iter().filter_map(Entry::spec).cloned().collect();
         let force = session.opts.force;
@@ -182,7 +187,11 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
     }
     .and_then(|()| {
         let early = early.and_then(|h| h.join().ok()).flatten();
-        batch(session, &entries, early)
+        if dry_run {
+            super::dry_run::batch(session, &entries)
+        } else {
+            batch(session, &entries, early)
+        }
     });
     logging::progress_end();
     if let Some(h) = &hook {

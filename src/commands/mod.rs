@@ -6,6 +6,7 @@ mod account;
 mod check;
 mod cleanup;
 mod cron;
+mod dry_run;
 mod env;
 mod renew;
 mod report;
@@ -108,7 +109,13 @@ impl Command {
         } else {
             return Err(Error::Usage("no command given; see --help".into()));
         };
+        if cli.dry_run && !matches!(command, Command::Cron | Command::SignCsr(_)) {
+            return Err(Error::Usage(
+                "--dry-run works with --cron and --signcsr only".into(),
+            ));
+        }
         let opts = Options {
+            dry_run: cli.dry_run,
             force: cli.force,
             force_validation: cli.force_validation,
             accept_terms: cli.accept_terms,
@@ -193,7 +200,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Version | Command::Check => Status::Ok,
         Command::Cron => {
             let status = cron::sign_domains(&mut session)?;
-            if session.config.auto_cleanup {
+            // A dry run archives nothing: it changes nothing under certs/.
+            if session.config.auto_cleanup && !session.opts.dry_run {
                 cleanup::cleanup(&mut session, false)?;
             }
             status

@@ -165,3 +165,40 @@ pub fn renew_one(
         }
     }
 }
+
+/// A due or kept certificate in a `--dry-run`: ordered, validated through its challenge hooks,
+/// finalized, downloaded and checked as [`renew_one`] does, then written into `scratch` (a
+/// temporary folder) instead of `CERTDIR`. Returns the test certificate's not-after. Nothing
+/// goes live, no deploy hook runs, and `state/` records nothing (no challenge journal, no
+/// back-off, no rate limit); a kept key (`PRIVATE_KEY_RENEW=no`) is read from `CERTDIR`,
+/// never rewritten there.
+pub fn try_one(
+    ctx: &Ctx<'_>,
+    config: &Config,
+    p: &Job<'_>,
+    responder: Option<&Responder>,
+    scratch: &std::path::Path,
+) -> Result<i64> {
+    let spec = p.spec;
+    logging::debug(format_args!("{}: dry run ({})", spec.name, p.reason));
+    let solver = solver(config, &spec.settings, p.hook, p.certbot, responder);
+    let key = match &p.csr {
+        Some(csr) => KeySource::Csr((*csr).clone()),
+        None => deploy::key_source(config, spec),
+    };
+    // No `replaces`: the certificate is not replaced, and a test CA does not know it.
+    let request = Request {
+        subject: &spec.name,
+        names: p.names,
+        key,
+        preferred_chain: spec.settings.preferred_chain.as_deref(),
+        profile: spec.settings.profile.as_deref(),
+        replaces: None,
+    };
+    let write = |issued: &issue::Issued| {
+        deploy::write_trial(config, spec, issued, scratch, unix_now()).map(|()| issued.not_after)
+    };
+    offered_profile(ctx, spec)
+        .and_then(|()| issue::issue(ctx, request, &solver, write))
+        .and_then(|done| done.cleaned.map(|()| done.kept))
+}

@@ -26,6 +26,12 @@ pub enum Outcome {
     Resumed { not_after: Option<i64> },
     /// Nothing to do.
     Unchanged { not_after: Option<i64> },
+    /// A `--dry-run` got a certificate from the CA and kept nothing. `decision` is what a real
+    /// run decides now; `not_after` is the live certificate's.
+    Tried {
+        decision: Decision,
+        not_after: Option<i64>,
+    },
     /// It failed, or was held back; `decision` is None when it failed before one was made.
     Failed {
         decision: Option<Decision>,
@@ -49,7 +55,9 @@ impl Outcome {
     pub fn status(&self) -> Status {
         match self {
             Outcome::Issued { error, .. } => error.as_ref().map_or(Status::Ok, Error::status),
-            Outcome::Resumed { .. } | Outcome::Unchanged { .. } => Status::Ok,
+            Outcome::Resumed { .. } | Outcome::Unchanged { .. } | Outcome::Tried { .. } => {
+                Status::Ok
+            }
             Outcome::Failed { error, .. } => error.status(),
         }
     }
@@ -87,6 +95,16 @@ impl Outcome {
                 *not_after,
             ),
             Outcome::Unchanged { not_after } => ("unchanged", None, Some("keep"), None, *not_after),
+            Outcome::Tried {
+                decision,
+                not_after,
+            } => (
+                "tested",
+                decision.reason().map(|r| r.to_string()),
+                Some(decision.code()),
+                None,
+                *not_after,
+            ),
             Outcome::Failed { decision, .. } => (
                 "failed",
                 decision
@@ -135,6 +153,40 @@ pub fn print_json(
         "{}",
         json!({ "exit_status": status.code(), "certificates": certificates })
     ));
+}
+
+/// Prints the `--json` report of a `--cron --dry-run` against the CA at `ca`.
+pub fn print_dry_run_json(entries: &[Entry], outcomes: &[Outcome], ca: &str, status: Status) {
+    let certificates: Vec<Value> = entries
+        .iter()
+        .zip(outcomes)
+        .map(|(entry, o)| o.json(entry))
+        .collect();
+    logging::data_line(format_args!(
+        "{}",
+        json!({
+            "dry_run": true,
+            "ca": ca,
+            "exit_status": status.code(),
+            "certificates": certificates,
+        })
+    ));
+}
+
+/// What a real run decides now about a certificate a `--dry-run` tried, for its line: `renews
+/// it now (<reason>)` or `keeps it until <time>`.
+pub fn real_run(decision: &Decision) -> String {
+    match decision {
+        Decision::Renew(reason) => format!("a real run renews it now ({reason})"),
+        Decision::Hold { reason, until, .. } => format!(
+            "a real run would renew it ({reason}) but holds it back until {}",
+            logging::utc(*until)
+        ),
+        Decision::Keep { renew_at } => format!(
+            "a real run keeps it: not due before {}",
+            logging::utc(*renew_at)
+        ),
+    }
 }
 
 /// The error that keeps a held-back certificate from being ordered in this run.

@@ -23,6 +23,10 @@ const USER_AGENT: &str = concat!("desiccant/", env!("CARGO_PKG_VERSION"));
 /// The parameters that change how a command runs, as given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// `--dry-run`: the run goes to the CA's test endpoint, and nothing of it is kept (no
+    /// file under `certs/` or `state/`, no deploy hook, no metrics). Whatever writes what a
+    /// run leaves behind checks this flag.
+    pub dry_run: bool,
     pub force: bool,
     pub force_validation: bool,
     pub accept_terms: bool,
@@ -209,9 +213,19 @@ impl Session {
         AccountDir::new(&self.config.accountdir, &self.config.ca)
     }
 
-    /// The hook of `spec` (its own `HOOK`, else the config's), or the config's for the run.
+    /// The hook of `spec` (its own `HOOK`, else the config's), or the config's for the run;
+    /// with `DRY_RUN=yes` in a dry run.
     pub fn hook(&self, spec: Option<(&CertSpec, &[String])>) -> Option<Hook> {
-        hook_for(&self.config, spec)
+        hook_for(&self.config, spec).map(|h| self.dry(h))
+    }
+
+    /// `hook` as this session runs it: with `DRY_RUN=yes` in a dry run ([`Hook::in_dry_run`]).
+    pub fn dry(&self, hook: Hook) -> Hook {
+        if self.opts.dry_run {
+            hook.in_dry_run()
+        } else {
+            hook
+        }
     }
 }
 
