@@ -395,9 +395,9 @@ fn perfdata(name: &str, days: Option<f64>, limits: Limits) -> String {
 }
 
 /// The first line: the state, the certificates of that state (at most [`NAMED`]) with what is
-/// wrong and their expiry, how many of all they are, then every certificate's performance
-/// data. For OK, the certificate that expires first.
-fn first_line(status: CheckStatus, rows: &[CheckRow<'_>], now: i64) -> String {
+/// wrong and their expiry, how many of all they are (for OK, the certificate that expires
+/// first), the folders no longer in domains.txt, then every certificate's performance data.
+fn first_line(status: CheckStatus, rows: &[CheckRow<'_>], removed: usize, now: i64) -> String {
     let total = rows.len();
     let text = if status == CheckStatus::Ok {
         let soonest = rows
@@ -437,6 +437,10 @@ fn first_line(status: CheckStatus, rows: &[CheckRow<'_>], now: i64) -> String {
             text.push_str(&format!(" ({} of {total} certificates{also})", worst.len()));
         }
         text
+    };
+    let text = match removed {
+        0 => text,
+        n => format!("{text}; {n} no longer in domains.txt"),
     };
     let perf: Vec<String> = rows
         .iter()
@@ -516,7 +520,7 @@ fn print_json(status: CheckStatus, rows: &[CheckRow<'_>], removed: &[Removed], n
 /// The first line, then the long output: a table of every certificate, then a line for each
 /// one whose config cannot be used, whose schedule is too slow or whose last attempt failed.
 fn print_text(status: CheckStatus, rows: &[CheckRow<'_>], removed: &[Removed], now: i64) {
-    logging::data_line(first_line(status, rows, now));
+    logging::data_line(first_line(status, rows, removed.len(), now));
     let mut table: Vec<[String; 7]> = vec![[
         "NAME".to_string(),
         "STATE".into(),

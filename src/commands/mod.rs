@@ -192,12 +192,16 @@ pub fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Check(args) => {
             let json = opts.json;
+            // Warnings follow the plugin's first line instead of coming before it.
+            logging::hold_stderr();
             let status = Session::new(opts, &load)
                 .and_then(|session| check::check(&session, &args))
                 .unwrap_or_else(|e| {
                     check::unknown(&e, json);
+                    logging::error(&e);
                     CheckStatus::Unknown
                 });
+            logging::release_stderr();
             return Ok(status.code());
         }
         _ => {}
