@@ -636,3 +636,136 @@ fn the_last_failed_attempt_is_shown_with_the_cas_words() {
         "{json:?}"
     );
 }
+
+/// An unprivileged user made for one test (a monitoring system's), removed when it ends.
+struct User {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl User {
+    fn new(tag: &str) -> User {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            fs::metadata("/proc/self").unwrap().uid(),
+            0,
+            "this test makes a user and needs root"
+        );
+        let name = format!("dsc-{tag}");
+        let status = std::process::Command::new("useradd")
+            .args(["--no-create-home", "--user-group", "--shell"])
+            .args(["/usr/sbin/nologin", &name])
+            .status()
+            .unwrap();
+        // 9: the user exists already (a crashed earlier run).
+        assert!(
+            status.success() || status.code() == Some(9),
+            "useradd {name}: {status}"
+        );
+        common::reachable_by_others(&std::env::temp_dir());
+        let id = |flag: &str| -> u32 {
+            let out = std::process::Command::new("id")
+                .args([flag, &name])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        User {
+            uid: id("-u"),
+            gid: id("-g"),
+            name,
+        }
+    }
+
+    /// Runs desiccant with `--config BASEDIR/config` and `args` as this user, no other groups.
+    fn run(&self, env: &Env, args: &[&str]) -> common::Run {
+        let output = std::process::Command::new("setpriv")
+            .arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .args([
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_desiccant"),
+                "--config",
+            ])
+            .arg(env.path().join("config"))
+            .args(args)
+            .env_remove("JOURNAL_STREAM")
+            .current_dir("/")
+            .output()
+            .unwrap();
+        common::Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .status();
+    }
+}
+
+#[test]
+fn a_config_the_monitoring_user_cannot_read_is_unknown_with_the_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let monitor = User::new("check");
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("a.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    // BASEDIR as /etc/desiccant is installed: root's alone.
+    fs::set_permissions(env.path(), fs::Permissions::from_mode(0o700)).unwrap();
+
+    let config = env.path().join("config");
+    let reason = format!(
+        "{}: cannot read the config file as this user (uid {}): permission denied; run as root \
+         (a sudo rule for a monitoring user), or give this user read access to the folder and \
+         the file through a group",
+        config.display(),
+        monitor.uid
+    );
+    // Before, the folder hid the file and the check ran on the defaults ("no config file
+    // found").
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(3);
+    assert_eq!(check.stdout(), format!("UNKNOWN - {reason}\n"), "{check:?}");
+    let json = monitor.run(&env, &["--check", "--json"]);
+    json.expect(3);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(report["status"], "UNKNOWN");
+    assert_eq!(report["error"], reason.as_str());
+    // A run as that user is a config error of the run, naming the file.
+    let cron = monitor.run(&env, &["--cron"]);
+    cron.expect(78);
+    assert!(cron.stderr().contains(&reason), "{cron:?}");
+    // The folder open, the file not: the same.
+    fs::set_permissions(env.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(3);
+    assert_eq!(check.stdout(), format!("UNKNOWN - {reason}\n"), "{check:?}");
+
+    // Read access through the monitoring user's group: the folder, the config, domains.txt.
+    for (path, mode) in [
+        (env.path().to_path_buf(), 0o750),
+        (config.clone(), 0o640),
+        (env.path().join("domains.txt"), 0o640),
+    ] {
+        std::os::unix::fs::chown(&path, None, Some(monitor.gid)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(0);
+    assert!(
+        check.stdout().starts_with("OK - a.example expires in "),
+        "{check:?}"
+    );
+}
