@@ -100,6 +100,14 @@ pub struct Cli {
     #[arg(short = 'v', long, group = "command", help_heading = "Commands")]
     pub version: bool,
 
+    /// With --check: WARNING below DAYS days left
+    #[arg(long, value_name = "DAYS", value_parser = parse_days)]
+    pub warning: Option<f64>,
+
+    /// With --check: CRITICAL below DAYS days left
+    #[arg(long, value_name = "DAYS", value_parser = parse_days)]
+    pub critical: Option<f64>,
+
     /// Accept the CA's terms of service
     #[arg(long)]
     pub accept_terms: bool,
@@ -310,6 +318,15 @@ fn parse_reason(text: &str) -> Result<u8, String> {
         })
 }
 
+/// A number of days for `--warning` and `--critical`: not negative, fractions allowed (a
+/// 6-day certificate may warn at 1.5).
+fn parse_days(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(days) if days.is_finite() && days >= 0.0 => Ok(days),
+        _ => Err("not a number of days (0 or more, such as 14 or 1.5)".to_string()),
+    }
+}
+
 /// Parses the command line. dehydrated's multi-letter short options (`-gc`, `-gcd`, `-fc`) are
 /// read as the long options they stand for, not as bundles of one-letter flags.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
@@ -371,6 +388,15 @@ mod tests {
         assert!(cli(&[]).is_err());
         assert!(cli(&["--cron", "--register"]).is_err());
         assert!(cli(&["--alias", "x", "--cron"]).is_err());
+    }
+
+    #[test]
+    fn thresholds_are_days_and_only_for_check() {
+        let c = cli(&["--check", "--warning", "14", "--critical", "1.5"]).unwrap();
+        assert_eq!((c.warning, c.critical), (Some(14.0), Some(1.5)));
+        assert!(cli(&["--check", "--critical", "-1"]).is_err());
+        assert!(cli(&["--check", "--warning", "NaN"]).is_err());
+        assert!(cli(&["--check", "--warning", "a week"]).is_err());
     }
 
     #[test]

@@ -43,6 +43,42 @@ pub fn config_lookup() -> Vec<PathBuf> {
     places
 }
 
+/// The first of `places` that holds a config file. A place this user cannot look into or
+/// read (a folder at 0700, a file at 0600 of root's) is an error naming it, never skipped:
+/// skipping it would run with the defaults in another BASEDIR.
+fn find_config(places: &[PathBuf]) -> Result<Option<PathBuf>> {
+    for place in places {
+        if let Some(file) = config_at(place)? {
+            return Ok(Some(file));
+        }
+    }
+    Ok(None)
+}
+
+/// `path` when it is a config file this user can read; None when nothing is there (or only
+/// something that is no file); an error when the kernel refuses to say or to open it.
+fn config_at(path: &Path) -> Result<Option<PathBuf>> {
+    let unreadable = || {
+        Error::Config(format!(
+            "{}: cannot read the config file as this user (uid {}): permission denied; run \
+             as root (a sudo rule for a monitoring user), or give this user read access to \
+             the folder and the file through a group",
+            path.display(),
+            store::effective_uid()
+        ))
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => match std::fs::File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(unreadable()),
+            // Any other failure to open it is reported by the reader, with its reason.
+            _ => Ok(Some(path.to_path_buf())),
+        },
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(unreadable()),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The places of [`config_lookup`], for messages.
 pub fn config_lookup_text() -> String {
     config_lookup()
@@ -298,14 +334,10 @@ impl Config {
     /// the flags in `opts`; later sources win. Errors name the file and line, or the variable.
     pub fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let file = match &opts.config {
-            Some(path) if path.is_file() => Some(path.clone()),
-            Some(path) => {
-                return Err(Error::Config(format!(
-                    "{}: config file not found",
-                    path.display()
-                )));
-            }
-            None => config_lookup().into_iter().find(|p| p.is_file()),
+            Some(path) => Some(config_at(path)?.ok_or_else(|| {
+                Error::Config(format!("{}: config file not found", path.display()))
+            })?),
+            None => find_config(&config_lookup())?,
         };
         let mut vars = Vars::default();
         let folder = file

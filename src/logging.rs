@@ -102,6 +102,24 @@ fn terminal_width() -> usize {
     }
 }
 
+/// stderr lines kept back until [`release_stderr`], while Some.
+static HELD: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Keeps stderr lines back until [`release_stderr`]: a monitoring plugin's first line must be
+/// the first of its output, and Icinga 2 reads stderr into the same output as stdout.
+pub fn hold_stderr() {
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+}
+
+/// Writes the stderr lines kept back since [`hold_stderr`], and no longer keeps any.
+pub fn release_stderr() {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let mut err = std::io::stderr().lock();
+    for line in held.unwrap_or_default() {
+        let _ = writeln!(err, "{line}");
+    }
+}
+
 /// Sets what is said and where. A syslog that cannot be reached is silently left out.
 pub fn init(level: Level, sinks: Sinks) {
     let _ = START.set(std::time::Instant::now());
@@ -160,7 +178,13 @@ fn emit(to_stdout: bool, priority: Priority, msg: &dyn Display) {
         // A closed stdout or stderr (cron without a mailer) must not end the run.
         let _ = writeln!(std::io::stdout().lock(), "{prefix}{line}");
     } else {
-        let _ = writeln!(std::io::stderr().lock(), "{prefix}{line}");
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        match held.as_mut() {
+            Some(lines) => lines.push(format!("{prefix}{line}")),
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{prefix}{line}");
+            }
+        }
     }
     drop(progress);
     to_syslog(priority, &line);

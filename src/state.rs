@@ -45,6 +45,28 @@ pub struct CertState {
     /// seconds; its `Retry-After`, else an hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limited_until: Option<i64>,
+    /// How the last attempt to issue it ended, with the CA's words when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Attempt>,
+}
+
+/// The last attempt to issue a certificate: when, how it ended, and for a failure the step
+/// and what the CA said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Unix seconds.
+    pub at: i64,
+    /// `issued`, `failed` or `deferred`.
+    pub outcome: String,
+    /// The step that failed: `validation`, `order`, `hook deploy_challenge`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The CA's problem type (`urn:ietf:params:acme:error:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem_type: Option<String>,
+    /// The CA's detail, cleaned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A renewal information answer, kept until the CA's `Retry-After` says to ask again.

@@ -68,7 +68,12 @@ fn runs_too_far_apart_for_6_day_certificates_fail_the_run_and_warn_in_check() {
         ran(&env, history);
         let check = env.run(&["--check"]);
         check.expect(1);
-        assert!(check.stdout().starts_with("WARNING: "), "{check:?}");
+        assert!(
+            check
+                .stdout()
+                .starts_with("WARNING - short.example expires in "),
+            "{check:?}"
+        );
         let advice = format!(
             "short.example: runs come up to {apart} days apart, but it is renewed 3.0 days \
              before it expires, so it can expire before a run renews it; run desiccant at \

@@ -1,15 +1,53 @@
 //! `--check`: every certificate's state from the disk alone, for people and for monitoring:
-//! the same decision `--cron` acts on, read as a monitoring-plugin state.
+//! the same decision `--cron` acts on, read as a monitoring-plugin state and printed as the
+//! Monitoring Plugins guidelines ask (`STATE - text | perfdata`, then the long output).
 
-use serde_json::{Value, json};
+mod output;
 
-use super::report;
 use super::session::{Asked, Entry, Facts, Rules, Session, decide, schedule, unix_now};
-use crate::error::{CheckStatus, Result};
+use crate::acme::text::shown;
+use crate::error::{CheckStatus, Error, Result};
 use crate::logging;
 use crate::renewal::{self, Decision, Hold, Reason, TooSlow};
-use crate::state::StateDir;
+use crate::state::{Attempt, StateDir};
 use crate::x509::CertFacts;
+
+pub use output::unknown;
+use output::{brief, number, print_json, print_text};
+
+/// What `--check` was asked, beside the config: its thresholds and the certificates in scope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckArgs {
+    /// `--warning DAYS`: WARNING below this many days left, instead of inside the renewal
+    /// window.
+    pub warning: Option<f64>,
+    /// `--critical DAYS`: CRITICAL below this many days left, instead of below half of the
+    /// warning days.
+    pub critical: Option<f64>,
+    /// `--domain` (and `--alias`): only the domains.txt certificates that carry one of these
+    /// names or whose folder is one of them.
+    pub select: Vec<String>,
+}
+
+impl CheckArgs {
+    /// The thresholds as given; an error unless `--critical` is below `--warning`.
+    pub fn new(warning: Option<f64>, critical: Option<f64>, select: Vec<String>) -> Result<Self> {
+        if let (Some(w), Some(c)) = (warning, critical)
+            && c >= w
+        {
+            return Err(Error::Usage(format!(
+                "--critical ({}) must be less than --warning ({})",
+                number(c),
+                number(w)
+            )));
+        }
+        Ok(CheckArgs {
+            warning,
+            critical,
+            select,
+        })
+    }
+}
 
 /// One line of the `--check` table.
 struct CheckRow<'a> {
@@ -18,12 +56,17 @@ struct CheckRow<'a> {
     /// None for a certificate whose own config cannot be used.
     decision: Option<Decision>,
     what: String,
+    /// What the first line says of it after its name: `expires in 2 d`, `missing`.
+    brief: String,
     facts: Option<CertFacts>,
+    limits: Limits,
     renew_at: Option<i64>,
     /// The profile the live certificate was issued under, as we recorded it.
     profile: Option<String>,
     /// The schedule cannot keep up with it.
     slow: Option<TooSlow>,
+    /// The last attempt to issue it, as `state/` recorded it.
+    last_attempt: Option<Attempt>,
 }
 
 /// A certificate folder that domains.txt no longer names: listed, without changing the
@@ -36,7 +79,31 @@ struct Removed {
 /// A row's note when the schedule cannot keep up with it; the lines below the table say more.
 const SLOW: &str = "schedule too slow (below)";
 
-const REMOVED: &str = "no longer in domains.txt; --cleanup archives it";
+const DAY: f64 = 86_400.0;
+
+/// The days-left thresholds of one certificate, as they judge it and as its performance data
+/// carries them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Limits {
+    warning: Option<f64>,
+    critical: Option<f64>,
+}
+
+impl Limits {
+    /// `--warning`, else the renewal window of `facts` (the days left when it becomes due);
+    /// `--critical`, else half of the warning days (a 90-day certificate: 30 and 15 days, a
+    /// 6-day one: 3 and 1.5). None where there is no certificate to measure.
+    fn of(args: &CheckArgs, facts: Option<&CertFacts>, renew_days: Option<u32>) -> Limits {
+        let window = facts.map(|f| {
+            (f.not_after - renewal::renew_at(f.not_before, f.not_after, renew_days)) as f64 / DAY
+        });
+        let warning = args.warning.or(window);
+        Limits {
+            warning,
+            critical: args.critical.or(warning.map(|w| w / 2.0)),
+        }
+    }
+}
 
 /// How grave a reason to renew is for monitoring: WARNING when the next run simply renews a
 /// certificate that still serves, CRITICAL when what is served is wrong or gone.
@@ -55,6 +122,33 @@ fn severity(reason: &Reason) -> CheckStatus {
     }
 }
 
+/// The state of a certificate `days_left` from expiry (None: none readable) whose renewal
+/// decision says `base`: with `--warning` the renewal window (`Due`, `Ari`) no longer warns
+/// by itself, fewer days than the warning limit do; fewer than the critical limit are
+/// CRITICAL whatever the decision.
+fn graded(
+    base: CheckStatus,
+    reason: Option<&Reason>,
+    days_left: Option<f64>,
+    limits: Limits,
+    args: &CheckArgs,
+) -> CheckStatus {
+    let windowed = matches!(reason, Some(Reason::Due { .. } | Reason::Ari { .. }));
+    let mut state = if args.warning.is_some() && windowed {
+        CheckStatus::Ok
+    } else {
+        base
+    };
+    let below = |limit: Option<f64>| matches!((days_left, limit), (Some(d), Some(l)) if d < l);
+    if args.warning.is_some() && below(limits.warning) {
+        state = state.max(CheckStatus::Warning);
+    }
+    if below(limits.critical) {
+        state = CheckStatus::Critical;
+    }
+    state
+}
+
 /// `renew_at` of a certificate to renew: now when it is inside its renewal window, else none.
 fn due_now(reason: &Reason, now: i64) -> Option<i64> {
     matches!(reason, Reason::Due { .. }).then_some(now)
@@ -70,11 +164,13 @@ fn describe(reason: &Reason) -> String {
 
 /// `--check`: every certificate's state from disk alone: no lock, no request. It ends within
 /// `RUN_TIMEOUT` too, as UNKNOWN.
-pub fn check(session: &Session) -> Result<CheckStatus> {
+pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
     let config = &session.config;
     crate::stop::exit_status(CheckStatus::Unknown.code().into());
     crate::stop::deadline(config.run_timeout);
-    let entries = session.specs()?;
+    let all = session.specs()?;
+    let scoped = !args.select.is_empty();
+    let entries = select(all, &args.select, config)?;
     crate::stop::check()?;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
@@ -90,7 +186,16 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 };
                 let facts = Facts::read(config, spec, states.cert(&spec.name));
                 let decision = decide(config, &rules, spec, asked, &facts, now);
-                let (mut state, mut what, renew_at) = judge(&decision, now);
+                let live = facts.readable().map(|l| l.facts.clone());
+                let limits = Limits::of(args, live.as_ref(), spec.settings.renew_days);
+                let (base, mut what, renew_at) = judge(&decision, now);
+                let mut state = graded(
+                    base,
+                    decision.reason(),
+                    days_left(live.as_ref(), now),
+                    limits,
+                    args,
+                );
                 let slow = schedule(spec, &facts, gap);
                 if slow.is_some() {
                     state = state.max(CheckStatus::Warning);
@@ -98,41 +203,53 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 }
                 CheckRow {
                     entry,
-                    slow,
                     state,
+                    brief: brief(Some(&decision), live.as_ref(), slow.is_some(), now),
+                    slow,
                     decision: Some(decision),
                     what,
-                    facts: facts.readable().map(|l| l.facts.clone()),
+                    facts: live,
+                    limits,
+                    last_attempt: facts.recorded.last_attempt,
                     profile: facts.recorded.profile.filter(|p| !p.is_empty()),
                     renew_at,
                 }
             }
             // Nothing renews it until its config is fixed: as grave as a missing certificate.
-            Entry::Broken(b) => CheckRow {
-                entry,
-                slow: None,
-                state: CheckStatus::Critical,
-                decision: None,
-                what: format!("not renewed: {}", b.error),
-                facts: Facts::read_named(config, &b.name, states.cert(&b.name))
-                    .readable()
-                    .map(|l| l.facts.clone()),
-                profile: None,
-                renew_at: None,
-            },
-        })
-        .collect();
-    let removed: Vec<Removed> = session
-        .removed(&entries)
-        .into_iter()
-        .map(|name| {
-            let facts = Facts::read_named(config, &name, states.cert(&name));
-            Removed {
-                not_after: facts.readable().map(|l| l.facts.not_after),
-                name,
+            Entry::Broken(b) => {
+                let facts = Facts::read_named(config, &b.name, states.cert(&b.name));
+                let live = facts.readable().map(|l| l.facts.clone());
+                CheckRow {
+                    entry,
+                    slow: None,
+                    state: CheckStatus::Critical,
+                    decision: None,
+                    what: format!("not renewed: {}", b.error),
+                    brief: brief(None, live.as_ref(), false, now),
+                    limits: Limits::of(args, live.as_ref(), None),
+                    facts: live,
+                    last_attempt: facts.recorded.last_attempt,
+                    profile: None,
+                    renew_at: None,
+                }
             }
         })
         .collect();
+    let removed: Vec<Removed> = if scoped {
+        Vec::new()
+    } else {
+        session
+            .removed(&entries)
+            .into_iter()
+            .map(|name| {
+                let facts = Facts::read_named(config, &name, states.cert(&name));
+                Removed {
+                    not_after: facts.readable().map(|l| l.facts.not_after),
+                    name,
+                }
+            })
+            .collect()
+    };
     crate::stop::check()?;
     let status = rows
         .iter()
@@ -140,115 +257,48 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
         .max()
         .unwrap_or(CheckStatus::Ok);
     if session.opts.json {
-        let certificates: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "name": r.entry.name(),
-                    "names": r.entry.names(),
-                    "state": r.state.label(),
-                    "detail": r.what,
-                    "decision": r.decision.as_ref().map(Decision::code),
-                    "held_back": r.decision.as_ref().and_then(hold_code),
-                    "not_after": r.facts.as_ref().map(|f| logging::utc(f.not_after)),
-                    "days_left": r.facts.as_ref().map(|f| (f.not_after - now).div_euclid(86_400)),
-                    "renew_at": r.renew_at.map(logging::utc),
-                    "profile": r.profile,
-                    "schedule": report::schedule_code(r.slow.as_ref()),
-                    "schedule_detail": r.slow.as_ref().map(report::too_slow),
-                })
-            })
-            .collect();
-        let removed: Vec<Value> = removed
-            .iter()
-            .map(|r| {
-                json!({
-                    "name": r.name,
-                    "detail": REMOVED,
-                    "not_after": r.not_after.map(logging::utc),
-                    "days_left": r.not_after.map(|t| (t - now).div_euclid(86_400)),
-                })
-            })
-            .collect();
-        logging::data_line(format_args!(
-            "{}",
-            json!({ "status": status.label(), "certificates": certificates, "removed": removed })
-        ));
-        return Ok(status);
-    }
-    let count = |s: CheckStatus| rows.iter().filter(|r| r.state == s).count();
-    let gone = match removed.len() {
-        0 => String::new(),
-        n => format!(", {n} no longer in domains.txt"),
-    };
-    logging::data_line(format_args!(
-        "{}: {} certificates, {} due, {} critical{gone}",
-        status.label(),
-        rows.len(),
-        count(CheckStatus::Warning),
-        count(CheckStatus::Critical)
-    ));
-    let mut table: Vec<[String; 7]> = vec![[
-        "NAME".to_string(),
-        "STATE".into(),
-        "NOT AFTER".into(),
-        "DAYS LEFT".into(),
-        "RENEWAL".into(),
-        "PROFILE".into(),
-        "NAMES".into(),
-    ]];
-    for r in &rows {
-        let not_after = r.facts.as_ref().map(|f| f.not_after);
-        table.push([
-            r.entry.name().to_string(),
-            r.state.label().into(),
-            not_after.map_or("-".into(), logging::utc),
-            not_after.map_or("-".into(), |t| (t - now).div_euclid(86_400).to_string()),
-            match (r.state, r.renew_at, r.decision.is_some()) {
-                (_, _, false) => "not renewed: its config (below)".to_string(),
-                (CheckStatus::Ok, Some(at), _) => format!("after {}", &logging::utc(at)[..10]),
-                _ => r.what.clone(),
-            },
-            r.profile.clone().unwrap_or_else(|| "-".into()),
-            r.entry.names().join(" "),
-        ]);
-    }
-    for r in &removed {
-        table.push([
-            r.name.clone(),
-            "REMOVED".into(),
-            r.not_after.map_or("-".into(), logging::utc),
-            r.not_after
-                .map_or("-".into(), |t| (t - now).div_euclid(86_400).to_string()),
-            REMOVED.into(),
-            "-".into(),
-            "-".into(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..6)
-        .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
-        .collect();
-    for row in &table {
-        let mut line = String::new();
-        for (c, width) in widths.iter().enumerate() {
-            line.push_str(&format!("{:<width$}  ", row[c]));
-        }
-        line.push_str(&row[6]);
-        logging::data_line(format_args!("{line}"));
-    }
-    for r in &rows {
-        if r.decision.is_none() {
-            logging::data_line(format_args!("{}: {}", r.entry.name(), r.what));
-        }
-        if let Some(slow) = &r.slow {
-            logging::data_line(format_args!(
-                "{}: {}",
-                r.entry.name(),
-                report::too_slow(slow)
-            ));
-        }
+        print_json(status, &rows, &removed, now);
+    } else {
+        print_text(status, &rows, &removed, now);
     }
     Ok(status)
+}
+
+/// The certificates of `entries` that `select` names (by a name they carry or their folder),
+/// all of them when it is empty; an error for a name no certificate carries.
+fn select(
+    entries: Vec<Entry>,
+    select: &[String],
+    config: &crate::config::Config,
+) -> Result<Vec<Entry>> {
+    if select.is_empty() {
+        return Ok(entries);
+    }
+    let wanted: Vec<String> = select
+        .iter()
+        .map(|n| n.trim_end_matches('.').to_lowercase())
+        .collect();
+    let carries =
+        |e: &Entry, name: &str| e.name() == name || e.names().iter().any(|n| n.as_str() == name);
+    if let Some(missing) = wanted
+        .iter()
+        .find(|w| !entries.iter().any(|e| carries(e, w)))
+    {
+        return Err(Error::Config(format!(
+            "{}: no certificate carries {} (as a name or as its folder)",
+            config.domains_txt.display(),
+            shown(missing)
+        )));
+    }
+    Ok(entries
+        .into_iter()
+        .filter(|e| wanted.iter().any(|w| carries(e, w)))
+        .collect())
+}
+
+/// Days left of `facts` at `now`, None without a readable certificate.
+fn days_left(facts: Option<&CertFacts>, now: i64) -> Option<f64> {
+    facts.map(|f| (f.not_after - now) as f64 / DAY)
 }
 
 /// The state, the words and the renewal time of a decision, as a row shows them.
@@ -265,8 +315,8 @@ fn judge(decision: &Decision, now: i64) -> (CheckStatus, String, Option<i64>) {
                 Hold::RateLimited => {
                     format!("rate-limited by the CA until {}", logging::utc(*until))
                 }
-                Hold::BackedOff { .. } => format!(
-                    "validation failed, backed off until {}",
+                Hold::BackedOff { failures } => format!(
+                    "{failures} failed attempts in a row, backed off until {}",
                     logging::utc(*until)
                 ),
             };
@@ -279,11 +329,93 @@ fn judge(decision: &Decision, now: i64) -> (CheckStatus, String, Option<i64>) {
     }
 }
 
-/// What holds a due certificate back, as `--json` reports it: `rate-limited`, `backed-off`
-/// or null.
-fn hold_code(decision: &Decision) -> Option<&'static str> {
-    match decision {
-        Decision::Hold { hold, .. } => Some(hold.code()),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: i64 = 86_400;
+
+    fn cert(lifetime_days: i64) -> CertFacts {
+        CertFacts {
+            names: vec!["a.example".into()],
+            not_before: 0,
+            not_after: lifetime_days * D,
+            key: None,
+        }
+    }
+
+    fn args(warning: Option<f64>, critical: Option<f64>) -> CheckArgs {
+        CheckArgs::new(warning, critical, Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn default_limits_are_the_window_and_half_of_it() {
+        let limits =
+            |days, renew_days| Limits::of(&args(None, None), Some(&cert(days)), renew_days);
+        assert_eq!(
+            limits(90, None),
+            Limits {
+                warning: Some(30.0),
+                critical: Some(15.0)
+            }
+        );
+        assert_eq!(
+            limits(6, None),
+            Limits {
+                warning: Some(3.0),
+                critical: Some(1.5)
+            }
+        );
+        assert_eq!(limits(90, Some(20)).critical, Some(10.0));
+        // --warning alone moves the default critical limit with it.
+        let given = Limits::of(&args(Some(10.0), None), Some(&cert(90)), None);
+        assert_eq!(given.critical, Some(5.0));
+        let none = Limits::of(&args(None, None), None, None);
+        assert_eq!(none.warning, None);
+    }
+
+    #[test]
+    fn thresholds_grade_by_days_left() {
+        use CheckStatus::*;
+        let due = Some(&Reason::Due { days_left: 20 });
+        let window = Limits::of(&args(None, None), Some(&cert(90)), None);
+        // Defaults: the decision warns, fewer days than half the window are critical.
+        assert_eq!(
+            graded(Warning, due, Some(20.0), window, &args(None, None)),
+            Warning
+        );
+        assert_eq!(
+            graded(Warning, due, Some(14.9), window, &args(None, None)),
+            Critical
+        );
+        assert_eq!(graded(Ok, None, Some(40.0), window, &args(None, None)), Ok);
+        // --warning 7: inside the window but 20 days left is OK, 6 days is WARNING.
+        let a = args(Some(7.0), Some(2.0));
+        let limits = Limits::of(&a, Some(&cert(90)), None);
+        assert_eq!(graded(Warning, due, Some(20.0), limits, &a), Ok);
+        assert_eq!(graded(Warning, due, Some(6.0), limits, &a), Warning);
+        assert_eq!(graded(Warning, due, Some(1.0), limits, &a), Critical);
+        // What is wrong beyond the window stays as grave as the decision says.
+        let missing = Some(&Reason::Missing);
+        assert_eq!(graded(Critical, missing, None, limits, &a), Critical);
+        let chain = Some(&Reason::ChainChanged);
+        assert_eq!(graded(Warning, chain, Some(60.0), limits, &a), Warning);
+        // --critical alone: critical below it, the window still warns.
+        let c = args(None, Some(40.0));
+        let limits = Limits::of(&c, Some(&cert(90)), None);
+        assert_eq!(graded(Ok, None, Some(39.0), limits, &c), Critical);
+    }
+
+    #[test]
+    fn critical_must_be_below_warning() {
+        assert!(CheckArgs::new(Some(10.0), Some(5.0), Vec::new()).is_ok());
+        assert!(matches!(
+            CheckArgs::new(Some(5.0), Some(5.0), Vec::new()),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            CheckArgs::new(Some(5.0), Some(9.0), Vec::new()),
+            Err(Error::Usage(_))
+        ));
     }
 }

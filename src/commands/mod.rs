@@ -44,10 +44,10 @@ const VERSION: &str = concat!(
 );
 
 /// The one thing the user asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Version,
-    Check,
+    Check(check::CheckArgs),
     Cron,
     SignCsr(PathBuf),
     Revoke {
@@ -74,10 +74,19 @@ impl Command {
     /// What `cli` asks for, with its options and what it contributes to the config. Made once;
     /// nothing after this sees the command line.
     pub fn from_cli(cli: &Cli) -> Result<(Command, Options, LoadOptions)> {
+        // Not clap's `requires`: a flag that is not given still counts as present for it.
+        if !cli.check && (cli.warning.is_some() || cli.critical.is_some()) {
+            return Err(Error::Usage(
+                "--warning and --critical are thresholds of --check".into(),
+            ));
+        }
         let command = if cli.version {
             Command::Version
         } else if cli.check {
-            Command::Check
+            // --domain limits the check to the domains.txt certificates that carry the names;
+            // it makes no certificate of its own.
+            let select = cli.domains.iter().chain(&cli.alias).cloned().collect();
+            Command::Check(check::CheckArgs::new(cli.warning, cli.critical, select)?)
         } else if cli.cron {
             Command::Cron
         } else if let Some(csr) = &cli.signcsr {
@@ -122,8 +131,12 @@ impl Command {
             json: cli.json,
             full_chain: cli.full_chain,
             lock_wait: Duration::from_secs(cli.lock_wait),
-            domains: cli.domains.clone(),
-            alias: cli.alias.clone(),
+            domains: if cli.check {
+                Vec::new()
+            } else {
+                cli.domains.clone()
+            },
+            alias: cli.alias.clone().filter(|_| !cli.check),
         };
         Ok((command, opts, load_options(cli)))
     }
@@ -184,20 +197,25 @@ pub fn run(cli: &Cli) -> Result<u8> {
             logging::data(VERSION);
             return Ok(0);
         }
-        Command::Check => {
+        Command::Check(args) => {
+            let json = opts.json;
+            // Warnings follow the plugin's first line instead of coming before it.
+            logging::hold_stderr();
             let status = Session::new(opts, &load)
-                .and_then(|session| check::check(&session))
+                .and_then(|session| check::check(&session, &args))
                 .unwrap_or_else(|e| {
+                    check::unknown(&e, json);
                     logging::error(&e);
                     CheckStatus::Unknown
                 });
+            logging::release_stderr();
             return Ok(status.code());
         }
         _ => {}
     }
     let mut session = Session::new(opts, &load)?;
     let status = match command {
-        Command::Version | Command::Check => Status::Ok,
+        Command::Version | Command::Check(_) => Status::Ok,
         Command::Cron => {
             let status = cron::sign_domains(&mut session)?;
             // A dry run archives nothing: it changes nothing under certs/.
