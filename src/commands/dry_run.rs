@@ -290,8 +290,11 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
             }
             Err(e) => {
                 let e = Arc::new(e);
-                // Nothing could be ordered: every certificate failed the same way.
-                logging::error(format_args!("{e}{}", report::hint(&e, None)));
+                // Nothing could be ordered: every certificate failed the same way. A stop is
+                // said once, below.
+                if !e.is_stop() {
+                    logging::error(format_args!("{e}{}", report::hint(&e, None)));
+                }
                 for t in &go {
                     if let Some(h) = &t.hook {
                         report::request_failure(h, &e);
@@ -314,6 +317,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
         .iter()
         .map(Outcome::status)
         .fold(Status::Ok, Status::merge);
+    report::stopped(&outcomes);
     if session.opts.json {
         report::print_dry_run_json(entries, &outcomes, &trial.ca, status);
     }
