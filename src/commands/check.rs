@@ -7,8 +7,9 @@ use super::report;
 use super::session::{Asked, Entry, Facts, Rules, Session, decide, schedule, unix_now};
 use crate::error::{CheckStatus, Result};
 use crate::logging;
+use crate::metrics;
 use crate::renewal::{self, Decision, Hold, Reason, TooSlow};
-use crate::state::StateDir;
+use crate::state::{Attempt, StateDir};
 use crate::x509::CertFacts;
 
 /// One line of the `--check` table.
@@ -24,6 +25,10 @@ struct CheckRow<'a> {
     profile: Option<String>,
     /// The schedule cannot keep up with it.
     slow: Option<TooSlow>,
+    /// How the latest attempt to renew it ended, as `state/` recorded it.
+    last_attempt: Option<Attempt>,
+    /// Its figures for `METRICS_FILE`.
+    metrics: metrics::Cert,
 }
 
 /// A certificate folder that domains.txt no longer names: listed, without changing the
@@ -79,7 +84,8 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rules = Rules::new(config, session.opts.force, &states);
-    let gap = renewal::run_gap(&states.run().recent());
+    let runs = states.run();
+    let gap = renewal::run_gap(&runs.recent());
     let rows: Vec<CheckRow<'_>> = entries
         .iter()
         .map(|entry| match entry {
@@ -96,7 +102,12 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                     state = state.max(CheckStatus::Warning);
                     what = format!("{what}; {SLOW}");
                 }
+                let live = facts.readable().map(|l| &l.facts);
+                let metrics =
+                    metrics::Cert::decided(&spec.name, live, Some(&decision), &facts.recorded, now);
                 CheckRow {
+                    last_attempt: facts.recorded.last_attempt.clone(),
+                    metrics,
                     entry,
                     slow,
                     state,
@@ -108,18 +119,22 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                 }
             }
             // Nothing renews it until its config is fixed: as grave as a missing certificate.
-            Entry::Broken(b) => CheckRow {
-                entry,
-                slow: None,
-                state: CheckStatus::Critical,
-                decision: None,
-                what: format!("not renewed: {}", b.error),
-                facts: Facts::read_named(config, &b.name, states.cert(&b.name))
-                    .readable()
-                    .map(|l| l.facts.clone()),
-                profile: None,
-                renew_at: None,
-            },
+            Entry::Broken(b) => {
+                let facts = Facts::read_named(config, &b.name, states.cert(&b.name));
+                let live = facts.readable().map(|l| &l.facts);
+                CheckRow {
+                    entry,
+                    slow: None,
+                    state: CheckStatus::Critical,
+                    decision: None,
+                    what: format!("not renewed: {}", b.error),
+                    facts: live.cloned(),
+                    profile: None,
+                    renew_at: None,
+                    last_attempt: facts.recorded.last_attempt.clone(),
+                    metrics: metrics::Cert::decided(&b.name, live, None, &facts.recorded, now),
+                }
+            }
         })
         .collect();
     let removed: Vec<Removed> = session
@@ -134,6 +149,18 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
         })
         .collect();
     crate::stop::check()?;
+    // The one place --check writes the metrics file.
+    if let Some(path) = &config.metrics_file {
+        let certs: Vec<metrics::Cert> = rows.iter().map(|r| r.metrics.clone()).collect();
+        let report = metrics::Report {
+            certs: &certs,
+            run: runs.last.as_ref(),
+            checked: Some(now),
+        };
+        if let Err(e) = metrics::write(path, &report) {
+            logging::error(e);
+        }
+    }
     let status = rows
         .iter()
         .map(|r| r.state)
@@ -156,6 +183,7 @@ pub fn check(session: &Session) -> Result<CheckStatus> {
                     "profile": r.profile,
                     "schedule": report::schedule_code(r.slow.as_ref()),
                     "schedule_detail": r.slow.as_ref().map(report::too_slow),
+                    "last_attempt": r.last_attempt,
                 })
             })
             .collect();
