@@ -53,14 +53,37 @@ impl Planned<'_> {
         self.facts.readable().and_then(|l| l.cert_id.as_deref())
     }
 
-    /// Its metrics' figures, from the facts its decision was made on, decided by `rules`.
-    fn figures(&self, config: &Config, rules: &Rules, now: i64) -> metrics::Cert {
-        let decision = decide(config, rules, self.spec, self.asked(), &self.facts, now);
+    /// Its metrics' figures, decided by `rules` at `now` on the facts its decision was made
+    /// on; after an attempt (`after`), on what `state/` records now and, when a new certificate
+    /// went live, on that one.
+    fn figures(
+        &self,
+        config: &Config,
+        rules: &Rules,
+        after: Option<(CertState, bool)>,
+        now: i64,
+    ) -> metrics::Cert {
+        let read;
+        let facts = match after {
+            None => &self.facts,
+            Some((recorded, true)) => {
+                read = Facts::read(config, self.spec, recorded);
+                &read
+            }
+            Some((recorded, false)) => {
+                read = Facts {
+                    live: self.facts.live.clone(),
+                    recorded,
+                };
+                &read
+            }
+        };
+        let decision = decide(config, rules, self.spec, self.asked(), facts, now);
         metrics::Cert::decided(
             &self.spec.name,
-            self.facts.readable().map(|l| &l.facts),
+            facts.readable().map(|l| &l.facts),
             Some(&decision),
-            &self.facts.recorded,
+            &facts.recorded,
             now,
         )
     }
@@ -428,7 +451,7 @@ fn batch(
     let mut due: Vec<(Planned<'_>, Reason)> = Vec::new();
     for p in planned {
         if config.metrics_file.is_some() {
-            figures[p.index] = Some(p.figures(config, &calm, now));
+            figures[p.index] = Some(p.figures(config, &calm, None, now));
         }
         match p.decision.clone() {
             Decision::Renew(reason) => {
@@ -570,19 +593,11 @@ fn batch(
         Vec::new()
     };
     if config.metrics_file.is_some() {
-        // A certificate that went live is read again, its figures are new.
+        // An attempt changed what is decided: a certificate that went live is read again, a
+        // failed one may be backed off.
         for (p, _) in &due {
-            if outcomes[p.index].renewed() {
-                let facts = Facts::read(config, p.spec, recorded[p.index].clone());
-                let decision = decide(config, &calm, p.spec, p.asked(), &facts, now);
-                figures[p.index] = Some(metrics::Cert::decided(
-                    &p.spec.name,
-                    facts.readable().map(|l| &l.facts),
-                    Some(&decision),
-                    &facts.recorded,
-                    now,
-                ));
-            }
+            let after = (recorded[p.index].clone(), outcomes[p.index].renewed());
+            figures[p.index] = Some(p.figures(config, &calm, Some(after), now));
         }
         tally.certs = Some(report::figures(config, entries, figures, &recorded, now));
     }
