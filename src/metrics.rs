@@ -159,6 +159,9 @@ pub struct Report<'a> {
     pub checked: Option<i64>,
 }
 
+/// A metric: its name, its HELP text, and how its value is read from `T` (None: no sample).
+type Metric<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
 /// One metric family: its HELP and TYPE lines (all are gauges), then its samples.
 fn family(out: &mut String, name: &str, help: &str, samples: &[(String, String)]) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -195,7 +198,7 @@ fn per_cert(certs: &[Cert], figure: impl Fn(&Cert) -> Option<i64>) -> Vec<(Strin
 pub fn render(report: &Report<'_>) -> String {
     let certs = report.certs;
     let mut out = String::new();
-    let timestamps: [(&str, &str, fn(&Cert) -> Option<i64>); 5] = [
+    let timestamps: [Metric<Cert, Option<i64>>; 5] = [
         (
             "desiccant_certificate_not_after_timestamp_seconds",
             "When the live certificate expires (its notAfter), in Unix seconds.",
@@ -263,7 +266,7 @@ pub fn render(report: &Report<'_>) -> String {
             .into_iter()
             .collect()
     };
-    let runs: [(&str, &str, fn(&LastRun) -> String); 6] = [
+    let runs: [Metric<LastRun, String>; 6] = [
         (
             "desiccant_last_run_timestamp_seconds",
             "When the last --cron run started, in Unix seconds.",

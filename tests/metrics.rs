@@ -244,13 +244,28 @@ fn runs_and_checks_write_what_the_certificates_and_state_say() {
 }
 
 #[test]
-fn a_run_that_waits_for_the_lock_writes_nothing_and_a_missing_folder_fails_nothing_else() {
+fn a_domain_run_keeps_the_others_dates_one_that_waits_for_the_lock_writes_nothing() {
     let pebble = Pebble::start();
     let folder = TempDir::new("node-exporter");
     let file = folder.path().join("desiccant.prom");
     let env = Env::new(&pebble, &format!("METRICS_FILE={}\n", file.display()));
-    env.domains("a.example\n");
+    env.domains("a.example\nb.example\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
+
+    // A run for one certificate: the other one's expiry is still there to alert on.
+    env.run(&["--cron", "--domain", "a.example"]).expect(0);
+    promtool_check(&file);
+    let m = samples(&file);
+    let (_, b_not_after) = validity(&env.cert_dir("b.example"));
+    assert_eq!(
+        of(
+            &m,
+            "desiccant_certificate_not_after_timestamp_seconds",
+            "b.example"
+        ),
+        Some(b_not_after as f64)
+    );
+    assert_eq!(state_of(&m, "a.example"), "valid");
     let written = fs::read(&file).unwrap();
 
     let lock = fs::File::create(env.path().join("lock")).unwrap();

@@ -586,6 +586,7 @@ fn batch(
     }
     history.last_run = Some(now);
     tally.history = Some(history);
+    tally.scoped = !scheduled;
     // What state/ holds now, the attempts of this run included.
     let recorded: Vec<CertState> = if session.opts.json || config.metrics_file.is_some() {
         entries.iter().map(|e| states.cert(e.name())).collect()

@@ -318,6 +318,8 @@ pub struct Tally {
     pub failed: usize,
     /// Every certificate's figures, when `METRICS_FILE` is set and the batch got that far.
     pub certs: Option<Vec<metrics::Cert>>,
+    /// The run was limited to `--domain`: the other certificates have no figures.
+    pub scoped: bool,
 }
 
 /// The metrics' figures of every certificate in `entries`, with the attempts `recorded` holds:
@@ -352,7 +354,8 @@ pub fn figures(
 
 /// Records how a `--cron` run that started at `started` (Unix seconds, and the instant) ended
 /// in `state/.run.json`, then writes `METRICS_FILE` when it is set: with the figures `tally`
-/// holds, or, for a run that stopped before it decided, the live certificates' dates alone.
+/// holds, and the dates alone of the live certificates it has none of (a run that stopped
+/// before it decided, or the others of a `--domain` run).
 pub fn finish(
     config: &Config,
     tally: Tally,
@@ -377,19 +380,20 @@ pub fn finish(
     }
     // The one place a --cron run writes the metrics file.
     if let Some(path) = &config.metrics_file {
-        let certs = tally.certs.unwrap_or_else(|| {
+        let whole = tally.certs.is_some() && !tally.scoped;
+        let mut certs = tally.certs.unwrap_or_default();
+        let others = if whole {
+            Vec::new()
+        } else {
             crate::store::live_cert_names(&config.certdir)
-                .into_iter()
-                .map(|name| {
-                    let facts = Facts::read_named(config, &name, states.cert(&name));
-                    metrics::Cert::undecided(
-                        &name,
-                        facts.readable().map(|l| &l.facts),
-                        &facts.recorded,
-                    )
-                })
-                .collect()
-        });
+        };
+        for name in others {
+            if !certs.iter().any(|c| c.name == name) {
+                let facts = Facts::read_named(config, &name, states.cert(&name));
+                let live = facts.readable().map(|l| &l.facts);
+                certs.push(metrics::Cert::undecided(&name, live, &facts.recorded));
+            }
+        }
         let report = metrics::Report {
             certs: &certs,
             run: history.last.as_ref(),
