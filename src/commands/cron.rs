@@ -203,6 +203,7 @@ fn sign_domains_once(session: &mut Session, tally: &mut Tally) -> Result<Status>
     let mut entries = session.specs()?;
     check_hooks(&session.config, &mut entries)?;
     session.lock()?;
+    tally.locked = true;
     failpoint::hit("locked");
     let config = &session.config;
     // Temporary files of killed runs; those of certificate folders go in `recover`.

@@ -320,6 +320,8 @@ pub struct Tally {
     pub certs: Option<Vec<metrics::Cert>>,
     /// The run was limited to `--domain`: the other certificates have no figures.
     pub scoped: bool,
+    /// The run took the lock: before, it changed nothing, and `state/` does not record it.
+    pub locked: bool,
 }
 
 /// The metrics' figures of every certificate in `entries`, with the attempts `recorded` holds:
@@ -353,7 +355,8 @@ pub fn figures(
 }
 
 /// Records how a `--cron` run that started at `started` (Unix seconds, and the instant) ended
-/// in `state/.run.json`, then writes `METRICS_FILE` when it is set: with the figures `tally`
+/// in `state/.run.json` (once it took the lock: a config error found before changes nothing),
+/// then writes `METRICS_FILE` when it is set: with the figures `tally`
 /// holds, and the dates alone of the live certificates it has none of (a run that stopped
 /// before it decided, or the others of a `--domain` run).
 pub fn finish(
@@ -375,7 +378,9 @@ pub fn finish(
         failed: tally.failed,
         requests: crate::acme::transport::requests_sent(),
     });
-    if let Err(e) = states.save_run(&history) {
+    if tally.locked
+        && let Err(e) = states.save_run(&history)
+    {
         logging::warn(e);
     }
     // The one place a --cron run writes the metrics file.
