@@ -171,6 +171,7 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("EAB_KID", Support::Used, false),
     ("EAB_HMAC_KEY", Support::Used, false),
     ("EAB_ALGORITHM", Support::Used, false),
+    ("METRICS_FILE", Support::Used, false),
 ];
 
 fn key(name: &str) -> Option<(Support, bool)> {
@@ -321,6 +322,9 @@ pub struct Config {
     /// `PKCS12_EXPORT=yes`: also write `cert.p12` with this passphrase (`PKCS12_PASSPHRASE`,
     /// empty when unset). A secret: never logged.
     pub pkcs12_passphrase: Option<String>,
+    /// `METRICS_FILE`: the Prometheus textfile written after every `--cron` run and
+    /// `--check`; None writes none.
+    pub metrics_file: Option<PathBuf>,
     /// The settings of a certificate without a config of its own.
     pub defaults: CertSettings,
     /// Warnings found while reading (obsolete keys, no config file), for the caller to log.
@@ -502,6 +506,7 @@ impl Config {
                 ));
             }
         };
+        let metrics_file = metrics_file(&vars, &mut warnings)?;
         let ari = match vars.value("ARI") {
             None | Some("yes") => true,
             Some("no") => false,
@@ -509,6 +514,7 @@ impl Config {
         };
         Ok(Config {
             ari,
+            metrics_file,
             eab,
             account_key_algo,
             http_listen,
@@ -701,6 +707,32 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `METRICS_FILE`: a path that ends in a file name; a name without `.prom`, which
+/// node_exporter's textfile collector skips, is a warning.
+fn metrics_file(vars: &Vars, warnings: &mut Vec<String>) -> Result<Option<PathBuf>> {
+    let Some(value) = vars.value("METRICS_FILE") else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(value);
+    let named = !value.ends_with('/') && path.file_name().is_some_and(|n| n != "." && n != "..");
+    if !named {
+        return Err(bad(
+            vars,
+            "METRICS_FILE",
+            "must be the path of a file, such as \
+             /var/lib/prometheus/node-exporter/desiccant.prom",
+        ));
+    }
+    if path.extension().is_none_or(|e| e != "prom") {
+        warnings.push(format!(
+            "{}: METRICS_FILE does not end in .prom, so node_exporter's textfile collector \
+             does not read it",
+            origin_of(vars, "METRICS_FILE")
+        ));
+    }
+    Ok(Some(path))
 }
 
 fn unknown_key(origin: &Origin, key: &str) -> Error {

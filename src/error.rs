@@ -172,6 +172,34 @@ impl Error {
         }
     }
 
+    /// The CA's problem document behind this error, when the CA sent one: a refused request or
+    /// an invalid challenge.
+    pub fn problem(&self) -> Option<&acme::Problem> {
+        match self {
+            Error::Invalid { problem, .. } => Some(problem),
+            Error::Acme { err, .. } => err.problem(),
+            _ => None,
+        }
+    }
+
+    /// Where an attempt to renew a certificate stopped, as `state/` records it: `config`,
+    /// `lock`, `write`, `validation`, `hook <event>`, `stopped`, `deferred`, or for a request
+    /// to the CA the step its problem type or URL names (`account`, `order`, `validation`,
+    /// `finalize`, `download`, `directory`).
+    pub fn step(&self) -> String {
+        match self {
+            Error::Usage(_) | Error::Config(_) | Error::CertConfig(_) => "config".into(),
+            Error::LockBusy { .. } => "lock".into(),
+            Error::Io { .. } => "write".into(),
+            Error::Invalid { .. } => "validation".into(),
+            Error::Hook { event, .. } => format!("hook {event}"),
+            Error::Stopped(_) => "stopped".into(),
+            Error::Deferred { .. } => "deferred".into(),
+            Error::Refused { .. } => "order".into(),
+            Error::Acme { err, .. } => acme_step(err).into(),
+        }
+    }
+
     /// An [`Error::Io`] for `path`; `what` is the action, such as "cannot write".
     pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
@@ -199,6 +227,55 @@ impl Error {
             msg: msg.into(),
         }
     }
+}
+
+/// The step of a request to the CA that failed: by its problem type where that belongs to one
+/// step, else by the words of its URL (Boulder's, Pebble's and step-ca's paths alike), else
+/// `order`.
+fn acme_step(err: &acme::Error) -> &'static str {
+    const ACCOUNT: &[&str] = &[
+        "accountDoesNotExist",
+        "externalAccountRequired",
+        "invalidContact",
+        "unsupportedContact",
+        "userActionRequired",
+        "badPublicKey",
+    ];
+    const VALIDATION: &[&str] = &["caa", "dns", "connection", "incorrectResponse", "tls"];
+    if let Some(p) = err.problem() {
+        if ACCOUNT.iter().any(|t| p.is(t)) {
+            return "account";
+        }
+        if p.is("badCSR") || p.is("orderNotReady") {
+            return "finalize";
+        }
+        if VALIDATION.iter().any(|t| p.is(t)) {
+            return "validation";
+        }
+    }
+    let url = match err {
+        acme::Error::Transport { url, .. }
+        | acme::Error::Problem { url, .. }
+        | acme::Error::Protocol { url, .. }
+        | acme::Error::Timeout { url, .. }
+        | acme::Error::Stopped { url } => url.to_ascii_lowercase(),
+        acme::Error::Key(_) => return "account",
+    };
+    let path = url.split_once("://").map_or(url.as_str(), |(_, rest)| {
+        rest.split_once('/').map_or("", |(_, path)| path)
+    });
+    let words: [(&[&str], &str); 6] = [
+        (&["finalize"], "finalize"),
+        (&["authz", "chal"], "validation"),
+        (&["cert"], "download"),
+        (&["acct", "account", "sign-me-up", "key-change"], "account"),
+        (&["order"], "order"),
+        (&["dir"], "directory"),
+    ];
+    words
+        .iter()
+        .find(|(keys, _)| keys.iter().any(|k| path.contains(k)))
+        .map_or("order", |(_, step)| step)
 }
 
 impl fmt::Display for Error {
@@ -320,5 +397,66 @@ mod tests {
             (Status::Failed, "x".into())
         );
         assert_eq!(Error::refused("a", "b").status(), Status::Failed);
+    }
+
+    #[test]
+    fn a_failed_request_names_its_step() {
+        let at = |url: &str, kind: &str| Error::Acme {
+            subject: "a.example".into(),
+            err: acme::Error::Problem {
+                url: url.into(),
+                status: 400,
+                problem: Box::new(acme::Problem {
+                    kind: kind.into(),
+                    ..acme::Problem::default()
+                }),
+                raw: Box::default(),
+            },
+        };
+        let malformed = "urn:ietf:params:acme:error:malformed";
+        let steps: Vec<String> = [
+            // Boulder's paths, then Pebble's, then step-ca's.
+            at("https://ca/acme/new-acct", malformed),
+            at("https://ca/acme/new-order", malformed),
+            at("https://ca/acme/chall/1/2/x", malformed),
+            at("https://ca/acme/finalize/1/2", malformed),
+            at("https://ca/acme/cert/ab", malformed),
+            at("https://ca:14000/sign-me-up", malformed),
+            at("https://ca:14000/authZ/x", malformed),
+            at("https://ca/acme/p/order/1/finalize", malformed),
+            at("https://ca/dir", malformed),
+            // The problem type wins over the URL.
+            at(
+                "https://ca/acme/new-order",
+                "urn:ietf:params:acme:error:accountDoesNotExist",
+            ),
+            at("https://ca/acme/x", "urn:ietf:params:acme:error:badCSR"),
+        ]
+        .iter()
+        .map(Error::step)
+        .collect();
+        assert_eq!(
+            steps,
+            [
+                "account",
+                "order",
+                "validation",
+                "finalize",
+                "download",
+                "account",
+                "validation",
+                "finalize",
+                "directory",
+                "account",
+                "finalize"
+            ]
+        );
+        let hook = Error::Hook {
+            hook: "/h".into(),
+            event: "deploy_cert",
+            what: "exited 1".into(),
+        };
+        assert_eq!(hook.step(), "hook deploy_cert");
+        assert_eq!(Error::Config("x".into()).of_one_cert().step(), "config");
     }
 }

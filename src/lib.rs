@@ -28,6 +28,7 @@ mod import;
 mod issue;
 mod keys;
 pub mod logging;
+mod metrics;
 mod parallel;
 mod pkcs12;
 mod processes;

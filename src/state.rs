@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::acme::text;
+use crate::error::{Error, Result, Status};
 use crate::store::{self, StateLayout};
 
 /// What we remember of one certificate between runs.
@@ -45,28 +46,78 @@ pub struct CertState {
     /// seconds; its `Retry-After`, else an hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limited_until: Option<i64>,
-    /// How the last attempt to issue it ended, with the CA's words when it failed.
+    /// How the latest attempt to renew this certificate ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt: Option<Attempt>,
+    /// When a new certificate last went live (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<i64>,
+    /// When an attempt last failed (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<i64>,
+    /// Failed attempts in a row, of any kind (reset by a success); `failures` stays the
+    /// validation failures that drive the back-off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_attempts: u32,
 }
 
-/// The last attempt to issue a certificate: when, how it ended, and for a failure the step
-/// and what the CA said.
+/// How one attempt to renew a certificate ended, as `state/` keeps it and `--check`, `--json`
+/// and the metrics show it. Holds the CA's words, never a secret or a key authorization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
-    /// Unix seconds.
+    /// When it ended, Unix seconds.
     pub at: i64,
-    /// `issued`, `failed` or `deferred`.
+    /// "issued", "failed" or "deferred" (temporary: CA unreachable, rate limited, stopped).
     pub outcome: String,
-    /// The step that failed: `validation`, `order`, `hook deploy_challenge`, ...
+    /// Where it failed: "account", "order", "validation", "finalize", "download", "write",
+    /// "deploy", "hook <event>", "config", ... (None when issued).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
-    /// The CA's problem type (`urn:ietf:params:acme:error:...`).
+    /// The CA's problem type (`urn:ietf:params:acme:error:...`), when the CA said one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem_type: Option<String>,
-    /// The CA's detail, cleaned.
+    /// The CA's detail, or our error's words, cleaned (acme/text.rs) and bounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl Attempt {
+    /// The attempt that ended at `at` with `result`: issued, or how and where it failed, in
+    /// the CA's words when it gave them ([`Error::step`], [`Error::problem`]). The one place
+    /// that turns an error into a record.
+    pub fn of(at: i64, result: std::result::Result<(), &Error>) -> Attempt {
+        let Err(e) = result else {
+            return Attempt {
+                at,
+                outcome: "issued".into(),
+                step: None,
+                problem_type: None,
+                detail: None,
+            };
+        };
+        let problem = e.problem().filter(|p| !p.kind.is_empty());
+        let words = match problem {
+            Some(p) if !p.detail.is_empty() => p.detail.clone(),
+            _ => e.to_string(),
+        };
+        Attempt {
+            at,
+            outcome: if e.status() == Status::Temporary {
+                "deferred"
+            } else {
+                "failed"
+            }
+            .into(),
+            step: Some(e.step()),
+            problem_type: problem.map(|p| p.kind.clone()),
+            detail: Some(text::without_key_authorizations(&text::shown(&words))),
+        }
+    }
+
+    /// True when a new certificate went live.
+    pub fn issued(&self) -> bool {
+        self.outcome == "issued"
+    }
 }
 
 /// A renewal information answer, kept until the CA's `Retry-After` says to ask again.
@@ -124,6 +175,20 @@ impl CertState {
         self.backoff_until = None;
     }
 
+    /// Records the attempt that ended at `at` with `result` ([`Attempt::of`]): the last
+    /// attempt, the last success or failure, and the failed attempts in a row.
+    pub fn attempted(&mut self, at: i64, result: std::result::Result<(), &Error>) {
+        let attempt = Attempt::of(at, result);
+        if attempt.issued() {
+            self.last_success = Some(at);
+            self.failed_attempts = 0;
+        } else {
+            self.last_failure = Some(at);
+            self.failed_attempts = self.failed_attempts.saturating_add(1);
+        }
+        self.last_attempt = Some(attempt);
+    }
+
     /// Some(until) while a failing name must not be tried.
     pub fn backed_off(&self, now: i64) -> Option<i64> {
         self.backoff_until.filter(|until| *until > now)
@@ -140,6 +205,26 @@ pub struct RunState {
     /// first, at most [`RECENT_RUNS`](crate::renewal::RECENT_RUNS).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<i64>,
+    /// How the last `--cron` run went, for the metrics and `--check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastRun>,
+}
+
+/// How one `--cron` run went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// When it started, Unix seconds.
+    pub start: i64,
+    /// How long it took, in seconds.
+    pub duration: f64,
+    /// Its exit status (DESIGN §9).
+    pub exit_status: u8,
+    /// Certificates that went live.
+    pub renewed: usize,
+    /// Certificates that failed, held back ones included.
+    pub failed: usize,
+    /// HTTP requests sent to the CA.
+    pub requests: usize,
 }
 
 impl RunState {
@@ -205,6 +290,16 @@ impl StateDir {
         self.write(self.layout.cert(name), state)
     }
 
+    /// Records that an attempt to renew `name` ended at `at` with `result`
+    /// ([`CertState::attempted`]); a state that cannot be written is a warning.
+    pub fn attempted(&self, name: &str, at: i64, result: std::result::Result<(), &Error>) {
+        let mut state = self.cert(name);
+        state.attempted(at, result);
+        if let Err(e) = self.save_cert(name, &state) {
+            crate::logging::warn(e);
+        }
+    }
+
     pub fn ca(&self) -> CaState {
         self.read(self.layout.ca())
     }
@@ -253,5 +348,56 @@ mod tests {
         std::fs::write(base.join("state/b.json"), "{ not json").unwrap();
         assert_eq!(dir.cert("b"), CertState::default());
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn attempts_count_failures_in_a_row_until_a_success() {
+        let mut s = CertState::default();
+        let invalid = Error::Invalid {
+            name: "a.example".into(),
+            kind: "http-01",
+            problem: Box::new(crate::acme::Problem {
+                kind: "urn:ietf:params:acme:error:unauthorized".into(),
+                detail: "the key authorization file did not match \"tokentokentokentoken.\
+                         0123456789012345678901234567890123456789012\""
+                    .into(),
+                ..Default::default()
+            }),
+            response: String::new(),
+        };
+        s.attempted(10, Err(&invalid));
+        let unreachable = Error::Stopped("SIGTERM".into());
+        s.attempted(20, Err(&unreachable));
+        assert_eq!(s.failed_attempts, 2);
+        assert_eq!((s.last_failure, s.last_success), (Some(20), None));
+        let last = s.last_attempt.clone().unwrap();
+        assert_eq!(
+            (last.outcome.as_str(), last.step.as_deref()),
+            ("deferred", Some("stopped"))
+        );
+        s.attempted(15, Err(&invalid));
+        let last = s.last_attempt.clone().unwrap();
+        assert_eq!(last.step.as_deref(), Some("validation"));
+        assert_eq!(
+            last.problem_type.as_deref(),
+            Some("urn:ietf:params:acme:error:unauthorized")
+        );
+        assert_eq!(
+            last.detail.as_deref(),
+            Some("the key authorization file did not match \"<key authorization>\"")
+        );
+        s.attempted(30, Ok(()));
+        assert_eq!(s.failed_attempts, 0);
+        assert_eq!((s.last_failure, s.last_success), (Some(15), Some(30)));
+        assert_eq!(
+            s.last_attempt,
+            Some(Attempt {
+                at: 30,
+                outcome: "issued".into(),
+                step: None,
+                problem_type: None,
+                detail: None,
+            })
+        );
     }
 }

@@ -210,6 +210,29 @@ pub fn write_at(dir: &File, shown: &Path, name: &str, bytes: &[u8], mode: u32) -
     })
 }
 
+/// [`write_file`] of `name` into the folder `dir` holds (see [`crate::trust::open_folder`]): a
+/// temporary file fsynced and renamed over `name`, then the folder fsynced through its handle;
+/// errors name `shown`, the folder's path as configured.
+pub fn write_durable_at(
+    dir: &File,
+    shown: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<()> {
+    plain_name(name, shown)?;
+    replace_file(&held(dir).join(name), bytes, Owner::mode(mode), true).map_err(|e| match e {
+        Error::Io { what, err, .. } => Error::Io {
+            path: shown.join(name),
+            what,
+            err,
+        },
+        other => other,
+    })?;
+    dir.sync_all()
+        .map_err(Error::io("cannot sync the folder", shown))
+}
+
 /// Removes the `names` from the folder `dir` holds (never following a link), then the
 /// temporary files of dead processes beside them; a missing file is no error.
 pub fn remove_at(dir: &File, names: &[&std::ffi::OsStr]) {

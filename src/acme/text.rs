@@ -118,9 +118,48 @@ pub fn check_url(url: &str) -> Result<(), String> {
     )
 }
 
+/// `text` with every key authorization in it (`token.thumbprint`: base64url, a dot, and the
+/// 43 characters of a SHA-256 thumbprint, as a CA's `incorrectResponse` detail may quote it)
+/// replaced by `<key authorization>`, for what is kept on disk.
+pub fn without_key_authorizations(text: &str) -> String {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(word) {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let end = run.find(|c: char| !word(c)).unwrap_or(run.len());
+        let parts: Vec<&str> = run[..end].split('.').collect();
+        let key_authorization = parts
+            .windows(2)
+            .any(|w| w[0].len() >= 16 && w[1].len() == 43);
+        out.push_str(if key_authorization {
+            "<key authorization>"
+        } else {
+            &run[..end]
+        });
+        rest = &run[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_authorizations_are_taken_out_of_kept_text() {
+        let ka = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
+        assert_eq!(
+            without_key_authorizations(&format!(
+                "The key authorization file from the server did not match this challenge \"{ka}\" != \"x\""
+            )),
+            "The key authorization file from the server did not match this challenge \"<key authorization>\" != \"x\""
+        );
+        let plain = "a.example: 404 from http://a.example/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
+        assert_eq!(without_key_authorizations(plain), plain);
+    }
 
     #[test]
     fn outside_text_is_shown_on_one_line_with_its_controls_visible() {

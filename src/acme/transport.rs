@@ -145,6 +145,15 @@ impl Response {
     }
 }
 
+/// Every HTTP request this process sent to a CA, whichever client sent it.
+static SENT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many HTTP requests this process has sent to a CA so far, over all its clients: what a
+/// run reports as its requests.
+pub fn requests_sent() -> usize {
+    SENT.load(Ordering::Relaxed)
+}
+
 /// The HTTPS side of a client: the agent, the nonces every answer brings, a request count.
 pub struct Http {
     agent: ureq::Agent,
@@ -205,6 +214,7 @@ impl Http {
             });
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
+        SENT.fetch_add(1, Ordering::Relaxed);
         let method = if body.is_some() { "post" } else { "get" };
         let sent = Instant::now();
         let result = match body {
@@ -284,6 +294,7 @@ impl Http {
     /// A nonce from `url`, the CA's `newNonce` (a HEAD request).
     pub fn new_nonce(&self, url: &str) -> Result<String> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        SENT.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let response = self
             .agent

@@ -8,6 +8,7 @@ use super::session::{Asked, Entry, Facts, Rules, Session, decide, schedule, unix
 use crate::acme::text::shown;
 use crate::error::{CheckStatus, Error, Result};
 use crate::logging;
+use crate::metrics;
 use crate::renewal::{self, Decision, Hold, Reason, TooSlow};
 use crate::state::{Attempt, StateDir};
 use crate::x509::CertFacts;
@@ -67,6 +68,8 @@ struct CheckRow<'a> {
     slow: Option<TooSlow>,
     /// The last attempt to issue it, as `state/` recorded it.
     last_attempt: Option<Attempt>,
+    /// Its figures for `METRICS_FILE`.
+    metrics: metrics::Cert,
 }
 
 /// A certificate folder that domains.txt no longer names: listed, without changing the
@@ -175,7 +178,8 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
     let rules = Rules::new(config, session.opts.force, &states);
-    let gap = renewal::run_gap(&states.run().recent());
+    let runs = states.run();
+    let gap = renewal::run_gap(&runs.recent());
     let rows: Vec<CheckRow<'_>> = entries
         .iter()
         .map(|entry| match entry {
@@ -201,7 +205,15 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
                     state = state.max(CheckStatus::Warning);
                     what = format!("{what}; {SLOW}");
                 }
+                let metrics = metrics::Cert::decided(
+                    &spec.name,
+                    live.as_ref(),
+                    Some(&decision),
+                    &facts.recorded,
+                    now,
+                );
                 CheckRow {
+                    metrics,
                     entry,
                     state,
                     brief: brief(Some(&decision), live.as_ref(), slow.is_some(), now),
@@ -220,6 +232,13 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
                 let facts = Facts::read_named(config, &b.name, states.cert(&b.name));
                 let live = facts.readable().map(|l| l.facts.clone());
                 CheckRow {
+                    metrics: metrics::Cert::decided(
+                        &b.name,
+                        live.as_ref(),
+                        None,
+                        &facts.recorded,
+                        now,
+                    ),
                     entry,
                     slow: None,
                     state: CheckStatus::Critical,
@@ -251,6 +270,19 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
             .collect()
     };
     crate::stop::check()?;
+    // The one place --check writes the metrics file; not for a check limited with --domain,
+    // whose file would lose every other certificate.
+    if let (Some(path), false) = (&config.metrics_file, scoped) {
+        let certs: Vec<metrics::Cert> = rows.iter().map(|r| r.metrics.clone()).collect();
+        let report = metrics::Report {
+            certs: &certs,
+            run: runs.last.as_ref(),
+            checked: Some(now),
+        };
+        if let Err(e) = metrics::write(path, &report) {
+            logging::error(e);
+        }
+    }
     let status = rows
         .iter()
         .map(|r| r.state)

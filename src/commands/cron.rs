@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::renew::{Job, renew_one};
-use super::report::{self, Outcome};
+use super::report::{self, Outcome, Tally};
 use super::session::{
     Asked, Broken, Entry, Facts, Rules, Session, certbot_runner, check_webroot, connect, decide,
     hook_at, hook_for, schedule, solver, start_responder, unix_now,
@@ -20,9 +20,9 @@ use crate::hooks::{Hook, HookEvent};
 use crate::issue::Ctx;
 use crate::keys::Csr;
 use crate::renewal::{self, Decision, Reason, TooSlow};
-use crate::state::StateDir;
+use crate::state::{CertState, StateDir};
 use crate::store::{self, CertDir};
-use crate::{ari, deploy, failpoint, logging, parallel, x509};
+use crate::{ari, deploy, failpoint, logging, metrics, parallel, x509};
 
 /// Threads that answer the authorizations of one order.
 const AUTHZ_WORKERS: usize = 16;
@@ -51,6 +51,41 @@ impl Planned<'_> {
 
     fn cert_id(&self) -> Option<&str> {
         self.facts.readable().and_then(|l| l.cert_id.as_deref())
+    }
+
+    /// Its metrics' figures, decided by `rules` at `now` on the facts its decision was made
+    /// on; after an attempt (`after`), on what `state/` records now and, when a new certificate
+    /// went live, on that one.
+    fn figures(
+        &self,
+        config: &Config,
+        rules: &Rules,
+        after: Option<(CertState, bool)>,
+        now: i64,
+    ) -> metrics::Cert {
+        let read;
+        let facts = match after {
+            None => &self.facts,
+            Some((recorded, true)) => {
+                read = Facts::read(config, self.spec, recorded);
+                &read
+            }
+            Some((recorded, false)) => {
+                read = Facts {
+                    live: self.facts.live.clone(),
+                    recorded,
+                };
+                &read
+            }
+        };
+        let decision = decide(config, rules, self.spec, self.asked(), facts, now);
+        metrics::Cert::decided(
+            &self.spec.name,
+            facts.readable().map(|l| &l.facts),
+            Some(&decision),
+            &facts.recorded,
+            now,
+        )
     }
 
     fn asked(&self) -> Asked<'_> {
@@ -152,12 +187,25 @@ pub(super) fn generated_csr(
 
 /// `--cron`: decides for every certificate without a request, then issues the due ones
 /// concurrently over one connection pool, with dehydrated's hooks around each step. Prints
-/// nothing when nothing was due (and no hook printed anything).
+/// nothing when nothing was due (and no hook printed anything). Whatever its status, except
+/// when another run holds the lock or it is a dry run, the run is recorded in `state/` and
+/// `METRICS_FILE`.
 pub fn sign_domains(session: &mut Session) -> Result<Status> {
+    let started = (unix_now(), std::time::Instant::now());
+    let mut tally = Tally::default();
+    let result = sign_domains_once(session, &mut tally);
+    if !session.opts.dry_run && !matches!(result, Err(Error::LockBusy { .. })) {
+        report::finish(&session.config, tally, &result, started);
+    }
+    result
+}
+
+fn sign_domains_once(session: &mut Session, tally: &mut Tally) -> Result<Status> {
     crate::stop::deadline(session.config.run_timeout);
     let mut entries = session.specs()?;
     check_hooks(session, &mut entries)?;
     session.lock()?;
+    tally.locked = true;
     failpoint::hit("locked");
     let config = &session.config;
     let dry_run = session.opts.dry_run;
@@ -190,7 +238,7 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
         if dry_run {
             super::dry_run::batch(session, &entries)
         } else {
-            batch(session, &entries, early)
+            batch(session, &entries, early, tally)
         }
     });
     logging::progress_end();
@@ -317,6 +365,7 @@ fn batch(
     session: &Session,
     entries: &[Entry],
     early: Option<Result<Client>>,
+    tally: &mut Tally,
 ) -> Result<(Status, Vec<String>)> {
     let config = &session.config;
     let now = unix_now();
@@ -338,6 +387,7 @@ fn batch(
         let spec = match entry {
             Entry::Ready(spec) => spec,
             Entry::Broken(b) => {
+                states.attempted(&b.name, now, Err(&b.error));
                 settle(&mut outcomes, index, report::broken(b));
                 continue;
             }
@@ -348,7 +398,12 @@ fn batch(
                 slow[index] = schedule(spec, &p.facts, gap);
                 planned.push(p)
             }
-            Err(outcome) => settle(&mut outcomes, index, outcome),
+            Err(outcome) => {
+                if let Some(e) = outcome.error() {
+                    states.attempted(&spec.name, now, Err(e));
+                }
+                settle(&mut outcomes, index, outcome);
+            }
         }
     }
 
@@ -401,8 +456,18 @@ fn batch(
         }
     }
 
+    // The metrics' figures of every planned certificate, from the facts read for the decision;
+    // made as if without --force, which says nothing of the certificate.
+    let calm = Rules {
+        force: false,
+        ..rules.clone()
+    };
+    let mut figures: Vec<Option<metrics::Cert>> = entries.iter().map(|_| None).collect();
     let mut due: Vec<(Planned<'_>, Reason)> = Vec::new();
     for p in planned {
+        if config.metrics_file.is_some() {
+            figures[p.index] = Some(p.figures(config, &calm, None, now));
+        }
         match p.decision.clone() {
             Decision::Renew(reason) => {
                 if let Reason::Ari {
@@ -445,6 +510,7 @@ fn batch(
             Ok(()) => true,
             Err(e) => {
                 report::failure(p.spec, None, &e);
+                states.attempted(&p.spec.name, now, Err(&e));
                 let decision = Decision::Renew(reason.clone());
                 settle(&mut outcomes, p.index, Outcome::failed(Some(decision), e));
                 false
@@ -507,6 +573,7 @@ fn batch(
                     if let Some(h) = &p.hook {
                         report::request_failure(h, &e);
                     }
+                    states.attempted(&p.spec.name, unix_now(), Err(&e));
                     let outcome = Outcome::Failed {
                         decision: Some(Decision::Renew(reason.clone())),
                         error: Arc::clone(&e),
@@ -542,21 +609,37 @@ fn batch(
         history.record(now);
     }
     history.last_run = Some(now);
-    if let Err(e) = states.save_run(&history) {
-        logging::warn(e);
+    tally.history = Some(history);
+    tally.scoped = !scheduled;
+    // What state/ holds now, the attempts of this run included.
+    let recorded: Vec<CertState> = if session.opts.json || config.metrics_file.is_some() {
+        entries.iter().map(|e| states.cert(e.name())).collect()
+    } else {
+        Vec::new()
+    };
+    if config.metrics_file.is_some() {
+        // An attempt changed what is decided: a certificate that went live is read again, a
+        // failed one may be backed off.
+        for (p, _) in &due {
+            let after = (recorded[p.index].clone(), outcomes[p.index].renewed());
+            figures[p.index] = Some(p.figures(config, &calm, Some(after), now));
+        }
+        tally.certs = Some(report::figures(config, entries, figures, &recorded, now));
     }
     if !report::stopped(&outcomes) {
         report::summary(&outcomes);
     }
     if session.opts.json {
-        report::print_json(entries, &outcomes, &slow, status);
+        report::print_json(entries, &outcomes, &slow, &recorded, status);
     }
-    let failed = entries
+    let failed: Vec<String> = entries
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| o.error().is_some())
         .map(|(e, _)| e.name().to_string())
         .collect();
+    tally.renewed = renewed.len();
+    tally.failed = failed.len();
     Ok((status, failed))
 }
 

@@ -1,5 +1,6 @@
 //! One due certificate of a `--cron` run: its order, its deployment, and what `state/`
-//! records of how it went (what it was issued under, a failed validation, a rate limit).
+//! records of how it went (what it was issued under, a failed validation, a rate limit, the
+//! attempt itself).
 
 use super::report::{self, Outcome};
 use super::session::{solver, unix_now};
@@ -137,6 +138,7 @@ pub fn renew_one(
         }
         Err(_) => {}
     }
+    state.attempted(unix_now(), result.as_ref().map(|_| ()));
     if let Err(e) = states.save_cert(&spec.name, &state) {
         logging::warn(e);
     }

@@ -1,16 +1,18 @@
 //! How the certificates of a `--cron` run ended, and what is said about it: the error lines
-//! with what to do next, `request_failure`, and the `--json` report.
+//! with what to do next, `request_failure`, the `--json` report, and the record of the run in
+//! `state/` and `METRICS_FILE`.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::session::{Broken, Entry};
-use crate::config::CertSpec;
-use crate::error::{Error, Status};
+use super::session::{Broken, Entry, Facts};
+use crate::config::{CertSpec, Config};
+use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
-use crate::logging;
 use crate::renewal::{Decision, Hold, Reason, TooSlow};
+use crate::state::{CertState, LastRun, RunState, StateDir};
+use crate::{logging, metrics};
 
 /// How one certificate of a `--cron` run ended.
 #[derive(Debug)]
@@ -132,20 +134,24 @@ impl Outcome {
     }
 }
 
-/// Prints the `--json` report of a `--cron` run.
+/// Prints the `--json` report of a `--cron` run; `recorded` is what `state/` holds of each
+/// certificate at its end.
 pub fn print_json(
     entries: &[Entry],
     outcomes: &[Outcome],
     slow: &[Option<TooSlow>],
+    recorded: &[CertState],
     status: Status,
 ) {
     let certificates: Vec<Value> = entries
         .iter()
         .zip(outcomes)
         .zip(slow)
-        .map(|((entry, o), slow)| {
+        .zip(recorded)
+        .map(|(((entry, o), slow), recorded)| {
             let mut json = o.json(entry);
             json["schedule"] = schedule_code(slow.as_ref()).into();
+            json["last_attempt"] = json!(recorded.last_attempt);
             json
         })
         .collect();
@@ -393,4 +399,105 @@ pub fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
         _ => return String::new(),
     };
     format!("; {next}")
+}
+
+/// What a `--cron` run leaves for `state/.run.json` and `METRICS_FILE`, filled in as it goes.
+#[derive(Default)]
+pub struct Tally {
+    /// The runs of the schedule with this one, once the batch got that far.
+    pub history: Option<RunState>,
+    pub renewed: usize,
+    pub failed: usize,
+    /// Every certificate's figures, when `METRICS_FILE` is set and the batch got that far.
+    pub certs: Option<Vec<metrics::Cert>>,
+    /// The run was limited to `--domain`: the other certificates have no figures.
+    pub scoped: bool,
+    /// The run took the lock: before, it changed nothing, and `state/` does not record it.
+    pub locked: bool,
+}
+
+/// The metrics' figures of every certificate in `entries`, with the attempts `recorded` holds:
+/// those `planned` made from the facts the run read, else (a certificate that failed before
+/// its decision) its live certificate's dates.
+pub fn figures(
+    config: &Config,
+    entries: &[Entry],
+    planned: Vec<Option<metrics::Cert>>,
+    recorded: &[CertState],
+    now: i64,
+) -> Vec<metrics::Cert> {
+    entries
+        .iter()
+        .zip(planned)
+        .zip(recorded)
+        .map(|((entry, planned), recorded)| match planned {
+            Some(cert) => cert.with_attempts(recorded),
+            None => {
+                let facts = Facts::read_named(config, entry.name(), recorded.clone());
+                let live = facts.readable().map(|l| &l.facts);
+                match entry {
+                    Entry::Broken(_) => {
+                        metrics::Cert::decided(entry.name(), live, None, recorded, now)
+                    }
+                    Entry::Ready(_) => metrics::Cert::undecided(entry.name(), live, recorded),
+                }
+            }
+        })
+        .collect()
+}
+
+/// Records how a `--cron` run that started at `started` (Unix seconds, and the instant) ended
+/// in `state/.run.json` (once it took the lock: a config error found before changes nothing),
+/// then writes `METRICS_FILE` when it is set: with the figures `tally`
+/// holds, and the dates alone of the live certificates it has none of (a run that stopped
+/// before it decided, or the others of a `--domain` run).
+pub fn finish(
+    config: &Config,
+    tally: Tally,
+    result: &Result<Status>,
+    started: (i64, std::time::Instant),
+) {
+    let states = StateDir::new(&config.basedir);
+    let mut history = tally.history.unwrap_or_else(|| states.run());
+    history.last = Some(LastRun {
+        start: started.0,
+        duration: started.1.elapsed().as_secs_f64(),
+        exit_status: match result {
+            Ok(status) => status.code(),
+            Err(e) => e.status().code(),
+        },
+        renewed: tally.renewed,
+        failed: tally.failed,
+        requests: crate::acme::transport::requests_sent(),
+    });
+    if tally.locked
+        && let Err(e) = states.save_run(&history)
+    {
+        logging::warn(e);
+    }
+    // The one place a --cron run writes the metrics file.
+    if let Some(path) = &config.metrics_file {
+        let whole = tally.certs.is_some() && !tally.scoped;
+        let mut certs = tally.certs.unwrap_or_default();
+        let others = if whole {
+            Vec::new()
+        } else {
+            crate::store::live_cert_names(&config.certdir)
+        };
+        for name in others {
+            if !certs.iter().any(|c| c.name == name) {
+                let facts = Facts::read_named(config, &name, states.cert(&name));
+                let live = facts.readable().map(|l| &l.facts);
+                certs.push(metrics::Cert::undecided(&name, live, &facts.recorded));
+            }
+        }
+        let report = metrics::Report {
+            certs: &certs,
+            run: history.last.as_ref(),
+            checked: None,
+        };
+        if let Err(e) = metrics::write(path, &report) {
+            logging::error(e);
+        }
+    }
 }
