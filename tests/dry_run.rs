@@ -142,8 +142,14 @@ fn a_dry_run_tries_every_certificate_keeps_nothing_and_deploys_nothing() {
     let env = Env::new(&pebble, "");
     let record_dir = TempDir::new("dry-record");
     let record = record_dir.path().join("calls");
-    // A kept key (PRIVATE_KEY_RENEW=no) is read by the dry run, never rewritten.
-    config_with_hooks(&env, &record, "PRIVATE_KEY_RENEW=no\n");
+    // A kept key (PRIVATE_KEY_RENEW=no) is read by the dry run, never rewritten; the metrics
+    // file of the real runs (inside BASEDIR, so that the listing covers it) is left alone.
+    let metrics = env.path().join("desiccant.prom");
+    config_with_hooks(
+        &env,
+        &record,
+        &format!("PRIVATE_KEY_RENEW=no\nMETRICS_FILE={}\n", metrics.display()),
+    );
     env.domains("one.example\ntwo.example www.two.example\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
     let real = calls(&record);
@@ -161,6 +167,7 @@ fn a_dry_run_tries_every_certificate_keeps_nothing_and_deploys_nothing() {
     let before = listing(env.path(), &["lock"]);
     assert!(before.contains_key("state"), "{before:#?}");
     assert!(before.contains_key("chains"), "{before:#?}");
+    assert!(before.contains_key("desiccant.prom"), "{before:#?}");
 
     let run = run_with_tmp(&env, tmp.path(), &["--cron", "--dry-run"]);
     run.expect(0);
