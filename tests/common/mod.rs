@@ -9,7 +9,6 @@
 
 #![allow(dead_code)]
 
-pub mod fake_ca;
 pub mod invariants;
 pub mod proxy;
 
