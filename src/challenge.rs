@@ -428,7 +428,7 @@ impl Solver<'_> {
         if let (Some(added), Some((server, key, _))) = (&deployed.dns_added, &self.dns.update)
             && let Err(e) = dns01::remove(*server, key, added)
         {
-            first_error.get_or_insert(Error::refused("dns-01", e.0));
+            first_error.get_or_insert(Error::refused(self.kind.name(), e.0));
         }
         // Noted things are cleaned once: a hook that fails to clean is not called forever.
         if let Some(journal) = &deployed.journal {

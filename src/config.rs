@@ -1510,6 +1510,32 @@ PREFERRED_CHAIN=
             error("CHALLENGETYPE=tls-alpn-01\nAUTH_HOOK=x\n")
                 .contains("config:2: AUTH_HOOK works with http-01 and dns-01")
         );
+        assert!(
+            error("CHALLENGETYPE=dns-account-01\nAUTH_HOOK=x\n")
+                .contains("config:2: AUTH_HOOK works with http-01 and dns-01")
+        );
+    }
+
+    #[test]
+    fn challengetype_takes_every_name_of_the_list_and_names_them_when_wrong() {
+        let c = load(
+            &[("config", "CHALLENGETYPE=dns-account-01\nDNS_UPDATE_SERVER=192.0.2.53\nDNS_UPDATE_KEY_NAME=k\nDNS_UPDATE_KEY_SECRET=c2VjcmV0\n")],
+            &[],
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.defaults.challenge, ChallengeType::DnsAccount01);
+        let e = error("CHALLENGETYPE=dns-persist-02\n");
+        assert!(
+            e.contains(
+                "config:1: CHALLENGETYPE is not one of http-01, dns-01, tls-alpn-01, dns-account-01"
+            ),
+            "{e}"
+        );
+        assert!(
+            !e.contains("dns-persist-02"),
+            "the value is never shown: {e}"
+        );
     }
 
     #[test]
