@@ -1,5 +1,5 @@
-//! Proving control of names: http-01 files or the built-in responder, dns-01 records by hook or
-//! by RFC 2136, tls-alpn-01 certificates, dehydrated's challenge hooks and certbot's auth and
+//! Proving control of names: http-01 files or the built-in responder, dns-01 and dns-account-01
+//! records by hook or by RFC 2136, tls-alpn-01 certificates, dehydrated's challenge hooks and certbot's auth and
 //! cleanup hooks; all put in place at once and taken away whatever happens.
 
 use std::fs;
@@ -72,6 +72,8 @@ pub struct Proof {
     pub token: String,
     /// `token.thumbprint`; a secret until the challenge is done, never logged.
     pub key_authorization: String,
+    /// The account's URL (its `kid`), which names dns-account-01's record.
+    pub account_url: String,
 }
 
 /// How the challenges of one certificate are put in place: by challenge type, through WELLKNOWN
@@ -162,6 +164,42 @@ pub fn dns_value(key_authorization: &str) -> String {
     ))
 }
 
+/// The name of the TXT record a DNS challenge of type `kind` looks up for `domain` (the base name
+/// for a wildcard): `_acme-challenge.<domain>` for dns-01; for dns-account-01
+/// `_<label>._acme-challenge.<domain>`, where the label is the lower-case base32 of the first
+/// 10 bytes of SHA-256 of the account URL (draft-ietf-acme-dns-account-label, as Pebble checks
+/// it). None for a type that proves nothing in DNS.
+pub fn txt_name(kind: ChallengeType, domain: &str, account_url: &str) -> Option<String> {
+    match kind {
+        ChallengeType::Dns01 => Some(format!("_acme-challenge.{domain}")),
+        ChallengeType::DnsAccount01 => {
+            let hash = digest::digest(&digest::SHA256, account_url.as_bytes());
+            let label = base32_lower(&hash.as_ref()[..10]);
+            Some(format!("_{label}._acme-challenge.{domain}"))
+        }
+        ChallengeType::Http01 | ChallengeType::TlsAlpn01 => None,
+    }
+}
+
+/// RFC 4648 base32 in lower case, without padding (10 bytes make 16 characters, none needed).
+fn base32_lower(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
 /// SHA-256 of the key authorization as colon-separated hex, the value dehydrated hands its hook
 /// for tls-alpn-01.
 fn alpn_value(key_authorization: &str) -> String {
@@ -179,13 +217,14 @@ impl Solver<'_> {
     fn triplet(&self, p: &Proof) -> Triplet {
         let token_value = match self.kind {
             ChallengeType::Http01 => p.key_authorization.clone(),
-            ChallengeType::Dns01 => dns_value(&p.key_authorization),
+            ChallengeType::Dns01 | ChallengeType::DnsAccount01 => dns_value(&p.key_authorization),
             ChallengeType::TlsAlpn01 => alpn_value(&p.key_authorization),
         };
         Triplet {
             domain: p.domain.clone(),
             token_filename: p.token.clone(),
             token_value,
+            record: txt_name(self.kind, &p.domain, &p.account_url),
         }
     }
 
@@ -201,7 +240,7 @@ impl Solver<'_> {
         match self.kind {
             ChallengeType::Http01 => self.deploy_http(proofs, deployed)?,
             ChallengeType::TlsAlpn01 => self.deploy_alpn(proofs, deployed)?,
-            ChallengeType::Dns01 => {
+            ChallengeType::Dns01 | ChallengeType::DnsAccount01 => {
                 if let Some((server, key, ttl)) = &self.dns.update {
                     let refused = |e: crate::dns::DnsError| Error::refused(&proofs[0].domain, e.0);
                     let added =
@@ -219,12 +258,14 @@ impl Solver<'_> {
             if self.chain {
                 deployed.hooked = triplets.clone();
                 deployed.note()?;
-                hook.run(&HookEvent::DeployChallenge(triplets), &[])?;
+                let env = Triplet::records_env(&triplets);
+                hook.run(&HookEvent::DeployChallenge(triplets), &env.pairs())?;
             } else {
                 for t in triplets {
                     deployed.hooked.push(t.clone());
                     deployed.note()?;
-                    hook.run(&HookEvent::DeployChallenge(vec![t]), &[])?;
+                    let env = Triplet::records_env(std::slice::from_ref(&t));
+                    hook.run(&HookEvent::DeployChallenge(vec![t]), &env.pairs())?;
                 }
             }
         }
@@ -233,7 +274,7 @@ impl Solver<'_> {
         {
             self.run_auth_hooks(runner, auth, proofs, deployed)?;
         }
-        if self.kind == ChallengeType::Dns01 && self.dns.check {
+        if self.kind.is_dns() && self.dns.check {
             dns01::wait_until_visible(self.dns, &self.txt_records(proofs))
                 .map_err(|e| Error::refused(&proofs[0].domain, e.0))?;
         }
@@ -280,9 +321,11 @@ impl Solver<'_> {
     fn txt_records(&self, proofs: &[Proof]) -> Vec<TxtRecord> {
         proofs
             .iter()
-            .map(|p| TxtRecord {
-                name: format!("_acme-challenge.{}", p.domain),
-                value: dns_value(&p.key_authorization),
+            .filter_map(|p| {
+                Some(TxtRecord {
+                    name: txt_name(self.kind, &p.domain, &p.account_url)?,
+                    value: dns_value(&p.key_authorization),
+                })
             })
             .collect()
     }
@@ -363,7 +406,8 @@ impl Solver<'_> {
                 deployed.hooked.into_iter().map(|t| vec![t]).collect()
             };
             for triplets in calls {
-                if let Err(e) = hook.run(&HookEvent::CleanChallenge(triplets), &[]) {
+                let env = Triplet::records_env(&triplets);
+                if let Err(e) = hook.run(&HookEvent::CleanChallenge(triplets), &env.pairs()) {
                     first_error.get_or_insert(e);
                 }
             }
@@ -384,7 +428,7 @@ impl Solver<'_> {
         if let (Some(added), Some((server, key, _))) = (&deployed.dns_added, &self.dns.update)
             && let Err(e) = dns01::remove(*server, key, added)
         {
-            first_error.get_or_insert(Error::refused("dns-01", e.0));
+            first_error.get_or_insert(Error::refused(self.kind.name(), e.0));
         }
         // Noted things are cleaned once: a hook that fails to clean is not called forever.
         if let Some(journal) = &deployed.journal {
@@ -460,6 +504,7 @@ mod tests {
             domain: "example.org".into(),
             token: token.into(),
             key_authorization: format!("{token}.thumb"),
+            account_url: "https://ca.example/acct/1".into(),
         };
         for bad in ["../escape", "a/b"] {
             let mut deployed = Deployed::default();
@@ -496,6 +541,39 @@ mod tests {
         let hex = alpn_value("x");
         assert_eq!(hex.len(), 32 * 3 - 1);
         assert!(hex.starts_with("2d:71:16:42"), "{hex}");
+    }
+
+    #[test]
+    fn dns_account_01_names_its_record_after_the_account() {
+        // RFC 4648 §10's test vectors, in lower case and without padding.
+        for (input, want) in [
+            ("f", "my"),
+            ("fo", "mzxq"),
+            ("foo", "mzxw6"),
+            ("foob", "mzxw6yq"),
+            ("fooba", "mzxw6ytb"),
+            ("foobar", "mzxw6ytboi"),
+        ] {
+            assert_eq!(base32_lower(input.as_bytes()), want);
+        }
+        // The draft's example account URL and label.
+        let url = "https://example.com/acme/acct/ExampleAccount";
+        let name = txt_name(ChallengeType::DnsAccount01, "example.org", url).unwrap();
+        assert_eq!(name, "_ujmmovf2vn55tgye._acme-challenge.example.org");
+        // Another account, another label; dns-01's name has none.
+        assert_ne!(
+            txt_name(
+                ChallengeType::DnsAccount01,
+                "example.org",
+                "https://ca/acct/2"
+            ),
+            Some(name)
+        );
+        assert_eq!(
+            txt_name(ChallengeType::Dns01, "example.org", url).as_deref(),
+            Some("_acme-challenge.example.org")
+        );
+        assert_eq!(txt_name(ChallengeType::Http01, "example.org", url), None);
     }
 
     #[test]

@@ -196,15 +196,40 @@ pub enum ChallengeType {
     Http01,
     Dns01,
     TlsAlpn01,
+    /// draft-ietf-acme-dns-account-label: dns-01's value under a label of the account's own.
+    DnsAccount01,
 }
 
 impl ChallengeType {
-    /// The RFC 8555 / RFC 8737 name, which is also `CHALLENGETYPE`'s value.
+    /// Every challenge type, in the order of [`crate::values::CHALLENGE_TYPES`].
+    pub const ALL: [ChallengeType; 4] = [
+        ChallengeType::Http01,
+        ChallengeType::Dns01,
+        ChallengeType::TlsAlpn01,
+        ChallengeType::DnsAccount01,
+    ];
+
+    /// The RFC 8555 / RFC 8737 / draft name, which is also `CHALLENGETYPE`'s value.
     pub fn name(self) -> &'static str {
         match self {
             ChallengeType::Http01 => "http-01",
             ChallengeType::Dns01 => "dns-01",
             ChallengeType::TlsAlpn01 => "tls-alpn-01",
+            ChallengeType::DnsAccount01 => "dns-account-01",
+        }
+    }
+
+    /// The type named `name`, None for a name that is none of [`ChallengeType::ALL`].
+    pub fn parse(name: &str) -> Option<ChallengeType> {
+        ChallengeType::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether the proof is a TXT record in DNS: a hook or built-in updates must set it, it
+    /// proves wildcards, and it cannot prove an IP address.
+    pub fn is_dns(self) -> bool {
+        match self {
+            ChallengeType::Dns01 | ChallengeType::DnsAccount01 => true,
+            ChallengeType::Http01 | ChallengeType::TlsAlpn01 => false,
         }
     }
 }
@@ -666,15 +691,18 @@ impl Config {
         Err(bad(
             &self.vars,
             "CHALLENGETYPE",
-            "is dns-01, but there is neither a HOOK or AUTH_HOOK that sets TXT records nor \
-             DNS_UPDATE_SERVER for built-in updates",
+            &format!(
+                "is {}, but there is neither a HOOK or AUTH_HOOK that sets TXT records nor \
+                 DNS_UPDATE_SERVER for built-in updates",
+                self.defaults.challenge.name()
+            ),
         ))
     }
 
     /// Whether a certificate with `settings` can prove its names by dns-01, when it uses it:
     /// by its hook or by built-in updates.
     fn can_set_txt(&self, settings: &CertSettings) -> bool {
-        settings.challenge != ChallengeType::Dns01
+        !settings.challenge.is_dns()
             || settings.hook.is_some()
             || settings.certbot.auth.is_some()
             || self.dns.update.is_some()
@@ -686,23 +714,25 @@ impl Config {
         let kind = spec.settings.challenge;
         let bad = |msg: String| Err(Error::Config(format!("{}: {msg}", line.origin)));
         for name in &spec.names {
-            if name.starts_with("*.") && kind != ChallengeType::Dns01 {
+            if name.starts_with("*.") && !kind.is_dns() {
                 return bad(format!(
-                    "{name} is a wildcard, which only dns-01 can prove; set CHALLENGETYPE=dns-01 \
-                     for this certificate (in its own config)"
+                    "{name} is a wildcard, which only dns-01 or dns-account-01 can prove; set \
+                     CHALLENGETYPE=dns-01 for this certificate (in its own config)"
                 ));
             }
-            if name.parse::<std::net::IpAddr>().is_ok() && kind == ChallengeType::Dns01 {
+            if name.parse::<std::net::IpAddr>().is_ok() && kind.is_dns() {
                 return bad(format!(
-                    "{name} is an IP address, which dns-01 cannot prove; use http-01 or tls-alpn-01"
+                    "{name} is an IP address, which {} cannot prove; use http-01 or tls-alpn-01",
+                    kind.name()
                 ));
             }
         }
         if !self.can_set_txt(&spec.settings) {
             return bad(format!(
-                "{} uses dns-01 but has neither a HOOK or AUTH_HOOK that sets TXT records nor \
+                "{} uses {} but has neither a HOOK or AUTH_HOOK that sets TXT records nor \
                  DNS_UPDATE_SERVER for built-in updates",
-                spec.name
+                spec.name,
+                kind.name()
             ));
         }
         Ok(())
@@ -773,16 +803,11 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
     let blame = if algo == "rsa" { "KEYSIZE" } else { "KEY_ALGO" };
     let key_algo = KeyAlgo::parse(algo, keysize).map_err(|msg| bad_with(vars, blame, &msg))?;
     let challenge = match vars.value("CHALLENGETYPE") {
-        None | Some("http-01") => ChallengeType::Http01,
-        Some("dns-01") => ChallengeType::Dns01,
-        Some("tls-alpn-01") => ChallengeType::TlsAlpn01,
-        Some(_) => {
-            return Err(bad(
-                vars,
-                "CHALLENGETYPE",
-                "is not one of http-01, dns-01, tls-alpn-01",
-            ));
-        }
+        None => ChallengeType::Http01,
+        Some(name) => ChallengeType::parse(name).ok_or_else(|| {
+            let offered = crate::values::CHALLENGE_TYPES.join(", ");
+            bad(vars, "CHALLENGETYPE", &format!("is not one of {offered}"))
+        })?,
     };
     let renew_days = match vars.value("RENEW_DAYS") {
         None => None,
@@ -819,11 +844,13 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
             "needs AUTH_HOOK: it takes away what AUTH_HOOK put in place",
         ));
     }
-    if certbot.auth.is_some() && challenge == ChallengeType::TlsAlpn01 {
+    if certbot.auth.is_some() && !matches!(challenge, ChallengeType::Http01 | ChallengeType::Dns01)
+    {
         return Err(bad(
             vars,
             "AUTH_HOOK",
-            "works with http-01 and dns-01, as certbot's manual plugin; not with tls-alpn-01",
+            "works with http-01 and dns-01, as certbot's manual plugin; not with tls-alpn-01 or \
+             dns-account-01",
         ));
     }
     let (wellknown, webroot) = challenge_folder(vars)?;
@@ -1482,6 +1509,32 @@ PREFERRED_CHAIN=
         assert!(
             error("CHALLENGETYPE=tls-alpn-01\nAUTH_HOOK=x\n")
                 .contains("config:2: AUTH_HOOK works with http-01 and dns-01")
+        );
+        assert!(
+            error("CHALLENGETYPE=dns-account-01\nAUTH_HOOK=x\n")
+                .contains("config:2: AUTH_HOOK works with http-01 and dns-01")
+        );
+    }
+
+    #[test]
+    fn challengetype_takes_every_name_of_the_list_and_names_them_when_wrong() {
+        let c = load(
+            &[("config", "CHALLENGETYPE=dns-account-01\nDNS_UPDATE_SERVER=192.0.2.53\nDNS_UPDATE_KEY_NAME=k\nDNS_UPDATE_KEY_SECRET=c2VjcmV0\n")],
+            &[],
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.defaults.challenge, ChallengeType::DnsAccount01);
+        let e = error("CHALLENGETYPE=dns-persist-02\n");
+        assert!(
+            e.contains(
+                "config:1: CHALLENGETYPE is not one of http-01, dns-01, tls-alpn-01, dns-account-01"
+            ),
+            "{e}"
+        );
+        assert!(
+            !e.contains("dns-persist-02"),
+            "the value is never shown: {e}"
         );
     }
 

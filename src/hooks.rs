@@ -20,12 +20,41 @@ pub const BRICKER: &str = "this_hookscript_is_broken__dehydrated_is_working_fine
 
 /// One challenge as the hook sees it: the name validated (the base name for a wildcard), the
 /// token (the http-01 file name) and the value to publish (the key authorization for http-01,
-/// the TXT value for dns-01).
+/// the TXT value for dns-01 and dns-account-01); for a DNS challenge, the TXT record's name too,
+/// which goes in [`CHALLENGE_RECORDS`], not in the arguments.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Triplet {
     pub domain: String,
     pub token_filename: String,
     pub token_value: String,
+    #[serde(default)]
+    pub record: Option<String>,
+}
+
+/// The hook's variable that names the TXT record of each challenge of a DNS challenge type,
+/// one name per DOMAIN argument, in order, separated by spaces: dns-account-01's record is not
+/// `_acme-challenge.<domain>`, and dehydrated's arguments have no place for it.
+pub const CHALLENGE_RECORDS: &str = "CHALLENGE_RECORDS";
+
+/// The extra environment of a `deploy_challenge` or `clean_challenge` call.
+pub struct ChallengeEnv(Option<String>);
+
+impl ChallengeEnv {
+    /// As [`Hook::run`] takes it.
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        self.0
+            .iter()
+            .map(|names| (CHALLENGE_RECORDS, names.as_str()))
+            .collect()
+    }
+}
+
+impl Triplet {
+    /// [`CHALLENGE_RECORDS`] for a call about `triplets`, when they are DNS challenges.
+    pub fn records_env(triplets: &[Triplet]) -> ChallengeEnv {
+        let names: Option<Vec<&str>> = triplets.iter().map(|t| t.record.as_deref()).collect();
+        ChallengeEnv(names.filter(|n| !n.is_empty()).map(|n| n.join(" ")))
+    }
 }
 
 /// Every handler of dehydrated's hook protocol (0.7), with its arguments in order.
@@ -503,6 +532,7 @@ mod tests {
             domain: d.into(),
             token_filename: format!("tok-{d}"),
             token_value: format!("val-{d}"),
+            record: None,
         }
     }
 

@@ -438,6 +438,7 @@ fn authorize(
             proof: Proof {
                 domain: authz.identifier.value.clone(),
                 key_authorization: account.key.key_authorization(&token),
+                account_url: account.url.clone(),
                 token,
             },
         });

@@ -3,7 +3,7 @@
 
 /// `CHALLENGETYPE` and `--challenge`: every [`ChallengeType`](crate::config::ChallengeType)'s
 /// name.
-pub const CHALLENGE_TYPES: [&str; 3] = ["http-01", "dns-01", "tls-alpn-01"];
+pub const CHALLENGE_TYPES: [&str; 4] = ["http-01", "dns-01", "tls-alpn-01", "dns-account-01"];
 
 /// `KEY_ALGO` and `--algo`: every [`KeyAlgo`](crate::keys::KeyAlgo)'s name.
 pub const KEY_ALGOS: [&str; 3] = ["rsa", "prime256v1", "secp384r1"];
@@ -57,12 +57,14 @@ mod tests {
 
     #[test]
     fn the_lists_are_what_the_config_reads() {
-        let challenges = [
-            ChallengeType::Http01,
-            ChallengeType::Dns01,
-            ChallengeType::TlsAlpn01,
-        ];
-        assert_eq!(challenges.map(ChallengeType::name), CHALLENGE_TYPES);
+        assert_eq!(ChallengeType::ALL.map(ChallengeType::name), CHALLENGE_TYPES);
+        for name in CHALLENGE_TYPES {
+            assert_eq!(
+                ChallengeType::parse(name).map(ChallengeType::name),
+                Some(name)
+            );
+        }
+        assert_eq!(ChallengeType::parse("dns-persist-02"), None);
         for name in KEY_ALGOS {
             assert_eq!(KeyAlgo::parse(name, 2048).unwrap().config_name(), name);
         }

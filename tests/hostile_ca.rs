@@ -1,7 +1,7 @@
 //! A HOSTILE CA: the real binary talks to the real Pebble through the fault-injecting proxy of
 //! tests/common/proxy.rs, which rewrites Pebble's answers the way a CA that wants to harm the
-//! machine would (and, for renewal information, which Debian's Pebble predates, the fake CA
-//! of tests/common/fake_ca.rs). What is checked is what an admin would check: no file written
+//! machine would (and, for renewal information, which Debian's Pebble predates, the newest
+//! Pebble told what to answer through its management interface). What is checked is what an admin would check: no file written
 //! outside the folders desiccant owns, no hook told a name that was not ordered, no request
 //! sent for what was not asked, the live certificate unchanged, the exit code, and an output
 //! with no forged log line and no terminal escape.
@@ -14,7 +14,6 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use common::fake_ca::FakeCa;
 use common::proxy::{Proxy, Rule};
 use common::{Env, Pebble, PebbleOptions, Run, TempDir, check_live_set, pem_certs};
 
@@ -337,15 +336,21 @@ fn a_challenge_type_forges_no_log_line_and_sends_no_escape() {
 
 #[test]
 fn an_explanation_url_forges_no_log_line_and_sends_no_escape() {
-    let ca = FakeCa::start();
-    let webroot = TempDir::new("webroot");
-    let env = Env::for_ca(&ca.directory_url, &ca.ca_bundle, webroot.path(), "");
+    let pebble = Pebble::start_head();
+    let env = Env::new(&pebble, "");
     env.domains("ari.example\n");
     env.run(&["--cron", "--accept-terms"]).expect(0);
-    ca.set(|b| {
-        b.window = (-7200, -3600);
-        b.explanation = Some(format!("https://ca.example/incident{FORGED}"));
-    });
+    let cert = fs::read_to_string(env.cert_dir("ari.example").join("cert.pem")).unwrap();
+    pebble.set_renewal_info(
+        &cert,
+        &json!({
+            "suggestedWindow": {
+                "start": "2000-01-01T00:00:00Z",
+                "end": "2000-01-02T00:00:00Z"
+            },
+            "explanationURL": format!("https://ca.example/incident{FORGED}")
+        }),
+    );
     let run = run_under_journal(&env, &["--cron"]);
     no_forged_line(&run);
     run.expect(0);

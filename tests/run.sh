@@ -40,6 +40,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The newest Pebble as well as Debian's (tests/pebble_head.rs and others): built from source by
+# ../shared/pebble/build.sh, about a minute the first time and nothing after; it prints the
+# folder of the binaries, which the tests find in DESICCANT_PEBBLE_HEAD.
+pebble_head_build=${PEBBLE_HEAD_BUILD:-../shared/pebble/build.sh}
+DESICCANT_PEBBLE_HEAD=$("$pebble_head_build")
+export DESICCANT_PEBBLE_HEAD
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets --features failpoints -- -D warnings
 cargo clippy --locked --all-targets -- -D warnings

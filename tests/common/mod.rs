@@ -9,7 +9,6 @@
 
 #![allow(dead_code)]
 
-pub mod fake_ca;
 pub mod invariants;
 pub mod proxy;
 
@@ -319,8 +318,56 @@ pub struct PebbleOptions {
     pub alternate_roots: Option<u32>,
     pub chain_length: Option<u32>,
     /// The lifetime of the certificates it issues (its config's `certificateValidityPeriod`),
-    /// when not Pebble's five years.
+    /// when not Pebble's five years; with the newest Pebble, its `default` profile's (90 days
+    /// when not given).
     pub validity: Option<Duration>,
+    /// Which Pebble runs: Debian's package, or the newest one built from source.
+    pub build: PebbleBuild,
+}
+
+/// The Pebble a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PebbleBuild {
+    /// Debian's `pebble` package (2.4): no renewal information, profiles, IP identifiers or
+    /// the newer challenges.
+    Debian,
+    /// Pebble built from its newest source by `../shared/pebble/build.sh`, found in the folder
+    /// [`PEBBLE_HEAD_VAR`] names (tests/run.sh sets it): renewal information with `replaces`
+    /// and `/set-renewal-info/`, the profiles `default` and `shortlived`, IP identifiers,
+    /// dns-account-01 and dns-persist-01.
+    Head,
+}
+
+/// The environment variable that names the folder of the newest Pebble's binaries.
+pub const PEBBLE_HEAD_VAR: &str = "DESICCANT_PEBBLE_HEAD";
+
+/// The lifetime of the newest Pebble's `shortlived` profile (Let's Encrypt's: six days).
+pub const SHORTLIVED: Duration = Duration::from_secs(6 * 86_400);
+
+impl PebbleBuild {
+    /// `pebble` and `pebble-challtestsrv` of this build, or a failure that says how to get
+    /// them.
+    fn programs(self) -> (PathBuf, PathBuf) {
+        match self {
+            PebbleBuild::Debian => (
+                require("pebble", "pebble"),
+                require("pebble-challtestsrv", "pebble"),
+            ),
+            PebbleBuild::Head => {
+                let how = "run tests/run.sh, which builds it, or \
+                           `export DESICCANT_PEBBLE_HEAD=$(../shared/pebble/build.sh)`";
+                let dir = std::env::var_os(PEBBLE_HEAD_VAR).unwrap_or_else(|| {
+                    panic!("{PEBBLE_HEAD_VAR} is not set, so the newest Pebble is not found: {how}")
+                });
+                let dir = PathBuf::from(dir);
+                let programs = (dir.join("pebble"), dir.join("pebble-challtestsrv"));
+                for p in [&programs.0, &programs.1] {
+                    assert!(p.is_file(), "{} is missing: {how}", p.display());
+                }
+                programs
+            }
+        }
+    }
 }
 
 impl Default for PebbleOptions {
@@ -337,6 +384,7 @@ impl Default for PebbleOptions {
             alternate_roots: None,
             chain_length: None,
             validity: None,
+            build: PebbleBuild::Debian,
         }
     }
 }
@@ -389,17 +437,38 @@ fn start_processes(
             "externalAccountMACKeys": { EAB_KID: EAB_HMAC_KEY }
         }
     });
-    if let Some(validity) = opts.validity {
-        config["pebble"]["certificateValidityPeriod"] = validity.as_secs().into();
+    match opts.build {
+        PebbleBuild::Debian => {
+            if let Some(validity) = opts.validity {
+                config["pebble"]["certificateValidityPeriod"] = validity.as_secs().into();
+            }
+        }
+        PebbleBuild::Head => {
+            let default = opts.validity.unwrap_or(Duration::from_secs(90 * 86_400));
+            config["pebble"]["profiles"] = serde_json::json!({
+                "default": {
+                    "description": "the profile of the tests",
+                    "validityPeriod": default.as_secs()
+                },
+                "shortlived": {
+                    "description": "six days",
+                    "validityPeriod": SHORTLIVED.as_secs()
+                }
+            });
+        }
     }
     let config_path = dir.join("pebble-config.json");
     fs::write(&config_path, config.to_string()).unwrap();
 
     let dns_log = dir.join("challtestsrv.log");
+    // The newest pebble-challtestsrv calls -dns01 -dnsserver and serves DNS over HTTPS too.
+    let mut dns = Command::new(challtestsrv);
+    match opts.build {
+        PebbleBuild::Debian => dns.args(["-dns01", &at(DNS_PORT).to_string()]),
+        PebbleBuild::Head => dns.args(["-dnsserver", &at(DNS_PORT).to_string(), "-doh", ""]),
+    };
     children.push(
-        Command::new(challtestsrv)
-            .args(["-dns01", &at(DNS_PORT).to_string()])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+        dns.args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-management", &at(DNS_MANAGEMENT_PORT).to_string()])
             .args(["-defaultIPv4", &ip.to_string(), "-defaultIPv6", ""])
             .stdout(fs::File::create(&dns_log).unwrap())
@@ -459,11 +528,16 @@ impl Pebble {
         })
     }
 
+    /// The newest Pebble ([`PebbleBuild::Head`]) with the other options at their defaults.
+    pub fn start_head() -> Pebble {
+        Pebble::start_with(PebbleOptions {
+            build: PebbleBuild::Head,
+            ..PebbleOptions::default()
+        })
+    }
+
     pub fn start_with(opts: PebbleOptions) -> Pebble {
-        let programs = (
-            require("pebble", "pebble"),
-            require("pebble-challtestsrv", "pebble"),
-        );
+        let programs = opts.build.programs();
         let ip = loopback();
         let dir = TempDir::new("pebble");
         let (ca_pem, cert_pem, key_pem) = tls_certificate(ip);
@@ -524,6 +598,22 @@ impl Pebble {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Makes the newest Pebble answer `answer` (JSON) for the renewal information of the
+    /// certificate `cert_pem` from now on, through its management interface.
+    pub fn set_renewal_info(&self, cert_pem: &str, answer: &serde_json::Value) {
+        let url = format!("{}/set-renewal-info/", self.management_url);
+        let body =
+            serde_json::json!({ "Certificate": cert_pem, "ARIResponse": answer.to_string() });
+        if let Err(e) = self.agent().post(&url).send(body.to_string()) {
+            panic!("{url}: {e}");
+        }
+    }
+
+    /// Pebble's log so far.
+    pub fn log_text(&self) -> String {
+        read(&self.log)
     }
 
     /// Pebble's current root certificate, from its management interface.
