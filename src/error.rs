@@ -155,6 +155,8 @@ impl Error {
             | Error::Invalid { .. }
             | Error::Hook { .. } => Status::Failed,
             Error::Acme { err, .. } if err.is_temporary() => Status::Temporary,
+            // Only a changed setting mends it; retried as it is, it fails the same way.
+            Error::Acme { err, .. } if err.is_setting() => Status::Config,
             Error::Acme { .. } => Status::Failed,
         }
     }
@@ -211,7 +213,15 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Io { path, what, err } => write!(f, "{}: {what}: {err}", path.display()),
+            Error::Io { path, what, err } => {
+                write!(f, "{}: {what}: {err}", path.display())?;
+                if err.kind() == io::ErrorKind::PermissionDenied
+                    && let Some(advice) = crate::store::not_permitted_advice(path)
+                {
+                    write!(f, "; {advice}")?;
+                }
+                Ok(())
+            }
             Error::Acme { subject, err } => write!(f, "{subject}: {err}"),
             Error::Invalid {
                 name,
