@@ -1065,7 +1065,8 @@ struct Tinyproxy {
 }
 
 impl Tinyproxy {
-    fn start() -> Tinyproxy {
+    /// With `extra` lines added to its config.
+    fn start(extra: &str) -> Tinyproxy {
         let program = common::require("tinyproxy", "tinyproxy");
         let dir = common::TempDir::new("tinyproxy");
         let addr = std::net::SocketAddr::from((common::loopback(), 3128));
@@ -1075,7 +1076,7 @@ impl Tinyproxy {
             &config,
             format!(
                 "Port {}\nListen {}\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\n\
-                 Allow 127.0.0.0/8\n",
+                 Allow 127.0.0.0/8\n{extra}",
                 addr.port(),
                 addr.ip(),
                 log.display()
@@ -1114,7 +1115,7 @@ impl Tinyproxy {
 #[test]
 fn an_issuance_goes_through_the_proxy_of_https_proxy_and_no_proxy_bypasses_it() {
     let pebble = Pebble::start();
-    let tinyproxy = Tinyproxy::start();
+    let tinyproxy = Tinyproxy::start("");
     let env = Env::new(&pebble, "");
     env.domains("proxied.example\n");
     let ca = format!("{}:{}", pebble.ip, common::ACME_PORT);
@@ -1179,4 +1180,27 @@ fn a_dead_proxy_is_named_with_its_variable_and_without_its_password() {
             "{run:?}"
         );
     }
+}
+
+#[test]
+fn a_proxy_that_refuses_the_tunnel_is_named_with_its_answer() {
+    let pebble = Pebble::start();
+    // Tunnels to port 443 only: the CA's port is refused.
+    let tinyproxy = Tinyproxy::start("ConnectPort 443\n");
+    let env = Env::new(&pebble, "");
+    env.domains("proxied.example\n");
+    let proxy = format!("http://{}", tinyproxy.addr);
+    let run = run_with_proxy(
+        &env,
+        &[("HTTPS_PROXY", &proxy)],
+        &["--cron", "--accept-terms"],
+    );
+    run.expect(75);
+    assert!(
+        run.stderr().contains(&format!(
+            "error: CA: cannot reach {}: the proxy {proxy} (HTTPS_PROXY) refused the tunnel: ",
+            pebble.directory_url
+        )),
+        "{run:?}"
+    );
 }

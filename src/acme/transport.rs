@@ -463,12 +463,15 @@ fn certificate_error(e: &ureq::Error) -> Option<String> {
     }
 }
 
-/// The host (and port, when it has one) of `url`, for messages.
+/// The host (and port, when it has one) of `url`, for messages: never a user or password.
 fn host_of(url: &str) -> String {
-    url.parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|u| u.authority().map(|a| shown(a.as_str()).into_owned()))
-        .unwrap_or_else(|| shown(url).into_owned())
+    let host = url.parse::<ureq::http::Uri>().ok().and_then(|u| {
+        u.authority().map(|a| match a.port_u16() {
+            Some(port) => format!("{}:{port}", a.host()),
+            None => a.host().to_string(),
+        })
+    });
+    shown(host.as_deref().unwrap_or("the CA")).into_owned()
 }
 
 /// Turns a non-2xx answer into [`Error::Problem`]; a body that is no problem document becomes

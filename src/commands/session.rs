@@ -291,10 +291,11 @@ fn right_ca(url: &str) -> String {
     }
 }
 
-/// The host (and port) of an `https://` URL, lower-cased.
+/// The host (and port) of an `https://` URL, lower-cased, without a user or password.
 fn host_of(url: &str) -> Option<String> {
     url.strip_prefix("https://")
         .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| authority.rsplit('@').next())
         .map(str::to_ascii_lowercase)
 }
 
