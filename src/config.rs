@@ -766,9 +766,26 @@ fn metrics_file(vars: &Vars, warnings: &mut Vec<String>) -> Result<Option<PathBu
 }
 
 fn unknown_key(origin: &Origin, key: &str) -> Error {
-    Error::Config(format!(
-        "{origin}: unknown key {key}; see the list of keys in README"
-    ))
+    match nearest_key(key) {
+        Some(known) => Error::Config(format!(
+            "{origin}: unknown key {key}; did you mean {known}? (see the list of keys in README)"
+        )),
+        None => Error::Config(format!(
+            "{origin}: unknown key {key}; see the list of keys in README"
+        )),
+    }
+}
+
+/// The known key that `key` most likely misspells: the nearest by edit distance (a letter
+/// left out, added, changed or two swapped; case ignored), at most 2 edits and fewer than a
+/// third of its letters away.
+fn nearest_key(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_uppercase();
+    KEYS.iter()
+        .map(|(known, _, _)| (strsim::damerau_levenshtein(&key, known), *known))
+        .filter(|&(edits, _)| edits <= 2 && edits * 3 < key.len())
+        .min()
+        .map(|(_, known)| known)
 }
 
 pub(crate) fn check_keys(read: &[config_file::Assignment]) -> Result<()> {
@@ -1149,6 +1166,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_key_is_matched_to_the_nearest_known_one() {
+        assert_eq!(nearest_key("CHALENGETYPE"), Some("CHALLENGETYPE"));
+        assert_eq!(nearest_key("wellknown"), Some("WELLKNOWN"));
+        assert_eq!(nearest_key("CONTACT_EMIAL"), Some("CONTACT_EMAIL"));
+        assert_eq!(nearest_key("RENEW_DAY"), Some("RENEW_DAYS"));
+        // Too far from every key, or too short to guess from.
+        assert_eq!(nearest_key("NONSENSE"), None);
+        assert_eq!(nearest_key("FOO"), None);
+        assert_eq!(nearest_key("CA_"), None);
+    }
     use std::collections::HashMap;
 
     struct Dir(PathBuf);

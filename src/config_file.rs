@@ -165,11 +165,12 @@ pub fn parse_line(
         );
     }
     let value =
-        parse_value(&line[name_len + 1..], lookup).map_err(|msg| format!("{key}: {msg}"))?;
+        parse_value(key, &line[name_len + 1..], lookup).map_err(|msg| format!("{key}: {msg}"))?;
     Ok(Some((key.to_string(), value)))
 }
 
 fn parse_value(
+    key: &str,
     input: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<String, String> {
@@ -207,7 +208,7 @@ fn parse_value(
                         }
                         None => return Err("a double quote is not closed".into()),
                     },
-                    Some('$') => expand(&mut chars, &mut out, lookup)?,
+                    Some('$') => expand(key, &mut chars, &mut out, lookup)?,
                     Some('`') => return Err(no_commands()),
                     Some(c) => out.push(c),
                     None => return Err("a double quote is not closed".into()),
@@ -217,7 +218,7 @@ fn parse_value(
                 Some(c) => out.push(c),
                 None => return Err("the line ends in a backslash".into()),
             },
-            '$' => expand(&mut chars, &mut out, lookup)?,
+            '$' => expand(key, &mut chars, &mut out, lookup)?,
             '`' => return Err(no_commands()),
             ';' | '&' | '|' | '<' | '>' | '(' | ')' => {
                 return Err(
@@ -236,8 +237,14 @@ fn no_commands() -> String {
     "command substitution is not supported: the config is read, not run by a shell".into()
 }
 
-/// Expands `$NAME` or `${NAME}` after a `$`.
+/// The variables a hook command gets when it runs (`POST_RENEW_HOOK`'s `RENEWED_CERTS`,
+/// certbot's `RENEWED_*` and `CERTBOT_*`): in a config value they can only be meant for the
+/// command, in single quotes.
+const RUN_TIME_NAMES: [&str; 2] = ["RENEWED_", "CERTBOT_"];
+
+/// Expands `$NAME` or `${NAME}` after a `$` in the value of `key`.
 fn expand(
+    key: &str,
     chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
     out: &mut String,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -274,6 +281,14 @@ fn expand(
                 return Ok(());
             }
         }
+    }
+    if RUN_TIME_NAMES.iter().any(|prefix| name.starts_with(prefix)) {
+        // A name of ours, not the admin's: no secret to hide.
+        return Err(format!(
+            "${name} is set only when the command runs, but here it is expanded while the \
+             config is read, to nothing: write the value in single quotes, as {key}='... \
+             ${name}'"
+        ));
     }
     match lookup(&name) {
         Some(v) => {

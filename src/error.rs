@@ -168,6 +168,8 @@ impl Error {
             | Error::Invalid { .. }
             | Error::Hook { .. } => Status::Failed,
             Error::Acme { err, .. } if err.is_temporary() => Status::Temporary,
+            // Only a changed setting mends it; retried as it is, it fails the same way.
+            Error::Acme { err, .. } if err.is_setting() => Status::Config,
             Error::Acme { .. } => Status::Failed,
         }
     }
@@ -259,6 +261,7 @@ fn acme_step(err: &acme::Error) -> &'static str {
         | acme::Error::Protocol { url, .. }
         | acme::Error::Timeout { url, .. }
         | acme::Error::Stopped { url } => url.to_ascii_lowercase(),
+        acme::Error::Untrusted { .. } => return "directory",
         acme::Error::Key(_) => return "account",
     };
     let path = url.split_once("://").map_or(url.as_str(), |(_, rest)| {
@@ -301,7 +304,15 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Io { path, what, err } => write!(f, "{}: {what}: {err}", path.display()),
+            Error::Io { path, what, err } => {
+                write!(f, "{}: {what}: {err}", path.display())?;
+                if err.kind() == io::ErrorKind::PermissionDenied
+                    && let Some(advice) = crate::store::not_permitted_advice(path)
+                {
+                    write!(f, "; {advice}")?;
+                }
+                Ok(())
+            }
             Error::Acme { subject, err } => write!(f, "{subject}: {err}"),
             Error::Invalid {
                 name,

@@ -4,7 +4,7 @@
 //! its environment, never pasted into a command line; with a time limit.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -408,9 +408,13 @@ impl Hook {
             .stderr(Stdio::piped())
             // Its own process group, so that at the time limit everything it started goes too.
             .process_group(0);
-        let mut child = command
-            .spawn()
-            .map_err(|e| fail(format!("cannot start: {e}")))?;
+        let mut child = command.spawn().map_err(|e| {
+            // The file exists (it was checked): a missing file is its interpreter.
+            match interpreter_problem(&self.path).filter(|_| e.kind() == ErrorKind::NotFound) {
+                Some(problem) => fail(format!("cannot start: {problem}")),
+                None => fail(format!("cannot start: {e}")),
+            }
+        })?;
         let stdout = child.stdout.take().map(drain);
         let stderr = child.stderr.take().map(drain);
         let pid = child.id();
@@ -464,10 +468,57 @@ impl Hook {
         }
         match status {
             Ok(s) if s.success() => Ok(output),
+            // 127: what `env` exits with when it does not find the program it was to run.
+            Ok(s) if s.code() == Some(127) => match interpreter_problem(&self.path) {
+                Some(problem) => Err(fail(format!("exited with {s}: {problem}"))),
+                None => Err(fail(format!("exited with {s}"))),
+            },
             Ok(s) => Err(fail(format!("exited with {s}"))),
             Err(what) => Err(fail(what)),
         }
     }
+}
+
+/// Why the executable file at `path` cannot run as a program, told by its first line: it ends
+/// in a carriage return (the file has Windows line ends, so the kernel looks for an
+/// interpreter whose name ends in one), or it names an interpreter that does not exist (also
+/// through `/usr/bin/env NAME`). None when the first line shows no such problem.
+pub fn interpreter_problem(path: &Path) -> Option<String> {
+    let mut start = [0u8; 512];
+    let n = std::fs::File::open(path).ok()?.read(&mut start).ok()?;
+    let first = start[..n].split(|&b| b == b'\n').next()?;
+    let line = first.strip_prefix(b"#!")?;
+    if line.ends_with(b"\r") {
+        return Some(
+            "its first line ends in a carriage return (Windows line ends): convert it with \
+             dos2unix or sed -i 's/\\r$//'"
+                .to_string(),
+        );
+    }
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_whitespace();
+    let interpreter = words.next()?;
+    let missing = |name: &str| {
+        format!(
+            "the interpreter named on its first line, {}, does not exist",
+            name.escape_debug()
+        )
+    };
+    if !Path::new(interpreter).exists() {
+        return Some(missing(interpreter));
+    }
+    if Path::new(interpreter).file_name()? == "env" {
+        // `env -S python3 -u`, `env LANG=C python3`: the first word that is neither.
+        let program = words.find(|w| !w.starts_with('-') && !w.contains('='))?;
+        let found = program.contains('/') && Path::new(program).exists()
+            || std::env::var_os("PATH").is_some_and(|dirs| {
+                std::env::split_paths(&dirs).any(|dir| dir.join(program).is_file())
+            });
+        if !found {
+            return Some(missing(program));
+        }
+    }
+    None
 }
 
 /// How long the output of a hook that has exited is read on, for what its children print.

@@ -324,6 +324,45 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The name of user `uid` in /etc/passwd, for messages.
+pub fn user_name(uid: u32) -> Option<String> {
+    let text = fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
+}
+
+/// What to do when this run was not permitted to use `path`: when `path` (or, when it does not
+/// exist, its folder) belongs to another user than this run's, which user owns it and which
+/// this run is, and to run as the owner or root. None when this run is root or the owner (then
+/// the mode is the cause, and the error says enough).
+pub fn not_permitted_advice(path: &Path) -> Option<String> {
+    let me = effective_uid();
+    if me == 0 {
+        return None;
+    }
+    let (at, owner) = std::iter::successors(Some(path), |p| p.parent())
+        .take(2)
+        .find_map(|p| fs::symlink_metadata(p).ok().map(|m| (p, m.uid())))?;
+    if owner == me {
+        return None;
+    }
+    let name = |uid: u32| user_name(uid).map_or_else(|| format!("uid {uid}"), |n| n.to_string());
+    let run_as = if owner == 0 {
+        "root".to_string()
+    } else {
+        format!("{} or as root", name(owner))
+    };
+    Some(format!(
+        "{} belongs to {} and this run is {}: run desiccant as {run_as}",
+        at.display(),
+        name(owner),
+        name(me)
+    ))
+}
+
 /// Opens folder `dir` as a handle, refusing a symlink in its place.
 fn open_dir(dir: &Path) -> io::Result<File> {
     OpenOptions::new()

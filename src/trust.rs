@@ -18,7 +18,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::store::effective_uid;
+use crate::store::{effective_uid, user_name};
 
 /// What kind of entry a checked path must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,16 +327,6 @@ fn describe(entry: &Path, meta: &Metadata, problem: &str, me: u32) -> String {
 
 fn refusal(what: &str, why: &str) -> String {
     format!("refused as the {what}, since others could change what it says: {why}")
-}
-
-/// The name of user `uid` in /etc/passwd, for messages.
-fn user_name(uid: u32) -> Option<String> {
-    let text = fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
-    })
 }
 
 #[cfg(test)]

@@ -117,3 +117,29 @@ fn a_rollover_cut_short_is_finished_by_the_next_run() {
     assert_eq!(std::fs::read(dir.join("account_key.pem")).unwrap(), new);
     assert!(!dir.join("account_key.pem.new").exists());
 }
+
+#[test]
+fn an_account_the_ca_does_not_know_is_explained_with_what_to_do() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("gone.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    // The CA forgot the account (deleted, or the URL is another CA's).
+    let id = env.account_dir().join("account_id.json");
+    let text = std::fs::read_to_string(&id).unwrap();
+    let url: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let url = url["url"].as_str().unwrap();
+    std::fs::write(&id, text.replace(url, &format!("{url}0"))).unwrap();
+    let run = env.run(&["--cron", "--force"]);
+    run.expect(1);
+    assert!(
+        run.stderr()
+            .contains("(urn:ietf:params:acme:error:accountDoesNotExist); the account key kept for this CA (the account_key.pem and account_id.json of its folder under accounts/) is not known to the CA: the account was deleted, or made for another CA; move that folder aside, then desiccant --register --accept-terms makes a new account"),
+        "{run:?}"
+    );
+    // The advice works.
+    let dir = env.account_dir();
+    std::fs::rename(&dir, dir.with_extension("old")).unwrap();
+    env.run(&["--register", "--accept-terms"]).expect(0);
+    env.run(&["--cron", "--force"]).expect(0);
+}

@@ -476,3 +476,169 @@ fn env_prints_no_secret() {
     assert!(!run.stdout().contains(SECRET), "{run:?}");
     assert!(!run.stdout().contains("YQ=="), "{run:?}");
 }
+
+#[test]
+fn a_ca_whose_tls_certificate_is_not_trusted_is_a_setting_not_a_passing_fault() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("a.example\n");
+    let host = format!("{}:{}", pebble.ip, common::ACME_PORT);
+    // The system's store, which does not hold the harness's root.
+    fs::write(
+        env.path().join("config"),
+        format!(
+            "CA=\"{}\"\nWELLKNOWN=\"{}\"\n",
+            pebble.directory_url,
+            pebble.webroot.display()
+        ),
+    )
+    .unwrap();
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(78);
+    assert!(
+        run.stderr().contains(&format!(
+            "error: CA: cannot reach {}: the TLS certificate of {host} is not trusted by the \
+             system's certificate store: its issuer is not known; set CA_BUNDLE (or \
+             --ca-bundle) to a PEM file with the root of {host}'s certificate, or add that root \
+             to the system's store (/usr/local/share/ca-certificates/, then \
+             update-ca-certificates)",
+            pebble.directory_url
+        )),
+        "{run:?}"
+    );
+    assert!(!run.stderr().contains("a later run tries again"), "{run:?}");
+    // A bundle that holds other roots: the same, naming the bundle.
+    let run = env.run(&[
+        "--cron",
+        "--accept-terms",
+        "--ca-bundle",
+        "/etc/ssl/certs/ca-certificates.crt",
+    ]);
+    run.expect(78);
+    assert!(
+        run.stderr().contains(&format!(
+            "the TLS certificate of {host} is not trusted by the given CA bundle: its issuer is \
+             not known; set CA_BUNDLE"
+        )),
+        "{run:?}"
+    );
+    assert!(!env.path().join("accounts").exists() && !env.cert_dir("a.example").exists());
+}
+
+#[test]
+fn a_directory_url_that_answers_404_is_named_once_with_the_presets() {
+    let pebble = Pebble::start();
+    let wrong = pebble.directory_url.replace("/dir", "/directory");
+    let env = Env::for_ca(&wrong, &pebble.ca_bundle, &pebble.webroot, "");
+    env.domains("a.example\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(1);
+    assert_eq!(run.stderr().matches(&wrong).count(), 1, "{run:?}");
+    assert!(
+        run.stderr().contains(&format!(
+            "error: CA: {wrong} answered 404: 404 page not found; there is no ACME directory at \
+             this URL: set CA to one of letsencrypt, letsencrypt-test, zerossl, buypass, \
+             buypass-test, google, google-test or to the directory's full URL, which the CA \
+             documents (it often ends in /directory)"
+        )),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_mistyped_key_suggests_the_nearest_known_one_without_its_value() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "CHALENGETYPE=secret-looking-value\n");
+    env.domains("a.example\n");
+    let config = env.path().join("config");
+    let run = env.run(&["--cron"]);
+    run.expect(78);
+    assert!(
+        run.stderr().contains(&format!(
+            "{}:5: unknown key CHALENGETYPE; did you mean CHALLENGETYPE? (see the list of keys \
+             in README)",
+            config.display()
+        )),
+        "{run:?}"
+    );
+    assert!(!run.stderr().contains("secret-looking"), "{run:?}");
+    // Case and a swapped pair of letters; a key near nothing gets no guess.
+    for (line, says) in [
+        (
+            "renew_days=30",
+            "unknown key renew_days; did you mean RENEW_DAYS?",
+        ),
+        (
+            "KEY_AGLO=rsa",
+            "unknown key KEY_AGLO; did you mean KEY_ALGO?",
+        ),
+        ("FOO=1", "unknown key FOO; see the list of keys in README"),
+    ] {
+        env.write_config(&format!("{line}\n"));
+        let run = env.run(&["--cron"]);
+        run.expect(78);
+        assert!(run.stderr().contains(says), "{line}: {run:?}");
+    }
+}
+
+#[test]
+fn renewed_certs_in_double_quotes_is_refused_with_the_single_quoted_form() {
+    let pebble = Pebble::start();
+    let env = Env::new(
+        &pebble,
+        "POST_RENEW_HOOK=\"systemctl reload $RENEWED_CERTS\"\n",
+    );
+    env.domains("a.example\n");
+    let run = env
+        .command(&["--cron"])
+        .env("RENEWED_CERTS", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:5: POST_RENEW_HOOK: $RENEWED_CERTS is set only when the command runs, but here \
+             it is expanded while the config is read, to nothing: write the value in single \
+             quotes, as POST_RENEW_HOOK='... $RENEWED_CERTS'",
+            env.path().join("config").display()
+        )),
+        "{stderr}"
+    );
+    // As advised, it loads.
+    env.write_config("POST_RENEW_HOOK='systemctl reload $RENEWED_CERTS'\n");
+    env.run(&["--env"]).expect(0);
+}
+
+#[test]
+fn an_unwritable_basedir_names_its_owner_and_the_user_of_this_run() {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata("/proc/self").unwrap().uid(),
+        0,
+        "this test runs desiccant as nobody and needs root"
+    );
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("a.example\n");
+    common::reachable_by_others(env.path());
+    let run = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_desiccant"))
+        .arg("--config")
+        .arg(env.path().join("config"))
+        .args(["--cron", "--accept-terms"])
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Permission denied (os error 13); {} belongs to root and this run is nobody: run \
+             desiccant as root",
+            env.path().display()
+        )),
+        "{stderr}"
+    );
+}

@@ -683,3 +683,53 @@ fn a_csr_from_generate_csr_is_ordered_and_the_next_run_sends_nothing() {
     env.run(&["--cron"]).expect(0);
     assert_eq!(pebble.requests_after(since), Vec::<String>::new());
 }
+
+/// A hook whose first line keeps it from starting, and what the start-up probe says of it:
+/// the first line's fault, no word of the handler protocol, nothing sent.
+fn unstartable_hook(first_line: &str, says: &str) {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let hook = env.path().join("hook.sh");
+    fs::write(&hook, format!("{first_line}\nexit 0\n")).unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    env.write_config(&format!("HOOK={}\n", hook.display()));
+    env.domains("first-line.example\n");
+    let requests = pebble.requests_counted();
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(78);
+    assert!(
+        run.stderr()
+            .contains(&format!("error: {}: {BRICKER} failed: ", hook.display())),
+        "{run:?}"
+    );
+    assert!(run.stderr().contains(says), "{run:?}");
+    assert!(
+        !run.stderr().contains("must exit 0 on handlers"),
+        "blamed on the handler protocol: {run:?}"
+    );
+    assert_eq!(pebble.requests_after(requests), Vec::<String>::new());
+}
+
+#[test]
+fn a_hook_with_windows_line_ends_is_told_to_be_converted() {
+    unstartable_hook(
+        "#!/bin/sh\r",
+        "cannot start: its first line ends in a carriage return (Windows line ends): convert \
+         it with dos2unix or sed -i 's/\\r$//'",
+    );
+}
+
+#[test]
+fn a_hook_whose_interpreter_does_not_exist_is_told_so() {
+    unstartable_hook(
+        "#!/usr/bin/python4",
+        "cannot start: the interpreter named on its first line, /usr/bin/python4, does not \
+         exist",
+    );
+    // Through env, which starts and exits 127.
+    unstartable_hook(
+        "#!/usr/bin/env python4",
+        "exited with exit status: 127: the interpreter named on its first line, python4, does \
+         not exist",
+    );
+}

@@ -4,10 +4,12 @@
 # the man page, the completions (bash completes --cr to --cron), the units (systemd-analyze
 # verify and security, the timer left disabled, and the service run by a real systemd in
 # namespaces of its own: tests/unit_sandbox.sh), the examples and the conffiles; then removes
-# the package (configuration and BASEDIR kept) and purges it (both gone).
+# the package (configuration and BASEDIR kept) and purges it: the conffiles, the lock, state/
+# and the caches go, accounts/, certs/ and archive/ stay, and the purge says so.
 #
 # It changes this machine: /usr/bin/desiccant, /etc/desiccant and the units. It refuses to run
-# when a desiccant package is already installed. Run as root, or through tests/run.sh --package.
+# when a desiccant package is already installed, or /etc/desiccant exists. Run as root, or
+# through tests/run.sh --package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +18,12 @@ fail() { echo "package test: $*" >&2; exit 1; }
 if dpkg-query -W -f '${Status}' desiccant 2>/dev/null | grep -q installed; then
     fail "a desiccant package is installed already; remove it first"
 fi
+[ ! -e /etc/desiccant ] || fail "/etc/desiccant exists already; move it away first"
 
 deb=$(packaging/build-deb.sh)
 [ -f "$deb" ] || fail "no package built"
 echo "built $deb ($(du -k "$deb" | cut -f1) KiB)"
-trap 'dpkg -P desiccant >/dev/null 2>&1 || true' EXIT
+trap 'dpkg -P desiccant >/dev/null 2>&1 || true; rm -rf /etc/desiccant' EXIT
 dpkg -i "$deb" >/dev/null
 
 # The binary, and what it says it is.
@@ -43,6 +46,7 @@ done <<'PATHS'
 644 /etc/desiccant/config
 644 /etc/desiccant/domains.txt
 644 /usr/share/doc/desiccant/examples/cron.d-desiccant
+644 /usr/share/doc/desiccant/examples/desiccant-failure@.service
 644 /usr/share/man/man1/desiccant.1.gz
 644 /usr/share/bash-completion/completions/desiccant
 644 /usr/share/zsh/vendor-completions/_desiccant
@@ -60,8 +64,8 @@ dpkg-query -W -f '${Conffiles}\n' desiccant | grep -q '/etc/desiccant/domains.tx
 
 # The man page: it renders, and holds the options, the config keys, the files, the exit status.
 page=$(MANWIDTH=100 man -l /usr/share/man/man1/desiccant.1.gz 2>&1)
-for want in "--cron" "CONFIGURATION" "RUN_TIMEOUT (default: 3600)" "FILES" "EXIT STATUS" \
-    "only temporary failures" "ENVIRONMENT" "EXAMPLES" "HOOKS" "domains.txt"; do
+for want in "--cron" "CONFIGURATION" "RUN_TIMEOUT (default: 3600)" "HTTPS_PROXY" "FILES" \
+    "EXIT STATUS" "only temporary failures" "ENVIRONMENT" "EXAMPLES" "HOOKS" "domains.txt"; do
     grep -qF -- "$want" <<<"$page" || fail "the man page lacks: $want"
 done
 echo "man page: $(wc -l <<<"$page") lines"
@@ -98,8 +102,35 @@ grep -q CONTACT_EMAIL=admin@example.org /etc/desiccant/config || fail "remove lo
 [ -f /etc/desiccant/domains.txt ] || fail "remove lost domains.txt"
 [ -f /etc/desiccant/certs/example.org/cert-1.pem ] || fail "remove lost a certificate"
 
-# Purge: both go.
-dpkg -P desiccant >/dev/null
+# Purge: dpkg deletes the conffiles, postrm what desiccant made that holds nothing of value
+# (the lock, state/, the chains/ cache); the accounts, certificates and archive stay, and the
+# purge names them and says how to delete them.
+account=/etc/desiccant/accounts/aHR0cHM6Ly9hY21lLXYwMi5hcGkubGV0c2VuY3J5cHQub3JnL2RpcmVjdG9yeQo
+mkdir -p "$account" /etc/desiccant/archive/old.example /etc/desiccant/state \
+    /etc/desiccant/chains
+echo key > "$account/account_key.pem"
+echo old > /etc/desiccant/archive/old.example/cert-1.pem
+echo '{}' > /etc/desiccant/state/example.org.json
+echo chain > /etc/desiccant/chains/issuer.chain
+: > /etc/desiccant/lock
+said=$(dpkg -P desiccant 2>&1)
+echo "$said"
+grep -qxF "desiccant: purge kept /etc/desiccant/accounts /etc/desiccant/archive \
+/etc/desiccant/certs (account keys, certificates and private keys are not deleted with the \
+package)." <<<"$said" || fail "purge did not say what it kept"
+grep -qxF "desiccant: once nothing uses them, delete them by hand: rm -rf /etc/desiccant" \
+    <<<"$said" || fail "purge did not say how to delete what it kept"
+[ "$(cat "$account/account_key.pem")" = key ] || fail "purge lost the account key"
+[ "$(cat /etc/desiccant/certs/example.org/cert-1.pem)" = kept ] || fail "purge lost a certificate"
+[ "$(cat /etc/desiccant/archive/old.example/cert-1.pem)" = old ] || fail "purge lost the archive"
+left=$(cd /etc/desiccant && ls -A | tr '\n' ' ')
+[ "$left" = "accounts archive certs " ] || fail "purge left: $left"
+rm -rf /etc/desiccant
+
+# Purge of an installation that made nothing: /etc/desiccant goes, and nothing is said.
+dpkg -i "$deb" >/dev/null
+said=$(dpkg -P desiccant 2>&1)
 [ ! -e /etc/desiccant ] || fail "purge left /etc/desiccant"
+! grep -q "purge kept" <<<"$said" || fail "purge spoke of nothing kept: $said"
 trap - EXIT
 echo "package test: passed"

@@ -26,7 +26,7 @@ for arg in "$@"; do
 done
 
 # program:package pairs the tests run (and this script: ps, setsid).
-needs=(ps:procps promtool:prometheus setsid:util-linux man:man-db cc:gcc strace:strace faketime:faketime pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd)
+needs=(ps:procps promtool:prometheus setsid:util-linux man:man-db cc:gcc strace:strace faketime:faketime pebble:pebble pebble-challtestsrv:pebble dehydrated:dehydrated certbot:certbot named:bind9 dig:bind9-dnsutils nginx:nginx curl:curl openssl:openssl python3:python3 systemd-analyze:systemd tinyproxy:tinyproxy)
 missing=()
 for need in "${needs[@]}"; do
     command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")

@@ -1028,3 +1028,179 @@ fn wrong_certificates_are_refused_before_anything_is_written() {
         ],
     );
 }
+
+/// Every variable a proxy could come from (ureq's list, and NO_PROXY): removed from a
+/// command's environment so that only the test's own proxy setting counts.
+const PROXY_VARIABLES: [&str; 8] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// desiccant with only the proxy variables of `vars` set.
+fn run_with_proxy(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = env.command(args);
+    for name in PROXY_VARIABLES {
+        cmd.env_remove(name);
+    }
+    cmd.envs(vars.iter().copied());
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        output: cmd.output().unwrap(),
+    }
+}
+
+/// Debian's tinyproxy on a loopback address of its own, with its own config and log, in the
+/// foreground (not the system's service); killed on Drop.
+struct Tinyproxy {
+    addr: std::net::SocketAddr,
+    log: std::path::PathBuf,
+    _dir: common::TempDir,
+    _process: common::Process,
+}
+
+impl Tinyproxy {
+    /// With `extra` lines added to its config.
+    fn start(extra: &str) -> Tinyproxy {
+        let program = common::require("tinyproxy", "tinyproxy");
+        let dir = common::TempDir::new("tinyproxy");
+        let addr = std::net::SocketAddr::from((common::loopback(), 3128));
+        let log = dir.path().join("tinyproxy.log");
+        let config = dir.path().join("tinyproxy.conf");
+        fs::write(
+            &config,
+            format!(
+                "Port {}\nListen {}\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\n\
+                 Allow 127.0.0.0/8\n{extra}",
+                addr.port(),
+                addr.ip(),
+                log.display()
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(program)
+            .arg("-d")
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_for_port(addr, "tinyproxy", &mut child, &log);
+        Tinyproxy {
+            addr,
+            log,
+            _dir: dir,
+            _process: common::Process(child),
+        }
+    }
+
+    /// The CONNECT requests it was asked for, as `host:port`.
+    fn tunnels(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(": CONNECT ").nth(1))
+            .filter_map(|rest| rest.split(' ').next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn an_issuance_goes_through_the_proxy_of_https_proxy_and_no_proxy_bypasses_it() {
+    let pebble = Pebble::start();
+    let tinyproxy = Tinyproxy::start("");
+    let env = Env::new(&pebble, "");
+    env.domains("proxied.example\n");
+    let ca = format!("{}:{}", pebble.ip, common::ACME_PORT);
+    let proxy = format!("http://{}", tinyproxy.addr);
+    let run = run_with_proxy(
+        &env,
+        &[("HTTPS_PROXY", &proxy)],
+        &["--cron", "--accept-terms", "--verbose"],
+    );
+    run.expect(0);
+    check_live_set(
+        &env.cert_dir("proxied.example"),
+        &["proxied.example"],
+        &pebble.root_der(),
+    );
+    assert!(
+        run.stderr()
+            .contains(&format!("through the proxy {proxy} (HTTPS_PROXY)")),
+        "{run:?}"
+    );
+    let tunnels = tinyproxy.tunnels();
+    assert!(!tunnels.is_empty(), "nothing went through the proxy");
+    assert!(tunnels.iter().all(|t| *t == ca), "{tunnels:?}");
+
+    // The CA's host in NO_PROXY: straight to the CA, the proxy not asked.
+    let run = run_with_proxy(
+        &env,
+        &[
+            ("https_proxy", &proxy),
+            ("NO_PROXY", &pebble.ip.to_string()),
+        ],
+        &["--cron", "--force"],
+    );
+    run.expect(0);
+    assert_eq!(tinyproxy.tunnels(), tunnels, "NO_PROXY was not obeyed");
+}
+
+#[test]
+fn a_dead_proxy_is_named_with_its_variable_and_without_its_password() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("proxied.example\n");
+    // An address nothing listens on: the connection is refused.
+    let dead = std::net::SocketAddr::from((common::loopback(), 3128));
+    for variable in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"] {
+        let run = run_with_proxy(
+            &env,
+            &[(variable, &format!("http://admin:s3cret@{dead}"))],
+            &["--cron", "--accept-terms"],
+        );
+        run.expect(75);
+        assert!(
+            run.stderr().contains(&format!(
+                "error: CA: cannot reach {}: cannot connect to the proxy http://{dead} \
+                 ({variable}): connection refused",
+                pebble.directory_url
+            )),
+            "{run:?}"
+        );
+        assert!(
+            !run.stderr().contains("s3cret") && !run.stderr().contains("admin"),
+            "{run:?}"
+        );
+    }
+}
+
+#[test]
+fn a_proxy_that_refuses_the_tunnel_is_named_with_its_answer() {
+    let pebble = Pebble::start();
+    // Tunnels to port 443 only: the CA's port is refused.
+    let tinyproxy = Tinyproxy::start("ConnectPort 443\n");
+    let env = Env::new(&pebble, "");
+    env.domains("proxied.example\n");
+    let proxy = format!("http://{}", tinyproxy.addr);
+    let run = run_with_proxy(
+        &env,
+        &[("HTTPS_PROXY", &proxy)],
+        &["--cron", "--accept-terms"],
+    );
+    run.expect(75);
+    assert!(
+        run.stderr().contains(&format!(
+            "error: CA: cannot reach {}: the proxy {proxy} (HTTPS_PROXY) refused the tunnel: ",
+            pebble.directory_url
+        )),
+        "{run:?}"
+    );
+}

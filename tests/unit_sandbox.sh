@@ -141,6 +141,14 @@ error_log $work/nginx.log notice;
 events { }
 http {
     access_log off;
+    # Its temporary folders in the test's own, writable one: the default ones under
+    # /var/lib/nginx are made at nginx's first start as root, which on a fresh machine has not
+    # happened, and /var is read-only in the manager's namespace.
+    client_body_temp_path $work/nginx-body;
+    proxy_temp_path $work/nginx-proxy;
+    fastcgi_temp_path $work/nginx-fastcgi;
+    uwsgi_temp_path $work/nginx-uwsgi;
+    scgi_temp_path $work/nginx-scgi;
     server {
         listen 127.0.0.1:$http_port;
         location /.well-known/acme-challenge/ { alias /var/www/dehydrated/; }

@@ -126,3 +126,59 @@ fn the_timer_file_is_persistent_and_randomized() {
     assert_eq!(last("Persistent").as_deref(), Some("true"));
     assert!(last("RandomizedDelaySec").is_some_and(|v| !v.is_empty() && v != "0"));
 }
+
+/// The `OnFailure=` example of contrib/systemd: the handler unit, and the drop-in its comment
+/// tells the admin to add with `systemctl edit desiccant.service`, pass systemd's checks
+/// together with the shipped units; a handler that systemd would refuse is found through the
+/// drop-in, so the drop-in is what is checked.
+#[test]
+fn the_on_failure_example_and_its_drop_in_pass_systemd_analyze_verify() {
+    let analyze = require("systemd-analyze", "systemd");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let handler =
+        fs::read_to_string(format!("{root}/contrib/systemd/desiccant-failure@.service")).unwrap();
+    // The drop-in as the handler's comment gives it: the indented lines after `systemctl edit`.
+    let drop_in: String = handler
+        .lines()
+        .skip_while(|l| !l.contains("systemctl edit desiccant.service"))
+        .skip(1)
+        .take_while(|l| l.starts_with("#       "))
+        .map(|l| format!("{}\n", l.trim_start_matches('#').trim()))
+        .collect();
+    assert_eq!(
+        drop_in, "[Unit]\nOnFailure=desiccant-failure@%n.service\n",
+        "the drop-in in the comment"
+    );
+    let verify = |handler: &str| {
+        let dir = units();
+        fs::write(dir.path().join("desiccant-failure@.service"), handler).unwrap();
+        fs::create_dir(dir.path().join("desiccant.service.d")).unwrap();
+        fs::write(
+            dir.path().join("desiccant.service.d/on-failure.conf"),
+            &drop_in,
+        )
+        .unwrap();
+        let output = Command::new(&analyze)
+            .args(["verify", "--man=no"])
+            .arg(dir.path().join("desiccant.service"))
+            .arg(dir.path().join("desiccant.timer"))
+            .arg(dir.path().join("desiccant-failure@.service"))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout);
+        (output.status.success(), said)
+    };
+    let (ok, said) = verify(&handler);
+    assert!(
+        ok && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+    // Without its ExecStart=, systemd refuses the handler that the drop-in names.
+    let (ok, said) = verify(&handler.replace("\nExecStart=", "\nExecStrat="));
+    assert!(
+        !ok && said.contains("desiccant-failure@desiccant.service.service"),
+        "{said}"
+    );
+}

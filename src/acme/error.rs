@@ -22,6 +22,13 @@ pub enum Error {
         /// The answer as it came, for dehydrated's `request_failure` hook.
         raw: Box<RawAnswer>,
     },
+    /// The CA's TLS certificate failed verification (an unknown issuer, another name):
+    /// a setting to fix (`CA_BUNDLE`, the system's store, the CA URL), not a passing fault.
+    /// `msg` names the host, the roots it was checked against and what was wrong.
+    Untrusted {
+        url: String,
+        msg: String,
+    },
     /// A 2xx answer that is not what RFC 8555 says it should be.
     Protocol {
         url: String,
@@ -48,8 +55,14 @@ impl Error {
             Error::Problem {
                 status, problem, ..
             } => *status >= 500 || problem.is("rateLimited") || problem.is("badNonce"),
-            Error::Protocol { .. } | Error::Key(_) => false,
+            Error::Protocol { .. } | Error::Key(_) | Error::Untrusted { .. } => false,
         }
+    }
+
+    /// True for failures that only a change of setting mends (the CA's TLS certificate not
+    /// trusted): retrying as things are would fail the same way.
+    pub fn is_setting(&self) -> bool {
+        matches!(self, Error::Untrusted { .. })
     }
 
     /// When a `rateLimited` (or 503) answer said to ask again.
@@ -79,6 +92,7 @@ impl fmt::Display for Error {
                 problem,
                 ..
             } => write!(f, "{url} answered {status}: {problem}"),
+            Error::Untrusted { url, msg } => write!(f, "cannot reach {url}: {msg}"),
             Error::Protocol { url, msg } => write!(f, "bad answer from {url}: {msg}"),
             Error::Timeout { url, last } => {
                 write!(f, "gave up waiting on {url}: its status is still {last}")

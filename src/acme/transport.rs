@@ -154,9 +154,63 @@ pub fn requests_sent() -> usize {
     SENT.load(Ordering::Relaxed)
 }
 
+/// The variables a proxy is read from, in the order ureq 3 (`Proxy::try_from_env`) tries
+/// them: the first that holds a proxy URL wins, for every request (the CA's URLs are all
+/// `https://`). `NO_PROXY` (or `no_proxy`) lists the hosts reached directly.
+pub const PROXY_VARIABLES: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+/// The proxy the environment names, and the variable it came from.
+#[derive(Clone)]
+struct EnvProxy {
+    proxy: ureq::Proxy,
+    variable: &'static str,
+}
+
+impl EnvProxy {
+    /// The proxy of the environment as ureq reads it; None when no variable holds a proxy URL.
+    fn read() -> Option<EnvProxy> {
+        let proxy = ureq::Proxy::try_from_env()?;
+        let variable = PROXY_VARIABLES.into_iter().find(|name| {
+            std::env::var(name)
+                .ok()
+                .is_some_and(|v| ureq::Proxy::new(&v).is_ok())
+        })?;
+        Some(EnvProxy { proxy, variable })
+    }
+
+    /// `scheme://host:port (VARIABLE)`: never the user name or password the URL may carry.
+    fn shown(&self) -> String {
+        let scheme = self.proxy.uri().scheme_str().unwrap_or("http");
+        shown(&format!(
+            "{scheme}://{}:{} ({})",
+            self.proxy.host(),
+            self.proxy.port(),
+            self.variable
+        ))
+        .into_owned()
+    }
+
+    /// Whether a request to `url` goes through this proxy (its host is not in `NO_PROXY`).
+    fn carries(&self, url: &str) -> bool {
+        url.parse::<ureq::http::Uri>()
+            .map_or(true, |uri| !self.proxy.is_no_proxy(&uri))
+    }
+}
+
 /// The HTTPS side of a client: the agent, the nonces every answer brings, a request count.
 pub struct Http {
     agent: ureq::Agent,
+    /// The proxy requests go through, when the environment names one.
+    proxy: Option<EnvProxy>,
+    /// Whether the trusted roots are a `CA_BUNDLE` (else the system's store).
+    bundle: bool,
     pub nonces: NoncePool,
     requests: AtomicUsize,
     /// The quickest answer so far, in microseconds, from sending to its status line.
@@ -169,8 +223,14 @@ pub struct Http {
 impl Http {
     /// An agent for `transport`; Err says why (a CA bundle with no certificate in it).
     pub fn new(transport: &Transport) -> std::result::Result<Http, String> {
+        let proxy = EnvProxy::read();
+        if let (Some(trace), Some(p)) = (transport.trace, &proxy) {
+            trace(&format!("through the proxy {}", p.shown()));
+        }
         Ok(Http {
-            agent: agent(transport)?,
+            agent: agent(transport, proxy.as_ref().map(|p| p.proxy.clone()))?,
+            proxy,
+            bundle: matches!(transport.trust, Trust::Pem(_)),
             nonces: NoncePool::default(),
             requests: AtomicUsize::new(0),
             quickest: AtomicU64::new(u64::MAX),
@@ -329,6 +389,35 @@ impl Http {
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> Error {
         use ureq::Timeout;
+        if let Some(why) = certificate_error(&e) {
+            let roots = if self.bundle {
+                "the given CA bundle"
+            } else {
+                "the system's certificate store"
+            };
+            return Error::Untrusted {
+                url: url.to_string(),
+                msg: format!(
+                    "the TLS certificate of {} is not trusted by {roots}: {why}",
+                    host_of(url)
+                ),
+            };
+        }
+        let proxy = self.proxy.as_ref().filter(|p| p.carries(url));
+        // With a proxy, the connection this side opens is to the proxy (the proxy resolves and
+        // reaches the CA's host): a failure to connect is the proxy's.
+        let connecting = match &e {
+            ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve)
+            | ureq::Error::HostNotFound => true,
+            ureq::Error::Io(e) => {
+                use std::io::ErrorKind::*;
+                matches!(
+                    e.kind(),
+                    ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+                )
+            }
+            _ => false,
+        };
         let msg = match e {
             ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => format!(
                 "timed out: no connection within {} s",
@@ -338,13 +427,62 @@ impl Http {
                 "timed out: no whole answer within {} s",
                 self.deadlines.request(REQUEST_TIMEOUT).as_secs_f32()
             ),
+            ureq::Error::ConnectProxyFailed(said) if proxy.is_some() => {
+                let p = proxy.map(EnvProxy::shown).unwrap_or_default();
+                return Error::Transport {
+                    url: url.to_string(),
+                    msg: format!("the proxy {p} refused the tunnel: {}", shown(&said)),
+                };
+            }
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused".to_string()
+            }
             e => shown(&e.to_string()).into_owned(),
+        };
+        let msg = match proxy {
+            Some(p) if connecting => format!("cannot connect to the proxy {}: {msg}", p.shown()),
+            Some(p) => format!("{msg} (through the proxy {})", p.shown()),
+            None => msg,
         };
         Error::Transport {
             url: url.to_string(),
             msg,
         }
     }
+}
+
+/// What is wrong with the certificate the server presented, when that is why `e` happened.
+fn certificate_error(e: &ureq::Error) -> Option<String> {
+    let rustls = match e {
+        ureq::Error::Rustls(e) => e,
+        ureq::Error::Io(e) => e.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    match rustls {
+        rustls::Error::InvalidCertificate(why) => Some(match why {
+            rustls::CertificateError::UnknownIssuer => "its issuer is not known".to_string(),
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. } => {
+                "it is made out to another name".to_string()
+            }
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => {
+                "it has expired, or this machine's clock is wrong".to_string()
+            }
+            other => shown(&format!("{other:?}")).into_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// The host (and port, when it has one) of `url`, for messages: never a user or password.
+fn host_of(url: &str) -> String {
+    let host = url.parse::<ureq::http::Uri>().ok().and_then(|u| {
+        u.authority().map(|a| match a.port_u16() {
+            Some(port) => format!("{}:{port}", a.host()),
+            None => a.host().to_string(),
+        })
+    });
+    shown(host.as_deref().unwrap_or("the CA")).into_owned()
 }
 
 /// Turns a non-2xx answer into [`Error::Problem`]; a body that is no problem document becomes
@@ -410,7 +548,10 @@ fn all_headers<B>(response: &ureq::http::Response<B>) -> String {
         .collect()
 }
 
-fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
+fn agent(
+    transport: &Transport,
+    proxy: Option<ureq::Proxy>,
+) -> std::result::Result<ureq::Agent, String> {
     use ureq::config::IpFamily;
     use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
     let roots = match &transport.trust {
@@ -435,6 +576,8 @@ fn agent(transport: &Transport) -> std::result::Result<ureq::Agent, String> {
     let deadlines = transport.deadlines;
     let config = ureq::Agent::config_builder()
         .tls_config(tls)
+        // Set here, though ureq reads the same by default, so that errors name this one.
+        .proxy(proxy)
         .http_status_as_error(false)
         .https_only(true)
         .ip_family(match transport.ip_version {

@@ -144,6 +144,10 @@ fn check_hooks(session: &Session, entries: &mut [Entry]) -> Result<()> {
 fn probe_hook(session: &Session, path: &Path) -> Result<()> {
     let hook = session.dry(hook_at(&session.config, path.to_path_buf(), None));
     hook.run(&HookEvent::Bricker, &[]).map(|_| ()).map_err(|e| {
+        // Then it never ran: its handlers are not at fault.
+        if crate::hooks::interpreter_problem(path).is_some() {
+            return Error::Config(e.to_string());
+        }
         if crate::hooks::reads_certbot_vars(path) {
             return Error::Config(format!(
                 "{e}; it reads certbot's variables (CERTBOT_*, RENEWED_*), so it looks like a \

@@ -383,6 +383,11 @@ pub fn hint(e: &Error, spec: Option<&CertSpec>) -> String {
             Some(p) if p.is("rateLimited") => {
                 "the CA's rate limit was hit; a later run tries again".to_string()
             }
+            Some(p) if p.is("accountDoesNotExist") => "the account key kept for this CA (the \
+                 account_key.pem and account_id.json of its folder under accounts/) is not \
+                 known to the CA: the account was deleted, or made for another CA; move that \
+                 folder aside, then desiccant --register --accept-terms makes a new account"
+                .to_string(),
             _ if err.is_temporary() => {
                 "the CA could not be reached or had trouble; a later run tries again".to_string()
             }

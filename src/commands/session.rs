@@ -256,9 +256,61 @@ pub(super) fn connect(config: &Config) -> Result<Client> {
         stopped: crate::stop::requested,
         deadlines: crate::failpoint::deadlines(),
     };
-    let client = Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))?;
+    let client =
+        Client::connect(&config.ca, &transport).map_err(|err| not_connected(config, err))?;
     check_clock(&client)?;
     Ok(client)
+}
+
+/// Why the CA's directory could not be read, with the setting to change when a setting is at
+/// fault: the CA's TLS certificate not trusted (78, as a bad config: a retry cannot mend it), or
+/// no directory at the URL.
+fn not_connected(config: &Config, err: crate::acme::Error) -> Error {
+    match &err {
+        crate::acme::Error::Untrusted { .. } => Error::Config(format!(
+            "CA: {err}; set CA_BUNDLE (or --ca-bundle) to a PEM file with the root of {}'s \
+             certificate, or add that root to the system's store \
+             (/usr/local/share/ca-certificates/, then update-ca-certificates)",
+            host_of(&config.ca).unwrap_or_default()
+        )),
+        crate::acme::Error::Problem { status: 404, .. } => Error::Refused {
+            subject: "CA".into(),
+            msg: format!(
+                "{err}; there is no ACME directory at this URL: {}",
+                right_ca(&config.ca)
+            ),
+        },
+        _ => Error::acme("CA")(err),
+    }
+}
+
+/// What to set CA to instead of `url`, where no directory was found: the preset of the same
+/// host when there is one, else the presets and the usual shape of a directory URL.
+fn right_ca(url: &str) -> String {
+    let host = host_of;
+    let same_host = crate::values::CA_PRESETS
+        .iter()
+        .find(|(_, preset)| host(preset).is_some_and(|h| Some(h) == host(url)));
+    match same_host {
+        Some((name, preset)) => format!("set CA={name} (or CA={preset})"),
+        None => format!(
+            "set CA to one of {} or to the directory's full URL, which the CA documents (it \
+             often ends in /directory)",
+            crate::values::CA_PRESETS
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The host (and port) of an `https://` URL, lower-cased, without a user or password.
+fn host_of(url: &str) -> Option<String> {
+    url.strip_prefix("https://")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| authority.rsplit('@').next())
+        .map(str::to_ascii_lowercase)
 }
 
 /// How far this machine's clock may be from the CA's before nothing is done: certificates are
