@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod a2c;
 pub mod fake_ca;
 pub mod invariants;
 pub mod proxy;
