@@ -1,6 +1,7 @@
 //! One certificate from one order: the order's status drives every step, from newOrder to the
 //! checked certificate. Nothing here writes certificate files.
 
+use std::cell::{Cell, RefCell};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,11 @@ const FIRST_VALIDATION_POLL: Duration = Duration::from_millis(4);
 const FIRST_PROCESSING_POLL: Duration = Duration::from_millis(4);
 /// Order states passed through before the loop gives up on a CA that keeps going back.
 const MAX_STEPS: usize = 8;
+/// Polls of a still pending order after which its authorizations are looked at, and again
+/// after as many more: a CA that keeps the order `pending` once a challenge failed (RFC 8555
+/// says it becomes `invalid`; acme2certifier leaves it) is found out within a few of its own
+/// polling intervals, and a CA that validates normally is never asked.
+const POLLS_BEFORE_AUTHZ_LOOK: u32 = 3;
 
 /// What the run shares with every order: the CA and the account.
 pub struct Ctx<'a> {
@@ -350,7 +356,16 @@ fn finalize(
     let post = || client.post(&account.key, account.kid(), &order.finalize, Some(&payload));
     let response = match post() {
         Err(e) if e.problem().is_some_and(|p| p.is("orderNotReady")) => {
-            let now = validated(ctx, subject, (ordered, order_url), FIRST_VALIDATION_POLL)?;
+            let now = match validated(
+                ctx,
+                subject,
+                (ordered, order_url),
+                &[],
+                FIRST_VALIDATION_POLL,
+            )? {
+                Validated::Order(order) => order,
+                Validated::Failed(e) => return Err(e),
+            };
             if now.status != OrderStatus::Ready {
                 return Ok((now, None));
             }
@@ -379,8 +394,8 @@ fn finalize(
 
 /// Fetches every authorization, puts every needed challenge in place, answers all of them at
 /// once, then waits on the order alone (one request a poll, however many names) until it is
-/// no longer pending; only when it failed are the authorizations read again, for the CA's
-/// words about each name. After a failure every challenge is taken away here; after success
+/// no longer pending; only when it failed, or stayed pending for a few polls, are the
+/// authorizations read again, for the CA's words about each name. After a failure every challenge is taken away here; after success
 /// what is in place is returned, to be taken away while the order goes on.
 fn authorize(
     ctx: &Ctx<'_>,
@@ -459,7 +474,17 @@ fn authorize(
                 first_wait = first_wait.max(wait);
             }
         }
-        let order = validated(ctx, subject, (ordered, order_url), first_wait)?;
+        let order = match validated(ctx, subject, (ordered, order_url), &todo, first_wait)? {
+            Validated::Order(order) => order,
+            // The order stayed pending with a name that failed: that name's words end it.
+            Validated::Failed(e) => {
+                if let Error::Invalid { name, response, .. } = &e {
+                    let domain = name.strip_prefix("*.").unwrap_or(name);
+                    solver.invalid(domain, response)?;
+                }
+                return Err(e);
+            }
+        };
         if order.status != OrderStatus::Invalid {
             logging::debug(format_args!("{subject}: every name validated"));
             return Ok(());
@@ -495,14 +520,27 @@ struct Pending {
     proof: Proof,
 }
 
+/// What waiting on a validating order came to.
+enum Validated {
+    /// The order left `pending`.
+    Order(Order),
+    /// The order stayed `pending`, and the authorization of a name in it failed.
+    Failed(Error),
+}
+
 /// The order once the CA has decided on every name: polled from `first_wait` on until it
-/// leaves `pending`, for at most [`VALIDATION_TIMEOUT`].
+/// leaves `pending`, for at most [`VALIDATION_TIMEOUT`]. While it stays pending, the
+/// authorizations of `todo` are looked at every [`POLLS_BEFORE_AUTHZ_LOOK`] polls (paced as the
+/// polls are, so by the CA's `Retry-After` too), and the wait ends at the first that failed.
 fn validated(
     ctx: &Ctx<'_>,
     subject: &str,
     (ordered, order_url): (&Ordered, &str),
+    todo: &[Pending],
     first_wait: Duration,
-) -> Result<Order> {
+) -> Result<Validated> {
+    let polls = Cell::new(0u32);
+    let seen_valid = RefCell::new(vec![false; todo.len()]);
     ctx.client
         .poll_until(
             &ctx.account.key,
@@ -512,10 +550,50 @@ fn validated(
             Instant::now() + ctx.client.wait_limit(VALIDATION_TIMEOUT),
             |r| {
                 let o = ordered.order(r)?;
-                Ok((o.status != OrderStatus::Pending).then_some(o))
+                if o.status != OrderStatus::Pending {
+                    return Ok(Some(Validated::Order(o)));
+                }
+                polls.set(polls.get() + 1);
+                if todo.is_empty() || !polls.get().is_multiple_of(POLLS_BEFORE_AUTHZ_LOOK) {
+                    return Ok(None);
+                }
+                let found = first_failed(ctx, ordered, todo, &mut seen_valid.borrow_mut())?;
+                Ok(found.map(Validated::Failed))
             },
         )
         .map_err(Error::acme(subject))
+}
+
+/// Reads the authorizations of `todo` not yet seen valid, one after the other, and stops at
+/// the first that is neither valid nor pending: its challenge's problem, as [`verdict`] gives
+/// it. `seen_valid` remembers the valid ones, so that a later look skips them.
+fn first_failed(
+    ctx: &Ctx<'_>,
+    ordered: &Ordered,
+    todo: &[Pending],
+    seen_valid: &mut [bool],
+) -> crate::acme::error::Result<Option<Error>> {
+    for (p, valid) in todo.iter().zip(seen_valid.iter_mut()) {
+        if *valid {
+            continue;
+        }
+        let authz = ctx
+            .client
+            .post(&ctx.account.key, ctx.account.kid(), &p.authz_url, None)
+            .and_then(|r| ordered.authorization(&r))?;
+        match authz.status {
+            AuthorizationStatus::Valid => *valid = true,
+            AuthorizationStatus::Pending => {}
+            _ => {
+                logging::debug(format_args!(
+                    "{}: the authorization is {:?} while the order is still pending",
+                    p.name, authz.status
+                ));
+                return Ok(Some(failed(p, &authz)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Tells the CA to look; returns the answer's `Retry-After`.
@@ -547,6 +625,12 @@ fn verdict(ctx: &Ctx<'_>, ordered: &Ordered, p: &Pending) -> Result<()> {
     ) {
         return Ok(());
     }
+    Err(failed(p, &authz))
+}
+
+/// The CA's words about the challenge of `p` in its failed authorization `authz`, or the
+/// authorization's status when the challenge carries none.
+fn failed(p: &Pending, authz: &Authorization) -> Error {
     let challenge = authz.challenges.iter().find(|c| c.url == p.challenge_url);
     let problem = challenge
         .and_then(|c| c.error.clone())
@@ -557,12 +641,12 @@ fn verdict(ctx: &Ctx<'_>, ordered: &Ordered, p: &Pending) -> Result<()> {
     let response = challenge
         .and_then(|c| serde_json::to_string(c).ok())
         .unwrap_or_default();
-    Err(Error::Invalid {
+    Error::Invalid {
         name: p.name.clone(),
         kind: p.kind,
         problem: Box::new(problem),
         response,
-    })
+    }
 }
 
 /// `*.example.org` for a wildcard authorization, else its identifier.

@@ -237,6 +237,59 @@ fn a_failed_challenge_exits_1_with_the_cas_words_and_leaves_nothing() {
 }
 
 #[test]
+fn a_failed_challenge_ends_the_run_when_the_ca_leaves_the_order_pending() {
+    // Pebble marks the order invalid; the proxy shows it still pending, as acme2certifier
+    // does (tests/acme2certifier.rs has the real thing).
+    let pebble = Pebble::start_with(PebbleOptions {
+        serve_webroot: false,
+        nonce_reject: 0,
+        ..Default::default()
+    });
+    let proxy = Proxy::start(&pebble.directory_url, pebble.dir.path());
+    proxy.rule(Rule::post("/my-order/").json(|order| {
+        if order["status"] == "invalid" {
+            order["status"] = "pending".into();
+            if let Some(map) = order.as_object_mut() {
+                map.remove("error");
+            }
+        }
+    }));
+    let env = Env::for_ca(
+        &proxy.directory_url,
+        &pebble.ca_bundle,
+        &pebble.webroot,
+        // Without the look at the authorization, the run would wait out its order deadline
+        // (five minutes); this stops it after 10 s, exiting 75.
+        "RUN_TIMEOUT=10\n",
+    );
+    env.domains("stuck.example\n");
+    let run = env.run(&["--cron", "--accept-terms"]);
+    run.expect(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("stuck.example: http-01 challenge invalid: "),
+        "{run:?}"
+    );
+    assert!(err.contains("(urn:ietf:params:acme:error:"), "{run:?}");
+    // The order was polled while it stayed pending, and the authorization read once for the
+    // challenge and once more, after three polls, for the verdict.
+    assert!(proxy.count(Some("POST"), "/my-order/") >= 3, "{run:?}");
+    assert_eq!(
+        proxy.count(Some("POST"), "/authZ/"),
+        2,
+        "{}",
+        proxy.transcript()
+    );
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path().join("state/stuck.example.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["failures"], 1, "{state}");
+    assert_eq!(state["last_attempt"]["step"], "validation", "{state}");
+    assert!(!env.cert_dir("stuck.example").join("cert.pem").exists());
+}
+
+#[test]
 fn domain_flags_issue_one_certificate_under_the_alias() {
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");

@@ -46,6 +46,13 @@ fi
 pebble_head_build=${PEBBLE_HEAD_BUILD:-../shared/pebble/build.sh}
 DESICCANT_PEBBLE_HEAD=$("$pebble_head_build")
 export DESICCANT_PEBBLE_HEAD
+# acme2certifier (tests/acme2certifier.rs) runs in a Python virtual environment of its own,
+# made here when missing (the harness would make it on first use too) and reused.
+if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    [ "$(id -u)" -eq 0 ] && sudo="" || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+fi
+tests/a2c-venv.sh >/dev/null
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets --features failpoints -- -D warnings

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod a2c;
 pub mod invariants;
 pub mod proxy;
 
