@@ -2,13 +2,16 @@
 //! it was issued under and how its validation failed, and when the last run was. Written
 //! crash-safe; a missing or unreadable file is an empty state, never an error.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::acme::text;
 use crate::error::{Error, Result, Status};
-use crate::store::{self, StateLayout};
+use crate::keys::KeyAlgo;
+use crate::store::{self, FileId, StateLayout};
+use crate::x509::{CertFacts, Leaf};
 
 /// What we remember of one certificate between runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +250,101 @@ impl RunState {
     }
 }
 
+/// What was read of one live `cert.pem`, kept with the identity of the file it was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub file: FileId,
+    /// SHA-256 of the file (hex), compared with [`CertState::cert_sha256`] as the file itself
+    /// would be.
+    pub sha256: String,
+    pub names: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// [`KeyAlgo`]'s `Display` (`rsa2048`, `prime256v1`, `secp384r1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+impl LiveRecord {
+    pub fn new(file: FileId, sha256: String, leaf: &Leaf) -> LiveRecord {
+        LiveRecord {
+            file,
+            sha256,
+            names: leaf.facts.names.clone(),
+            not_before: leaf.facts.not_before,
+            not_after: leaf.facts.not_after,
+            key: leaf.facts.key.map(|k| k.to_string()),
+            cert_id: leaf.cert_id.clone(),
+            issuer: leaf.issuer.clone(),
+        }
+    }
+
+    /// What was read, as [`crate::x509::leaf`] returned it; None when the record holds a key
+    /// type no version of ours writes (a cache that is not ours).
+    pub fn leaf(&self) -> Option<Leaf> {
+        let key = match self.key.as_deref() {
+            None => None,
+            Some("prime256v1") => Some(KeyAlgo::Prime256v1),
+            Some("secp384r1") => Some(KeyAlgo::Secp384r1),
+            Some(other) => Some(KeyAlgo::Rsa(other.strip_prefix("rsa")?.parse().ok()?)),
+        };
+        Some(Leaf {
+            facts: CertFacts {
+                names: self.names.clone(),
+                not_before: self.not_before,
+                not_after: self.not_after,
+                key,
+            },
+            cert_id: self.cert_id.clone(),
+            issuer: self.issuer.clone(),
+        })
+    }
+}
+
+/// The cache of what was read of every live certificate (`state/.live.json`), by certificate
+/// name: an entry counts only for a file of the same [`FileId`], so a changed file is always
+/// read again. A cache file this user did not write alone (another owner, writable by group or
+/// others), or that cannot be read as one, is an empty cache; its absence costs nothing but the
+/// reading of the certificates.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LiveCache {
+    certs: HashMap<String, LiveRecord>,
+    /// Entries added, changed or removed since it was loaded.
+    #[serde(skip)]
+    changed: bool,
+}
+
+impl LiveCache {
+    /// The record of `name`, when it was read from the file `file` is.
+    pub fn get(&self, name: &str, file: &FileId) -> Option<&LiveRecord> {
+        self.certs.get(name).filter(|r| r.file == *file)
+    }
+
+    /// Keeps `record` as what `name`'s live certificate says.
+    pub fn put(&mut self, name: &str, record: LiveRecord) {
+        if self.certs.get(name) != Some(&record) {
+            self.certs.insert(name.to_string(), record);
+            self.changed = true;
+        }
+    }
+
+    /// Forgets `name` (it has no readable live certificate).
+    pub fn forget(&mut self, name: &str) {
+        self.changed |= self.certs.remove(name).is_some();
+    }
+
+    /// Keeps only the entries of `names` (the certificates of domains.txt).
+    pub fn retain(&mut self, names: &std::collections::HashSet<&str>) {
+        let before = self.certs.len();
+        self.certs.retain(|name, _| names.contains(name.as_str()));
+        self.changed |= self.certs.len() != before;
+    }
+}
+
 /// `BASEDIR/state/`, read and written.
 pub struct StateDir {
     layout: StateLayout,
@@ -306,6 +404,32 @@ impl StateDir {
 
     pub fn save_ca(&self, state: &CaState) -> Result<()> {
         self.write(self.layout.ca(), state)
+    }
+
+    /// The cache of live certificates' facts ([`LiveCache`]): empty when there is none, when it
+    /// is not this user's alone, or when it cannot be read.
+    pub fn live_cache(&self) -> LiveCache {
+        store::read_own(&self.layout.live_cache())
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes `cache` when it changed. It is a cache: written atomically but not fsynced, and
+    /// a failure to write it is no error of the run (the certificates are read again).
+    pub fn save_live_cache(&self, cache: &mut LiveCache) {
+        if !cache.changed {
+            return;
+        }
+        let Ok(text) = serde_json::to_vec(cache) else {
+            return;
+        };
+        if store::create_dir(&self.layout.dir, 0o700).is_ok()
+            && store::write_ephemeral(&self.layout.live_cache(), &text, 0o600).is_ok()
+        {
+            cache.changed = false;
+        }
     }
 
     pub fn run(&self) -> RunState {
