@@ -283,65 +283,76 @@ impl LiveRecord {
         }
     }
 
-    /// What was read, as [`crate::x509::leaf`] returned it; None when the record holds a key
-    /// type no version of ours writes (a cache that is not ours).
-    pub fn leaf(&self) -> Option<Leaf> {
+    /// What was read, as [`crate::x509::leaf`] returned it, and the file's SHA-256; None when
+    /// the record holds a key type no version of ours writes.
+    pub fn into_leaf(self) -> Option<(Leaf, String)> {
         let key = match self.key.as_deref() {
             None => None,
             Some("prime256v1") => Some(KeyAlgo::Prime256v1),
             Some("secp384r1") => Some(KeyAlgo::Secp384r1),
             Some(other) => Some(KeyAlgo::Rsa(other.strip_prefix("rsa")?.parse().ok()?)),
         };
-        Some(Leaf {
+        let leaf = Leaf {
             facts: CertFacts {
-                names: self.names.clone(),
+                names: self.names,
                 not_before: self.not_before,
                 not_after: self.not_after,
                 key,
             },
-            cert_id: self.cert_id.clone(),
-            issuer: self.issuer.clone(),
-        })
+            cert_id: self.cert_id,
+            issuer: self.issuer,
+        };
+        Some((leaf, self.sha256))
     }
 }
 
 /// The cache of what was read of every live certificate (`state/.live.json`), by certificate
-/// name: an entry counts only for a file of the same [`FileId`], so a changed file is always
+/// name: a record counts only for a file of the same [`FileId`], so a changed file is always
 /// read again. A cache file this user did not write alone (another owner, writable by group or
 /// others), or that cannot be read as one, is an empty cache; its absence costs nothing but the
-/// reading of the certificates.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// reading of the certificates. A record leaves memory when it is taken (its data becomes the
+/// certificate's facts): what a run holds does not double with the cache.
+#[derive(Debug, Default)]
 pub struct LiveCache {
+    /// The file's records not taken yet.
+    loaded: HashMap<String, LiveRecord>,
+    /// The identity of each record taken, which the file holds.
+    taken: HashMap<String, FileId>,
+    /// What the file is to hold instead: a new record, or None for none.
+    changes: HashMap<String, Option<LiveRecord>>,
+}
+
+/// The cache file's contents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LiveFile {
     certs: HashMap<String, LiveRecord>,
-    /// Entries added, changed or removed since it was loaded.
-    #[serde(skip)]
-    changed: bool,
 }
 
 impl LiveCache {
-    /// The record of `name`, when it was read from the file `file` is.
-    pub fn get(&self, name: &str, file: &FileId) -> Option<&LiveRecord> {
-        self.certs.get(name).filter(|r| r.file == *file)
+    /// The record of `name`, when it was read from the file `file` is; a record of another
+    /// file is dropped.
+    pub fn take(&mut self, name: &str, file: &FileId) -> Option<LiveRecord> {
+        if let Some(Some(made)) = self.changes.get(name) {
+            return (made.file == *file).then(|| made.clone());
+        }
+        let record = self.loaded.remove(name).filter(|r| r.file == *file)?;
+        self.taken.insert(name.to_string(), record.file);
+        Some(record)
     }
 
     /// Keeps `record` as what `name`'s live certificate says.
     pub fn put(&mut self, name: &str, record: LiveRecord) {
-        if self.certs.get(name) != Some(&record) {
-            self.certs.insert(name.to_string(), record);
-            self.changed = true;
+        if self.taken.get(name) != Some(&record.file) {
+            self.changes.insert(name.to_string(), Some(record));
         }
     }
 
     /// Forgets `name` (it has no readable live certificate).
     pub fn forget(&mut self, name: &str) {
-        self.changed |= self.certs.remove(name).is_some();
-    }
-
-    /// Keeps only the entries of `names` (the certificates of domains.txt).
-    pub fn retain(&mut self, names: &std::collections::HashSet<&str>) {
-        let before = self.certs.len();
-        self.certs.retain(|name, _| names.contains(name.as_str()));
-        self.changed |= self.certs.len() != before;
+        let held = self.loaded.remove(name).is_some() | self.taken.remove(name).is_some();
+        if held || self.changes.contains_key(name) {
+            self.changes.insert(name.to_string(), None);
+        }
     }
 }
 
@@ -409,26 +420,49 @@ impl StateDir {
     /// The cache of live certificates' facts ([`LiveCache`]): empty when there is none, when it
     /// is not this user's alone, or when it cannot be read.
     pub fn live_cache(&self) -> LiveCache {
-        store::read_own(&self.layout.live_cache())
+        LiveCache {
+            loaded: self.live_file().certs,
+            ..LiveCache::default()
+        }
+    }
+
+    fn live_file(&self) -> LiveFile {
+        // Read as it is parsed: the file of ten thousand certificates is some megabytes.
+        store::open_own(&self.layout.live_cache())
             .ok()
             .flatten()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|file| serde_json::from_reader(std::io::BufReader::new(file)).ok())
             .unwrap_or_default()
     }
 
-    /// Writes `cache` when it changed. It is a cache: written atomically but not fsynced, and
-    /// a failure to write it is no error of the run (the certificates are read again).
-    pub fn save_live_cache(&self, cache: &mut LiveCache) {
-        if !cache.changed {
+    /// Writes what `cache` learnt, when it learnt anything, keeping only the certificates of
+    /// `scope` when it is given (the whole of domains.txt). It is a cache: written atomically
+    /// but not fsynced, and a failure to write it is no error of the run (the certificates
+    /// are read again).
+    pub fn save_live_cache(
+        &self,
+        cache: &mut LiveCache,
+        scope: Option<&std::collections::HashSet<&str>>,
+    ) {
+        let out_of_scope =
+            |name: &String| scope.is_some_and(|names| !names.contains(name.as_str()));
+        if cache.changes.is_empty() && !cache.loaded.keys().any(out_of_scope) {
             return;
         }
-        let Ok(text) = serde_json::to_vec(cache) else {
+        let mut file = self.live_file();
+        for (name, change) in cache.changes.drain() {
+            match change {
+                Some(record) => file.certs.insert(name, record),
+                None => file.certs.remove(&name),
+            };
+        }
+        file.certs.retain(|name, _| !out_of_scope(name));
+        cache.loaded.retain(|name, _| !out_of_scope(name));
+        let Ok(text) = serde_json::to_vec(&file) else {
             return;
         };
-        if store::create_dir(&self.layout.dir, 0o700).is_ok()
-            && store::write_ephemeral(&self.layout.live_cache(), &text, 0o600).is_ok()
-        {
-            cache.changed = false;
+        if store::create_dir(&self.layout.dir, 0o700).is_ok() {
+            let _ = store::write_ephemeral(&self.layout.live_cache(), &text, 0o600);
         }
     }
 

@@ -385,10 +385,10 @@ pub fn read_plain(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Reads a file of `state/` as [`read_plain`] does, but only when this process's user owns it
-/// and neither group nor others may write it: Ok(None) for a file someone else could have
-/// written.
-pub fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
+/// Opens a file of `state/` for reading as [`read_plain`] does, but only when this process's
+/// user owns it and neither group nor others may write it: Ok(None) for a file someone else
+/// could have written.
+pub fn open_own(path: &Path) -> io::Result<Option<File>> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -397,9 +397,7 @@ pub fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
     if !meta.is_file() || meta.uid() != effective_uid() || meta.mode() & 0o022 != 0 {
         return Ok(None);
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    (&file).read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
+    Ok(Some(file))
 }
 
 /// What tells one version of a file from another without reading it: a file whose device,

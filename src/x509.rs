@@ -384,7 +384,7 @@ mod tests {
         ]));
         let cert = leaf.signed_by(&key, &issuer).unwrap();
         assert_eq!(
-            leaf(cert.pem().as_bytes()).unwrap().cert_id.as_deref(),
+            super::leaf(cert.pem().as_bytes()).unwrap().cert_id.as_deref(),
             Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
         );
     }

@@ -563,10 +563,9 @@ pub(super) fn keep_live_cache(config: &Config, scope: Option<&[Entry]>) {
     let states = StateDir::new(&config.basedir);
     let mut guard = LIVE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, cache)) = guard.as_mut().filter(|(dir, _)| dir == states.path()) {
-        if let Some(entries) = scope {
-            cache.retain(&entries.iter().map(Entry::name).collect());
-        }
-        states.save_live_cache(cache);
+        let scope: Option<std::collections::HashSet<&str>> =
+            scope.map(|entries| entries.iter().map(Entry::name).collect());
+        states.save_live_cache(cache, scope.as_ref());
     }
 }
 
@@ -611,9 +610,7 @@ fn live(
         Err(e) => return Some(Err(e.to_string())),
     };
     let cached = with_cache(config, |cache| {
-        cache
-            .get(name, &found.id)
-            .and_then(|r| Some((r.leaf()?, r.sha256.clone())))
+        cache.take(name, &found.id).and_then(LiveRecord::into_leaf)
     });
     let (leaf, sha256, owner) = match cached {
         Some((leaf, sha256)) => (Ok(leaf), sha256, found.id.uid),
