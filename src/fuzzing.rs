@@ -118,8 +118,8 @@ pub fn cert_facts(pem: &[u8]) -> Option<(Vec<String>, Option<String>)> {
     if let Some(chain) = pem_certs(pem) {
         let _ = crate::x509::top_issuer(&chain);
     }
-    let facts = crate::x509::facts(pem).ok()?;
-    Some((facts.names, crate::x509::ari_cert_id(pem)))
+    let leaf = crate::x509::leaf(pem).ok()?;
+    Some((leaf.facts.names, leaf.cert_id))
 }
 
 /// The names of a PEM CSR made elsewhere (`generate_csr`, `--signcsr`).

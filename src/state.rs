@@ -2,13 +2,16 @@
 //! it was issued under and how its validation failed, and when the last run was. Written
 //! crash-safe; a missing or unreadable file is an empty state, never an error.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::acme::text;
 use crate::error::{Error, Result, Status};
-use crate::store::{self, StateLayout};
+use crate::keys::KeyAlgo;
+use crate::store::{self, FileId, StateLayout};
+use crate::x509::{CertFacts, Leaf};
 
 /// What we remember of one certificate between runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +250,112 @@ impl RunState {
     }
 }
 
+/// What was read of one live `cert.pem`, kept with the identity of the file it was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub file: FileId,
+    /// SHA-256 of the file (hex), compared with [`CertState::cert_sha256`] as the file itself
+    /// would be.
+    pub sha256: String,
+    pub names: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// [`KeyAlgo`]'s `Display` (`rsa2048`, `prime256v1`, `secp384r1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+impl LiveRecord {
+    pub fn new(file: FileId, sha256: String, leaf: &Leaf) -> LiveRecord {
+        LiveRecord {
+            file,
+            sha256,
+            names: leaf.facts.names.clone(),
+            not_before: leaf.facts.not_before,
+            not_after: leaf.facts.not_after,
+            key: leaf.facts.key.map(|k| k.to_string()),
+            cert_id: leaf.cert_id.clone(),
+            issuer: leaf.issuer.clone(),
+        }
+    }
+
+    /// What was read, as [`crate::x509::leaf`] returned it, and the file's SHA-256; None when
+    /// the record holds a key type no version of ours writes.
+    pub fn into_leaf(self) -> Option<(Leaf, String)> {
+        let key = match self.key.as_deref() {
+            None => None,
+            Some("prime256v1") => Some(KeyAlgo::Prime256v1),
+            Some("secp384r1") => Some(KeyAlgo::Secp384r1),
+            Some(other) => Some(KeyAlgo::Rsa(other.strip_prefix("rsa")?.parse().ok()?)),
+        };
+        let leaf = Leaf {
+            facts: CertFacts {
+                names: self.names,
+                not_before: self.not_before,
+                not_after: self.not_after,
+                key,
+            },
+            cert_id: self.cert_id,
+            issuer: self.issuer,
+        };
+        Some((leaf, self.sha256))
+    }
+}
+
+/// The cache of what was read of every live certificate (`state/.live.json`), by certificate
+/// name: a record counts only for a file of the same [`FileId`], so a changed file is always
+/// read again. A cache file this user did not write alone (another owner, writable by group or
+/// others), or that cannot be read as one, is an empty cache; its absence costs nothing but the
+/// reading of the certificates. A record leaves memory when it is taken (its data becomes the
+/// certificate's facts): what a run holds does not double with the cache.
+#[derive(Debug, Default)]
+pub struct LiveCache {
+    /// The file's records not taken yet.
+    loaded: HashMap<String, LiveRecord>,
+    /// The identity of each record taken, which the file holds.
+    taken: HashMap<String, FileId>,
+    /// What the file is to hold instead: a new record, or None for none.
+    changes: HashMap<String, Option<LiveRecord>>,
+}
+
+/// The cache file's contents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LiveFile {
+    certs: HashMap<String, LiveRecord>,
+}
+
+impl LiveCache {
+    /// The record of `name`, when it was read from the file `file` is; a record of another
+    /// file is dropped.
+    pub fn take(&mut self, name: &str, file: &FileId) -> Option<LiveRecord> {
+        if let Some(Some(made)) = self.changes.get(name) {
+            return (made.file == *file).then(|| made.clone());
+        }
+        let record = self.loaded.remove(name).filter(|r| r.file == *file)?;
+        self.taken.insert(name.to_string(), record.file);
+        Some(record)
+    }
+
+    /// Keeps `record` as what `name`'s live certificate says.
+    pub fn put(&mut self, name: &str, record: LiveRecord) {
+        if self.taken.get(name) != Some(&record.file) {
+            self.changes.insert(name.to_string(), Some(record));
+        }
+    }
+
+    /// Forgets `name` (it has no readable live certificate).
+    pub fn forget(&mut self, name: &str) {
+        let held = self.loaded.remove(name).is_some() | self.taken.remove(name).is_some();
+        if held || self.changes.contains_key(name) {
+            self.changes.insert(name.to_string(), None);
+        }
+    }
+}
+
 /// `BASEDIR/state/`, read and written.
 pub struct StateDir {
     layout: StateLayout,
@@ -306,6 +415,55 @@ impl StateDir {
 
     pub fn save_ca(&self, state: &CaState) -> Result<()> {
         self.write(self.layout.ca(), state)
+    }
+
+    /// The cache of live certificates' facts ([`LiveCache`]): empty when there is none, when it
+    /// is not this user's alone, or when it cannot be read.
+    pub fn live_cache(&self) -> LiveCache {
+        LiveCache {
+            loaded: self.live_file().certs,
+            ..LiveCache::default()
+        }
+    }
+
+    fn live_file(&self) -> LiveFile {
+        // Read as it is parsed: the file of ten thousand certificates is some megabytes.
+        store::open_own(&self.layout.live_cache())
+            .ok()
+            .flatten()
+            .and_then(|file| serde_json::from_reader(std::io::BufReader::new(file)).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes what `cache` learnt, when it learnt anything, keeping only the certificates of
+    /// `scope` when it is given (the whole of domains.txt). It is a cache: written atomically
+    /// but not fsynced, and a failure to write it is no error of the run (the certificates
+    /// are read again).
+    pub fn save_live_cache(
+        &self,
+        cache: &mut LiveCache,
+        scope: Option<&std::collections::HashSet<&str>>,
+    ) {
+        let out_of_scope =
+            |name: &String| scope.is_some_and(|names| !names.contains(name.as_str()));
+        if cache.changes.is_empty() && !cache.loaded.keys().any(out_of_scope) {
+            return;
+        }
+        let mut file = self.live_file();
+        for (name, change) in cache.changes.drain() {
+            match change {
+                Some(record) => file.certs.insert(name, record),
+                None => file.certs.remove(&name),
+            };
+        }
+        file.certs.retain(|name, _| !out_of_scope(name));
+        cache.loaded.retain(|name, _| !out_of_scope(name));
+        let Ok(text) = serde_json::to_vec(&file) else {
+            return;
+        };
+        if store::create_dir(&self.layout.dir, 0o700).is_ok() {
+            let _ = store::write_ephemeral(&self.layout.live_cache(), &text, 0o600);
+        }
     }
 
     pub fn run(&self) -> RunState {

@@ -81,6 +81,13 @@ impl StateLayout {
     pub fn run(&self) -> PathBuf {
         self.dir.join(".run.json")
     }
+
+    /// What was read of every live certificate, with the identity of the file it was read
+    /// from: a cache, so that an unchanged `cert.pem` is not parsed again. A dot first, as
+    /// [`StateLayout::ca`].
+    pub fn live_cache(&self) -> PathBuf {
+        self.dir.join(".live.json")
+    }
 }
 
 /// A name for a temporary file next to `path`, unique within this process and across processes.
@@ -417,6 +424,58 @@ pub fn read_plain(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Opens a file of `state/` for reading as [`read_plain`] does, but only when this process's
+/// user owns it and neither group nor others may write it: Ok(None) for a file someone else
+/// could have written.
+pub fn open_own(path: &Path) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.uid() != effective_uid() || meta.mode() & 0o022 != 0 {
+        return Ok(None);
+    }
+    Ok(Some(file))
+}
+
+/// What tells one version of a file from another without reading it: a file whose device,
+/// inode, size, owner, modification and change times are all the same has not been written
+/// since (a write always moves the change time, which no user can set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub uid: u32,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime: i128,
+    /// Change time, nanoseconds since the epoch.
+    pub ctime: i128,
+}
+
+impl FileId {
+    fn of(meta: &fs::Metadata) -> FileId {
+        let nanos = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            uid: meta.uid(),
+            mtime: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime: nanos(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether the file was written less than `secs` seconds before `now` (Unix seconds): a
+    /// write within the file system's clock tick of a read may leave the times unchanged, so
+    /// what was read then is not kept against this identity.
+    pub fn recent(&self, now: i64, secs: i64) -> bool {
+        let newest = self.mtime.max(self.ctime) / 1_000_000_000;
+        newest > i128::from(now - secs)
+    }
+}
+
 fn make_dir(dir: &Path, mode: u32) -> Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
@@ -578,6 +637,25 @@ impl Drop for ScratchDir {
     }
 }
 
+/// A live file of a certificate folder, found by [`CertDir::live_file`]: its identity as it
+/// was when found, and where to open it.
+pub struct LiveFile {
+    dir: File,
+    name: String,
+    pub id: FileId,
+}
+
+impl LiveFile {
+    /// Opens the file, without following a symlink and only when it is a regular file, and
+    /// returns it with its identity as of this opening (the file may have been replaced since
+    /// it was found).
+    pub fn open(&self) -> io::Result<(File, FileId)> {
+        let file = open_in(&self.dir, &self.name)?;
+        let id = FileId::of(&file.metadata()?);
+        Ok((file, id))
+    }
+}
+
 /// The files of a set, in dehydrated's order of switching their links, and our PKCS#12 export
 /// last when there is one.
 const SET: [(&str, &str); 6] = [
@@ -699,6 +777,79 @@ impl CertDir {
             }
         })?;
         open_in(&open_dir(&self.dir)?, &format!("{kind}-{ts}.{ext}"))
+    }
+
+    /// The identity of the live `<kind>.<ext>` file, found as [`CertDir::open_live`] finds it
+    /// but not opened: the folder's handle and the file's name in it, for
+    /// [`LiveFile::open`]. Err(NotFound) when there is no live file.
+    pub fn live_file(&self, kind: &str, ext: &str) -> io::Result<LiveFile> {
+        use std::os::fd::AsRawFd;
+        let dir = open_dir(&self.dir)?;
+        let link = std::ffi::CString::new(format!("{kind}.{ext}"))?;
+        let mut buf = [0u8; 256];
+        // SAFETY: a valid folder descriptor, C string and buffer of the length given.
+        let n = unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                link.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EINVAL) => self.not_a_set_link(kind, ext),
+                _ => e,
+            });
+        }
+        let target = std::str::from_utf8(&buf[..n as usize]).unwrap_or_default();
+        let ts = target
+            .strip_prefix(&format!("{kind}-"))
+            .and_then(|t| t.strip_suffix(&format!(".{ext}")))
+            .and_then(|t| t.parse::<i64>().ok());
+        let Some(ts) = ts else {
+            return Err(self.not_a_set_link(kind, ext));
+        };
+        let name = format!("{kind}-{ts}.{ext}");
+        let c_name = std::ffi::CString::new(name.as_str())?;
+        // SAFETY: an all-zero `stat` is a valid value for fstatat to fill.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid folder descriptor, C string and `stat` to fill; the result is checked.
+        let r = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                c_name.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let nanos = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
+        let id = FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            uid: st.st_uid,
+            mtime: nanos(st.st_mtime, st.st_mtime_nsec),
+            ctime: nanos(st.st_ctime, st.st_ctime_nsec),
+        };
+        Ok(LiveFile { dir, name, id })
+    }
+
+    fn not_a_set_link(&self, kind: &str, ext: &str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{kind}.{ext} is not a link to a {kind}-<time>.{ext} of its folder"),
+        )
     }
 
     /// The key to keep with `PRIVATE_KEY_RENEW=no`: the live key, read as [`CertDir::open_live`]

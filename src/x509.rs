@@ -60,22 +60,45 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
 /// The facts of the first certificate in PEM `text`.
 pub fn facts(text: &[u8]) -> Result<CertFacts, String> {
     let ders = pem_certs(text)?;
+    cert_facts(&parse(&ders[0])?)
+}
+
+/// What renewal reads of a live certificate, from one parse of the first certificate in PEM
+/// `text`: its facts, its RFC 9773 certID (None when it has no Authority Key Identifier) and
+/// its issuer's organisation, else common name (the CA's text: shown through [`shown`] in
+/// messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    pub facts: CertFacts,
+    pub cert_id: Option<String>,
+    pub issuer: Option<String>,
+}
+
+/// The [`Leaf`] of the first certificate in PEM `text`; Err as [`facts`] when it cannot be
+/// read.
+pub fn leaf(text: &[u8]) -> Result<Leaf, String> {
+    let ders = pem_certs(text)?;
     let cert = parse(&ders[0])?;
-    let validity = cert.validity();
-    Ok(CertFacts {
-        names: names(&cert)?,
-        not_before: validity.not_before.timestamp(),
-        not_after: validity.not_after.timestamp(),
-        key: key_algo(&cert),
+    Ok(Leaf {
+        facts: cert_facts(&cert)?,
+        cert_id: cert_id(&cert),
+        issuer: issuer(&cert),
     })
 }
 
-/// The RFC 9773 certID of the first certificate in PEM `text`: base64url of its Authority Key
-/// Identifier's keyIdentifier, a dot, base64url of its serial number's DER content octets.
-/// None when it has no AKI.
-pub fn ari_cert_id(text: &[u8]) -> Option<String> {
-    let ders = pem_certs(text).ok()?;
-    let cert = parse(&ders[0]).ok()?;
+fn cert_facts(cert: &X509Certificate<'_>) -> Result<CertFacts, String> {
+    let validity = cert.validity();
+    Ok(CertFacts {
+        names: names(cert)?,
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+        key: key_algo(cert),
+    })
+}
+
+/// The RFC 9773 certID: base64url of the Authority Key Identifier's keyIdentifier, a dot,
+/// base64url of the serial number's DER content octets. None when it has no AKI.
+fn cert_id(cert: &X509Certificate<'_>) -> Option<String> {
     let aki = cert
         .extensions()
         .iter()
@@ -104,11 +127,7 @@ pub fn top_issuer(chain: &[Vec<u8>]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The issuer of the first certificate in PEM `text`: its organisation, else its common name.
-/// The CA's text: shown through [`shown`] in messages.
-pub fn issuer_name(text: &[u8]) -> Option<String> {
-    let ders = pem_certs(text).ok()?;
-    let cert = parse(&ders[0]).ok()?;
+fn issuer(cert: &X509Certificate<'_>) -> Option<String> {
     let issuer = cert.issuer();
     issuer
         .iter_organization()
@@ -331,11 +350,13 @@ pub fn read_csr(pem_text: &str) -> Result<(Csr, Vec<String>), String> {
 
 /// SHA-256 of a file's bytes, in hex: what `state/` records of a certificate file it wrote.
 pub fn fingerprint(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    use std::fmt::Write;
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -363,7 +384,7 @@ mod tests {
         ]));
         let cert = leaf.signed_by(&key, &issuer).unwrap();
         assert_eq!(
-            ari_cert_id(cert.pem().as_bytes()).as_deref(),
+            super::leaf(cert.pem().as_bytes()).unwrap().cert_id.as_deref(),
             Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
         );
     }

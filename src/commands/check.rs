@@ -4,7 +4,9 @@
 
 mod output;
 
-use super::session::{Asked, Entry, Facts, Rules, Session, decide, schedule, unix_now};
+use super::session::{
+    Asked, Entry, Facts, Rules, Session, decide, keep_live_cache, schedule, unix_now,
+};
 use crate::acme::text::shown;
 use crate::error::{CheckStatus, Error, Result};
 use crate::logging;
@@ -269,6 +271,10 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
             })
             .collect()
     };
+    // What was read of the live certificates, for the next run; pruned to domains.txt only
+    // when this check covered all of it.
+    let whole = !scoped && session.opts.domains.is_empty();
+    keep_live_cache(config, whole.then_some(&entries[..]));
     crate::stop::check()?;
     // The one place --check writes the metrics file; not for a check limited with --domain,
     // whose file would lose every other certificate.

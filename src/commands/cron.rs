@@ -10,7 +10,7 @@ use super::renew::{Job, renew_one};
 use super::report::{self, Outcome, Tally};
 use super::session::{
     Asked, Broken, Entry, Facts, Rules, Session, certbot_runner, check_webroot, connect, decide,
-    hook_at, hook_for, schedule, solver, start_responder, unix_now,
+    hook_at, hook_for, keep_live_cache, schedule, solver, start_responder, unix_now,
 };
 use crate::account::Found;
 use crate::acme::Client;
@@ -245,6 +245,10 @@ fn sign_domains_once(session: &mut Session, tally: &mut Tally) -> Result<Status>
             batch(session, &entries, early, tally)
         }
     });
+    if !dry_run {
+        let whole = session.opts.domains.is_empty();
+        keep_live_cache(&session.config, whole.then_some(&entries[..]));
+    }
     logging::progress_end();
     if let Some(h) = &hook {
         let error = match &result {

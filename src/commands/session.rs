@@ -3,7 +3,7 @@
 //! inputs read from disk.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::account::{self as acct, Account, Found, Terms};
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::hooks::Hook;
 use crate::renewal::{self, Decision, Live, Policy, Wanted};
 use crate::responder::Responder;
-use crate::state::{CertState, StateDir};
+use crate::state::{CertState, LiveCache, LiveRecord, StateDir};
 use crate::store::{AccountDir, CertDir, RunLock};
 use crate::{domains, logging, x509};
 
@@ -508,7 +508,13 @@ impl Facts {
         let preferred = spec.settings.preferred_chain.as_deref();
         let top_issuer = renewal::needs_top_issuer(preferred, &recorded);
         Facts {
-            live: live(&dir, top_issuer, recorded.cert_sha256.as_deref()),
+            live: live(
+                config,
+                &dir,
+                &spec.name,
+                top_issuer,
+                recorded.cert_sha256.as_deref(),
+            ),
             recorded,
         }
     }
@@ -518,7 +524,9 @@ impl Facts {
     pub fn read_named(config: &Config, name: &str, recorded: CertState) -> Facts {
         Facts {
             live: live(
+                config,
                 &CertDir::new(&config.certdir, name),
+                name,
                 false,
                 recorded.cert_sha256.as_deref(),
             ),
@@ -579,14 +587,51 @@ pub(super) fn schedule(
 /// `CERT_OWNER` is that user's to grow.
 const MAX_LIVE_FILE: u64 = 1 << 20;
 
+/// A file written less than this many seconds ago is read but not kept in the cache: a write
+/// in the same tick of the file system's clock as our read would leave its times unchanged.
+const SETTLED: i64 = 2;
+
+/// The live certificates' cache of this process ([`LiveCache`]), with the `state/` folder it
+/// is of: loaded on the first read of a live certificate, written by [`keep_live_cache`].
+static LIVE_CACHE: Mutex<Option<(PathBuf, LiveCache)>> = Mutex::new(None);
+
+/// Runs `f` on the live certificates' cache of `config`'s `state/`, loading it first.
+fn with_cache<T>(config: &Config, f: impl FnOnce(&mut LiveCache) -> T) -> T {
+    let states = StateDir::new(&config.basedir);
+    let mut guard = LIVE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.as_ref().is_none_or(|(dir, _)| dir != states.path()) {
+        *guard = Some((states.path().to_path_buf(), states.live_cache()));
+    }
+    match guard.as_mut() {
+        Some((_, cache)) => f(cache),
+        None => f(&mut LiveCache::default()),
+    }
+}
+
+/// Writes what this process learnt of the live certificates to `state/` for the next run
+/// (unless nothing changed), keeping only the certificates in `scope` when it is given (the
+/// whole of domains.txt). Never in a dry run, which keeps nothing.
+pub(super) fn keep_live_cache(config: &Config, scope: Option<&[Entry]>) {
+    let states = StateDir::new(&config.basedir);
+    let mut guard = LIVE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, cache)) = guard.as_mut().filter(|(dir, _)| dir == states.path()) {
+        let scope: Option<std::collections::HashSet<&str>> =
+            scope.map(|entries| entries.iter().map(Entry::name).collect());
+        states.save_live_cache(cache, scope.as_ref());
+    }
+}
+
 /// The live `<kind>.pem` of `dir`, read only where the layout puts it
-/// ([`CertDir::open_live`]), at most [`MAX_LIVE_FILE`] bytes; and the uid of its owner.
-fn read_live(dir: &CertDir, kind: &str) -> std::io::Result<(Vec<u8>, u32)> {
-    use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
+/// ([`CertDir::open_live`]), at most [`MAX_LIVE_FILE`] bytes.
+fn read_live(dir: &CertDir, kind: &str) -> std::io::Result<Vec<u8>> {
     let file = dir.open_live(kind, "pem")?;
-    let owner = file.metadata()?.uid();
-    let mut bytes = Vec::new();
+    read_at_most(file, kind)
+}
+
+fn read_at_most(file: std::fs::File, kind: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let size = file.metadata()?.len().min(MAX_LIVE_FILE);
+    let mut bytes = Vec::with_capacity(size as usize + 1);
     file.take(MAX_LIVE_FILE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_LIVE_FILE {
         return Err(std::io::Error::new(
@@ -594,42 +639,71 @@ fn read_live(dir: &CertDir, kind: &str) -> std::io::Result<(Vec<u8>, u32)> {
             format!("{kind}.pem is larger than any certificate file (over 1 MiB)"),
         ));
     }
-    Ok((bytes, owner))
+    Ok(bytes)
 }
 
 /// What `cert.pem` of `dir` says: None when there is none, Err when it cannot be read or is
 /// not the file this program wrote (`recorded`, SHA-256) while another user owns it; the top
-/// issuer of `chain.pem` only when `top_issuer`.
+/// issuer of `chain.pem` only when `top_issuer`. An unchanged file (the same [`FileId`]) is
+/// not read again: what the cache of `config`'s `state/` kept of it is used.
 fn live(
+    config: &Config,
     dir: &CertDir,
+    name: &str,
     top_issuer: bool,
     recorded: Option<&str>,
 ) -> Option<std::result::Result<Live, String>> {
-    let bytes = match read_live(dir, "cert") {
-        Ok((bytes, owner)) => {
-            let ours = owner == crate::store::effective_uid();
-            if let Some(written) = recorded.filter(|_| !ours)
-                && x509::fingerprint(&bytes) != written
-            {
-                return Some(Err(format!(
-                    "cert.pem is not the file this program wrote: its owner (uid {owner}) \
-                     changed it, so what it says is not trusted"
-                )));
-            }
-            bytes
+    let found = match dir.live_file("cert", "pem") {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            with_cache(config, |cache| cache.forget(name));
+            return None;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return Some(Err(e.to_string())),
     };
-    Some(x509::facts(&bytes).map(|facts| {
+    let cached = with_cache(config, |cache| {
+        cache.take(name, &found.id).and_then(LiveRecord::into_leaf)
+    });
+    let (leaf, sha256, owner) = match cached {
+        Some((leaf, sha256)) => (Ok(leaf), sha256, found.id.uid),
+        None => {
+            let (bytes, id) = match found
+                .open()
+                .and_then(|(file, id)| Ok((read_at_most(file, "cert")?, id)))
+            {
+                Ok(read) => read,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(e) => return Some(Err(e.to_string())),
+            };
+            let sha256 = x509::fingerprint(&bytes);
+            let leaf = x509::leaf(&bytes);
+            match &leaf {
+                Ok(leaf) if !id.recent(unix_now(), SETTLED) => with_cache(config, |cache| {
+                    cache.put(name, LiveRecord::new(id, sha256.clone(), leaf))
+                }),
+                _ => with_cache(config, |cache| cache.forget(name)),
+            }
+            (leaf, sha256, id.uid)
+        }
+    };
+    let ours = owner == crate::store::effective_uid();
+    if let Some(written) = recorded.filter(|_| !ours)
+        && sha256 != written
+    {
+        return Some(Err(format!(
+            "cert.pem is not the file this program wrote: its owner (uid {owner}) \
+             changed it, so what it says is not trusted"
+        )));
+    }
+    Some(leaf.map(|leaf| {
         Live {
-            facts,
-            cert_id: x509::ari_cert_id(&bytes),
-            issuer: x509::issuer_name(&bytes),
+            facts: leaf.facts,
+            cert_id: leaf.cert_id,
+            issuer: leaf.issuer,
             top_issuer: top_issuer
                 .then(|| read_live(dir, "chain").ok())
                 .flatten()
-                .and_then(|(b, _)| x509::pem_certs(&b).ok())
+                .and_then(|b| x509::pem_certs(&b).ok())
                 .and_then(|chain| x509::top_issuer(&chain)),
         }
     }))
