@@ -384,7 +384,10 @@ mod tests {
         ]));
         let cert = leaf.signed_by(&key, &issuer).unwrap();
         assert_eq!(
-            super::leaf(cert.pem().as_bytes()).unwrap().cert_id.as_deref(),
+            super::leaf(cert.pem().as_bytes())
+                .unwrap()
+                .cert_id
+                .as_deref(),
             Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
         );
     }
