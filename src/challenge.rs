@@ -96,6 +96,9 @@ pub struct Solver<'a> {
     /// Where what is put in place is noted before it is, so that a run killed before it took
     /// the challenges away can have the next run take them away ([`Deployed::left_over`]).
     pub journal: Option<PathBuf>,
+    /// dns-persist-01: the issuer domain name the standing record carries, which the CA's
+    /// challenge must name (set once the record was found in place).
+    pub persist_issuer: Option<String>,
 }
 
 /// What [`Solver::deploy`] put in place, for [`Solver::clean`] to take away.
@@ -177,6 +180,7 @@ pub fn txt_name(kind: ChallengeType, domain: &str, account_url: &str) -> Option<
             let label = base32_lower(&hash.as_ref()[..10]);
             Some(format!("_{label}._acme-challenge.{domain}"))
         }
+        ChallengeType::DnsPersist01 => Some(format!("{}.{domain}", crate::persist::LABEL)),
         ChallengeType::Http01 | ChallengeType::TlsAlpn01 => None,
     }
 }
@@ -219,6 +223,8 @@ impl Solver<'_> {
             ChallengeType::Http01 => p.key_authorization.clone(),
             ChallengeType::Dns01 | ChallengeType::DnsAccount01 => dns_value(&p.key_authorization),
             ChallengeType::TlsAlpn01 => alpn_value(&p.key_authorization),
+            // Its record is standing, not a challenge's: the hook never sees it here.
+            ChallengeType::DnsPersist01 => String::new(),
         };
         Triplet {
             domain: p.domain.clone(),
@@ -233,6 +239,11 @@ impl Solver<'_> {
     /// records. On an error, what was already in place is in `deployed` for
     /// [`Solver::clean`].
     pub fn deploy(&self, proofs: &[Proof], deployed: &mut Deployed) -> Result<()> {
+        if self.kind == ChallengeType::DnsPersist01 {
+            // The standing record was checked (and published) before the order: nothing to
+            // put in place, nothing to take away.
+            return Ok(());
+        }
         for p in proofs {
             // Checked where it came in (`acme::order`); a journal of a killed run is read too.
             check_token(&p.token).map_err(|msg| Error::refused(&p.domain, msg))?;
@@ -240,6 +251,7 @@ impl Solver<'_> {
         match self.kind {
             ChallengeType::Http01 => self.deploy_http(proofs, deployed)?,
             ChallengeType::TlsAlpn01 => self.deploy_alpn(proofs, deployed)?,
+            ChallengeType::DnsPersist01 => {}
             ChallengeType::Dns01 | ChallengeType::DnsAccount01 => {
                 if let Some((server, key, ttl)) = &self.dns.update {
                     let refused = |e: crate::dns::DnsError| Error::refused(&proofs[0].domain, e.0);
@@ -499,6 +511,7 @@ mod tests {
             dns: &dns,
             alpn_dir: &root,
             journal: None,
+            persist_issuer: None,
         };
         let proof = |token: &str| Proof {
             domain: "example.org".into(),

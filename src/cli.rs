@@ -92,6 +92,10 @@ pub struct Cli {
     #[arg(long, group = "command", help_heading = "Commands")]
     pub display_terms: bool,
 
+    /// Print the dns-persist-01 TXT record each name needs for this account
+    #[arg(long, group = "command", help_heading = "Commands")]
+    pub persist_record: bool,
+
     /// Print the configuration as shell variables, as dehydrated --env does
     #[arg(short = 'e', long, group = "command", help_heading = "Commands")]
     pub env: bool,
@@ -194,6 +198,14 @@ pub struct Cli {
     /// Prefer the chain whose topmost certificate is issued by this common name
     #[arg(long, value_name = "ISSUER_CN")]
     pub preferred_chain: Option<String>,
+
+    /// dns-persist-01 records allow wildcards and subdomains (PERSIST_POLICY)
+    #[arg(long)]
+    pub persist_wildcard: bool,
+
+    /// dns-persist-01 records end then: Unix seconds or YYYY-MM-DD (PERSIST_UNTIL)
+    #[arg(long, value_name = "DATE")]
+    pub persist_until: Option<String>,
 
     /// Ask for OCSP must-staple (obsolete: CAs no longer run OCSP; accepted with a warning)
     #[arg(long)]

@@ -172,6 +172,9 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("EAB_HMAC_KEY", Support::Used, false),
     ("EAB_ALGORITHM", Support::Used, false),
     ("METRICS_FILE", Support::Used, false),
+    ("PERSIST_ISSUER", Support::Used, false),
+    ("PERSIST_POLICY", Support::Used, false),
+    ("PERSIST_UNTIL", Support::Used, false),
 ];
 
 fn key(name: &str) -> Option<(Support, bool)> {
@@ -198,15 +201,18 @@ pub enum ChallengeType {
     TlsAlpn01,
     /// draft-ietf-acme-dns-account-label: dns-01's value under a label of the account's own.
     DnsAccount01,
+    /// draft-ietf-acme-dns-persist: one standing TXT record binds the name to the account.
+    DnsPersist01,
 }
 
 impl ChallengeType {
     /// Every challenge type, in the order of [`crate::values::CHALLENGE_TYPES`].
-    pub const ALL: [ChallengeType; 4] = [
+    pub const ALL: [ChallengeType; 5] = [
         ChallengeType::Http01,
         ChallengeType::Dns01,
         ChallengeType::TlsAlpn01,
         ChallengeType::DnsAccount01,
+        ChallengeType::DnsPersist01,
     ];
 
     /// The RFC 8555 / RFC 8737 / draft name, which is also `CHALLENGETYPE`'s value.
@@ -216,6 +222,7 @@ impl ChallengeType {
             ChallengeType::Dns01 => "dns-01",
             ChallengeType::TlsAlpn01 => "tls-alpn-01",
             ChallengeType::DnsAccount01 => "dns-account-01",
+            ChallengeType::DnsPersist01 => "dns-persist-01",
         }
     }
 
@@ -224,11 +231,13 @@ impl ChallengeType {
         ChallengeType::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    /// Whether the proof is a TXT record in DNS: a hook or built-in updates must set it, it
-    /// proves wildcards, and it cannot prove an IP address.
+    /// Whether the proof is a TXT record in DNS: it proves wildcards, and it cannot prove an
+    /// IP address.
     pub fn is_dns(self) -> bool {
         match self {
-            ChallengeType::Dns01 | ChallengeType::DnsAccount01 => true,
+            ChallengeType::Dns01 | ChallengeType::DnsAccount01 | ChallengeType::DnsPersist01 => {
+                true
+            }
             ChallengeType::Http01 | ChallengeType::TlsAlpn01 => false,
         }
     }
@@ -247,6 +256,19 @@ pub struct DnsConfig {
     pub resolver: Option<SocketAddr>,
     /// `DNS_WAIT`: how long the records may take to reach every name server.
     pub wait: std::time::Duration,
+}
+
+/// dns-persist-01's record, as `--persist-record` prints it and desiccant publishes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersistConfig {
+    /// `PERSIST_ISSUER`: the CA's issuer domain name; None takes the first of the directory's
+    /// `caaIdentities`.
+    pub issuer: Option<String>,
+    /// `PERSIST_POLICY=wildcard` (`--persist-wildcard`): every record allows wildcards and
+    /// subdomains, not only those of names with a wildcard.
+    pub wildcard: bool,
+    /// `PERSIST_UNTIL` (`--persist-until`): the record's `persistUntil`, Unix seconds.
+    pub until: Option<i64>,
 }
 
 /// The settings a certificate's own config may change.
@@ -344,6 +366,7 @@ pub struct Config {
     /// `CHAINCACHE`: every chain issued, by issuer, as dehydrated keeps it.
     pub chain_cache: PathBuf,
     pub dns: DnsConfig,
+    pub persist: PersistConfig,
     /// `PKCS12_EXPORT=yes`: also write `cert.p12` with this passphrase (`PKCS12_PASSPHRASE`,
     /// empty when unset). A secret: never logged.
     pub pkcs12_passphrase: Option<String>,
@@ -509,6 +532,7 @@ impl Config {
             })?),
         };
         let dns = dns_config(&vars)?;
+        let persist = persist_config(&vars)?;
         if !matches!(
             vars.value("EAB_ALGORITHM"),
             None | Some("HS256" | "HS384" | "HS512")
@@ -546,6 +570,7 @@ impl Config {
             alpn_dir: under("ALPNCERTDIR", defaults::ALPNCERTDIR),
             chain_cache: under("CHAINCACHE", defaults::CHAINCACHE),
             dns,
+            persist,
             pkcs12_passphrase,
             auto_cleanup,
             modes,
@@ -702,7 +727,9 @@ impl Config {
     /// Whether a certificate with `settings` can prove its names by dns-01, when it uses it:
     /// by its hook or by built-in updates.
     fn can_set_txt(&self, settings: &CertSettings) -> bool {
+        // dns-persist-01's record may be published by hand, once (`--persist-record`).
         !settings.challenge.is_dns()
+            || settings.challenge == ChallengeType::DnsPersist01
             || settings.hook.is_some()
             || settings.certbot.auth.is_some()
             || self.dns.update.is_some()
@@ -716,8 +743,8 @@ impl Config {
         for name in &spec.names {
             if name.starts_with("*.") && !kind.is_dns() {
                 return bad(format!(
-                    "{name} is a wildcard, which only dns-01 or dns-account-01 can prove; set \
-                     CHALLENGETYPE=dns-01 for this certificate (in its own config)"
+                    "{name} is a wildcard, which only dns-01, dns-account-01 or dns-persist-01 \
+                     can prove; set CHALLENGETYPE=dns-01 for this certificate (in its own config)"
                 ));
             }
             if name.parse::<std::net::IpAddr>().is_ok() && kind.is_dns() {
@@ -866,8 +893,8 @@ fn settings(vars: &Vars) -> Result<CertSettings> {
         return Err(bad(
             vars,
             "AUTH_HOOK",
-            "works with http-01 and dns-01, as certbot's manual plugin; not with tls-alpn-01 or \
-             dns-account-01",
+            "works with http-01 and dns-01, as certbot's manual plugin; not with tls-alpn-01, \
+             dns-account-01 or dns-persist-01",
         ));
     }
     let (wellknown, webroot) = challenge_folder(vars)?;
@@ -1020,6 +1047,72 @@ fn dns_config(vars: &Vars) -> Result<DnsConfig> {
         resolver: server("DNS_RESOLVER")?,
         wait: std::time::Duration::from_secs(u64::from(number(vars, "DNS_WAIT", 120)?)),
     })
+}
+
+/// dns-persist-01's settings: `PERSIST_ISSUER` a lower-case domain name, `PERSIST_POLICY`
+/// empty or `wildcard`, `PERSIST_UNTIL` Unix seconds or a date `YYYY-MM-DD` (its 00:00 UTC),
+/// in the future.
+fn persist_config(vars: &Vars) -> Result<PersistConfig> {
+    let issuer = match vars.value("PERSIST_ISSUER") {
+        None => None,
+        Some(v) => {
+            crate::acme::text::check_issuer_domain_name(v).map_err(|_| {
+                bad(
+                    vars,
+                    "PERSIST_ISSUER",
+                    "is not a lower-case domain name without a trailing dot",
+                )
+            })?;
+            Some(v.to_string())
+        }
+    };
+    let wildcard = match vars.value("PERSIST_POLICY") {
+        None | Some("") => false,
+        Some("wildcard") => true,
+        Some(_) => return Err(bad(vars, "PERSIST_POLICY", "must be empty or wildcard")),
+    };
+    let until = match vars.value("PERSIST_UNTIL") {
+        None | Some("") => None,
+        Some(v) => {
+            let t = parse_until(v).ok_or_else(|| {
+                bad(
+                    vars,
+                    "PERSIST_UNTIL",
+                    "is neither Unix seconds nor a date YYYY-MM-DD",
+                )
+            })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs().cast_signed());
+            if t <= now {
+                return Err(bad(
+                    vars,
+                    "PERSIST_UNTIL",
+                    "is in the past: a CA would not take the record",
+                ));
+            }
+            Some(t)
+        }
+    };
+    Ok(PersistConfig {
+        issuer,
+        wildcard,
+        until,
+    })
+}
+
+/// Unix seconds, or a date `YYYY-MM-DD` as its 00:00 UTC.
+pub fn parse_until(text: &str) -> Option<i64> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    let mut parts = text.splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    let month = time::Month::try_from(month).ok()?;
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
 }
 
 /// An octal mode such as `0640` or `640`; `min` are the bits the owner must keep.

@@ -108,7 +108,7 @@ pub fn remove(server: SocketAddr, key: &TsigKey, added: &Added) -> Result<(), Dn
 
 /// The name servers to ask for `name`: `DNS_CHECK_SERVERS`, else the zone's NS records and
 /// their addresses, looked up through the resolver.
-fn servers_for(config: &DnsConfig, name: &str) -> Result<Vec<SocketAddr>, DnsError> {
+pub fn servers_for(config: &DnsConfig, name: &str) -> Result<Vec<SocketAddr>, DnsError> {
     if !config.check_servers.is_empty() {
         return Ok(config.check_servers.clone());
     }

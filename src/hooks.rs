@@ -106,6 +106,15 @@ pub enum HookEvent {
     ExitHook {
         error: Option<String>,
     },
+    /// Ours, for dns-persist-01: the standing TXT record `record_name` (for `domain`, the base
+    /// name for a wildcard) with `value` is missing; publish it. Called only when no
+    /// authoritative name server has a record for this account; hooks that do not know it exit
+    /// 0, as dehydrated's protocol asks of unknown handlers.
+    DeployPersistRecord {
+        domain: String,
+        record_name: String,
+        value: String,
+    },
 }
 
 impl HookEvent {
@@ -123,6 +132,7 @@ impl HookEvent {
             HookEvent::DeployCert { .. } => "deploy_cert",
             HookEvent::UnchangedCert { .. } => "unchanged_cert",
             HookEvent::ExitHook { .. } => "exit_hook",
+            HookEvent::DeployPersistRecord { .. } => "deploy_persist_record",
         }
     }
 
@@ -208,6 +218,15 @@ impl HookEvent {
                 if let Some(e) = error {
                     push(e);
                 }
+            }
+            HookEvent::DeployPersistRecord {
+                domain,
+                record_name,
+                value,
+            } => {
+                push(domain);
+                push(record_name);
+                push(value);
             }
         }
         argv
@@ -638,6 +657,19 @@ mod tests {
             ["exit_hook", "x failed"]
         );
         assert_eq!(strings(&HookEvent::Bricker), [BRICKER]);
+        assert_eq!(
+            strings(&HookEvent::DeployPersistRecord {
+                domain: "example.org".into(),
+                record_name: "_validation-persist.example.org".into(),
+                value: "ca.example; accounturi=https://ca.example/acct/1".into(),
+            }),
+            [
+                "deploy_persist_record",
+                "example.org",
+                "_validation-persist.example.org",
+                "ca.example; accounturi=https://ca.example/acct/1"
+            ]
+        );
     }
 
     #[test]

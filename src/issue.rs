@@ -12,6 +12,7 @@ use crate::acme::jws::b64;
 use crate::acme::wire::{Authorization, AuthorizationStatus, Order, OrderStatus};
 use crate::acme::{Client, Ordered, Problem};
 use crate::challenge::{Deployed, Proof, Solver};
+use crate::config::ChallengeType;
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, Csr, KeyAlgo};
 use crate::{logging, parallel, x509};
@@ -441,10 +442,18 @@ fn authorize(
                     ),
                 )
             })?;
-        let token = challenge
-            .token
-            .clone()
-            .ok_or_else(|| Error::refused(&name, format!("the {kind} challenge has no token")))?;
+        let (token, key_authorization) = if solver.kind == ChallengeType::DnsPersist01 {
+            // No token: the standing record names the account (checked before the order) and
+            // one of the issuers the challenge names (draft §3.1), which must be ours.
+            persist_issuer_offered(solver, &name, challenge)?;
+            (String::new(), String::new())
+        } else {
+            let token = challenge.token.clone().ok_or_else(|| {
+                Error::refused(&name, format!("the {kind} challenge has no token"))
+            })?;
+            let key_authorization = account.key.key_authorization(&token);
+            (token, key_authorization)
+        };
         todo.push(Pending {
             name,
             kind,
@@ -452,7 +461,7 @@ fn authorize(
             challenge_url: challenge.url.clone(),
             proof: Proof {
                 domain: authz.identifier.value.clone(),
-                key_authorization: account.key.key_authorization(&token),
+                key_authorization,
                 account_url: account.url.clone(),
                 token,
             },
@@ -508,6 +517,27 @@ fn authorize(
             let _ = solver.clean(deployed);
             Err(e)
         }
+    }
+}
+
+/// Ok when the dns-persist-01 `challenge` names the issuer domain name the standing record
+/// carries; else an error naming both, so that `PERSIST_ISSUER` can be set to one the CA takes.
+fn persist_issuer_offered(
+    solver: &Solver<'_>,
+    name: &str,
+    challenge: &crate::acme::wire::Challenge,
+) -> Result<()> {
+    let offered = challenge.issuer_domain_names.as_deref().unwrap_or_default();
+    match &solver.persist_issuer {
+        Some(issuer) if !offered.contains(issuer) => Err(Error::refused(
+            name,
+            format!(
+                "the CA's dns-persist-01 challenge names the issuer domain names {}, not {issuer}, \
+                 which the record carries; set PERSIST_ISSUER to one of them",
+                offered.join(", ")
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -30,6 +30,7 @@ mod keys;
 pub mod logging;
 mod metrics;
 mod parallel;
+mod persist;
 mod pkcs12;
 mod processes;
 mod renewal;

@@ -3,7 +3,13 @@
 
 /// `CHALLENGETYPE` and `--challenge`: every [`ChallengeType`](crate::config::ChallengeType)'s
 /// name.
-pub const CHALLENGE_TYPES: [&str; 4] = ["http-01", "dns-01", "tls-alpn-01", "dns-account-01"];
+pub const CHALLENGE_TYPES: [&str; 5] = [
+    "http-01",
+    "dns-01",
+    "tls-alpn-01",
+    "dns-account-01",
+    "dns-persist-01",
+];
 
 /// `KEY_ALGO` and `--algo`: every [`KeyAlgo`](crate::keys::KeyAlgo)'s name.
 pub const KEY_ALGOS: [&str; 3] = ["rsa", "prime256v1", "secp384r1"];
@@ -65,6 +71,10 @@ mod tests {
             );
         }
         assert_eq!(ChallengeType::parse("dns-persist-02"), None);
+        assert_eq!(
+            ChallengeType::parse("dns-persist-01"),
+            Some(ChallengeType::DnsPersist01)
+        );
         for name in KEY_ALGOS {
             assert_eq!(KeyAlgo::parse(name, 2048).unwrap().config_name(), name);
         }

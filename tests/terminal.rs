@@ -355,9 +355,18 @@ fn completions_offer_the_values_of_enumerated_options() {
     let complete = |words: &[&str]| bash_completes(words, folder.path());
     assert_eq!(
         complete(&["desiccant", "--challenge", ""]),
-        ["http-01", "dns-01", "tls-alpn-01"]
+        [
+            "http-01",
+            "dns-01",
+            "tls-alpn-01",
+            "dns-account-01",
+            "dns-persist-01"
+        ]
     );
-    assert_eq!(complete(&["desiccant", "-t", "d"]), ["dns-01"]);
+    assert_eq!(
+        complete(&["desiccant", "-t", "d"]),
+        ["dns-01", "dns-account-01", "dns-persist-01"]
+    );
     assert_eq!(
         complete(&["desiccant", "--algo", ""]),
         ["rsa", "prime256v1", "secp384r1"]

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::error::Result;
-use super::text::{check_token, check_type, check_url, shown};
+use super::text::{check_issuer_domain_names, check_token, check_type, check_url, shown};
 use super::transport::Response;
 use super::wire::{Authorization, Identifier, Order};
 
@@ -96,6 +96,15 @@ impl Ordered {
             check_url(&challenge.url)?;
             if let Some(token) = &challenge.token {
                 check_token(token)?;
+            }
+            match &challenge.issuer_domain_names {
+                Some(names) => check_issuer_domain_names(names)?,
+                None if challenge.kind == "dns-persist-01" => {
+                    return Err(
+                        "the CA sent a dns-persist-01 challenge without issuer-domain-names".into(),
+                    );
+                }
+                None => {}
             }
             if let Some(problem) = &mut challenge.error {
                 problem.clean();
@@ -222,6 +231,36 @@ mod tests {
             challenge[field] = value.into();
             a.challenges[0] = serde_json::from_value(challenge).unwrap();
             assert!(o.check_authorization(&mut a).is_err(), "{field}");
+        }
+    }
+
+    #[test]
+    fn a_dns_persist_challenge_names_one_to_ten_issuers_as_the_draft_spells_them() {
+        let o = ordered();
+        let with = |names: serde_json::Value| {
+            let mut a = authz("dns", "example.org", false);
+            a.challenges = vec![
+                serde_json::from_value(serde_json::json!({
+                    "type": "dns-persist-01", "url": "https://ca/c/2", "status": "pending",
+                    "issuer-domain-names": names,
+                }))
+                .unwrap(),
+            ];
+            o.clone().check_authorization(&mut a)
+        };
+        assert!(with(serde_json::json!(["ca.example", "authority.example"])).is_ok());
+        let eleven: Vec<String> = (0..11).map(|i| format!("ca{i}.example")).collect();
+        for bad in [
+            serde_json::json!([]),
+            serde_json::json!(eleven),
+            serde_json::json!(["CA.example"]),
+            serde_json::json!(["ca.example."]),
+            serde_json::json!(["ca..example"]),
+            serde_json::json!(["ca.example; accounturi=x"]),
+            serde_json::json!([format!("{}.example", "a".repeat(250))]),
+            serde_json::Value::Null,
+        ] {
+            assert!(with(bad.clone()).is_err(), "{bad}");
         }
     }
 

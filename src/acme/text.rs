@@ -97,6 +97,47 @@ pub fn check_type(kind: &str) -> Result<(), String> {
     fits(kind, MAX_TYPE, name, "a type that is not one")
 }
 
+/// The longest domain name (RFC 1035 §2.3.4, without the trailing dot).
+const MAX_DOMAIN: usize = 253;
+/// The most issuer domain names one dns-persist-01 challenge may carry (draft §3.1).
+pub const MAX_ISSUER_DOMAIN_NAMES: usize = 10;
+
+/// Ok for an issuer domain name (draft-ietf-acme-dns-persist §3.1): at most 253 bytes of
+/// lower-case A-labels (letters, digits, `-`) joined by dots, no empty label, no trailing dot.
+pub fn check_issuer_domain_name(name: &str) -> Result<(), String> {
+    let ldh = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+    fits(
+        name,
+        MAX_DOMAIN,
+        ldh,
+        "an issuer domain name that is not one",
+    )?;
+    if name
+        .split('.')
+        .any(|label| label.is_empty() || label.len() > 63)
+    {
+        return Err(format!(
+            "the CA sent an issuer domain name that is not one: \"{}\"",
+            shown(name)
+        ));
+    }
+    Ok(())
+}
+
+/// Ok for a dns-persist-01 challenge's `issuer-domain-names`: 1 to
+/// [`MAX_ISSUER_DOMAIN_NAMES`] names, each one ([`check_issuer_domain_name`]); the draft says a
+/// client must refuse any other list.
+pub fn check_issuer_domain_names(names: &[String]) -> Result<(), String> {
+    if names.is_empty() || names.len() > MAX_ISSUER_DOMAIN_NAMES {
+        return Err(format!(
+            "the CA sent a dns-persist-01 challenge with {} issuer domain names (1 to {} allowed)",
+            names.len(),
+            MAX_ISSUER_DOMAIN_NAMES
+        ));
+    }
+    names.iter().try_for_each(|n| check_issuer_domain_name(n))
+}
+
 /// Ok when `text` is 1 to `max` bytes, each `allowed`; else an error that says the CA sent
 /// `what`, and shows it.
 fn fits(text: &str, max: usize, allowed: fn(u8) -> bool, what: &str) -> Result<(), String> {

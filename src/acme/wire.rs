@@ -260,6 +260,14 @@ pub struct Challenge {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// dns-persist-01 (draft-ietf-acme-dns-persist §3.1): the names the CA goes by, one of
+    /// which the record must carry.
+    #[serde(
+        rename = "issuer-domain-names",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_domain_names: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
 }

@@ -8,6 +8,7 @@ mod cleanup;
 mod cron;
 mod dry_run;
 mod env;
+mod persist;
 mod renew;
 mod report;
 mod revoke;
@@ -68,6 +69,7 @@ pub enum Command {
     ImportCertbot(PathBuf),
     DisplayTerms,
     Env,
+    PersistRecord,
 }
 
 impl Command {
@@ -115,6 +117,8 @@ impl Command {
             Command::DisplayTerms
         } else if cli.env {
             Command::Env
+        } else if cli.persist_record {
+            Command::PersistRecord
         } else {
             return Err(Error::Usage("no command given; see --help".into()));
         };
@@ -180,6 +184,16 @@ fn load_options(cli: &Cli) -> LoadOptions {
     flag("HOOK", cli.hook.as_deref().map(path), "--hook");
     flag("CHALLENGETYPE", cli.challenge.clone(), "--challenge");
     flag("JOBS", cli.jobs.map(|n| n.to_string()), "--jobs");
+    flag(
+        "PERSIST_POLICY",
+        cli.persist_wildcard.then(|| "wildcard".to_string()),
+        "--persist-wildcard",
+    );
+    flag(
+        "PERSIST_UNTIL",
+        cli.persist_until.clone(),
+        "--persist-until",
+    );
     LoadOptions {
         config: cli.config.clone(),
         overrides,
@@ -245,6 +259,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         }
         Command::DisplayTerms => account::display_terms(&session)?,
         Command::Env => env::print_env(&session.config),
+        Command::PersistRecord => persist::print_records(&session)?,
     };
     Ok(status.code())
 }

@@ -4,7 +4,7 @@
 
 use super::report::{self, Outcome};
 use super::session::{solver, unix_now};
-use crate::config::{CertSpec, Config};
+use crate::config::{CertSpec, ChallengeType, Config};
 use crate::error::{Error, Result};
 use crate::hooks::Hook;
 use crate::issue::{self, Ctx, KeySource, Request};
@@ -12,7 +12,7 @@ use crate::keys::Csr;
 use crate::renewal::{Decision, Reason};
 use crate::responder::Responder;
 use crate::state::StateDir;
-use crate::{deploy, failpoint, logging};
+use crate::{deploy, failpoint, logging, persist};
 
 /// How long a certificate is left alone after a `rateLimited` answer without `Retry-After`.
 const RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -56,6 +56,40 @@ fn offered_profile(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<()> {
     )))
 }
 
+/// dns-persist-01: every authoritative name server has the standing record of each name for
+/// this account before anything is ordered, published first when missing (never with
+/// `publish` false: a dry run); returns the issuer domain name the records carry. None for
+/// every other challenge type.
+fn persist_ready(
+    ctx: &Ctx<'_>,
+    config: &Config,
+    p: &Job<'_>,
+    publish: bool,
+) -> Result<Option<String>> {
+    let spec = p.spec;
+    if spec.settings.challenge != ChallengeType::DnsPersist01 {
+        return Ok(None);
+    }
+    let caa = &ctx.client.directory.meta.caa_identities;
+    let issuer = persist::issuer(config.persist.issuer.as_deref(), caa)
+        .map_err(|msg| Error::CertConfig(format!("{}: {msg}", spec.name)))?;
+    let records = persist::records(p.names, &issuer, &ctx.account.url, &config.persist);
+    let publisher = persist::Publisher {
+        allowed: publish,
+        hook: p.hook,
+    };
+    let binding = (std::slice::from_ref(&issuer), ctx.account.url.as_str());
+    persist::ensure(
+        &spec.name,
+        &config.dns,
+        &records,
+        binding,
+        &publisher,
+        unix_now(),
+    )?;
+    Ok(Some(issuer))
+}
+
 /// Issues one certificate, writes it, makes it live and deployed, records what it was issued
 /// under, and logs its line.
 pub fn renew_one(
@@ -94,8 +128,10 @@ pub fn renew_one(
     };
     // The new set is written while the challenges are taken away, and made live after.
     let write = |issued: &issue::Issued| deploy::write(config, spec, issued, unix_now());
-    let result = offered_profile(ctx, spec)
-        .and_then(|()| issue::issue(ctx, request, &solver, write))
+    let ready = offered_profile(ctx, spec).and_then(|()| persist_ready(ctx, config, p, true));
+    solver.persist_issuer = ready.as_ref().ok().cloned().flatten();
+    let result = ready
+        .and_then(|_| issue::issue(ctx, request, &solver, write))
         .and_then(|done| {
             let issue::Done {
                 issued,
@@ -183,7 +219,7 @@ pub fn try_one(
 ) -> Result<i64> {
     let spec = p.spec;
     logging::debug(format_args!("{}: dry run ({})", spec.name, p.reason));
-    let solver = solver(config, &spec.settings, p.hook, p.certbot, responder);
+    let mut solver = solver(config, &spec.settings, p.hook, p.certbot, responder);
     let key = match &p.csr {
         Some(csr) => KeySource::Csr((*csr).clone()),
         None => deploy::key_source(config, spec),
@@ -201,6 +237,10 @@ pub fn try_one(
         deploy::write_trial(config, spec, issued, scratch, unix_now()).map(|()| issued.not_after)
     };
     offered_profile(ctx, spec)
-        .and_then(|()| issue::issue(ctx, request, &solver, write))
+        .and_then(|()| persist_ready(ctx, config, p, false))
+        .and_then(|issuer| {
+            solver.persist_issuer = issuer;
+            issue::issue(ctx, request, &solver, write)
+        })
         .and_then(|done| done.cleaned.map(|()| done.kept))
 }

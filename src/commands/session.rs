@@ -422,6 +422,7 @@ pub(super) fn solver<'a>(
         dns: &config.dns,
         alpn_dir: &config.alpn_dir,
         journal: None,
+        persist_issuer: None,
     }
 }
 
