@@ -255,6 +255,7 @@ pub(super) fn connect(config: &Config) -> Result<Client> {
         trace: Some(logging::trace),
         stopped: crate::stop::requested,
         deadlines: crate::failpoint::deadlines(),
+        limits: config.rate_limits,
     };
     let client = Client::connect(&config.ca, &transport).map_err(Error::acme(&config.ca))?;
     check_clock(&client)?;
