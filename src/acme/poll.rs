@@ -17,8 +17,8 @@ use super::transport::Response;
 /// CA's `Retry-After` and its past times may ask for more): the order alone is polled, so a
 /// short one costs one request, however many names it has.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(2);
-/// The shortest pause between two polls, whatever the CA says: a `Retry-After` of 0 or in the
-/// past never makes it poll without pause.
+/// The shortest pause between two polls: a `Retry-After` of 0 or in the past never makes it
+/// poll without pause.
 const MIN_POLL_WAIT: Duration = Duration::from_millis(10);
 /// The most a first look waits on the strength of past times alone.
 const MAX_FIRST_LOOK: Duration = Duration::from_secs(60);
@@ -105,22 +105,21 @@ impl Schedule {
     /// The first comes after the CA's usual time when it is known, else after one round trip
     /// (the CA has to reach the server or name server that proves each name, over about the
     /// same distance), and never before `first_wait`. Later ones start from a quarter of the
-    /// usual time or a round trip, whichever is longer, and double up to 2 s (or that start,
-    /// when longer). A `Retry-After` replaces the schedule's pause, but never makes it shorter
-    /// than a round trip or [`MIN_POLL_WAIT`].
+    /// usual time, a round trip or [`MIN_POLL_WAIT`], whichever is longest, and double up to
+    /// 2 s (or that start, when longer). A `Retry-After` longer than the schedule's pause is
+    /// waited for; a shorter one (0, a date in the past) changes nothing.
     pub fn wait(&self, n: u32, retry_after: Option<Duration>) -> Duration {
         let rtt = self.round_trip.unwrap_or(Duration::ZERO);
         if n == 0 {
             let usual = self.expected.map_or(rtt, |e| e.min(MAX_FIRST_LOOK));
             return usual.max(self.first_wait);
         }
-        let least = rtt.max(MIN_POLL_WAIT);
-        if let Some(asked) = retry_after {
-            return asked.max(least);
-        }
-        let step = least.max(self.expected.map_or(Duration::ZERO, |e| e / 4));
+        let step = rtt
+            .max(MIN_POLL_WAIT)
+            .max(self.expected.map_or(Duration::ZERO, |e| e / 4));
         let grown = step.saturating_mul(1 << (n - 1).min(16));
-        grown.min(MAX_POLL_WAIT.max(step))
+        let wait = grown.min(MAX_POLL_WAIT.max(step));
+        retry_after.map_or(wait, |asked| asked.max(wait))
     }
 }
 
@@ -262,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_replaces_the_schedule_but_never_means_no_pause() {
+    fn a_longer_retry_after_is_waited_for_and_a_shorter_one_changes_nothing() {
         let s = Schedule {
             first_wait: ms(4),
             round_trip: Some(ms(50)),
@@ -272,13 +271,17 @@ mod tests {
             s.wait(1, Some(Duration::from_secs(3))),
             Duration::from_secs(3)
         );
-        assert_eq!(s.wait(9, Some(ms(700))), ms(700));
+        assert_eq!(s.wait(9, Some(ms(700))), MAX_POLL_WAIT);
         assert_eq!(s.wait(1, Some(Duration::ZERO)), ms(50));
         let close = Schedule {
             round_trip: Some(Duration::from_micros(300)),
             ..s
         };
-        assert_eq!(close.wait(3, Some(Duration::ZERO)), MIN_POLL_WAIT);
+        assert_eq!(close.wait(1, Some(Duration::ZERO)), MIN_POLL_WAIT);
+        assert_eq!(close.wait(3, Some(Duration::ZERO)), MIN_POLL_WAIT * 4);
+        // A CA that says 1 s every time is asked about once a second, not more often.
+        let sent = polls(close, Duration::from_secs(5), Some(Duration::from_secs(1)));
+        assert!(sent.len() <= 7, "{sent:?}");
     }
 
     #[test]
