@@ -544,6 +544,9 @@ fn batch(
             let jobs = if config.jobs_set {
                 config.jobs
             } else {
+                // The first order needs a nonce anyway; its request is the cleanest measure of
+                // the round trip (the directory's included the handshakes).
+                client.stock_nonce();
                 pace::default_jobs(
                     &config.rate_limits,
                     client.round_trip().unwrap_or_default(),
