@@ -127,12 +127,13 @@ pub fn refresh(
 /// nothing due need not ask for a week. The record is written again only when it changed or is
 /// a day old, not on every run that talks to the CA.
 pub fn remember(states: &StateDir, client: &Client, now: i64) -> CaState {
+    let known = states.ca();
     let ca = CaState {
         directory: client.directory_url.clone(),
         renewal_info: client.directory.renewal_info.is_some(),
         checked: now,
+        ..known.clone().about(&client.directory_url)
     };
-    let known = states.ca();
     let same = known.directory == ca.directory && known.renewal_info == ca.renewal_info;
     let fresh = same && (0..86_400).contains(&(now - known.checked));
     if !fresh && let Err(e) = states.save_ca(&ca) {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::net::SocketAddr;
 
 use crate::acme::Eab;
+use crate::acme::pace::{Limits, OrderLimit};
 use crate::config_file::{self, Origin, Vars};
 use crate::dns::{self, TsigKey, TsigKeyError};
 use crate::domains::CertLine;
@@ -116,6 +117,8 @@ const KEYS: &[(&str, Support, bool)] = &[
     ("CONTACT_EMAIL", Support::Used, false),
     ("LOCKFILE", Support::Used, false),
     ("JOBS", Support::Used, false),
+    ("RATE_LIMITS", Support::Used, false),
+    ("ORDER_LIMIT", Support::Used, false),
     ("IP_VERSION", Support::Used, false),
     ("DEHYDRATED_USER", Support::Used, false),
     ("DEHYDRATED_GROUP", Support::Used, false),
@@ -340,6 +343,13 @@ pub struct Config {
     pub lockfile: Option<PathBuf>,
     /// Certificates issued at the same time.
     pub jobs: usize,
+    /// `JOBS` was set (file, environment or `--jobs`); else a run chooses from the CA's round
+    /// trip and limits, and `jobs` is only the default for work before that is known.
+    pub jobs_set: bool,
+    /// `RATE_LIMITS`: the CA's request limits per endpoint class.
+    pub rate_limits: Limits,
+    /// `ORDER_LIMIT`: new orders an account may create in a window; None for no limit.
+    pub order_limit: Option<OrderLimit>,
     /// `EAB_KID`, `EAB_HMAC_KEY` and `EAB_ALGORITHM`: external account binding.
     pub eab: Option<Eab>,
     /// `ACCOUNT_KEY_ALGO` (with `KEYSIZE` for rsa): the type of a new account key.
@@ -467,6 +477,16 @@ impl Config {
         if jobs == 0 || jobs > 64 {
             return Err(bad(&vars, "JOBS", "must be between 1 and 64"));
         }
+        let rate_limits = Limits::parse(vars.value("RATE_LIMITS").unwrap_or_default())
+            .map_err(|why| bad(&vars, "RATE_LIMITS", &format!("is not valid: {why}")))?;
+        let order_limit = match vars.value("ORDER_LIMIT") {
+            None => Some(OrderLimit::default()),
+            Some("none") => None,
+            Some(v) => Some(
+                OrderLimit::parse(v)
+                    .map_err(|why| bad(&vars, "ORDER_LIMIT", &format!("is not valid: {why}")))?,
+            ),
+        };
         let ip_version = match vars.value("IP_VERSION") {
             None => None,
             Some("4") => Some(4),
@@ -589,6 +609,9 @@ impl Config {
             contact_email,
             lockfile,
             jobs: jobs as usize,
+            jobs_set: vars.value("JOBS").is_some(),
+            rate_limits,
+            order_limit,
             ip_version,
             warnings,
             vars,

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::account::Account;
 use crate::acme::jws::b64;
+use crate::acme::poll::Work;
 use crate::acme::wire::{Authorization, AuthorizationStatus, Order, OrderStatus};
 use crate::acme::{Client, Ordered, Problem};
 use crate::challenge::{Deployed, Proof, Solver};
@@ -21,12 +22,11 @@ use crate::{logging, parallel, x509};
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the CA may take to sign after finalize.
 const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
-/// The first look at the order after its challenges were answered, unless the CA says when with
-/// `Retry-After`, or is far enough away that eight round trips to it take longer (see
-/// `Client::poll_until`): a CA on the same machine has validated by then. The pauses grow by
-/// half each time after it.
+/// The earliest first look at the order after its challenges were answered, unless the CA says
+/// when with `Retry-After`; a CA farther away, or one that took longer lately, is first asked
+/// later (see `Schedule::wait`): a CA on the same machine has validated by then.
 const FIRST_VALIDATION_POLL: Duration = Duration::from_millis(4);
-/// The first look at an order the CA is signing, unless it says when (or is farther away).
+/// The earliest first look at an order the CA is signing, unless it says when.
 const FIRST_PROCESSING_POLL: Duration = Duration::from_millis(4);
 /// Order states passed through before the loop gives up on a CA that keeps going back.
 const MAX_STEPS: usize = 8;
@@ -308,8 +308,8 @@ fn run_order<'scope>(
             }
             OrderStatus::Processing => client
                 .poll_until(
-                    &account.key,
-                    account.kid(),
+                    Work::Signing,
+                    (&account.key, account.kid()),
                     &order_url,
                     first_poll,
                     Instant::now() + client.wait_limit(PROCESSING_TIMEOUT),
@@ -573,8 +573,8 @@ fn validated(
     let seen_valid = RefCell::new(vec![false; todo.len()]);
     ctx.client
         .poll_until(
-            &ctx.account.key,
-            ctx.account.kid(),
+            Work::Validating,
+            (&ctx.account.key, ctx.account.kid()),
             order_url,
             first_wait,
             Instant::now() + ctx.client.wait_limit(VALIDATION_TIMEOUT),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::acme::poll::Timings;
 use crate::acme::text;
 use crate::error::{Error, Result, Status};
 use crate::keys::KeyAlgo;
@@ -149,6 +150,40 @@ pub struct CaState {
     /// When the directory was read (Unix seconds).
     #[serde(default)]
     pub checked: i64,
+    /// How long this CA took lately to validate and to sign: where polling starts.
+    #[serde(default)]
+    pub timings: Timings,
+    /// The account `orders` were sent by (its URL).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    /// When the account's new orders of the last `ORDER_LIMIT` window were accepted (Unix
+    /// seconds), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<i64>,
+}
+
+impl CaState {
+    /// The record of the CA at `directory`: this one when it is about that CA, else an empty
+    /// one (another CA's times and orders say nothing of this one).
+    pub fn about(self, directory: &str) -> CaState {
+        if self.directory == directory {
+            self
+        } else {
+            CaState {
+                directory: directory.to_string(),
+                ..CaState::default()
+            }
+        }
+    }
+
+    /// When `account` sent its new orders, as far as recorded.
+    pub fn orders_of(&self, account: &str) -> &[i64] {
+        if self.account == account {
+            &self.orders
+        } else {
+            &[]
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

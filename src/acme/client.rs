@@ -1,12 +1,16 @@
 //! The client of one CA: its directory, signed requests with fresh nonces, and downloads.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use super::error::{Error, Result};
 use super::jws::{AccountKey, KeyId};
-use super::transport::{Http, PEM_CHAIN, Response, Transport};
+use super::poll::Timings;
+use super::transport::{
+    BRIEF_REFUSAL_RETRIES, Http, PEM_CHAIN, Response, Transport, is_brief_refusal,
+};
 use super::wire::{Directory, RenewalInfo};
 
 /// How many times one request is sent again after a `badNonce` answer.
@@ -20,6 +24,8 @@ pub struct Client {
     pub directory: Directory,
     /// The CA's clock (its `Date` header) minus ours, in seconds, when it sent one.
     pub clock_skew: Option<i64>,
+    /// How long the CA took to validate and to sign, lately: where polling starts.
+    timings: Mutex<Timings>,
 }
 
 impl Client {
@@ -30,8 +36,9 @@ impl Client {
             url: directory_url.to_string(),
             msg,
         })?;
-        let response = http.send(directory_url, None)?;
+        let response = http.get(directory_url)?;
         let directory = response.json()?;
+        http.pace.learn(directory_url, &directory);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -42,7 +49,28 @@ impl Client {
             clock_skew: response
                 .date
                 .map(|date| date.cast_signed().saturating_sub(now.cast_signed())),
+            timings: Mutex::new(Timings::default()),
         })
+    }
+
+    /// How long this CA took to validate and to sign in past runs and in this one so far.
+    pub fn timings(&self) -> Timings {
+        self.lock_timings().clone()
+    }
+
+    /// Starts from what past runs learnt of this CA's times.
+    pub fn set_timings(&self, timings: Timings) {
+        *self.lock_timings() = timings;
+    }
+
+    pub(super) fn lock_timings(&self) -> MutexGuard<'_, Timings> {
+        // A poisoned record only means another thread panicked while pushing a number.
+        self.timings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When each `newOrder` the CA accepted through this client was answered, Unix seconds.
+    pub fn orders_sent(&self) -> Vec<i64> {
+        self.http.orders()
     }
 
     /// How many HTTP requests this client has sent.
@@ -62,7 +90,8 @@ impl Client {
     }
 
     /// A signed POST (RFC 8555 §6.2). `payload` None is POST-as-GET. A `badNonce` answer is
-    /// retried with the nonce it carries, a bounded number of times. Any non-2xx answer is an
+    /// retried with the nonce it carries, and a `503` with a short `Retry-After` after that
+    /// time, each a bounded number of times. Any other non-2xx answer is an
     /// [`Error::Problem`].
     pub fn post(
         &self,
@@ -71,7 +100,7 @@ impl Client {
         url: &str,
         payload: Option<&Value>,
     ) -> Result<Response> {
-        let mut tries = 0;
+        let (mut tries, mut refused) = (0, 0);
         loop {
             let nonce = self.nonce()?;
             let answer = key
@@ -84,6 +113,10 @@ impl Client {
                     if problem.is("badNonce") && tries < BAD_NONCE_RETRIES =>
                 {
                     tries += 1;
+                }
+                // The pacer holds the request until the time the CA gave.
+                Err(e) if is_brief_refusal(&e) && refused < BRIEF_REFUSAL_RETRIES => {
+                    refused += 1;
                 }
                 other => return other,
             }
@@ -103,7 +136,7 @@ impl Client {
             return Ok(None);
         };
         let url = format!("{}/{cert_id}", base.trim_end_matches('/'));
-        let response = self.http.send(&url, None)?;
+        let response = self.http.get(&url)?;
         Ok(Some((response.json()?, response.retry_after)))
     }
 

@@ -12,6 +12,7 @@ pub mod headers;
 pub mod jws;
 pub mod nonce;
 pub mod order;
+pub mod pace;
 pub mod poll;
 pub mod text;
 pub mod transport;

@@ -1,14 +1,15 @@
 //! HTTPS to the CA: one agent (TLS trust, user agent, time limits), size caps, answers read.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
 use super::error::{Error, RawAnswer, Result};
 use super::headers::{Link, parse_date, parse_links, parse_replay_nonce, parse_retry_after};
 use super::nonce::NoncePool;
+use super::pace::{Class, Limits, MAX_HOLD, Pacer};
 use super::text::{check_url, for_argument, shown};
 use super::wire::{Problem, Wire};
 
@@ -75,6 +76,8 @@ pub struct Transport {
     pub stopped: fn() -> bool,
     /// The built-in time limits, or shorter ones for tests.
     pub deadlines: Deadlines,
+    /// The CA's request limits per endpoint class, which every request is paced under.
+    pub limits: Limits,
 }
 
 /// What a request returned, headers already read and the body capped at [`MAX_BODY`].
@@ -218,7 +221,22 @@ pub struct Http {
     trace: Option<fn(&str)>,
     pub stopped: fn() -> bool,
     pub deadlines: Deadlines,
+    /// The request limits of the CA, shared by every thread.
+    pub pace: Pacer,
+    /// When each `newOrder` the CA accepted was answered, Unix seconds.
+    orders: Mutex<Vec<i64>>,
 }
+
+/// True for an answer that says "not now, in a moment": a `503` whose `Retry-After` is at
+/// most [`MAX_HOLD`] away. The request was not acted on (a load balancer's limit) and is sent
+/// again once that time has passed.
+pub fn is_brief_refusal(e: &Error) -> bool {
+    matches!(e, Error::Problem { status: 503, .. })
+        && e.retry_after().is_some_and(|wait| wait <= MAX_HOLD)
+}
+
+/// How many times one request is sent again after a brief refusal ([`is_brief_refusal`]).
+pub const BRIEF_REFUSAL_RETRIES: usize = 3;
 
 impl Http {
     /// An agent for `transport`; Err says why (a CA bundle with no certificate in it).
@@ -237,7 +255,56 @@ impl Http {
             trace: transport.trace,
             stopped: transport.stopped,
             deadlines: transport.deadlines,
+            pace: Pacer::new(&transport.limits),
+            orders: Mutex::new(Vec::new()),
         })
+    }
+
+    /// When each `newOrder` the CA accepted through this client was answered, Unix seconds.
+    pub fn orders(&self) -> Vec<i64> {
+        self.orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until a request to `url` fits the CA's limits (or the run is asked to stop);
+    /// returns its class.
+    fn paced(&self, url: &str) -> Result<Class> {
+        let class = self.pace.class(url);
+        let wait = self.pace.take(class, Instant::now());
+        let until = Instant::now() + wait;
+        // In slices, so that a stop is seen within one.
+        while Instant::now() < until && !(self.stopped)() {
+            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+        }
+        if (self.stopped)() {
+            return Err(Error::Stopped {
+                url: url.to_string(),
+            });
+        }
+        Ok(class)
+    }
+
+    /// Notes what an answer of `class` means for the pacing: a `503` with a `Retry-After`
+    /// holds the whole class until then; an accepted `newOrder` is counted.
+    fn note(&self, class: Class, status: u16, retry_after: Option<Duration>) {
+        match (status, retry_after) {
+            (503, Some(wait)) if wait <= MAX_HOLD => {
+                let now = Instant::now();
+                self.pace.hold(class, now, now + wait);
+            }
+            (200..=299, _) if class == Class::NewOrder => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs().cast_signed());
+                self.orders
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(now);
+            }
+            _ => {}
+        }
     }
 
     /// How many HTTP requests were sent.
@@ -265,14 +332,22 @@ impl Http {
         }
     }
 
-    /// Sends a GET (`body` None) or a JOSE POST and reads the answer. Every `Replay-Nonce`
-    /// goes into the pool.
-    pub fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
-        if (self.stopped)() {
-            return Err(Error::Stopped {
-                url: url.to_string(),
-            });
+    /// A GET, sent again after a brief refusal ([`is_brief_refusal`]) a bounded number of
+    /// times.
+    pub fn get(&self, url: &str) -> Result<Response> {
+        let mut tries = 0;
+        loop {
+            match self.send(url, None) {
+                Err(e) if is_brief_refusal(&e) && tries < BRIEF_REFUSAL_RETRIES => tries += 1,
+                other => return other,
+            }
         }
+    }
+
+    /// Sends a GET (`body` None) or a JOSE POST, once, when the CA's limits allow, and reads
+    /// the answer. Every `Replay-Nonce` goes into the pool.
+    pub fn send(&self, url: &str, body: Option<String>) -> Result<Response> {
+        let class = self.paced(url)?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         SENT.fetch_add(1, Ordering::Relaxed);
         let method = if body.is_some() { "post" } else { "get" };
@@ -322,6 +397,7 @@ impl Http {
         let retry_after =
             header(&response, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let date = header(&response, "date").and_then(|v| parse_date(&v));
+        self.note(class, status, retry_after);
         let body = response
             .body_mut()
             .with_config()
@@ -351,8 +427,20 @@ impl Http {
         }
     }
 
-    /// A nonce from `url`, the CA's `newNonce` (a HEAD request).
+    /// A nonce from `url`, the CA's `newNonce` (a HEAD request), asked again after a brief
+    /// refusal ([`is_brief_refusal`]) a bounded number of times.
     pub fn new_nonce(&self, url: &str) -> Result<String> {
+        let mut tries = 0;
+        loop {
+            match self.new_nonce_once(url) {
+                Err(e) if is_brief_refusal(&e) && tries < BRIEF_REFUSAL_RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn new_nonce_once(&self, url: &str) -> Result<String> {
+        let class = self.paced(url)?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         SENT.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
@@ -366,11 +454,14 @@ impl Http {
         self.trace(&format!("HEAD {url} -> {status}"));
         if !(200..300).contains(&status) {
             // An error like any other (a 5xx is temporary), though a HEAD answer has no body.
+            let retry_after = header(&response, "retry-after")
+                .and_then(|v| parse_retry_after(&v, SystemTime::now()));
+            self.note(class, status, retry_after);
             let answer = Response {
                 url: url.to_string(),
                 status,
                 location: header(&response, "location"),
-                retry_after: None,
+                retry_after,
                 date: None,
                 links: Vec::new(),
                 content_type: String::new(),

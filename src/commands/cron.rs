@@ -14,6 +14,8 @@ use super::session::{
 };
 use crate::account::Found;
 use crate::acme::Client;
+use crate::acme::pace;
+use crate::acme::poll::Work;
 use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Error, Result, Status};
 use crate::hooks::{Hook, HookEvent};
@@ -543,7 +545,28 @@ fn batch(
                 workers: AUTHZ_WORKERS,
                 force_validation: session.opts.force_validation,
             };
-            let done = parallel::map(&due, config.jobs, |(p, reason)| {
+            let record = states.ca().about(&client.directory_url);
+            client.set_timings(record.timings.clone().bounded());
+            let sent = record.orders_of(&account.url);
+            let (go, left) = within_order_limit(config, &client, &due, sent, now);
+            let jobs = if config.jobs_set {
+                config.jobs
+            } else {
+                // The first order needs a nonce anyway; its request is the cleanest measure of
+                // the round trip (the directory's included the handshakes).
+                client.stock_nonce();
+                pace::default_jobs(
+                    &config.rate_limits,
+                    client.round_trip().unwrap_or_default(),
+                    client
+                        .timings()
+                        .expected(Work::Validating)
+                        .unwrap_or_default(),
+                )
+            };
+            logging::debug(format_args!("{jobs} certificates at a time"));
+            let done = parallel::map(&go, jobs, |&i| {
+                let (p, reason) = &due[i];
                 let job = Job {
                     spec: p.spec,
                     hook: p.hook.as_ref(),
@@ -562,12 +585,21 @@ fn batch(
                 client.requests(),
                 client.round_trip().unwrap_or_default().as_secs_f64() * 1000.0
             ));
-            Ok(done)
+            remember_ca(config, &states, &client, &account.url);
+            Ok((go, left, done))
         });
         match renewed {
-            Ok(done) => {
-                for ((p, _), outcome) in due.iter().zip(done) {
-                    outcomes[p.index] = Some(outcome);
+            Ok((go, left, done)) => {
+                for (&i, outcome) in go.iter().zip(done) {
+                    outcomes[due[i].0.index] = Some(outcome);
+                }
+                for i in left {
+                    let (p, reason) = &due[i];
+                    let outcome = Outcome::Left {
+                        reason: reason.clone(),
+                        not_after: p.not_after(),
+                    };
+                    settle(&mut outcomes, p.index, outcome);
                 }
             }
             Err(e) => {
@@ -649,6 +681,69 @@ fn batch(
     tally.renewed = renewed.len();
     tally.failed = failed.len();
     Ok((status, failed))
+}
+
+/// Which due certificates (indices into `due`) are ordered now and which are left for the next
+/// run, under the account's order limit when `sent` are the times of its past orders: the
+/// ones the CA suggested renewing (RFC 9773), which CAs exempt from their limits, first and
+/// always; then the others, in domains.txt's order, as many as the limit has room for. Says
+/// how many are left when any are.
+fn within_order_limit(
+    config: &Config,
+    client: &Client,
+    due: &[(Planned<'_>, Reason)],
+    sent: &[i64],
+    now: i64,
+) -> (Vec<usize>, Vec<usize>) {
+    // An ARI renewal carries `replaces`, which is what the CA exempts.
+    let exempt = |i: &usize| {
+        let (p, reason) = &due[*i];
+        matches!(reason, Reason::Ari { .. })
+            && p.cert_id().is_some()
+            && client.directory.renewal_info.is_some()
+    };
+    let (mut go, others): (Vec<usize>, Vec<usize>) = (0..due.len()).partition(exempt);
+    let Some(limit) = config.order_limit else {
+        go.extend(others);
+        return (go, Vec::new());
+    };
+    let room = limit.room(sent, now);
+    let fit = others.len().min(room);
+    go.extend(&others[..fit]);
+    let left = others[fit..].to_vec();
+    if !left.is_empty() {
+        logging::warn(format_args!(
+            "{} certificate{} left for the next run: ORDER_LIMIT allows {limit} and {} \
+             {} sent in that time; {} ordered in this run",
+            left.len(),
+            if left.len() == 1 { " is" } else { "s are" },
+            limit.orders as usize - room,
+            if limit.orders as usize - room == 1 {
+                "was"
+            } else {
+                "were"
+            },
+            go.len()
+        ));
+    }
+    (go, left)
+}
+
+/// Keeps in `state/` what this run learnt of the CA: how long it took to validate and to
+/// sign, and when `account`'s new orders were accepted (those still inside `ORDER_LIMIT`'s
+/// window).
+fn remember_ca(config: &Config, states: &StateDir, client: &Client, account: &str) {
+    let mut record = states.ca().about(&client.directory_url);
+    let mut orders = record.orders_of(account).to_vec();
+    orders.extend(client.orders_sent());
+    record.orders = config
+        .order_limit
+        .map_or_else(Vec::new, |limit| limit.recent(&orders, unix_now()));
+    record.account = account.to_string();
+    record.timings = client.timings();
+    if let Err(e) = states.save_ca(&record) {
+        logging::warn(e);
+    }
 }
 
 /// Records how a certificate of the run ended, and counts it done on the progress line.

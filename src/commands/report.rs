@@ -34,6 +34,12 @@ pub enum Outcome {
         decision: Decision,
         not_after: Option<i64>,
     },
+    /// Due, but left for the next run: ordering it would pass the account's order limit
+    /// (`ORDER_LIMIT`). Not a failure: nothing is recorded against it.
+    Left {
+        reason: Reason,
+        not_after: Option<i64>,
+    },
     /// It failed, or was held back; `decision` is None when it failed before one was made.
     Failed {
         decision: Option<Decision>,
@@ -60,6 +66,7 @@ impl Outcome {
             Outcome::Resumed { .. } | Outcome::Unchanged { .. } | Outcome::Tried { .. } => {
                 Status::Ok
             }
+            Outcome::Left { .. } => Status::Temporary,
             Outcome::Failed { error, .. } => error.status(),
         }
     }
@@ -97,6 +104,13 @@ impl Outcome {
                 *not_after,
             ),
             Outcome::Unchanged { not_after } => ("unchanged", None, Some("keep"), None, *not_after),
+            Outcome::Left { reason, not_after } => (
+                "left",
+                Some(reason.to_string()),
+                Some(reason.code()),
+                None,
+                *not_after,
+            ),
             Outcome::Tried {
                 decision,
                 not_after,
@@ -287,8 +301,13 @@ pub fn summary(outcomes: &[Outcome]) {
     let renewed = count(Outcome::renewed);
     let unchanged = count(|o| matches!(o, Outcome::Unchanged { .. }));
     let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+    let left = match count(|o| matches!(o, Outcome::Left { .. })) {
+        0 => String::new(),
+        n => format!(", {n} left for the next run"),
+    };
     logging::summary(format_args!(
-        "{} certificate{}: {renewed} renewed, {unchanged} unchanged, {failed} failed in {:.1} s",
+        "{} certificate{}: {renewed} renewed, {unchanged} unchanged, {failed} failed{left} in \
+         {:.1} s",
         outcomes.len(),
         if outcomes.len() == 1 { "" } else { "s" },
         logging::elapsed().as_secs_f64()

@@ -255,6 +255,7 @@ pub(super) fn connect(config: &Config) -> Result<Client> {
         trace: Some(logging::trace),
         stopped: crate::stop::requested,
         deadlines: crate::failpoint::deadlines(),
+        limits: config.rate_limits,
     };
     let client =
         Client::connect(&config.ca, &transport).map_err(|err| not_connected(config, err))?;

@@ -1,0 +1,552 @@
+//! Pacing requests under the CA's per-endpoint limits: one token bucket per endpoint class,
+//! shared by every thread of a client, with the class of a URL taken from the directory.
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::wire::Directory;
+
+/// The share of a published limit the client allows itself: a bucket exactly as large and fast
+/// as the CA's would meet its limit whenever the network bunches two requests together.
+const MARGIN: f64 = 0.9;
+/// The longest pause a CA's `503` with `Retry-After` holds an endpoint class; beyond it the
+/// answer is an error of the run, to be tried again later.
+pub const MAX_HOLD: Duration = Duration::from_secs(60);
+
+/// The endpoints a CA limits apart, as its directory names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Directory,
+    NewNonce,
+    NewAccount,
+    NewOrder,
+    RenewalInfo,
+    /// Every other URL of the CA: orders, authorizations, challenges, finalize, certificates.
+    Other,
+}
+
+impl Class {
+    /// Every class, in the order of [`Limits`]' fields and of the buckets.
+    pub const ALL: [Class; 6] = [
+        Class::Directory,
+        Class::NewNonce,
+        Class::NewAccount,
+        Class::NewOrder,
+        Class::RenewalInfo,
+        Class::Other,
+    ];
+
+    /// Its name in `RATE_LIMITS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Directory => "directory",
+            Class::NewNonce => "new-nonce",
+            Class::NewAccount => "new-account",
+            Class::NewOrder => "new-order",
+            Class::RenewalInfo => "renewal-info",
+            Class::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One limit: `per_second` requests a second on average, at most `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/s:{}", self.per_second, self.burst)
+    }
+}
+
+/// The limit of every endpoint class, in [`Class::ALL`]'s order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits(pub [Rate; 6]);
+
+impl Default for Limits {
+    /// Let's Encrypt's published figures (its "overall requests" limits per IP address).
+    fn default() -> Self {
+        let rate = |per_second, burst| Rate { per_second, burst };
+        Limits([
+            rate(40.0, 40.0),
+            rate(20.0, 10.0),
+            rate(5.0, 15.0),
+            rate(300.0, 200.0),
+            rate(1000.0, 100.0),
+            rate(250.0, 125.0),
+        ])
+    }
+}
+
+impl Limits {
+    pub fn of(&self, class: Class) -> Rate {
+        self.0[class.index()]
+    }
+
+    /// The defaults changed by `spec`, `RATE_LIMITS`' value: white-space separated
+    /// `CLASS=N/UNIT[:BURST]` (UNIT `s`, `m` or `h`; BURST, when left out, one second's worth
+    /// and at least 1). Err says what is wrong without repeating the value.
+    pub fn parse(spec: &str) -> Result<Limits, String> {
+        let mut limits = Limits::default();
+        for item in spec.split_whitespace() {
+            let (name, rate) = item
+                .split_once('=')
+                .ok_or("each limit is CLASS=N/UNIT[:BURST]")?;
+            let class = Class::ALL
+                .into_iter()
+                .find(|c| c.name() == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Class::ALL.iter().map(|c| c.name()).collect();
+                    format!("a class is one of {}", names.join(", "))
+                })?;
+            let (rate, burst) = match rate.split_once(':') {
+                Some((rate, burst)) => (rate, Some(burst)),
+                None => (rate, None),
+            };
+            let (count, unit) = rate.split_once('/').ok_or("a rate is N/s, N/m or N/h")?;
+            let seconds = match unit {
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return Err("a rate is N/s, N/m or N/h".into()),
+            };
+            let count: f64 = positive(count).ok_or("a rate's count is a positive number")?;
+            let per_second = count / seconds;
+            let burst = match burst {
+                Some(b) => positive(b).ok_or("a burst is a positive number")?,
+                None => per_second.max(1.0),
+            };
+            limits.0[class.index()] = Rate { per_second, burst };
+        }
+        Ok(limits)
+    }
+}
+
+fn positive(text: &str) -> Option<f64> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0 && *n < 1e9)
+}
+
+/// How many new orders one account may create in a sliding window (Let's Encrypt: 300 in 3
+/// hours), counted by the client so that a big run stops short of the CA's refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLimit {
+    pub orders: u32,
+    /// The window, in seconds.
+    pub window: i64,
+}
+
+impl Default for OrderLimit {
+    fn default() -> Self {
+        OrderLimit {
+            orders: 300,
+            window: 3 * 3600,
+        }
+    }
+}
+
+impl OrderLimit {
+    /// `N/WINDOW`, the window in seconds or with a unit: `300/3h`, `50/90m`, `5/3600`. Err
+    /// says what is wrong without repeating the value.
+    pub fn parse(spec: &str) -> Result<OrderLimit, String> {
+        const FORM: &str = "it is N/WINDOW, as 300/3h (units s, m, h, d)";
+        let (orders, window) = spec.trim().split_once('/').ok_or(FORM)?;
+        let orders: u32 = orders.parse().ok().filter(|n| *n > 0).ok_or(FORM)?;
+        let (number, unit) = match window.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => window.split_at(at),
+            None => (window, "s"),
+        };
+        let seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(FORM.into()),
+        };
+        let window = number
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0 && *n <= 366 * 86_400)
+            .ok_or(FORM)?
+            * seconds;
+        Ok(OrderLimit { orders, window })
+    }
+
+    /// How many more orders fit at `now`, given when the account's past orders were sent.
+    pub fn room(&self, sent: &[i64], now: i64) -> usize {
+        let recent = sent.iter().filter(|&&t| now - t < self.window).count();
+        (self.orders as usize).saturating_sub(recent)
+    }
+
+    /// `sent` without the times that have left the window at `now`.
+    pub fn recent(&self, sent: &[i64], now: i64) -> Vec<i64> {
+        sent.iter()
+            .copied()
+            .filter(|&t| now - t < self.window)
+            .collect()
+    }
+}
+
+impl fmt::Display for OrderLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self.window;
+        match (w % 86_400, w % 3600, w % 60) {
+            (0, _, _) => write!(f, "{} new orders in {} d", self.orders, w / 86_400),
+            (_, 0, _) => write!(f, "{} new orders in {} h", self.orders, w / 3600),
+            (_, _, 0) => write!(f, "{} new orders in {} min", self.orders, w / 60),
+            _ => write!(f, "{} new orders in {} s", self.orders, w),
+        }
+    }
+}
+
+/// A token bucket that hands out times to send at rather than refusals: pure, fed the time.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    per_second: f64,
+    burst: f64,
+    /// Tokens at `at`; below zero when requests are booked ahead.
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl Bucket {
+    /// A full bucket for `rate`, kept at [`MARGIN`] of it (at least one request at once).
+    pub fn new(rate: Rate) -> Bucket {
+        let burst = (rate.burst * MARGIN).floor().max(1.0);
+        Bucket {
+            per_second: rate.per_second * MARGIN,
+            burst,
+            tokens: burst,
+            at: None,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if let Some(at) = self.at
+            && now > at
+        {
+            let gained = (now - at).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + gained).min(self.burst);
+        }
+        if self.at.is_none_or(|at| now > at) {
+            self.at = Some(now);
+        }
+    }
+
+    /// Books one request at `now` and returns how long it must wait before it is sent. A
+    /// request that waits holds its place: the next one waits longer still.
+    pub fn take(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.per_second)
+        }
+    }
+
+    /// Sends nothing more before `until` (a CA's `Retry-After`): the bucket is emptied as of
+    /// then, so requests after it come one at a time at the rate.
+    pub fn hold(&mut self, now: Instant, until: Instant) {
+        self.refill(now);
+        let ahead = until.saturating_duration_since(now).as_secs_f64() * self.per_second;
+        self.tokens = self.tokens.min(-ahead);
+    }
+}
+
+/// The URLs of a CA's directory that it limits apart.
+#[derive(Debug)]
+struct Endpoints {
+    directory: String,
+    new_nonce: String,
+    new_account: String,
+    new_order: String,
+    renewal_info: Option<String>,
+}
+
+/// The buckets of one client, shared by its threads.
+pub struct Pacer {
+    buckets: Mutex<Vec<Bucket>>,
+    endpoints: OnceLock<Endpoints>,
+}
+
+impl Pacer {
+    pub fn new(limits: &Limits) -> Pacer {
+        Pacer {
+            buckets: Mutex::new(
+                Class::ALL
+                    .iter()
+                    .map(|c| Bucket::new(limits.of(*c)))
+                    .collect(),
+            ),
+            endpoints: OnceLock::new(),
+        }
+    }
+
+    /// Learns the classes of the CA's URLs from its directory, found at `url`.
+    pub fn learn(&self, url: &str, directory: &Directory) {
+        let _ = self.endpoints.set(Endpoints {
+            directory: url.to_string(),
+            new_nonce: directory.new_nonce.clone(),
+            new_account: directory.new_account.clone(),
+            new_order: directory.new_order.clone(),
+            renewal_info: directory
+                .renewal_info
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_string()),
+        });
+    }
+
+    /// The class of `url`: by the directory's URLs, never by the look of the path. Before
+    /// the directory is known, the one request is for the directory.
+    pub fn class(&self, url: &str) -> Class {
+        let Some(e) = self.endpoints.get() else {
+            return Class::Directory;
+        };
+        if url == e.directory {
+            Class::Directory
+        } else if url == e.new_nonce {
+            Class::NewNonce
+        } else if url == e.new_account {
+            Class::NewAccount
+        } else if url == e.new_order {
+            Class::NewOrder
+        } else if e.renewal_info.as_deref().is_some_and(|base| {
+            url.strip_prefix(base)
+                .is_some_and(|rest| rest.starts_with('/'))
+        }) {
+            Class::RenewalInfo
+        } else {
+            Class::Other
+        }
+    }
+
+    /// How long a request of `class` must wait at `now` before it is sent; booked.
+    pub fn take(&self, class: Class, now: Instant) -> Duration {
+        self.lock()[class.index()].take(now)
+    }
+
+    /// Holds every request of `class` until `until`.
+    pub fn hold(&self, class: Class, now: Instant, until: Instant) {
+        self.lock()[class.index()].hold(now, until);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Bucket>> {
+        // A poisoned lock only means another thread panicked while doing arithmetic.
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `JOBS` when not set: enough certificates in flight for the CA's `other` limit to be the
+/// bound rather than the round trip, from 4 (a CA close by, where the CPU is the bound) to 64.
+/// One certificate sends about [`REQUESTS_PER_CERT`] requests over that many round trips plus
+/// the CA's validation time, so `N` in flight send about `N × 10 / (10 × rtt + validation)`
+/// requests a second.
+pub fn default_jobs(limits: &Limits, round_trip: Duration, validation: Duration) -> usize {
+    let per_cert = round_trip.as_secs_f64() * REQUESTS_PER_CERT + validation.as_secs_f64();
+    let rate = limits.of(Class::Other).per_second * MARGIN;
+    let jobs = (rate * per_cert / REQUESTS_PER_CERT).floor();
+    (jobs as usize).clamp(MIN_JOBS, MAX_JOBS)
+}
+
+/// About how many requests one certificate of one name costs on its critical path.
+const REQUESTS_PER_CERT: f64 = 10.0;
+const MIN_JOBS: usize = 4;
+const MAX_JOBS: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_bucket_lets_its_burst_through_then_spaces_requests_at_its_rate() {
+        // 20/s with a burst of 10, kept at 90 %: 9 at once, then one every 1/18 s.
+        let mut b = Bucket::new(Rate {
+            per_second: 20.0,
+            burst: 10.0,
+        });
+        let t0 = Instant::now();
+        for _ in 0..9 {
+            assert_eq!(b.take(t0), Duration::ZERO);
+        }
+        let waits: Vec<Duration> = (0..3).map(|_| b.take(t0)).collect();
+        let step = Duration::from_secs_f64(1.0 / 18.0);
+        for (i, w) in waits.iter().enumerate() {
+            let want = step * (i as u32 + 1);
+            assert!(
+                w.abs_diff(want) < Duration::from_micros(10),
+                "{w:?} {want:?}"
+            );
+        }
+        // A second later the bucket is full again, not fuller.
+        let t1 = t0 + Duration::from_secs(2);
+        for _ in 0..9 {
+            assert_eq!(b.take(t1), Duration::ZERO);
+        }
+        assert!(b.take(t1) > Duration::ZERO);
+    }
+
+    #[test]
+    fn requests_spread_over_a_second_never_pass_the_rate() {
+        // However the threads ask, the times the bucket hands out stay under the limit in
+        // every window of one second.
+        let rate = Rate {
+            per_second: 5.0,
+            burst: 15.0,
+        };
+        let mut b = Bucket::new(rate);
+        let t0 = Instant::now();
+        let mut sent: Vec<Instant> = Vec::new();
+        for i in 0..100u64 {
+            let now = t0 + ms(i * 7);
+            sent.push(now + b.take(now));
+        }
+        for (i, first) in sent.iter().enumerate() {
+            let within = sent[i..]
+                .iter()
+                .filter(|t| t.duration_since(*first) < Duration::from_secs(1))
+                .count() as f64;
+            assert!(within <= rate.burst + rate.per_second, "{within} at {i}");
+        }
+        // And over the whole run, the average stays under the rate.
+        let span = sent[99].duration_since(sent[0]).as_secs_f64();
+        assert!((100.0 - rate.burst) / span <= rate.per_second, "{span}");
+    }
+
+    #[test]
+    fn a_hold_stops_a_class_until_the_time_the_ca_gave() {
+        let mut b = Bucket::new(Rate {
+            per_second: 100.0,
+            burst: 100.0,
+        });
+        let t0 = Instant::now();
+        b.hold(t0, t0 + Duration::from_secs(3));
+        let w = b.take(t0);
+        assert!(w >= Duration::from_secs(3), "{w:?}");
+        assert!(w < Duration::from_secs(3) + ms(20), "{w:?}");
+        // After the hold, one at a time at the rate.
+        let after = t0 + Duration::from_secs(3);
+        let w = b.take(after);
+        assert!(w > Duration::ZERO && w < ms(30), "{w:?}");
+    }
+
+    #[test]
+    fn rate_limits_change_the_classes_named_and_keep_the_others() {
+        let l = Limits::parse("new-nonce=2/s:1  new-order=300/h other=10/s").unwrap();
+        assert_eq!(
+            l.of(Class::NewNonce),
+            Rate {
+                per_second: 2.0,
+                burst: 1.0
+            }
+        );
+        let order = l.of(Class::NewOrder);
+        assert!((order.per_second - 1.0 / 12.0).abs() < 1e-9);
+        assert_eq!(order.burst, 1.0);
+        assert_eq!(l.of(Class::Other).burst, 10.0);
+        assert_eq!(
+            l.of(Class::Directory),
+            Limits::default().of(Class::Directory)
+        );
+        assert_eq!(Limits::parse("").unwrap(), Limits::default());
+        for bad in [
+            "nonce=2/s",
+            "new-nonce",
+            "new-nonce=2",
+            "new-nonce=2/d",
+            "new-nonce=0/s",
+            "new-nonce=-1/s",
+            "new-nonce=2/s:x",
+            "new-nonce=NaN/s",
+        ] {
+            assert!(Limits::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_class_of_a_url_comes_from_the_directory() {
+        let directory: Directory = serde_json::from_value(serde_json::json!({
+            "newNonce": "https://ca/nonce-plz",
+            "newAccount": "https://ca/sign-me-up",
+            "newOrder": "https://ca/order-plz",
+            "renewalInfo": "https://ca/draft-ietf-acme-ari-03/renewalInfo/",
+        }))
+        .unwrap();
+        let pacer = Pacer::new(&Limits::default());
+        assert_eq!(pacer.class("https://ca/dir"), Class::Directory);
+        pacer.learn("https://ca/dir", &directory);
+        let cases = [
+            ("https://ca/dir", Class::Directory),
+            ("https://ca/nonce-plz", Class::NewNonce),
+            ("https://ca/sign-me-up", Class::NewAccount),
+            ("https://ca/order-plz", Class::NewOrder),
+            (
+                "https://ca/draft-ietf-acme-ari-03/renewalInfo/aaa.bbb",
+                Class::RenewalInfo,
+            ),
+            // Paths that merely look like an endpoint are not one.
+            ("https://ca/acme/new-order", Class::Other),
+            ("https://ca/new-nonce", Class::Other),
+            (
+                "https://ca/draft-ietf-acme-ari-03/renewalInfoX/a",
+                Class::Other,
+            ),
+            ("https://ca/my-order/1", Class::Other),
+        ];
+        for (url, class) in cases {
+            assert_eq!(pacer.class(url), class, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_order_limit_counts_the_orders_inside_its_window() {
+        let l = OrderLimit::parse("300/3h").unwrap();
+        assert_eq!(l, OrderLimit::default());
+        assert_eq!(l.to_string(), "300 new orders in 3 h");
+        assert_eq!(
+            OrderLimit::parse("5/3600").unwrap(),
+            OrderLimit {
+                orders: 5,
+                window: 3600
+            }
+        );
+        assert_eq!(OrderLimit::parse("50/90m").unwrap().window, 5400);
+        for bad in ["300", "0/3h", "300/", "300/3y", "x/3h", "300/-3h", "300/0"] {
+            assert!(OrderLimit::parse(bad).is_err(), "{bad}");
+        }
+        let five = OrderLimit {
+            orders: 5,
+            window: 100,
+        };
+        // Orders at 0, 50 and 99: at 120 the first has left the window.
+        assert_eq!(five.room(&[0, 50, 99], 99), 2);
+        assert_eq!(five.room(&[0, 50, 99], 120), 3);
+        assert_eq!(five.recent(&[0, 50, 99], 120), [50, 99]);
+        assert_eq!(five.room(&[1, 2, 3, 4, 5, 6, 7], 10), 0);
+    }
+
+    #[test]
+    fn jobs_follow_the_round_trip_and_the_validation_time() {
+        let l = Limits::default();
+        assert_eq!(default_jobs(&l, Duration::from_micros(300), ms(5)), 4);
+        // 50 ms away: 225 requests/s allowed, 0.5 s a certificate, 10 requests each.
+        assert_eq!(default_jobs(&l, ms(50), Duration::ZERO), 11);
+        assert_eq!(default_jobs(&l, ms(150), Duration::ZERO), 33);
+        assert_eq!(default_jobs(&l, ms(50), Duration::from_secs(3)), 64);
+        let slow = Limits::parse("other=20/s").unwrap();
+        assert_eq!(default_jobs(&slow, ms(50), Duration::from_secs(1)), 4);
+    }
+}
