@@ -63,6 +63,12 @@ pub struct CertState {
     /// validation failures that drive the back-off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_attempts: u32,
+    /// The names of the CSR that the `generate_csr` hook gave the last `--cron` run that
+    /// planned this certificate; None when it gave none. What is asked of a certificate whose
+    /// key comes from such a CSR is its names and any key type: `--check`, which runs no hook,
+    /// asks what that run asked (`Asked::of` in commands/session.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr_names: Option<Vec<String>>,
 }
 
 /// How one attempt to renew a certificate ended, as `state/` keeps it and `--check`, `--json`

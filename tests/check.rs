@@ -769,3 +769,59 @@ fn a_config_the_monitoring_user_cannot_read_is_unknown_with_the_reason() {
         "{check:?}"
     );
 }
+
+#[test]
+fn a_certificate_from_a_generate_csr_hook_is_judged_as_cron_judges_it() {
+    // The hook hands over an RSA CSR made elsewhere while KEY_ALGO is left at its default (EC):
+    // --cron keeps the certificate, so --check and the metrics must not call it wrong.
+    let pebble = Pebble::start();
+    let folder = common::TempDir::new("csr-metrics");
+    let metrics = folder.path().join("desiccant.prom");
+    let env = Env::new(&pebble, "");
+    let (key, csr) = (env.path().join("own.key"), env.path().join("own.csr"));
+    let made = std::process::Command::new(common::require("openssl", "openssl"))
+        .args(["req", "-new", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-subj", "/CN=csr4.example"])
+        .args(["-addext", "subjectAltName=DNS:csr4.example", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let hook = env.path().join("hook.sh");
+    common::script(
+        &hook,
+        &format!(
+            "case \"$1\" in generate_csr) cat '{}';; esac\nexit 0",
+            csr.display()
+        ),
+    );
+    env.write_config(&format!(
+        "HOOK={}\nMETRICS_FILE={}\n",
+        hook.display(),
+        metrics.display()
+    ));
+    env.domains("csr4.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    env.run(&["--cron"]).expect(0);
+    let valid = "desiccant_certificate_state{certificate=\"csr4.example\",state=\"valid\"} 1";
+    assert!(
+        fs::read_to_string(&metrics).unwrap().contains(valid),
+        "--cron's metrics"
+    );
+
+    // Before, --check asked domains.txt's names with KEY_ALGO's key type: "CRITICAL - csr4.example
+    // key type differs from the config".
+    let check = env.run(&["--check"]);
+    check.expect(0);
+    assert!(
+        check.stdout().starts_with("OK - csr4.example expires in "),
+        "{check:?}"
+    );
+    assert!(
+        fs::read_to_string(&metrics).unwrap().contains(valid),
+        "--check's metrics: {}",
+        fs::read_to_string(&metrics).unwrap()
+    );
+}

@@ -186,11 +186,8 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
         .iter()
         .map(|entry| match entry {
             Entry::Ready(spec) => {
-                let asked = Asked {
-                    names: &spec.names,
-                    key: Some(spec.settings.key_algo),
-                };
                 let facts = Facts::read(config, spec, states.cert(&spec.name));
+                let asked = Asked::of(spec, facts.recorded.csr_names.as_deref());
                 let decision = decide(config, &rules, spec, asked, &facts, now);
                 let live = facts.readable().map(|l| l.facts.clone());
                 let limits = Limits::of(args, live.as_ref(), spec.settings.renew_days);
