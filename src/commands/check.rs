@@ -4,9 +4,7 @@
 
 mod output;
 
-use super::session::{
-    Asked, Entry, Facts, Rules, Session, decide, keep_live_cache, schedule, unix_now,
-};
+use super::session::{Asked, Entry, Facts, Rules, Session, decide, schedule, unix_now};
 use crate::acme::text::shown;
 use crate::error::{CheckStatus, Error, Result};
 use crate::logging;
@@ -97,15 +95,22 @@ struct Limits {
 impl Limits {
     /// `--warning`, else the renewal window of `facts` (the days left when it becomes due);
     /// `--critical`, else half of the warning days (a 90-day certificate: 30 and 15 days, a
-    /// 6-day one: 3 and 1.5). None where there is no certificate to measure.
+    /// 6-day one: 3 and 1.5). None where there is no certificate to measure. Both in whole
+    /// hundredths of a day, as the performance data shows them, and the warning limit never
+    /// below the critical one (`--critical 40` alone on a 30-day window warns from 40 too).
     fn of(args: &CheckArgs, facts: Option<&CertFacts>, renew_days: Option<u32>) -> Limits {
+        let hundredths = |days: f64| (days * 100.0).round() / 100.0;
         let window = facts.map(|f| {
             (f.not_after - renewal::renew_at(f.not_before, f.not_after, renew_days)) as f64 / DAY
         });
-        let warning = args.warning.or(window);
+        let warning = args.warning.or(window).map(hundredths);
+        let critical = args.critical.or(warning.map(|w| w / 2.0)).map(hundredths);
         Limits {
-            warning,
-            critical: args.critical.or(warning.map(|w| w / 2.0)),
+            warning: match (warning, critical) {
+                (Some(w), Some(c)) => Some(w.max(c)),
+                _ => warning,
+            },
+            critical,
         }
     }
 }
@@ -179,7 +184,8 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
     crate::stop::check()?;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
-    let rules = Rules::new(config, session.opts.force, &states);
+    // What the certificates are, not what --force would do (refused with --check anyway).
+    let rules = Rules::new(config, false, &states);
     let runs = states.run();
     let gap = renewal::run_gap(&runs.recent());
     let rows: Vec<CheckRow<'_>> = entries
@@ -268,10 +274,8 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
             })
             .collect()
     };
-    // What was read of the live certificates, for the next run; pruned to domains.txt only
-    // when this check covered all of it.
-    let whole = !scoped && session.opts.domains.is_empty();
-    keep_live_cache(config, whole.then_some(&entries[..]));
+    // What was read of the live certificates is not kept in state/.live.json: a check writes
+    // nothing but METRICS_FILE.
     crate::stop::check()?;
     // The one place --check writes the metrics file; not for a check limited with --domain,
     // whose file would lose every other certificate.
@@ -439,6 +443,21 @@ mod tests {
         let c = args(None, Some(40.0));
         let limits = Limits::of(&c, Some(&cert(90)), None);
         assert_eq!(graded(Ok, None, Some(39.0), limits, &c), Critical);
+        // Above the window, it takes the warning limit with it: never `30:;40:`.
+        assert_eq!(
+            limits,
+            Limits {
+                warning: Some(40.0),
+                critical: Some(40.0)
+            }
+        );
+        let c = args(None, Some(10.0));
+        assert_eq!(Limits::of(&c, Some(&cert(90)), None).warning, Some(30.0));
+        // A window of a certificate that lives a second less than 90 days: what is shown.
+        let mut odd = cert(90);
+        odd.not_after -= 1;
+        let limits = Limits::of(&args(None, None), Some(&odd), None);
+        assert_eq!((limits.warning, limits.critical), (Some(30.0), Some(15.0)));
     }
 
     #[test]
