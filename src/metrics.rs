@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::renewal::{Decision, Reason};
 use crate::state::{CertState, LastRun};
 use crate::x509::CertFacts;
@@ -333,6 +333,15 @@ pub fn write(path: &Path, report: &Report<'_>) -> Result<()> {
         render(report).as_bytes(),
         store::PUBLIC_MODE,
     )
+    .map_err(|e| match e {
+        // The file is made beside the old one and renamed over it: the folder refused.
+        Error::Io { err, .. } if err.kind() == std::io::ErrorKind::PermissionDenied => Error::Io {
+            path: folder.to_path_buf(),
+            what: "cannot write METRICS_FILE in this folder",
+            err,
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]

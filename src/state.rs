@@ -507,6 +507,18 @@ impl StateDir {
         }
     }
 
+    /// Whether this user can read what the folder holds: it can list it and open the record
+    /// of the runs, or they do not exist yet. False for a monitoring user let into BASEDIR
+    /// but not into `state/`, to whom every record reads as empty.
+    pub fn readable(&self) -> bool {
+        let fine = |r: std::io::Result<()>| match r {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        fine(std::fs::read_dir(&self.layout.dir).map(|_| ()))
+            && fine(std::fs::File::open(self.layout.run()).map(|_| ()))
+    }
+
     pub fn run(&self) -> RunState {
         self.read(self.layout.run())
     }

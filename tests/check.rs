@@ -935,3 +935,61 @@ fn deferred_attempts_are_shown_and_a_check_writes_nothing() {
     env.run(&["--check", "--json"]).expect(0);
     assert_eq!(listing(&env.path().join("state")), before);
 }
+
+#[test]
+fn a_monitoring_user_that_cannot_read_state_leaves_the_metrics_file_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let monitor = User::new("metrics");
+    let pebble = Pebble::start();
+    let folder = common::TempDir::new("node-exporter");
+    fs::set_permissions(folder.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let file = folder.path().join("desiccant.prom");
+    let env = Env::new(&pebble, &format!("METRICS_FILE={}\n", file.display()));
+    env.domains("a.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let written = fs::read_to_string(&file).unwrap();
+    assert!(written.contains("desiccant_last_run_timestamp_seconds "));
+    // README's group set-up: the folder, the config and domains.txt, not state/.
+    let config = env.path().join("config");
+    for (path, mode) in [
+        (env.path().to_path_buf(), 0o750),
+        (config.clone(), 0o640),
+        (env.path().join("domains.txt"), 0o640),
+    ] {
+        std::os::unix::fs::chown(&path, None, Some(monitor.gid)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    // Before, every check added "error: ...desiccant.prom: cannot write: Permission denied"
+    // to the plugin's output.
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(0);
+    assert_eq!(check.stderr(), "", "{check:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), written);
+    // Before, a user that could write there replaced root's file with one that lacked the
+    // last run and counted no failures.
+    std::os::unix::fs::chown(folder.path(), Some(monitor.uid), None).unwrap();
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(0);
+    assert_eq!(check.stderr(), "", "{check:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), written);
+
+    // A user that reads state/ writes the file; a folder that refuses it is named.
+    std::os::unix::fs::chown(folder.path(), Some(0), None).unwrap();
+    let state = env.path().join("state");
+    std::os::unix::fs::chown(&state, None, Some(monitor.gid)).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o750)).unwrap();
+    for entry in fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        std::os::unix::fs::chown(&path, None, Some(monitor.gid)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(0);
+    let refused = format!(
+        "error: {}: cannot write METRICS_FILE in this folder: Permission denied",
+        folder.path().display()
+    );
+    assert!(check.stderr().starts_with(&refused), "{check:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), written);
+}

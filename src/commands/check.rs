@@ -278,16 +278,25 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
     // nothing but METRICS_FILE.
     crate::stop::check()?;
     // The one place --check writes the metrics file; not for a check limited with --domain,
-    // whose file would lose every other certificate.
+    // whose file would lose every other certificate, nor by a user who cannot read state/
+    // (a monitoring user), whose file would lose the last run's figures and every failure.
     if let (Some(path), false) = (&config.metrics_file, scoped) {
-        let certs: Vec<metrics::Cert> = rows.iter().map(|r| r.metrics.clone()).collect();
-        let report = metrics::Report {
-            certs: &certs,
-            run: runs.last.as_ref(),
-            checked: Some(now),
-        };
-        if let Err(e) = metrics::write(path, &report) {
-            logging::error(e);
+        if states.readable() {
+            let certs: Vec<metrics::Cert> = rows.iter().map(|r| r.metrics.clone()).collect();
+            let report = metrics::Report {
+                certs: &certs,
+                run: runs.last.as_ref(),
+                checked: Some(now),
+            };
+            if let Err(e) = metrics::write(path, &report) {
+                logging::error(e);
+            }
+        } else {
+            logging::debug(format_args!(
+                "{}: not written: this user cannot read {}",
+                path.display(),
+                states.path().display()
+            ));
         }
     }
     let status = rows
