@@ -14,7 +14,7 @@ use crate::state::{Attempt, StateDir};
 use crate::x509::CertFacts;
 
 pub use output::unknown;
-use output::{brief, number, print_json, print_text};
+use output::{brief, number, print_json, print_text, unknown_line};
 
 /// What `--check` was asked, beside the config: its thresholds and the certificates in scope.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -177,6 +177,8 @@ fn describe(reason: &Reason) -> String {
 pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
     let config = &session.config;
     crate::stop::exit_status(CheckStatus::Unknown.code().into());
+    let json = session.opts.json;
+    crate::stop::last_line(Some(Box::new(move |reason| unknown_line(reason, json))));
     crate::stop::deadline(config.run_timeout);
     let all = session.specs()?;
     let scoped = !args.select.is_empty();
@@ -304,6 +306,9 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
         .map(|r| r.state)
         .max()
         .unwrap_or(CheckStatus::Ok);
+    // From here the output says the state: a stop that cannot wait exits with it.
+    crate::stop::last_line(None);
+    crate::stop::exit_status(status.code().into());
     if session.opts.json {
         print_json(status, &rows, &removed, now);
     } else {

@@ -192,17 +192,15 @@ pub(super) fn plain(text: &str) -> String {
 /// What `--check` prints when it cannot judge the certificates: UNKNOWN with the reason on
 /// the first line (or in the JSON report), for the monitoring system to show.
 pub fn unknown(error: &Error, json: bool) {
+    logging::data_line(unknown_line(&error.to_string(), json));
+}
+
+/// The UNKNOWN line (or JSON report) for a check that could not be made for `reason`.
+pub(super) fn unknown_line(reason: &str, json: bool) -> String {
     if json {
-        logging::data_line(format_args!(
-            "{}",
-            json!({ "status": CheckStatus::Unknown.label(), "error": error.to_string() })
-        ));
+        json!({ "status": CheckStatus::Unknown.label(), "error": reason }).to_string()
     } else {
-        logging::data_line(format_args!(
-            "{} - {}",
-            CheckStatus::Unknown.label(),
-            plain(&error.to_string())
-        ));
+        format!("{} - {}", CheckStatus::Unknown.label(), plain(reason))
     }
 }
 
@@ -378,6 +376,15 @@ mod tests {
         assert_eq!(hundredths(Some(&facts(left)), 0), Some(1825.99));
         assert_eq!(hundredths(Some(&facts(-D / 2 - 1)), 0), Some(-0.51));
         assert_eq!(hundredths(None, 0), None);
+    }
+
+    #[test]
+    fn unknown_is_one_plugin_line_or_a_json_report() {
+        let reason = "RUN_TIMEOUT passed, and the run did not end within 5 s";
+        assert_eq!(unknown_line(reason, false), format!("UNKNOWN - {reason}"));
+        assert_eq!(unknown_line("a | b\nc", false), "UNKNOWN - a ¦ b\\nc");
+        let report: Value = serde_json::from_str(&unknown_line(reason, true)).unwrap();
+        assert_eq!(report, json!({ "status": "UNKNOWN", "error": reason }));
     }
 
     #[test]
