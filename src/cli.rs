@@ -105,11 +105,23 @@ pub struct Cli {
     pub version: bool,
 
     /// With --check: WARNING below DAYS days left
-    #[arg(long, value_name = "DAYS", value_parser = parse_days)]
+    #[arg(
+        long,
+        value_name = "DAYS",
+        value_parser = parse_days,
+        allow_negative_numbers = true,
+        value_hint = ValueHint::Other
+    )]
     pub warning: Option<f64>,
 
     /// With --check: CRITICAL below DAYS days left
-    #[arg(long, value_name = "DAYS", value_parser = parse_days)]
+    #[arg(
+        long,
+        value_name = "DAYS",
+        value_parser = parse_days,
+        allow_negative_numbers = true,
+        value_hint = ValueHint::Other
+    )]
     pub critical: Option<f64>,
 
     /// Accept the CA's terms of service
@@ -133,7 +145,7 @@ pub struct Cli {
     pub reason: Option<u8>,
 
     /// Use these names instead of domains.txt: all --domain names make one certificate
-    #[arg(short = 'd', long = "domain", value_name = "DOMAIN")]
+    #[arg(short = 'd', long = "domain", value_name = "DOMAIN", value_hint = ValueHint::Other)]
     pub domains: Vec<String>,
 
     /// Folder name of the --domain certificate instead of its first name
@@ -161,7 +173,7 @@ pub struct Cli {
     pub lock_suffix: Option<String>,
 
     /// Wait up to SECS for another run to release the lock, then exit 75
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_hint = ValueHint::Other)]
     pub lock_wait: u64,
 
     /// Use this domains.txt instead of the configured one
@@ -232,7 +244,7 @@ pub struct Cli {
     pub ca_bundle: Option<PathBuf>,
 
     /// Issue up to N certificates at the same time
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_hint = ValueHint::Other)]
     pub jobs: Option<usize>,
 
     /// Print one JSON report on stdout instead of lines
@@ -331,11 +343,16 @@ fn parse_reason(text: &str) -> Result<u8, String> {
 }
 
 /// A number of days for `--warning` and `--critical`: not negative, fractions allowed (a
-/// 6-day certificate may warn at 1.5).
+/// 6-day certificate may warn at 1.5) down to hundredths, as the performance data shows them
+/// (`0.001` would show as `0:`).
 fn parse_days(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(days) if days.is_finite() && days >= 0.0 => Ok(days),
-        _ => Err("not a number of days (0 or more, such as 14 or 1.5)".to_string()),
+        Ok(days) if days.is_finite() && days >= 0.0 && (days * 100.0).round() / 100.0 == days => {
+            Ok(days)
+        }
+        _ => Err(
+            "not a number of days (0 or more, at most two decimals, such as 14 or 1.5)".to_string(),
+        ),
     }
 }
 
@@ -409,6 +426,9 @@ mod tests {
         assert!(cli(&["--check", "--critical", "-1"]).is_err());
         assert!(cli(&["--check", "--warning", "NaN"]).is_err());
         assert!(cli(&["--check", "--warning", "a week"]).is_err());
+        assert!(cli(&["--check", "--warning", "0.001"]).is_err());
+        let c = cli(&["--check", "--warning", "0.29", "--critical", "0.01"]).unwrap();
+        assert_eq!((c.warning, c.critical), (Some(0.29), Some(0.01)));
     }
 
     #[test]

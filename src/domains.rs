@@ -27,8 +27,7 @@ pub struct CertLine {
 pub fn read(path: &Path) -> Result<Vec<CertLine>> {
     if let Err(e) = std::fs::metadata(path) {
         return Err(Error::Config(format!(
-            "{}: cannot read domains.txt: {e}; create it with one certificate per line, \
-             or give --domain",
+            "{}: cannot read domains.txt: {e}; create it with one certificate per line",
             path.display()
         )));
     }

@@ -197,6 +197,8 @@ impl Error {
             Error::Hook { event, .. } => format!("hook {event}"),
             Error::Stopped(_) => "stopped".into(),
             Error::Deferred { .. } => "deferred".into(),
+            // The CA itself (no directory at its URL, `session::not_connected`), not an order.
+            Error::Refused { subject, .. } if subject == "CA" => "directory".into(),
             Error::Refused { .. } => "order".into(),
             Error::Acme { err, .. } => acme_step(err).into(),
         }

@@ -277,23 +277,37 @@ pub fn error_now(msg: &str) {
     } else {
         ""
     };
-    let line = format!("{erase}{prefix}error: {msg}\n");
-    let mut fd = libc::pollfd {
-        fd: libc::STDERR_FILENO,
+    write_now(
+        libc::STDERR_FILENO,
+        &format!("{erase}{prefix}error: {msg}\n"),
+    );
+    if let Ok(mut guard) = SYSLOG.try_lock()
+        && let Some(logger) = guard.as_mut()
+    {
+        let _ = logger.err(format!("error: {msg}"));
+    }
+}
+
+/// A line of data on stdout that never waits, as [`error_now`] writes its line: for the last
+/// word of a run ended by the watchdog (`--check`'s UNKNOWN).
+pub fn data_now(line: &str) {
+    write_now(libc::STDOUT_FILENO, &format!("{line}\n"));
+}
+
+/// Writes `text` to `fd` when that can be done at once, bypassing std's locks and buffers;
+/// what cannot is lost.
+fn write_now(fd: libc::c_int, text: &str) {
+    let mut poll = libc::pollfd {
+        fd,
         events: libc::POLLOUT,
         revents: 0,
     };
     // SAFETY: poll(2) on one valid pollfd without waiting, then write(2) of a buffer we own;
     // a short line to a pipe with room is written without blocking.
     unsafe {
-        if libc::poll(&mut fd, 1, 0) == 1 && fd.revents & libc::POLLOUT != 0 {
-            libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
+        if libc::poll(&mut poll, 1, 0) == 1 && poll.revents & libc::POLLOUT != 0 {
+            libc::write(fd, text.as_ptr().cast(), text.len());
         }
-    }
-    if let Ok(mut guard) = SYSLOG.try_lock()
-        && let Some(logger) = guard.as_mut()
-    {
-        let _ = logger.err(format!("error: {msg}"));
     }
 }
 

@@ -5,12 +5,10 @@ use std::process::ExitCode;
 use desiccant::{cli, commands, logging, stop};
 
 fn main() -> ExitCode {
-    let cli = match cli::parse(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match cli::parse(args.iter().cloned()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(e) => return ExitCode::from(commands::refused(&e, &args)),
     };
     let level = if cli.quiet {
         logging::Level::Quiet

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::renewal::{Decision, Reason};
 use crate::state::{CertState, LastRun};
 use crate::x509::CertFacts;
@@ -94,8 +94,10 @@ pub struct Cert {
     pub state: Option<State>,
     pub last_success: Option<i64>,
     pub last_failure: Option<i64>,
-    /// Failed attempts in a row.
+    /// Attempts that failed for good since the last success.
     pub failures: u32,
+    /// Attempts deferred by a temporary failure since the last success.
+    pub deferrals: u32,
 }
 
 impl Cert {
@@ -122,6 +124,7 @@ impl Cert {
             last_success: recorded.last_success,
             last_failure: recorded.last_failure,
             failures: recorded.failed_attempts,
+            deferrals: recorded.deferred_attempts,
             ..self
         }
     }
@@ -137,6 +140,7 @@ impl Cert {
             last_success: recorded.last_success,
             last_failure: recorded.last_failure,
             failures: recorded.failed_attempts,
+            deferrals: recorded.deferred_attempts,
         }
     }
 }
@@ -222,7 +226,7 @@ pub fn render(report: &Report<'_>) -> String {
         ),
         (
             "desiccant_certificate_last_failure_timestamp_seconds",
-            "When an attempt to renew the certificate last failed, in Unix seconds.",
+            "When an attempt to renew the certificate last failed or was deferred, in Unix seconds.",
             |c| c.last_failure,
         ),
     ];
@@ -232,8 +236,16 @@ pub fn render(report: &Report<'_>) -> String {
     family(
         &mut out,
         "desiccant_certificate_consecutive_failures",
-        "Attempts to renew the certificate that failed in a row, of any kind; 0 after a success.",
+        "Attempts to renew the certificate that failed for good (the CA refused, validation \
+         failed, a hook failed) since its last success; 0 after a success.",
         &per_cert(certs, |c| Some(i64::from(c.failures))),
+    );
+    family(
+        &mut out,
+        "desiccant_certificate_consecutive_deferrals",
+        "Attempts to renew the certificate deferred by a temporary failure (the CA \
+         unreachable, rate limited, the run stopped) since its last success; 0 after a success.",
+        &per_cert(certs, |c| Some(i64::from(c.deferrals))),
     );
     let states: Vec<(String, String)> = certs
         .iter()
@@ -333,6 +345,15 @@ pub fn write(path: &Path, report: &Report<'_>) -> Result<()> {
         render(report).as_bytes(),
         store::PUBLIC_MODE,
     )
+    .map_err(|e| match e {
+        // The file is made beside the old one and renamed over it: the folder refused.
+        Error::Io { err, .. } if err.kind() == std::io::ErrorKind::PermissionDenied => Error::Io {
+            path: folder.to_path_buf(),
+            what: "cannot write METRICS_FILE in this folder",
+            err,
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -349,6 +370,7 @@ mod tests {
             last_success: Some(90),
             last_failure: None,
             failures: 0,
+            deferrals: 0,
         }
     }
 

@@ -59,10 +59,20 @@ pub struct CertState {
     /// When an attempt last failed (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<i64>,
-    /// Failed attempts in a row, of any kind (reset by a success); `failures` stays the
-    /// validation failures that drive the back-off.
+    /// Attempts that failed for good (outcome `failed`) since the last success; `failures`
+    /// stays the validation failures that drive the back-off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_attempts: u32,
+    /// Attempts deferred by a temporary failure (outcome `deferred`: the CA unreachable, rate
+    /// limited, the run stopped) since the last success.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred_attempts: u32,
+    /// The names of the CSR that the `generate_csr` hook gave the last `--cron` run that
+    /// planned this certificate; None when it gave none. What is asked of a certificate whose
+    /// key comes from such a CSR is its names and any key type: `--check`, which runs no hook,
+    /// asks what that run asked (`Asked::of` in commands/session.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr_names: Option<Vec<String>>,
 }
 
 /// How one attempt to renew a certificate ended, as `state/` keeps it and `--check`, `--json`
@@ -214,15 +224,22 @@ impl CertState {
     }
 
     /// Records the attempt that ended at `at` with `result` ([`Attempt::of`]): the last
-    /// attempt, the last success or failure, and the failed attempts in a row.
+    /// attempt, the last success or failure, and the failed and deferred attempts since the
+    /// last success.
     pub fn attempted(&mut self, at: i64, result: std::result::Result<(), &Error>) {
         let attempt = Attempt::of(at, result);
         if attempt.issued() {
             self.last_success = Some(at);
             self.failed_attempts = 0;
+            self.deferred_attempts = 0;
         } else {
             self.last_failure = Some(at);
-            self.failed_attempts = self.failed_attempts.saturating_add(1);
+            let count = if attempt.outcome == "deferred" {
+                &mut self.deferred_attempts
+            } else {
+                &mut self.failed_attempts
+            };
+            *count = count.saturating_add(1);
         }
         self.last_attempt = Some(attempt);
     }
@@ -501,6 +518,18 @@ impl StateDir {
         }
     }
 
+    /// Whether this user can read what the folder holds: it can list it and open the record
+    /// of the runs, or they do not exist yet. False for a monitoring user let into BASEDIR
+    /// but not into `state/`, to whom every record reads as empty.
+    pub fn readable(&self) -> bool {
+        let fine = |r: std::io::Result<()>| match r {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        fine(std::fs::read_dir(&self.layout.dir).map(|_| ()))
+            && fine(std::fs::File::open(self.layout.run()).map(|_| ()))
+    }
+
     pub fn run(&self) -> RunState {
         self.read(self.layout.run())
     }
@@ -561,7 +590,8 @@ mod tests {
         s.attempted(10, Err(&invalid));
         let unreachable = Error::Stopped("SIGTERM".into());
         s.attempted(20, Err(&unreachable));
-        assert_eq!(s.failed_attempts, 2);
+        // A stop is deferred, not failed: counted apart.
+        assert_eq!((s.failed_attempts, s.deferred_attempts), (1, 1));
         assert_eq!((s.last_failure, s.last_success), (Some(20), None));
         let last = s.last_attempt.clone().unwrap();
         assert_eq!(
@@ -579,8 +609,9 @@ mod tests {
             last.detail.as_deref(),
             Some("the key authorization file did not match \"<key authorization>\"")
         );
+        assert_eq!((s.failed_attempts, s.deferred_attempts), (2, 1));
         s.attempted(30, Ok(()));
-        assert_eq!(s.failed_attempts, 0);
+        assert_eq!((s.failed_attempts, s.deferred_attempts), (0, 0));
         assert_eq!((s.last_failure, s.last_success), (Some(15), Some(30)));
         assert_eq!(
             s.last_attempt,

@@ -76,6 +76,18 @@ pub fn exit_status(code: i32) {
     EXIT.store(code, Ordering::SeqCst);
 }
 
+/// What makes the line on stdout of a run the watchdog ends, from the reason in words.
+type LastLine = Box<dyn Fn(&str) -> String + Send>;
+
+/// The line the watchdog writes on stdout before it ends a run that did not stop in time.
+static LAST_LINE: Mutex<Option<LastLine>> = Mutex::new(None);
+
+/// Has the watchdog write `line(reason)` on stdout if it must end the run (`--check`'s
+/// UNKNOWN, which a monitoring system reads there); None: nothing, once the output is out.
+pub fn last_line(line: Option<LastLine>) {
+    *LAST_LINE.lock().unwrap_or_else(|e| e.into_inner()) = line;
+}
+
 /// Stops the run `timeout` from now (`RUN_TIMEOUT`); None: never.
 pub fn deadline(timeout: Option<Duration>) {
     *DEADLINE_AT.lock().unwrap_or_else(|e| e.into_inner()) = timeout.map(|t| Instant::now() + t);
@@ -99,12 +111,24 @@ fn watch() {
         why(),
         GRACE.as_secs()
     );
+    let line = LAST_LINE.try_lock().ok().and_then(|guard| {
+        guard.as_ref().map(|line| {
+            line(&format!(
+                "{}, and the run did not end within {} s",
+                why(),
+                GRACE.as_secs()
+            ))
+        })
+    });
     // The run may be stuck in a write to an output nobody reads, holding std's lock on it:
     // the last word takes no such lock and is given a moment at most.
     let (said, heard) = std::sync::mpsc::channel();
     let _ = thread::Builder::new()
         .name("last word".into())
         .spawn(move || {
+            if let Some(line) = &line {
+                logging::data_now(line);
+            }
             logging::error_now(&message);
             let _ = said.send(());
         });

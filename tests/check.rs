@@ -78,7 +78,8 @@ fn check_reports_each_state_with_its_exit_code_and_sends_nothing() {
         "{unknown:?}"
     );
     assert_eq!(unknown.stdout().lines().count(), 1, "{unknown:?}");
-    assert!(unknown.stderr().contains(&reason), "{unknown:?}");
+    // Said once: before, the held stderr said it again after the first line.
+    assert!(!unknown.stderr().contains(&reason), "{unknown:?}");
 
     assert_eq!(
         pebble.requests_after(requests),
@@ -465,17 +466,62 @@ fn plugin_output_in_each_state_with_thresholds_and_perfdata() {
             ("b.example", Some(25.5), "40:", "20:"),
         ],
     );
-    // Bad thresholds, or thresholds without --check: a usage error.
-    for args in [
-        &["--check", "--warning", "5", "--critical", "10"][..],
-        &["--check", "--warning", "5", "--critical", "5"][..],
-        &["--check", "--critical", "-1"][..],
-        &["--cron", "--warning", "5"][..],
+    // A bad --check line is UNKNOWN with the reason on stdout (a monitoring system reads 2 as
+    // CRITICAL); thresholds without --check are a usage error as for any command.
+    let days = "not a number of days (0 or more, at most two decimals, such as 14 or 1.5)";
+    for (args, says) in [
+        (
+            &["--check", "--warning", "5", "--critical", "10"][..],
+            "--critical (10) must be less than --warning (5)".to_string(),
+        ),
+        (
+            &["--check", "--warning", "5", "--critical", "5"][..],
+            "--critical (5) must be less than --warning (5)".to_string(),
+        ),
+        (
+            &["--check", "--critical", "-1"][..],
+            format!("invalid value '-1' for '--critical <DAYS>': {days}"),
+        ),
+        (
+            &["--check", "--warning", "abc"][..],
+            format!("invalid value 'abc' for '--warning <DAYS>': {days}"),
+        ),
+        (
+            &["--check", "--warning", "0.001"][..],
+            format!("invalid value '0.001' for '--warning <DAYS>': {days}"),
+        ),
+        (
+            &["--check", "--dry-run"][..],
+            "--dry-run works with --cron and --signcsr only".to_string(),
+        ),
+        (
+            &["--check", "-x"][..],
+            "--force renews certificates; --check reads the disk only and takes no --force"
+                .to_string(),
+        ),
     ] {
         let bad = env.run(args);
-        bad.expect(2);
-        assert_eq!(bad.stdout(), "", "{bad:?}");
+        bad.expect(3);
+        assert_eq!(bad.stdout(), format!("UNKNOWN - {says}\n"), "{bad:?}");
+        assert_eq!(bad.stderr(), "", "{bad:?}");
     }
+    let json = env.run(&["--check", "--json", "--warning", "abc"]);
+    json.expect(3);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(report["status"], "UNKNOWN", "{json:?}");
+    let bad = env.run(&["--cron", "--warning", "5"]);
+    bad.expect(2);
+    assert_eq!(bad.stdout(), "", "{bad:?}");
+    // --critical alone above the window: the warning limit goes up with it.
+    expect_plugin(
+        &at(&["--critical", "40"]),
+        2,
+        "CRITICAL - a.example expires in 25 d; b.example expires in 25 d",
+        &[
+            ("a.example", Some(25.5), "40:", "40:"),
+            ("b.example", Some(25.5), "40:", "40:"),
+        ],
+    );
 
     // Half a day after they expired.
     expect_plugin(
@@ -768,4 +814,182 @@ fn a_config_the_monitoring_user_cannot_read_is_unknown_with_the_reason() {
         check.stdout().starts_with("OK - a.example expires in "),
         "{check:?}"
     );
+}
+
+#[test]
+fn a_certificate_from_a_generate_csr_hook_is_judged_as_cron_judges_it() {
+    // The hook hands over an RSA CSR made elsewhere while KEY_ALGO is left at its default (EC):
+    // --cron keeps the certificate, so --check and the metrics must not call it wrong.
+    let pebble = Pebble::start();
+    let folder = common::TempDir::new("csr-metrics");
+    let metrics = folder.path().join("desiccant.prom");
+    let env = Env::new(&pebble, "");
+    let (key, csr) = (env.path().join("own.key"), env.path().join("own.csr"));
+    let made = std::process::Command::new(common::require("openssl", "openssl"))
+        .args(["req", "-new", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-subj", "/CN=csr4.example"])
+        .args(["-addext", "subjectAltName=DNS:csr4.example", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let hook = env.path().join("hook.sh");
+    common::script(
+        &hook,
+        &format!(
+            "case \"$1\" in generate_csr) cat '{}';; esac\nexit 0",
+            csr.display()
+        ),
+    );
+    env.write_config(&format!(
+        "HOOK={}\nMETRICS_FILE={}\n",
+        hook.display(),
+        metrics.display()
+    ));
+    env.domains("csr4.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    env.run(&["--cron"]).expect(0);
+    let valid = "desiccant_certificate_state{certificate=\"csr4.example\",state=\"valid\"} 1";
+    assert!(
+        fs::read_to_string(&metrics).unwrap().contains(valid),
+        "--cron's metrics"
+    );
+
+    // Before, --check asked domains.txt's names with KEY_ALGO's key type: "CRITICAL - csr4.example
+    // key type differs from the config".
+    let check = env.run(&["--check"]);
+    check.expect(0);
+    assert!(
+        check.stdout().starts_with("OK - csr4.example expires in "),
+        "{check:?}"
+    );
+    assert!(
+        fs::read_to_string(&metrics).unwrap().contains(valid),
+        "--check's metrics: {}",
+        fs::read_to_string(&metrics).unwrap()
+    );
+}
+
+/// Every file under `dir` with its contents, for a before/after comparison.
+fn listing(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn deferred_attempts_are_shown_and_a_check_writes_nothing() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("a.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+
+    // The CA unreachable: the renewal (forced) is deferred, and the next --check says why.
+    env.write_config("CA=https://127.0.0.1:9/dir\n");
+    env.run(&["--cron", "--force"]).expect(75);
+    env.write_config("");
+    let attempt = |run: &common::Run| -> String {
+        run.stdout()
+            .lines()
+            .find(|l| l.starts_with("a.example: last attempt "))
+            .unwrap_or_else(|| panic!("no last attempt line: {run:?}"))
+            .to_string()
+    };
+    // Before, only a "failed" attempt had a line.
+    let check = env.run(&["--check"]);
+    check.expect(0);
+    let line = attempt(&check);
+    assert!(line.contains(" UTC deferred at directory: "), "{check:?}");
+    assert!(line.contains("127.0.0.1:9"), "{check:?}");
+
+    // No directory at the URL (a 404): failed at the directory, not at an order.
+    let nodir = pebble.directory_url.replace("/dir", "/nodir");
+    env.write_config(&format!("CA={nodir}\n"));
+    env.run(&["--cron", "--force"]).expect(1);
+    env.write_config("");
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path().join("state/a.example.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["last_attempt"]["outcome"], "failed", "{state}");
+    assert_eq!(state["last_attempt"]["step"], "directory", "{state}");
+    let check = env.run(&["--check"]);
+    assert!(
+        attempt(&check).contains(" UTC failed at directory: "),
+        "{check:?}"
+    );
+
+    // A check reads the disk only: state/ is as it was, and no cache of the live certificates
+    // appears (before, --check wrote state/.live.json).
+    let _ = fs::remove_file(env.path().join("state/.live.json"));
+    let before = listing(&env.path().join("state"));
+    env.run(&["--check"]).expect(0);
+    env.run(&["--check", "--json"]).expect(0);
+    assert_eq!(listing(&env.path().join("state")), before);
+}
+
+#[test]
+fn a_monitoring_user_that_cannot_read_state_leaves_the_metrics_file_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let monitor = User::new("metrics");
+    let pebble = Pebble::start();
+    let folder = common::TempDir::new("node-exporter");
+    fs::set_permissions(folder.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let file = folder.path().join("desiccant.prom");
+    let env = Env::new(&pebble, &format!("METRICS_FILE={}\n", file.display()));
+    env.domains("a.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let written = fs::read_to_string(&file).unwrap();
+    assert!(written.contains("desiccant_last_run_timestamp_seconds "));
+    // README's group set-up: the folder, the config and domains.txt, not state/.
+    let config = env.path().join("config");
+    for (path, mode) in [
+        (env.path().to_path_buf(), 0o750),
+        (config.clone(), 0o640),
+        (env.path().join("domains.txt"), 0o640),
+    ] {
+        std::os::unix::fs::chown(&path, None, Some(monitor.gid)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    // Before, every check added "error: ...desiccant.prom: cannot write: Permission denied"
+    // to the plugin's output.
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(0);
+    assert_eq!(check.stderr(), "", "{check:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), written);
+    // Before, a user that could write there replaced root's file with one that lacked the
+    // last run and counted no failures.
+    std::os::unix::fs::chown(folder.path(), Some(monitor.uid), None).unwrap();
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(0);
+    assert_eq!(check.stderr(), "", "{check:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), written);
+
+    // A user that reads state/ writes the file; a folder that refuses it is named.
+    std::os::unix::fs::chown(folder.path(), Some(0), None).unwrap();
+    let state = env.path().join("state");
+    std::os::unix::fs::chown(&state, None, Some(monitor.gid)).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o750)).unwrap();
+    for entry in fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        std::os::unix::fs::chown(&path, None, Some(monitor.gid)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let check = monitor.run(&env, &["--check"]);
+    check.expect(0);
+    let refused = format!(
+        "error: {}: cannot write METRICS_FILE in this folder: Permission denied",
+        folder.path().display()
+    );
+    assert!(check.stderr().starts_with(&refused), "{check:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), written);
 }

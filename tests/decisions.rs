@@ -185,8 +185,13 @@ fn check_and_cron_agree_on_every_reason() {
         assert_eq!(keep.1, decision, "at {offset}: {got:?}");
     }
 
-    // --force: every certificate that exists is forced, and nothing is held back.
-    let got = both(&env, None, &["--force"]);
+    // --force: every certificate that exists is forced, and nothing is held back. A check
+    // judges the certificates, not what --force would do: it refuses --force (UNKNOWN).
+    let refused = env.run(&["--check", "--json", "--force"]);
+    refused.expect(3);
+    let cron = env.run(&["--cron", "--json", "--force"]);
+    assert_ne!(cron.code(), 0, "the CA is stopped: {cron:?}");
+    let got = decisions(&cron);
     for (name, decision, held) in &got {
         let want = match name.as_str() {
             "missing" => "missing",

@@ -477,8 +477,7 @@ fn dry_run_with_another_command_is_a_usage_error() {
         "",
     );
     for command in [
-        &["--check"][..],
-        &["--register"],
+        &["--register"][..],
         &["--cleanup"],
         &["--revoke", "x.pem"],
         &["--account"],

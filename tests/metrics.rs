@@ -311,3 +311,40 @@ fn the_alert_rules_pass_their_tests() {
         );
     }
 }
+
+#[test]
+fn deferred_attempts_are_counted_apart_from_failures() {
+    // No CA listens: every attempt is deferred (temporary), which is no failure to alert on.
+    let dir = TempDir::new("no-ca");
+    let folder = TempDir::new("node-exporter");
+    let file = folder.path().join("desiccant.prom");
+    let env = Env::for_ca(
+        "https://127.0.0.1:9/dir",
+        &dir.path().join("ca.pem"),
+        dir.path(),
+        &format!("METRICS_FILE={}\n", file.display()),
+    );
+    fs::write(dir.path().join("ca.pem"), "").unwrap();
+    env.domains("offline.example\n");
+    for runs in 1..=2 {
+        env.run(&["--cron", "--accept-terms"]).expect(75);
+        promtool_check(&file);
+        let m = samples(&file);
+        let offline = |name: &str| of(&m, name, "offline.example");
+        // Before, each deferred attempt counted as a failure.
+        assert_eq!(
+            offline("desiccant_certificate_consecutive_failures"),
+            Some(0.0),
+            "{m:#?}"
+        );
+        assert_eq!(
+            offline("desiccant_certificate_consecutive_deferrals"),
+            Some(f64::from(runs)),
+            "{m:#?}"
+        );
+        assert_eq!(
+            state(&env, "offline.example")["last_attempt"]["outcome"],
+            "deferred"
+        );
+    }
+}

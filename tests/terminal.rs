@@ -400,6 +400,18 @@ fn completions_offer_the_values_of_enumerated_options() {
     assert!(out_case.contains("compopt -o plusdirs"), "{out_case}");
     assert!(!out_case.contains("compgen -f"), "{out_case}");
     assert_eq!(complete(&["desiccant", "--out", "o"]), [""]);
+    // Numbers and names are typed, not picked from the folder: before, these offered
+    // domains.txt.
+    for option in [
+        "--warning",
+        "--critical",
+        "-d",
+        "--domain",
+        "--jobs",
+        "--lock-wait",
+    ] {
+        assert_eq!(complete(&["desiccant", option, "dom"]), ["dom"], "{option}");
+    }
     // zsh and fish offer the same values.
     for file in ["_desiccant", "desiccant.fish"] {
         let text = fs::read_to_string(built(file)).unwrap();

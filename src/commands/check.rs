@@ -4,9 +4,7 @@
 
 mod output;
 
-use super::session::{
-    Asked, Entry, Facts, Rules, Session, decide, keep_live_cache, schedule, unix_now,
-};
+use super::session::{Asked, Entry, Facts, Rules, Session, decide, schedule, unix_now};
 use crate::acme::text::shown;
 use crate::error::{CheckStatus, Error, Result};
 use crate::logging;
@@ -16,7 +14,7 @@ use crate::state::{Attempt, StateDir};
 use crate::x509::CertFacts;
 
 pub use output::unknown;
-use output::{brief, number, print_json, print_text};
+use output::{brief, number, print_json, print_text, unknown_line};
 
 /// What `--check` was asked, beside the config: its thresholds and the certificates in scope.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -97,15 +95,22 @@ struct Limits {
 impl Limits {
     /// `--warning`, else the renewal window of `facts` (the days left when it becomes due);
     /// `--critical`, else half of the warning days (a 90-day certificate: 30 and 15 days, a
-    /// 6-day one: 3 and 1.5). None where there is no certificate to measure.
+    /// 6-day one: 3 and 1.5). None where there is no certificate to measure. Both in whole
+    /// hundredths of a day, as the performance data shows them, and the warning limit never
+    /// below the critical one (`--critical 40` alone on a 30-day window warns from 40 too).
     fn of(args: &CheckArgs, facts: Option<&CertFacts>, renew_days: Option<u32>) -> Limits {
+        let hundredths = |days: f64| (days * 100.0).round() / 100.0;
         let window = facts.map(|f| {
             (f.not_after - renewal::renew_at(f.not_before, f.not_after, renew_days)) as f64 / DAY
         });
-        let warning = args.warning.or(window);
+        let warning = args.warning.or(window).map(hundredths);
+        let critical = args.critical.or(warning.map(|w| w / 2.0)).map(hundredths);
         Limits {
-            warning,
-            critical: args.critical.or(warning.map(|w| w / 2.0)),
+            warning: match (warning, critical) {
+                (Some(w), Some(c)) => Some(w.max(c)),
+                _ => warning,
+            },
+            critical,
         }
     }
 }
@@ -172,6 +177,8 @@ fn describe(reason: &Reason) -> String {
 pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
     let config = &session.config;
     crate::stop::exit_status(CheckStatus::Unknown.code().into());
+    let json = session.opts.json;
+    crate::stop::last_line(Some(Box::new(move |reason| unknown_line(reason, json))));
     crate::stop::deadline(config.run_timeout);
     let all = session.specs()?;
     let scoped = !args.select.is_empty();
@@ -179,18 +186,16 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
     crate::stop::check()?;
     let now = unix_now();
     let states = StateDir::new(&config.basedir);
-    let rules = Rules::new(config, session.opts.force, &states);
+    // What the certificates are, not what --force would do (refused with --check anyway).
+    let rules = Rules::new(config, false, &states);
     let runs = states.run();
     let gap = renewal::run_gap(&runs.recent());
     let rows: Vec<CheckRow<'_>> = entries
         .iter()
         .map(|entry| match entry {
             Entry::Ready(spec) => {
-                let asked = Asked {
-                    names: &spec.names,
-                    key: Some(spec.settings.key_algo),
-                };
                 let facts = Facts::read(config, spec, states.cert(&spec.name));
+                let asked = Asked::of(spec, facts.recorded.csr_names.as_deref());
                 let decision = decide(config, &rules, spec, asked, &facts, now);
                 let live = facts.readable().map(|l| l.facts.clone());
                 let limits = Limits::of(args, live.as_ref(), spec.settings.renew_days);
@@ -271,22 +276,29 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
             })
             .collect()
     };
-    // What was read of the live certificates, for the next run; pruned to domains.txt only
-    // when this check covered all of it.
-    let whole = !scoped && session.opts.domains.is_empty();
-    keep_live_cache(config, whole.then_some(&entries[..]));
+    // What was read of the live certificates is not kept in state/.live.json: a check writes
+    // nothing but METRICS_FILE.
     crate::stop::check()?;
     // The one place --check writes the metrics file; not for a check limited with --domain,
-    // whose file would lose every other certificate.
+    // whose file would lose every other certificate, nor by a user who cannot read state/
+    // (a monitoring user), whose file would lose the last run's figures and every failure.
     if let (Some(path), false) = (&config.metrics_file, scoped) {
-        let certs: Vec<metrics::Cert> = rows.iter().map(|r| r.metrics.clone()).collect();
-        let report = metrics::Report {
-            certs: &certs,
-            run: runs.last.as_ref(),
-            checked: Some(now),
-        };
-        if let Err(e) = metrics::write(path, &report) {
-            logging::error(e);
+        if states.readable() {
+            let certs: Vec<metrics::Cert> = rows.iter().map(|r| r.metrics.clone()).collect();
+            let report = metrics::Report {
+                certs: &certs,
+                run: runs.last.as_ref(),
+                checked: Some(now),
+            };
+            if let Err(e) = metrics::write(path, &report) {
+                logging::error(e);
+            }
+        } else {
+            logging::debug(format_args!(
+                "{}: not written: this user cannot read {}",
+                path.display(),
+                states.path().display()
+            ));
         }
     }
     let status = rows
@@ -294,6 +306,9 @@ pub fn check(session: &Session, args: &CheckArgs) -> Result<CheckStatus> {
         .map(|r| r.state)
         .max()
         .unwrap_or(CheckStatus::Ok);
+    // From here the output says the state: a stop that cannot wait exits with it.
+    crate::stop::last_line(None);
+    crate::stop::exit_status(status.code().into());
     if session.opts.json {
         print_json(status, &rows, &removed, now);
     } else {
@@ -442,6 +457,21 @@ mod tests {
         let c = args(None, Some(40.0));
         let limits = Limits::of(&c, Some(&cert(90)), None);
         assert_eq!(graded(Ok, None, Some(39.0), limits, &c), Critical);
+        // Above the window, it takes the warning limit with it: never `30:;40:`.
+        assert_eq!(
+            limits,
+            Limits {
+                warning: Some(40.0),
+                critical: Some(40.0)
+            }
+        );
+        let c = args(None, Some(10.0));
+        assert_eq!(Limits::of(&c, Some(&cert(90)), None).warning, Some(30.0));
+        // A window of a certificate that lives a second less than 90 days: what is shown.
+        let mut odd = cert(90);
+        odd.not_after -= 1;
+        let limits = Limits::of(&args(None, None), Some(&odd), None);
+        assert_eq!((limits.warning, limits.critical), (Some(30.0), Some(15.0)));
     }
 
     #[test]

@@ -91,10 +91,7 @@ impl Planned<'_> {
     }
 
     fn asked(&self) -> Asked<'_> {
-        Asked {
-            names: &self.names,
-            key: self.csr.is_none().then_some(self.spec.settings.key_algo),
-        }
+        Asked::of(self.spec, self.csr.as_ref().map(|_| &self.names[..]))
     }
 }
 
@@ -353,6 +350,15 @@ fn plan<'a>(
         resumed,
         index,
     };
+    // What the hook's CSR asks is kept for --check, which runs no hook; written when it
+    // changed.
+    let csr_names = planned.csr.as_ref().map(|_| planned.names.clone());
+    if planned.facts.recorded.csr_names != csr_names {
+        planned.facts.recorded.csr_names = csr_names;
+        if let Err(e) = states.save_cert(&spec.name, &planned.facts.recorded) {
+            logging::warn(e);
+        }
+    }
     planned.decision = decide(config, rules, spec, planned.asked(), &planned.facts, now);
     // Where a certificate without a record came from is found once and recorded, so that it
     // is still known when the evidence is gone (the new CA's account registered) and its

@@ -188,10 +188,7 @@ fn plan<'a>(
         }
     };
     let facts = Facts::read(config, spec, recorded);
-    let asked = Asked {
-        names: &names,
-        key: csr.is_none().then_some(spec.settings.key_algo),
-    };
+    let asked = Asked::of(spec, csr.as_ref().map(|_| &names[..]));
     let decision = decide(config, rules, spec, asked, &facts, unix_now());
     let not_after = facts.readable().map(|l| l.facts.not_after);
     Ok(Trial {

@@ -82,6 +82,12 @@ impl Command {
                 "--warning and --critical are thresholds of --check".into(),
             ));
         }
+        if cli.check && cli.force {
+            return Err(Error::Usage(
+                "--force renews certificates; --check reads the disk only and takes no --force"
+                    .into(),
+            ));
+        }
         let command = if cli.version {
             Command::Version
         } else if cli.check {
@@ -202,10 +208,34 @@ fn load_options(cli: &Cli) -> LoadOptions {
     }
 }
 
+/// What a command line that clap refused exits with, once said: 0 for `--help`, 2 for the
+/// others, but for `--check` UNKNOWN (3) with the reason on stdout, as a monitoring plugin
+/// answers (a monitoring system reads 2 as CRITICAL).
+pub fn refused(error: &clap::Error, args: &[std::ffi::OsString]) -> u8 {
+    let has = |flag: &str| args.iter().skip(1).any(|a| a == flag);
+    if !error.use_stderr() || !has("--check") {
+        let _ = error.print();
+        return if error.use_stderr() { 2 } else { 0 };
+    }
+    let text = error.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let reason = first.strip_prefix("error: ").unwrap_or(first);
+    check::unknown(&Error::Usage(reason.to_string()), has("--json"));
+    CheckStatus::Unknown.code()
+}
+
 /// Runs the command `cli` names and returns the code to exit with. `--check` reports its own
-/// errors, as UNKNOWN; for the other commands the error goes back to `main`.
+/// errors, as UNKNOWN (a bad command line too); for the other commands the error goes back to
+/// `main`.
 pub fn run(cli: &Cli) -> Result<u8> {
-    let (command, opts, load) = Command::from_cli(cli)?;
+    let (command, opts, load) = match Command::from_cli(cli) {
+        Ok(made) => made,
+        Err(e) if cli.check => {
+            check::unknown(&e, cli.json);
+            return Ok(CheckStatus::Unknown.code());
+        }
+        Err(e) => return Err(e),
+    };
     match command {
         Command::Version => {
             logging::data(VERSION);
@@ -218,8 +248,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
             let status = Session::new(opts, &load)
                 .and_then(|session| check::check(&session, &args))
                 .unwrap_or_else(|e| {
+                    // Said once, on stdout, where the monitoring system reads it.
                     check::unknown(&e, json);
-                    logging::error(&e);
                     CheckStatus::Unknown
                 });
             logging::release_stderr();

@@ -466,6 +466,23 @@ pub(super) struct Asked<'a> {
     pub key: Option<crate::keys::KeyAlgo>,
 }
 
+impl<'a> Asked<'a> {
+    /// What is asked of `spec`: with `csr_names` (the names of the CSR its `generate_csr` hook
+    /// gave) those names and any key type, the CSR's key being the one that counts; else
+    /// domains.txt's names and the config's `KEY_ALGO`. The one answer of `--cron`, its dry
+    /// run, the metrics and `--check`; `--check` runs no hook and passes the names the last
+    /// `--cron` run recorded ([`CertState::csr_names`]).
+    pub fn of(spec: &'a CertSpec, csr_names: Option<&'a [String]>) -> Asked<'a> {
+        match csr_names {
+            Some(names) => Asked { names, key: None },
+            None => Asked {
+                names: &spec.names,
+                key: Some(spec.settings.key_algo),
+            },
+        }
+    }
+}
+
 /// How this run decides: `--force`, whether the CA's renewal information counts (`ARI=yes`,
 /// and the CA not known to have stopped offering it), and which CAs issued the certificates
 /// that have no record of theirs.

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::super::report;
-use super::{CheckRow, Limits, Removed, days_left};
+use super::{CheckRow, Limits, Removed};
 use crate::acme::text::shown;
 use crate::error::{CheckStatus, Error};
 use crate::logging;
@@ -77,6 +77,12 @@ pub(super) fn brief(
         parts.push("schedule too slow".into());
     }
     parts.join(", ")
+}
+
+/// The days left of `facts` at `now` in whole hundredths, rounded down as the first line's
+/// whole days are (1825.999 days is `1825.99`, not `1826`, beside "expires in 1825 d").
+pub(super) fn hundredths(facts: Option<&CertFacts>, now: i64) -> Option<f64> {
+    facts.map(|f| ((f.not_after - now) * 100).div_euclid(86_400) as f64 / 100.0)
 }
 
 /// `2`, `1.5`, `-0.25`: at most two decimals, no trailing zeros.
@@ -167,7 +173,7 @@ pub(super) fn first_line(
     };
     let perf: Vec<String> = rows
         .iter()
-        .map(|r| perfdata(r.entry.name(), days_left(r.facts.as_ref(), now), r.limits))
+        .map(|r| perfdata(r.entry.name(), hundredths(r.facts.as_ref(), now), r.limits))
         .collect();
     let mut line = format!("{} - {}", status.label(), plain(&text));
     if !perf.is_empty() {
@@ -186,17 +192,15 @@ pub(super) fn plain(text: &str) -> String {
 /// What `--check` prints when it cannot judge the certificates: UNKNOWN with the reason on
 /// the first line (or in the JSON report), for the monitoring system to show.
 pub fn unknown(error: &Error, json: bool) {
+    logging::data_line(unknown_line(&error.to_string(), json));
+}
+
+/// The UNKNOWN line (or JSON report) for a check that could not be made for `reason`.
+pub(super) fn unknown_line(reason: &str, json: bool) -> String {
     if json {
-        logging::data_line(format_args!(
-            "{}",
-            json!({ "status": CheckStatus::Unknown.label(), "error": error.to_string() })
-        ));
+        json!({ "status": CheckStatus::Unknown.label(), "error": reason }).to_string()
     } else {
-        logging::data_line(format_args!(
-            "{} - {}",
-            CheckStatus::Unknown.label(),
-            plain(&error.to_string())
-        ));
+        format!("{} - {}", CheckStatus::Unknown.label(), plain(reason))
     }
 }
 
@@ -303,26 +307,24 @@ pub(super) fn print_text(
         logging::data_line(format_args!("{}", line.replace('|', "¦")));
     }
     for r in rows {
+        let name = plain(r.entry.name());
         if r.decision.is_none() {
-            logging::data_line(format_args!("{}: {}", r.entry.name(), plain(&r.what)));
+            logging::data_line(format_args!("{name}: {}", plain(&r.what)));
         }
         if let Some(slow) = &r.slow {
-            logging::data_line(format_args!(
-                "{}: {}",
-                r.entry.name(),
-                report::too_slow(slow)
-            ));
+            logging::data_line(format_args!("{name}: {}", report::too_slow(slow)));
         }
-        if let Some(failed) = r.last_attempt.as_ref().filter(|a| a.outcome == "failed") {
-            logging::data_line(format_args!("{}: {}", r.entry.name(), attempt(failed)));
+        if let Some(last) = r.last_attempt.as_ref().filter(|a| !a.issued()) {
+            logging::data_line(format_args!("{name}: {}", attempt(last)));
         }
     }
 }
 
 /// `last attempt 2026-01-02 03:04:05 UTC failed at validation: <the CA's detail>
-/// (urn:ietf:params:acme:error:unauthorized)`: a failed attempt as `state/` recorded it.
+/// (urn:ietf:params:acme:error:unauthorized)`: an attempt that did not issue (`failed`, or
+/// `deferred` by a temporary failure) as `state/` recorded it.
 pub(super) fn attempt(a: &Attempt) -> String {
-    let mut line = format!("last attempt {} failed", logging::utc(a.at));
+    let mut line = format!("last attempt {} {}", logging::utc(a.at), plain(&a.outcome));
     if let Some(step) = &a.step {
         line.push_str(&format!(" at {}", plain(step)));
     }
@@ -362,6 +364,27 @@ mod tests {
         assert_eq!(number(1.5), "1.5");
         assert_eq!(number(2.104), "2.1");
         assert_eq!(number(-0.001), "0");
+        // The performance data's days are rounded down as the first line's are.
+        let facts = |not_after| CertFacts {
+            names: Vec::new(),
+            not_before: 0,
+            not_after,
+            key: None,
+        };
+        let left = 1826 * D - 60;
+        assert_eq!(expiry(left, 0), "expires in 1825 d");
+        assert_eq!(hundredths(Some(&facts(left)), 0), Some(1825.99));
+        assert_eq!(hundredths(Some(&facts(-D / 2 - 1)), 0), Some(-0.51));
+        assert_eq!(hundredths(None, 0), None);
+    }
+
+    #[test]
+    fn unknown_is_one_plugin_line_or_a_json_report() {
+        let reason = "RUN_TIMEOUT passed, and the run did not end within 5 s";
+        assert_eq!(unknown_line(reason, false), format!("UNKNOWN - {reason}"));
+        assert_eq!(unknown_line("a | b\nc", false), "UNKNOWN - a ¦ b\\nc");
+        let report: Value = serde_json::from_str(&unknown_line(reason, true)).unwrap();
+        assert_eq!(report, json!({ "status": "UNKNOWN", "error": reason }));
     }
 
     #[test]
