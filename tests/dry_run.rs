@@ -591,3 +591,52 @@ fn without_an_account_a_dry_run_registers_a_throwaway_one_and_keeps_it_nowhere()
     }
     assert_empty(tmp.path());
 }
+
+#[test]
+fn a_dry_run_and_check_leave_a_folder_another_user_was_given_as_it_is() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("one.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let folder = env.cert_dir("one.example");
+    // As an earlier version left it: given to another user, and open to the group's writes.
+    std::os::unix::fs::chown(&folder, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o775)).unwrap();
+    let owner = |p: &Path| {
+        let m = fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    let before = listing(env.path(), &["lock"]);
+    let tmp = TempDir::new("dry-tmp");
+
+    let run = run_with_tmp(&env, tmp.path(), &["--cron", "--dry-run"]);
+    run.expect(0);
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "warning: {}: the folder is another user's or open to others' writes; a real run \
+             takes it back, a dry run leaves it as it is\n",
+            folder.display()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(owner(&folder), (65534, 65534, 0o775), "{run:?}");
+    let run = env.run(&["--check"]);
+    run.expect(0);
+    assert!(!run.stderr().contains("the folder"), "{run:?}");
+    assert_eq!(owner(&folder), (65534, 65534, 0o775), "{run:?}");
+    assert_eq!(
+        changes(&before, &listing(env.path(), &["lock"])),
+        Vec::<String>::new()
+    );
+
+    // A real run takes it back, as before.
+    let run = env.run(&["--cron"]);
+    run.expect(0);
+    assert!(
+        run.stderr()
+            .contains("the folder was another user's or open to others' writes; it is the run's"),
+        "{run:?}"
+    );
+    assert_eq!(owner(&folder).0, 0, "{run:?}");
+}

@@ -208,7 +208,12 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
 
 fn sign_domains_once(session: &mut Session, tally: &mut Tally) -> Result<Status> {
     crate::stop::deadline(session.config.run_timeout);
-    let mut entries = session.specs()?;
+    // Only a run that writes takes back a certificate folder another user was given.
+    let mut entries = if session.opts.dry_run {
+        session.specs()?
+    } else {
+        session.specs_to_write()?
+    };
     check_hooks(session, &mut entries)?;
     session.lock()?;
     tally.locked = true;

@@ -23,7 +23,7 @@ use crate::issue::Ctx;
 use crate::keys::Csr;
 use crate::renewal::{Decision, Reason};
 use crate::state::StateDir;
-use crate::store::{AccountDir, ScratchDir};
+use crate::store::{AccountDir, CertDir, ScratchDir};
 use crate::values::test_sibling;
 use crate::{logging, parallel, stop};
 
@@ -219,6 +219,14 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     let mut go: Vec<Trial<'_>> = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
+        let folder = CertDir::new(&config.certdir, entry.name());
+        if folder.given_away() {
+            logging::warn(format_args!(
+                "{}: the folder is another user's or open to others' writes; a real run takes \
+                 it back, a dry run leaves it as it is",
+                folder.dir.display()
+            ));
+        }
         let spec = match entry {
             Entry::Ready(spec) => spec,
             Entry::Broken(b) => {

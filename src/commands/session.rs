@@ -135,7 +135,20 @@ impl Session {
     /// with its own config applied. A problem of the run (domains.txt, a `DOMAINS_D` folder
     /// others can write) is an error, found before a lock or a request; a problem of one
     /// certificate's own config makes that entry [`Entry::Broken`], and the others go on.
+    /// Changes nothing: a certificate folder another user owns is read through as it is (the
+    /// trust check judges a config in it); see [`Session::specs_to_write`].
     pub fn specs(&self) -> Result<Vec<Entry>> {
+        self.read_specs(false)
+    }
+
+    /// As [`Session::specs`], for the commands that write under `certs/` (`--cron` but not
+    /// its dry run, `--cleanup`): a certificate folder another user owns or others can write
+    /// is first taken back, with a warning.
+    pub fn specs_to_write(&self) -> Result<Vec<Entry>> {
+        self.read_specs(true)
+    }
+
+    fn read_specs(&self, take_back: bool) -> Result<Vec<Entry>> {
         let lines = if self.opts.domains.is_empty() {
             domains::read(&self.config.domains_txt)?
         } else {
@@ -151,7 +164,7 @@ impl Session {
         }
         let mut entries = Vec::with_capacity(lines.len());
         for line in &lines {
-            entries.push(match self.config.cert_spec(line, &env) {
+            entries.push(match self.config.cert_spec(line, &env, take_back) {
                 Ok((spec, warnings)) => {
                     for w in warnings {
                         logging::warn(w);
