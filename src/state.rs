@@ -165,15 +165,22 @@ pub struct CaState {
 impl CaState {
     /// The record of the CA at `directory`: this one when it is about that CA, else an empty
     /// one (another CA's times and orders say nothing of this one).
+    /// `directory` is kept as [`text::shown_url`] shows it, without a user or password.
     pub fn about(self, directory: &str) -> CaState {
-        if self.directory == directory {
+        if self.is_about(directory) {
             self
         } else {
             CaState {
-                directory: directory.to_string(),
+                directory: text::shown_url(directory).into_owned(),
                 ..CaState::default()
             }
         }
+    }
+
+    /// Whether this is the record of the CA at `directory` (a user or password in the URL
+    /// does not count: they are not kept).
+    pub fn is_about(&self, directory: &str) -> bool {
+        self.directory == text::shown_url(directory)
     }
 
     /// When `account` sent its new orders, as far as recorded.

@@ -10,7 +10,7 @@ use super::error::{Error, RawAnswer, Result};
 use super::headers::{Link, parse_date, parse_links, parse_replay_nonce, parse_retry_after};
 use super::nonce::NoncePool;
 use super::pace::{Class, Limits, MAX_HOLD, Pacer};
-use super::text::{check_url, for_argument, shown};
+use super::text::{check_url, for_argument, shown, shown_url};
 use super::wire::{Problem, Wire};
 
 /// Responses larger than this are refused: no ACME object or certificate chain comes near it.
@@ -369,7 +369,11 @@ impl Http {
             self.nonces.put(nonce.to_string());
         }
         let status = response.status().as_u16();
-        self.trace(&format!("{} {url} -> {status}", method.to_uppercase()));
+        self.trace(&format!(
+            "{} {} -> {status}",
+            method.to_uppercase(),
+            shown_url(url)
+        ));
         let raw_headers = if (200..300).contains(&status) {
             String::new()
         } else {
@@ -451,7 +455,7 @@ impl Http {
             .map_err(|e| self.transport_error(url, e))?;
         self.answered(sent);
         let status = response.status().as_u16();
-        self.trace(&format!("HEAD {url} -> {status}"));
+        self.trace(&format!("HEAD {} -> {status}", shown_url(url)));
         if !(200..300).contains(&status) {
             // An error like any other (a 5xx is temporary), though a HEAD answer has no body.
             let retry_after = header(&response, "retry-after")

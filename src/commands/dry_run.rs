@@ -16,6 +16,7 @@ use super::session::{
 };
 use crate::account::{self as acct, Account, Found, Terms};
 use crate::acme::Client;
+use crate::acme::text::shown_url;
 use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Result, Status};
 use crate::hooks::Hook;
@@ -49,7 +50,7 @@ impl Rehearsal {
                 logging::info(format_args!(
                     "dry run against {url} ({name}, the test endpoint of {}); nothing is kept \
                      or deployed",
-                    config.ca
+                    shown_url(&config.ca)
                 ));
                 (url.to_string(), true)
             }
@@ -57,7 +58,7 @@ impl Rehearsal {
                 logging::info(format_args!(
                     "dry run against {}, the configured CA, which has no test endpoint; \
                      nothing is kept or deployed",
-                    config.ca
+                    shown_url(&config.ca)
                 ));
                 (config.ca.clone(), false)
             }
@@ -327,7 +328,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
         .fold(Status::Ok, Status::merge);
     report::stopped(&outcomes);
     if session.opts.json {
-        report::print_dry_run_json(entries, &outcomes, &trial.ca, status);
+        report::print_dry_run_json(entries, &outcomes, &shown_url(&trial.ca), status);
     }
     let failed = entries
         .iter()

@@ -47,7 +47,7 @@ fn offered_profile(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<()> {
     Err(Error::Config(format!(
         "{}: ACME_PROFILE {wanted:?} is not offered by {}; it offers {}",
         spec.name,
-        ctx.client.directory_url,
+        crate::acme::text::shown_url(&ctx.client.directory_url),
         if names.is_empty() {
             "no profiles".to_string()
         } else {

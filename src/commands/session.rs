@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::account::{self as acct, Account, Found, Terms};
+use crate::acme::text::shown_url;
 use crate::acme::{Client, Transport, Trust};
 use crate::challenge::{Solver, Webroot};
 use crate::config::{CertSettings, CertSpec, ChallengeType, Config, LoadOptions};
@@ -494,17 +495,22 @@ pub(super) struct Rules {
 impl Rules {
     pub fn new(config: &Config, force: bool, states: &StateDir) -> Rules {
         let ca = states.ca();
-        let not_offered = ca.directory == config.ca && !ca.renewal_info;
+        let not_offered = ca.is_about(&config.ca) && !ca.renewal_info;
         let mut accounts = crate::store::account_cas(&config.accountdir);
         accounts
             .retain(|url| url.starts_with("https://") && crate::acme::text::check_url(url).is_ok());
+        let configured = accounts.contains(&config.ca);
         Rules {
             force,
             ari: config.ari && !not_offered,
-            earlier_cas: if accounts.contains(&config.ca) {
+            // As state/ records CAs: shown, without a user or password.
+            earlier_cas: if configured {
                 Vec::new()
             } else {
                 accounts
+                    .iter()
+                    .map(|url| shown_url(url).into_owned())
+                    .collect()
             },
         }
     }
@@ -570,7 +576,7 @@ pub(super) fn decide(
         key: asked.key,
         profile: settings.profile.as_deref(),
         preferred_chain: settings.preferred_chain.as_deref(),
-        ca: &config.ca,
+        ca: &shown_url(&config.ca),
         earlier_cas: &rules.earlier_cas,
     };
     let policy = Policy {
