@@ -484,23 +484,33 @@ impl Http {
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> Error {
         use ureq::Timeout;
+        let proxy = self.proxy.as_ref().filter(|p| p.carries(url));
         if let Some(why) = certificate_error(&e) {
             let roots = if self.bundle {
                 "the given CA bundle"
             } else {
                 "the system's certificate store"
             };
+            // Through a tunnel the certificate is still the CA's, unless the proxy inspects
+            // TLS: then it is the proxy's own, the usual cause behind a proxy.
+            let through = proxy.map_or(String::new(), |p| {
+                format!(
+                    " (through the proxy {}: a proxy that inspects TLS shows a certificate of \
+                     its own; put its root in CA_BUNDLE, or {} in NO_PROXY)",
+                    p.shown(),
+                    host_name_of(url)
+                )
+            });
             return Error::Untrusted {
                 url: url.to_string(),
                 msg: format!(
-                    "the TLS certificate of {} is not trusted by {roots}: {why}",
+                    "the TLS certificate of {} is not trusted by {roots}: {why}{through}",
                     host_of(url)
                 ),
             };
         }
-        let proxy = self.proxy.as_ref().filter(|p| p.carries(url));
         // With a proxy, the connection this side opens is to the proxy (the proxy resolves and
-        // reaches the CA's host): a failure to connect is the proxy's.
+        // reaches the CA's host): a failure to look up or connect is the proxy's.
         let connecting = match &e {
             ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve)
             | ureq::Error::HostNotFound => true,
@@ -509,7 +519,7 @@ impl Http {
                 matches!(
                     e.kind(),
                     ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable
-                )
+                ) || is_lookup_error(e)
             }
             _ => false,
         };
@@ -567,6 +577,22 @@ fn certificate_error(e: &ureq::Error) -> Option<String> {
         }),
         _ => None,
     }
+}
+
+/// True for the standard library's failure to look a host name up (getaddrinfo), which has
+/// no `ErrorKind` of its own: only its text says what it is.
+fn is_lookup_error(e: &std::io::Error) -> bool {
+    e.to_string()
+        .starts_with("failed to lookup address information")
+}
+
+/// The host of `url` without its port, for `NO_PROXY`: never a user or password.
+fn host_name_of(url: &str) -> String {
+    let host = url
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_string));
+    shown(host.as_deref().unwrap_or("the CA's host")).into_owned()
 }
 
 /// The host (and port, when it has one) of `url`, for messages: never a user or password.
