@@ -671,7 +671,17 @@ fn batch(
         }
         tally.certs = Some(report::figures(config, entries, figures, &recorded, now));
     }
-    if !report::stopped(&outcomes) {
+    let stopped = report::stopped(&outcomes);
+    // AUTO_CLEANUP: --cleanup after the run, under its lock; its lines come before the
+    // summary, which closes the run.
+    if config.auto_cleanup
+        && !stopped
+        && let Err(e) = super::cleanup::archive_unused(config, false)
+    {
+        logging::error(&e);
+        status = status.merge(e.status());
+    }
+    if !stopped {
         report::summary(&outcomes);
     }
     if session.opts.json {

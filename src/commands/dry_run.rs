@@ -219,6 +219,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
     let rules = Rules::new(config, session.opts.force, &states);
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     let mut go: Vec<Trial<'_>> = Vec::new();
+    logging::progress_start(entries.len());
     for (index, entry) in entries.iter().enumerate() {
         let folder = CertDir::new(&config.certdir, entry.name());
         if folder.given_away() {
@@ -235,6 +236,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
                 continue;
             }
         };
+        logging::progress(format_args!("{}: planning", spec.name));
         match plan(session, &rules, &states, spec, index) {
             Ok(t) => match t.decision {
                 Decision::Hold { hold, until, .. } => {
@@ -247,6 +249,10 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
             Err(outcome) => outcomes[index] = Some(outcome),
         }
     }
+    // Those that end here are done on the progress line.
+    for _ in 0..entries.len() - go.len() {
+        logging::progress_done();
+    }
 
     let settings: Vec<&CertSettings> = go.iter().map(|t| &t.spec.settings).collect();
     let responder = start_responder(trial, &settings)?;
@@ -256,6 +262,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
             Err(e) => {
                 report::failure(t.spec, None, &e);
                 outcomes[t.index] = Some(Outcome::failed(Some(t.decision.clone()), e));
+                logging::progress_done();
                 false
             }
         },
@@ -283,7 +290,9 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
                     cert_id: None,
                     reason: t.decision.reason().unwrap_or(&Reason::Forced),
                 };
-                try_one(&ctx, trial, &job, responder, &certdir)
+                let tried = try_one(&ctx, trial, &job, responder, &certdir);
+                logging::progress_done();
+                tried
             });
             logging::debug(format_args!(
                 "{} requests sent to the CA",
@@ -326,7 +335,10 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
         .iter()
         .map(Outcome::status)
         .fold(Status::Ok, Status::merge);
-    report::stopped(&outcomes);
+    logging::progress_end();
+    if !report::stopped(&outcomes) {
+        report::dry_run_summary(&outcomes);
+    }
     if session.opts.json {
         report::print_dry_run_json(entries, &outcomes, &shown_url(&trial.ca), status);
     }

@@ -219,6 +219,7 @@ pub fn try_one(
 ) -> Result<i64> {
     let spec = p.spec;
     logging::debug(format_args!("{}: dry run ({})", spec.name, p.reason));
+    logging::progress(format_args!("{}: ordering", spec.name));
     let mut solver = solver(config, &spec.settings, p.hook, p.certbot, responder);
     let key = match &p.csr {
         Some(csr) => KeySource::Csr((*csr).clone()),
