@@ -371,7 +371,7 @@ pub fn not_permitted_advice(path: &Path) -> Option<String> {
 }
 
 /// Opens folder `dir` as a handle, refusing a symlink in its place.
-fn open_dir(dir: &Path) -> io::Result<File> {
+pub fn open_dir(dir: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)

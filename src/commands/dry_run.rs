@@ -23,7 +23,7 @@ use crate::hooks::Hook;
 use crate::issue::Ctx;
 use crate::keys::Csr;
 use crate::renewal::{Decision, Reason};
-use crate::state::StateDir;
+use crate::state::{StateDir, Untouched};
 use crate::store::{AccountDir, CertDir, ScratchDir};
 use crate::values::test_sibling;
 use crate::{logging, parallel, stop};
@@ -144,6 +144,17 @@ impl Drop for Scratch {
     }
 }
 
+/// Puts `state/` back as it was when the dry run ends, however it ends.
+struct Restore(Option<Untouched>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some(untouched) = self.0.take() {
+            untouched.restore();
+        }
+    }
+}
+
 /// One certificate of the dry run, once planned.
 struct Trial<'a> {
     spec: &'a CertSpec,
@@ -216,6 +227,9 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
     let rehearsal = Rehearsal::start(config)?;
     let trial = &rehearsal.trial;
     let states = StateDir::new(&config.basedir);
+    // Only the challenge journals go there, and they go again: then state/ is put back as it
+    // was.
+    let _untouched = Restore(Some(states.untouched()));
     let rules = Rules::new(config, session.opts.force, &states);
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     let mut go: Vec<Trial<'_>> = Vec::new();
