@@ -358,6 +358,7 @@ fn the_man_page_renders_without_warnings_and_has_every_section_it_names() {
     for want in [
         "OPTIONS",
         "CONFIGURATION",
+        "DRY RUN",
         "domains.txt",
         "ENVIRONMENT",
         "HOOKS",
@@ -372,6 +373,12 @@ fn the_man_page_renders_without_warnings_and_has_every_section_it_names() {
             "no {want} in {headings:?}"
         );
     }
+    // Prose fits 80 columns; only examples (indented as blocks, kept as written) may not.
+    let wide: Vec<&str> = text
+        .lines()
+        .filter(|l| l.chars().count() > 80 && !l.starts_with(&" ".repeat(11)))
+        .collect();
+    assert_eq!(wide, Vec::<&str>::new(), "lines wider than 80 columns");
     // Every `see "X"` names a section of the page, or says it is README's.
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut seen = 0;
