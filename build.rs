@@ -118,6 +118,7 @@ const MAN_SECTIONS: &[(&str, &str)] = &[
     ("### Environment", "ENVIRONMENT"),
     ("## When certificates are renewed", "RENEWAL"),
     ("## Challenges", "CHALLENGES"),
+    ("## Dry run", "DRY RUN"),
     ("## Hooks", "HOOKS"),
     ("## Stopping a run", "STOPPING A RUN"),
     ("## On disk", "FILES"),

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::acme::text::shown_url;
 use crate::acme::{AccountKey, Client, Eab, KeyId};
 use crate::error::{Error, Result};
 use crate::keys::{CertKey, KeyAlgo};
@@ -256,7 +257,7 @@ fn not_registered(client: &Client) -> Error {
         format!(
             "no account with {} yet; read the terms at {terms}, then run with --accept-terms \
              (or desiccant --register --accept-terms) to register",
-            client.directory_url
+            shown_url(&client.directory_url)
         ),
     )
 }
@@ -282,7 +283,7 @@ fn register(
                 format!(
                     "{} registers only accounts bound to an account with the CA: set EAB_KID \
                      and EAB_HMAC_KEY from the CA's web site",
-                    client.directory_url
+                    shown_url(&client.directory_url)
                 ),
             ));
         }

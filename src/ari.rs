@@ -38,7 +38,7 @@ pub fn refresh(
     now: i64,
 ) -> Vec<(usize, AriState)> {
     let ca = states.ca();
-    let known = ca.directory == directory_url && now - ca.checked < CA_RECHECK;
+    let known = ca.is_about(directory_url) && now - ca.checked < CA_RECHECK;
     if known && !ca.renewal_info {
         return Vec::new();
     }
@@ -129,7 +129,6 @@ pub fn refresh(
 pub fn remember(states: &StateDir, client: &Client, now: i64) -> CaState {
     let known = states.ca();
     let ca = CaState {
-        directory: client.directory_url.clone(),
         renewal_info: client.directory.renewal_info.is_some(),
         checked: now,
         ..known.clone().about(&client.directory_url)

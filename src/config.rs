@@ -620,11 +620,15 @@ impl Config {
 
     /// The certificate of a domains.txt line with its settings: the defaults, changed by
     /// `DOMAINS_D/<name>` when `DOMAINS_D` is set, else by `certs/<name>/config`, if it exists.
+    /// With `take_back` (the commands that write under `certs/`), a folder another user owns
+    /// or others can write is first made the run's again ([`CertDir::take_back`]); without it
+    /// nothing is changed, and such a folder's config meets the trust check as it is.
     /// Returns the warnings to log with it.
     pub fn cert_spec(
         &self,
         line: &CertLine,
         env: &dyn Fn(&str) -> Option<String>,
+        take_back: bool,
     ) -> Result<(CertSpec, Vec<String>)> {
         let cert_dir = CertDir::new(&self.certdir, &line.name);
         let mut warnings = Vec::new();
@@ -632,7 +636,7 @@ impl Config {
         // back before its config is read; the config is then obeyed only when root or we own
         // it (the trust check of `read_file`). When it cannot be taken back, that check says
         // what is wrong.
-        if let Ok(true) = cert_dir.take_back(&self.modes) {
+        if take_back && let Ok(true) = cert_dir.take_back(&self.modes) {
             warnings.push(format!(
                 "{}: the folder was another user's or open to others' writes; it is the run's \
                  again (only its files are given to CERT_OWNER), and a config in it is obeyed \
@@ -1571,27 +1575,30 @@ PREFERRED_CHAIN=
         ]);
         let c = load_in(&dir, &[], LoadOptions::default()).unwrap();
         let none = |_: &str| None;
-        let (plain, w) = c.cert_spec(&line("plain"), &none).unwrap();
+        let (plain, w) = c.cert_spec(&line("plain"), &none, true).unwrap();
         assert!(w.is_empty());
         assert_eq!(plain.settings, c.defaults);
         assert_eq!(plain.names, ["plain.example"]);
-        let (special, _) = c.cert_spec(&line("special"), &none).unwrap();
+        let (special, _) = c.cert_spec(&line("special"), &none, true).unwrap();
         assert_eq!(special.settings.key_algo, KeyAlgo::Rsa(2048));
         assert_eq!(special.settings.renew_days, Some(10));
         assert_eq!(special.settings.wellknown, dir.0.join("special-www"));
-        let (warned, w) = c.cert_spec(&line("warned"), &none).unwrap();
+        let (warned, w) = c.cert_spec(&line("warned"), &none, true).unwrap();
         assert_eq!(warned.settings, c.defaults);
         assert!(
             w[0].contains("certs/warned/config:1: CONTACT_EMAIL cannot be set for one certificate"),
             "{w:?}"
         );
-        let err = c.cert_spec(&line("broken"), &none).unwrap_err().to_string();
+        let err = c
+            .cert_spec(&line("broken"), &none, true)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("certs/broken/config:1: KEY_ALGO is not supported"),
             "{err}"
         );
         let err = c
-            .cert_spec(&line("unknown"), &none)
+            .cert_spec(&line("unknown"), &none, true)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1610,14 +1617,14 @@ PREFERRED_CHAIN=
         let c = load_in(&dir, &[], LoadOptions::default()).unwrap();
         assert_eq!(c.defaults.wellknown, PathBuf::from("/srv/challenges"));
         assert_eq!(c.defaults.webroot, None);
-        let (site, _) = c.cert_spec(&line("site"), &|_| None).unwrap();
+        let (site, _) = c.cert_spec(&line("site"), &|_| None, true).unwrap();
         assert_eq!(
             site.settings.wellknown,
             PathBuf::from("/srv/site/.well-known/acme-challenge")
         );
         assert_eq!(site.settings.webroot, Some(PathBuf::from("/srv/site")));
         let err = c
-            .cert_spec(&line("both"), &|_| None)
+            .cert_spec(&line("both"), &|_| None, true)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1691,7 +1698,7 @@ PREFERRED_CHAIN=
             ("certs/special/config", "KEY_ALGO=rsa\n"),
         ]);
         let c = load_in(&dir, &[], LoadOptions::default()).unwrap();
-        let (special, _) = c.cert_spec(&line("special"), &|_| None).unwrap();
+        let (special, _) = c.cert_spec(&line("special"), &|_| None, true).unwrap();
         assert_eq!(special.settings.key_algo, KeyAlgo::Prime256v1);
     }
 }

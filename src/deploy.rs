@@ -232,7 +232,8 @@ pub fn issued_under(state: &mut CertState, config: &Config, spec: &CertSpec, cer
     state.cert_sha256 = Some(crate::x509::fingerprint(cert));
     state.preferred_chain = Some(spec.settings.preferred_chain.clone().unwrap_or_default());
     state.profile = Some(spec.settings.profile.clone().unwrap_or_default());
-    state.ca = Some(config.ca.clone());
+    // As shown: a password in the CA's URL is not kept (nor compared).
+    state.ca = Some(crate::acme::text::shown_url(&config.ca).into_owned());
     state.ari = None;
 }
 

@@ -3,7 +3,9 @@
 //! crash-safe; a missing or unreadable file is an empty state, never an error.
 
 use std::collections::HashMap;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -175,15 +177,22 @@ pub struct CaState {
 impl CaState {
     /// The record of the CA at `directory`: this one when it is about that CA, else an empty
     /// one (another CA's times and orders say nothing of this one).
+    /// `directory` is kept as [`text::shown_url`] shows it, without a user or password.
     pub fn about(self, directory: &str) -> CaState {
-        if self.directory == directory {
+        if self.is_about(directory) {
             self
         } else {
             CaState {
-                directory: directory.to_string(),
+                directory: text::shown_url(directory).into_owned(),
                 ..CaState::default()
             }
         }
+    }
+
+    /// Whether this is the record of the CA at `directory` (a user or password in the URL
+    /// does not count: they are not kept).
+    pub fn is_about(&self, directory: &str) -> bool {
+        self.directory == text::shown_url(directory)
     }
 
     /// When `account` sent its new orders, as far as recorded.
@@ -413,6 +422,38 @@ pub struct StateDir {
     layout: StateLayout,
 }
 
+/// `state/` as it was before a dry run (see [`StateDir::untouched`]): whether it existed, and
+/// its times.
+pub struct Untouched {
+    dir: PathBuf,
+    times: Option<(Option<SystemTime>, Option<SystemTime>)>,
+}
+
+impl Untouched {
+    /// Puts the folder back as it was, once what a dry run wrote in it (its challenge
+    /// journals) is gone: removed when it did not exist and is empty, else given back its
+    /// access and change times. Best effort: nothing else in it is touched.
+    pub fn restore(self) {
+        match self.times {
+            None => {
+                let _ = fs::remove_dir(&self.dir);
+            }
+            Some((accessed, modified)) => {
+                let mut times = fs::FileTimes::new();
+                if let Some(t) = accessed {
+                    times = times.set_accessed(t);
+                }
+                if let Some(t) = modified {
+                    times = times.set_modified(t);
+                }
+                if let Ok(dir) = store::open_dir(&self.dir) {
+                    let _ = dir.set_times(times);
+                }
+            }
+        }
+    }
+}
+
 impl StateDir {
     pub fn new(basedir: &Path) -> StateDir {
         StateDir {
@@ -423,6 +464,19 @@ impl StateDir {
     /// The folder.
     pub fn path(&self) -> &Path {
         &self.layout.dir
+    }
+
+    /// What the folder looks like now, for [`Untouched::restore`] to put back once a dry run
+    /// took away the challenge journals it wrote.
+    pub fn untouched(&self) -> Untouched {
+        let times = fs::symlink_metadata(&self.layout.dir)
+            .ok()
+            .filter(fs::Metadata::is_dir)
+            .map(|m| (m.accessed().ok(), m.modified().ok()));
+        Untouched {
+            dir: self.layout.dir.clone(),
+            times,
+        }
     }
 
     fn read<T: for<'de> Deserialize<'de> + Default>(&self, file: PathBuf) -> T {

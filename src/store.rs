@@ -371,7 +371,7 @@ pub fn not_permitted_advice(path: &Path) -> Option<String> {
 }
 
 /// Opens folder `dir` as a handle, refusing a symlink in its place.
-fn open_dir(dir: &Path) -> io::Result<File> {
+pub fn open_dir(dir: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -757,10 +757,18 @@ impl CertDir {
     /// version left with `CERT_OWNER`, or a umask of 000), before anything in it is read. Does
     /// nothing when there is no folder yet or all is as it should be.
     pub fn take_back(&self, modes: &CertModes) -> Result<bool> {
-        match fs::symlink_metadata(&self.dir) {
-            Ok(m) if m.uid() != effective_uid() || m.mode() & 0o022 != 0 => self.secure(modes),
-            _ => Ok(false),
+        if self.given_away() {
+            self.secure(modes)
+        } else {
+            Ok(false)
         }
+    }
+
+    /// Whether [`CertDir::take_back`] would take the folder back: another user owns it or
+    /// others may write it. Changes nothing.
+    pub fn given_away(&self) -> bool {
+        fs::symlink_metadata(&self.dir)
+            .is_ok_and(|m| m.uid() != effective_uid() || m.mode() & 0o022 != 0)
     }
 
     /// The live `<kind>.<ext>` file opened for reading, where the layout allows it only: the

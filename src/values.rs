@@ -46,13 +46,30 @@ const TEST_SIBLINGS: &[(&str, &str)] = &[
 ];
 
 /// The directory URL of the test endpoint of the CA at `ca_url`, with its preset name, when
-/// `ca_url` is a preset's production CA that has one; None for every other CA (a URL, ZeroSSL,
-/// an endpoint that is a test one already).
+/// `ca_url` is a preset's production CA that has one, written in any way that names the same
+/// resource (see [`same_url`]); None for every other CA (a URL, ZeroSSL, an endpoint that is
+/// a test one already).
 pub fn test_sibling(ca_url: &str) -> Option<(&'static str, &'static str)> {
     let url_of = |name: &str| CA_PRESETS.iter().find(|(n, _)| *n == name).map(|(_, u)| *u);
-    let (production, _) = CA_PRESETS.iter().find(|(_, url)| *url == ca_url)?;
+    let (production, _) = CA_PRESETS.iter().find(|(_, url)| same_url(url, ca_url))?;
     let (_, test) = TEST_SIBLINGS.iter().find(|(p, _)| p == production)?;
     url_of(test).map(|url| (*test, url))
+}
+
+/// Whether two `https://` URLs name the same directory: the scheme and host compared without
+/// regard to case, a user and password and the default port `:443` left out, and a slash at
+/// the end of the path not counted.
+fn same_url(a: &str, b: &str) -> bool {
+    fn normal(url: &str) -> Option<(String, &str)> {
+        let (scheme, rest) = url.split_once("://")?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let host = host.strip_suffix(":443").unwrap_or(host);
+        let origin = format!("{scheme}://{host}").to_ascii_lowercase();
+        Some((origin, path.trim_end_matches('/')))
+    }
+    a == b || normal(a).is_some_and(|n| Some(n) == normal(b))
 }
 
 #[cfg(test)]
@@ -104,6 +121,24 @@ mod tests {
             assert_eq!(test_sibling(url(none)), None, "{none}");
         }
         assert_eq!(test_sibling("https://127.0.0.1:14000/dir"), None);
+        // The production URL written another way still has its test endpoint.
+        for production in [
+            "https://acme-v02.api.letsencrypt.org/directory/",
+            "HTTPS://ACME-V02.API.LetsEncrypt.org/directory",
+            "https://acme-v02.api.letsencrypt.org:443/directory",
+            "https://user:pass@acme-v02.api.letsencrypt.org/directory",
+        ] {
+            assert_eq!(
+                test_sibling(production).map(|(name, _)| name),
+                Some("letsencrypt-test"),
+                "{production}"
+            );
+        }
+        assert_eq!(
+            test_sibling("https://acme-v02.api.letsencrypt.org/Directory"),
+            None,
+            "a path is compared as it is"
+        );
         assert_eq!(
             test_sibling("letsencrypt"),
             None,

@@ -642,3 +642,93 @@ fn an_unwritable_basedir_names_its_owner_and_the_user_of_this_run() {
         "{stderr}"
     );
 }
+
+/// Every file under `dir`, read as text, with its path.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            let bytes = fs::read(&path).unwrap();
+            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_user_and_password_in_the_ca_url_are_never_shown_nor_kept_in_state() {
+    const SECRET: &str = "s3cr3tpa55";
+    let pebble = Pebble::start();
+    let with_user = |path: &str| {
+        pebble
+            .directory_url
+            .replacen("https://", &format!("https://us3r:{SECRET}@"), 1)
+            .replace("/dir", path)
+    };
+    let bare = pebble.directory_url.replace("/dir", "/nodir");
+    let mut runs = Vec::new();
+
+    // No directory there: the error, the dry run, --check and their JSON.
+    let missing = Env::for_ca(&with_user("/nodir"), &pebble.ca_bundle, &pebble.webroot, "");
+    missing.domains("one.example\n");
+    let run = missing.run(&["--cron", "--accept-terms"]);
+    run.expect(1);
+    assert!(
+        run.stderr()
+            .contains(&format!("error: CA: {bare} answered 404: ")),
+        "{run:?}"
+    );
+    runs.push(run);
+    let state = fs::read_to_string(missing.path().join("state/one.example.json")).unwrap();
+    assert!(state.contains(&bare), "{state}");
+    for args in [
+        &["--cron", "--dry-run", "--accept-terms"][..],
+        &["--cron", "--dry-run", "--accept-terms", "--json"],
+        &["--cron", "--accept-terms", "--json", "--verbose"],
+        &["--check"],
+        &["--check", "--json"],
+    ] {
+        runs.push(missing.run(args));
+    }
+    assert!(
+        runs[1]
+            .stdout()
+            .starts_with(&format!("dry run against {bare}, the configured CA")),
+        "{:?}",
+        runs[1]
+    );
+
+    // A CA that answers (Pebble takes no notice of the user): issued, recorded, checked.
+    let env = Env::for_ca(&with_user("/dir"), &pebble.ca_bundle, &pebble.webroot, "");
+    env.domains("one.example\n");
+    let run = env.run(&["--cron", "--accept-terms", "--verbose"]);
+    run.expect(0);
+    runs.push(run);
+    for args in [
+        &["--cron", "--force", "--verbose"][..],
+        &["--cron", "--json"],
+        &["--cron", "--dry-run"],
+        &["--cron", "--dry-run", "--json"],
+        &["--check"],
+        &["--check", "--json"],
+    ] {
+        runs.push(env.run(args));
+    }
+    let state = fs::read_to_string(env.path().join("state/one.example.json")).unwrap();
+    assert!(state.contains(&pebble.directory_url), "{state}");
+
+    for run in &runs {
+        assert!(
+            !run.stdout().contains(SECRET) && !run.stderr().contains(SECRET),
+            "{run:?}"
+        );
+    }
+    for base in [&missing, &env] {
+        for (path, text) in files_under(&base.path().join("state")) {
+            assert!(!text.contains(SECRET), "{}: {text}", path.display());
+        }
+    }
+}

@@ -590,3 +590,130 @@ fn without_an_account_a_dry_run_registers_a_throwaway_one_and_keeps_it_nowhere()
     }
     assert_empty(tmp.path());
 }
+
+#[test]
+fn a_dry_run_and_check_leave_a_folder_another_user_was_given_as_it_is() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("one.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let folder = env.cert_dir("one.example");
+    // As an earlier version left it: given to another user, and open to the group's writes.
+    std::os::unix::fs::chown(&folder, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o775)).unwrap();
+    let owner = |p: &Path| {
+        let m = fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    let before = listing(env.path(), &["lock"]);
+    let tmp = TempDir::new("dry-tmp");
+
+    let run = run_with_tmp(&env, tmp.path(), &["--cron", "--dry-run"]);
+    run.expect(0);
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "warning: {}: the folder is another user's or open to others' writes; a real run \
+             takes it back, a dry run leaves it as it is\n",
+            folder.display()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(owner(&folder), (65534, 65534, 0o775), "{run:?}");
+    let run = env.run(&["--check"]);
+    run.expect(0);
+    assert!(!run.stderr().contains("the folder"), "{run:?}");
+    assert_eq!(owner(&folder), (65534, 65534, 0o775), "{run:?}");
+    assert_eq!(
+        changes(&before, &listing(env.path(), &["lock"])),
+        Vec::<String>::new()
+    );
+
+    // A real run takes it back, as before.
+    let run = env.run(&["--cron"]);
+    run.expect(0);
+    assert!(
+        run.stderr()
+            .contains("the folder was another user's or open to others' writes; it is the run's"),
+        "{run:?}"
+    );
+    assert_eq!(owner(&folder).0, 0, "{run:?}");
+}
+
+#[test]
+fn a_killed_dry_run_leaves_a_challenge_journal_and_the_next_run_cleans_up() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    let record_dir = TempDir::new("dry-record");
+    let record = record_dir.path().join("calls");
+    config_with_hooks(&env, &record, "");
+    env.domains("kill.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let _ = calls(&record);
+    let deploying = record_dir.path().join("deploying");
+    let hook = env.path().join("hook.sh");
+    let text = fs::read_to_string(&hook).unwrap().replace(
+        "exit 0\n",
+        &format!(
+            "case \"$line\" in *\" deploy_challenge \"*) sleep 60 & echo $! > {}; wait;; esac\nexit 0\n",
+            deploying.display()
+        ),
+    );
+    fs::write(&hook, text).unwrap();
+    let challenge_files = || -> Vec<PathBuf> {
+        fs::read_dir(&pebble.webroot)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(challenge_files(), Vec::<PathBuf>::new());
+    let journal = env.path().join("state/kill.example.challenges.json");
+    let tmp = TempDir::new("dry-tmp");
+    let mut child = env
+        .command(&["--cron", "--dry-run"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_file(&deploying, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The hook's wait ends with its sleep.
+    let sleep: i32 = fs::read_to_string(&deploying)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the sleep the hook started.
+    unsafe {
+        libc::kill(sleep, libc::SIGKILL);
+    }
+    let left = challenge_files();
+    assert_eq!(left.len(), 1, "the challenge file in place: {left:?}");
+    assert!(journal.exists(), "no challenge journal");
+
+    // The next real run (nothing due) takes the challenge away, with clean_challenge.
+    fs::write(
+        &hook,
+        fs::read_to_string(&hook)
+            .unwrap()
+            .replace("sleep 60 & echo $! >", "true ||"),
+    )
+    .unwrap();
+    let _ = calls(&record);
+    let run = env.run(&["--cron"]);
+    run.expect(0);
+    assert!(
+        run.stdout()
+            .contains("kill.example: taking away the challenges an interrupted run left in place"),
+        "{run:?}"
+    );
+    assert_eq!(challenge_files(), Vec::<PathBuf>::new(), "{run:?}");
+    assert!(!journal.exists(), "{run:?}");
+    let got = calls(&record);
+    assert!(
+        got.iter()
+            .any(|l| handler(l) == "clean_challenge" && first_arg(l) == "kill.example"),
+        "{got:#?}"
+    );
+}

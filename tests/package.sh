@@ -4,8 +4,8 @@
 # the man page, the completions (bash completes --cr to --cron), the units (systemd-analyze
 # verify and security, the timer left disabled, and the service run by a real systemd in
 # namespaces of its own: tests/unit_sandbox.sh), the examples and the conffiles; then removes
-# the package (configuration and BASEDIR kept) and purges it: the conffiles, the lock, state/
-# and the caches go, accounts/, certs/ and archive/ stay, and the purge says so.
+# the package (configuration and BASEDIR kept) and purges it: the conffiles, the lock and the
+# chains/ cache go, accounts/, certs/, archive/ and state/ stay, and the purge says so.
 #
 # It changes this machine: /usr/bin/desiccant, /etc/desiccant and the units. It refuses to run
 # when a desiccant package is already installed, or /etc/desiccant exists. Run as root, or
@@ -102,9 +102,8 @@ grep -q CONTACT_EMAIL=admin@example.org /etc/desiccant/config || fail "remove lo
 [ -f /etc/desiccant/domains.txt ] || fail "remove lost domains.txt"
 [ -f /etc/desiccant/certs/example.org/cert-1.pem ] || fail "remove lost a certificate"
 
-# Purge: dpkg deletes the conffiles, postrm what desiccant made that holds nothing of value
-# (the lock, state/, the chains/ cache); the accounts, certificates and archive stay, and the
-# purge names them and says how to delete them.
+# Purge: dpkg deletes the conffiles, postrm the lock and the chains/ cache; the accounts,
+# certificates, archive and state/ stay, and the purge names them and says how to delete them.
 account=/etc/desiccant/accounts/aHR0cHM6Ly9hY21lLXYwMi5hcGkubGV0c2VuY3J5cHQub3JnL2RpcmVjdG9yeQo
 mkdir -p "$account" /etc/desiccant/archive/old.example /etc/desiccant/state \
     /etc/desiccant/chains
@@ -116,15 +115,16 @@ echo chain > /etc/desiccant/chains/issuer.chain
 said=$(dpkg -P desiccant 2>&1)
 echo "$said"
 grep -qxF "desiccant: purge kept /etc/desiccant/accounts /etc/desiccant/archive \
-/etc/desiccant/certs (account keys, certificates and private keys are not deleted with the \
-package)." <<<"$said" || fail "purge did not say what it kept"
+/etc/desiccant/certs /etc/desiccant/state (account keys, certificates, private keys and the \
+run's state are not deleted with the package)." <<<"$said" || fail "purge did not say what it kept"
 grep -qxF "desiccant: once nothing uses them, delete them by hand: rm -rf /etc/desiccant" \
     <<<"$said" || fail "purge did not say how to delete what it kept"
 [ "$(cat "$account/account_key.pem")" = key ] || fail "purge lost the account key"
 [ "$(cat /etc/desiccant/certs/example.org/cert-1.pem)" = kept ] || fail "purge lost a certificate"
 [ "$(cat /etc/desiccant/archive/old.example/cert-1.pem)" = old ] || fail "purge lost the archive"
+[ "$(cat /etc/desiccant/state/example.org.json)" = '{}' ] || fail "purge lost state/"
 left=$(cd /etc/desiccant && ls -A | tr '\n' ' ')
-[ "$left" = "accounts archive certs " ] || fail "purge left: $left"
+[ "$left" = "accounts archive certs state " ] || fail "purge left: $left"
 rm -rf /etc/desiccant
 
 # Purge of an installation that made nothing: /etc/desiccant goes, and nothing is said.

@@ -1204,3 +1204,58 @@ fn a_proxy_that_refuses_the_tunnel_is_named_with_its_answer() {
         "{run:?}"
     );
 }
+
+#[test]
+fn a_proxy_whose_name_is_not_found_is_named_not_the_ca() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("proxied.example\n");
+    let run = run_with_proxy(
+        &env,
+        &[("HTTPS_PROXY", "http://proxy.invalid:3128")],
+        &["--cron", "--accept-terms"],
+    );
+    run.expect(75);
+    assert!(
+        run.stderr().contains(&format!(
+            "error: CA: cannot reach {}: cannot connect to the proxy http://proxy.invalid:3128 \
+             (HTTPS_PROXY): io: failed to lookup address information: ",
+            pebble.directory_url
+        )),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn an_untrusted_certificate_through_a_proxy_names_the_proxy_and_its_fixes() {
+    let pebble = Pebble::start();
+    let tinyproxy = Tinyproxy::start("");
+    let env = Env::new(&pebble, "");
+    env.domains("proxied.example\n");
+    let proxy = format!("http://{}", tinyproxy.addr);
+    // The system's store does not hold Pebble's root, as it would not hold the root of a proxy
+    // that inspects TLS.
+    let run = run_with_proxy(
+        &env,
+        &[("HTTPS_PROXY", &proxy)],
+        &[
+            "--cron",
+            "--accept-terms",
+            "--ca-bundle",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ],
+    );
+    run.expect(78);
+    assert!(
+        run.stderr().contains(&format!(
+            "error: CA: cannot reach {url}: the TLS certificate of {ip}:{port} is not trusted \
+             by the given CA bundle: its issuer is not known (through the proxy {proxy} \
+             (HTTPS_PROXY): a proxy that inspects TLS shows a certificate of its own; put its \
+             root in CA_BUNDLE, or {ip} in NO_PROXY); set CA_BUNDLE",
+            url = pebble.directory_url,
+            ip = pebble.ip,
+            port = common::ACME_PORT,
+        )),
+        "{run:?}"
+    );
+}

@@ -126,6 +126,81 @@ fn a_batch_on_a_terminal_shows_its_progress_and_a_summary() {
 }
 
 #[test]
+fn a_dry_run_on_a_terminal_shows_its_progress_and_a_summary() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "");
+    env.domains("one.example\ntwo.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+
+    let (shown, code) = screen(on_terminal(&env, &["--cron", "--dry-run"], &[]));
+    assert_eq!(code, 0, "{shown:?}");
+    assert!(
+        shown.contains(&format!("{ERASE}[0/2] planning")),
+        "{shown:?}"
+    );
+    for name in ["one.example", "two.example"] {
+        for step in [
+            "planning",
+            "ordering",
+            "validating",
+            "finalizing",
+            "downloading",
+        ] {
+            assert!(
+                shown.contains(&format!("] {name}: {step}")),
+                "no progress step {name}: {step} in {shown:?}"
+            );
+        }
+    }
+    for done in 1..=2 {
+        assert!(shown.contains(&format!("{ERASE}[{done}/2] ")), "{shown:?}");
+    }
+    let left = lines_left(&shown);
+    assert_eq!(left.len(), 4, "{shown:?}");
+    assert!(left[0].starts_with("dry run against "), "{left:?}");
+    let mut passed: Vec<&str> = left[1..3]
+        .iter()
+        .map(|l| l.split(": dry run passed: ").next().unwrap())
+        .collect();
+    passed.sort();
+    assert_eq!(passed, ["one.example", "two.example"], "{left:?}");
+    assert!(
+        left[3].starts_with("2 certificates tried in a dry run: 2 passed, 0 failed in ")
+            && left[3].ends_with(" s"),
+        "{left:?}"
+    );
+    assert!(shown.ends_with(" s\r\n"), "{shown:?}");
+}
+
+#[test]
+fn auto_cleanup_lines_come_before_the_summary() {
+    let pebble = Pebble::start();
+    let env = Env::new(&pebble, "AUTO_CLEANUP=yes\n");
+    env.domains("one.example\n");
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+
+    // A second set: the first one's five files are archived.
+    let (shown, code) = screen(on_terminal(&env, &["--cron", "--force"], &[]));
+    assert_eq!(code, 0, "{shown:?}");
+    let left = lines_left(&shown);
+    assert_eq!(left.len(), 7, "{shown:?}");
+    assert!(
+        left[0].starts_with("one.example: issued, valid until "),
+        "{left:?}"
+    );
+    for line in &left[1..6] {
+        assert!(
+            line.starts_with("one.example: archived unused "),
+            "{left:?}"
+        );
+    }
+    assert!(
+        left[6].starts_with("1 certificate: 1 renewed, 0 unchanged, 0 failed in "),
+        "{left:?}"
+    );
+}
+
+#[test]
 fn no_progress_nor_summary_without_a_terminal_under_systemd_or_with_quiet() {
     let pebble = Pebble::start();
     let env = Env::new(&pebble, "");
@@ -283,6 +358,7 @@ fn the_man_page_renders_without_warnings_and_has_every_section_it_names() {
     for want in [
         "OPTIONS",
         "CONFIGURATION",
+        "DRY RUN",
         "domains.txt",
         "ENVIRONMENT",
         "HOOKS",
@@ -297,6 +373,12 @@ fn the_man_page_renders_without_warnings_and_has_every_section_it_names() {
             "no {want} in {headings:?}"
         );
     }
+    // Prose fits 80 columns; only examples (indented as blocks, kept as written) may not.
+    let wide: Vec<&str> = text
+        .lines()
+        .filter(|l| l.chars().count() > 80 && !l.starts_with(&" ".repeat(11)))
+        .collect();
+    assert_eq!(wide, Vec::<&str>::new(), "lines wider than 80 columns");
     // Every `see "X"` names a section of the page, or says it is README's.
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut seen = 0;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::jws::KeyError;
+use super::text::shown_url;
 use super::wire::Problem;
 
 /// Why a request to the CA did not give what was asked.
@@ -84,21 +85,28 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = |url: &String| shown_url(url).into_owned();
         match self {
-            Error::Transport { url, msg } => write!(f, "cannot reach {url}: {msg}"),
+            Error::Transport { url: u, msg } => write!(f, "cannot reach {}: {msg}", url(u)),
             Error::Problem {
-                url,
+                url: u,
                 status,
                 problem,
                 ..
-            } => write!(f, "{url} answered {status}: {problem}"),
-            Error::Untrusted { url, msg } => write!(f, "cannot reach {url}: {msg}"),
-            Error::Protocol { url, msg } => write!(f, "bad answer from {url}: {msg}"),
-            Error::Timeout { url, last } => {
-                write!(f, "gave up waiting on {url}: its status is still {last}")
+            } => write!(f, "{} answered {status}: {problem}", url(u)),
+            Error::Untrusted { url: u, msg } => write!(f, "cannot reach {}: {msg}", url(u)),
+            Error::Protocol { url: u, msg } => write!(f, "bad answer from {}: {msg}", url(u)),
+            Error::Timeout { url: u, last } => {
+                write!(
+                    f,
+                    "gave up waiting on {}: its status is still {last}",
+                    url(u)
+                )
             }
             Error::Key(e) => write!(f, "account key: {e}"),
-            Error::Stopped { url } => write!(f, "{url}: not sent, the run was asked to stop"),
+            Error::Stopped { url: u } => {
+                write!(f, "{}: not sent, the run was asked to stop", url(u))
+            }
         }
     }
 }

@@ -159,6 +159,24 @@ pub fn check_url(url: &str) -> Result<(), String> {
     )
 }
 
+/// `url` as a message, a report or a record shows it: without the user and password a URL
+/// may carry before its host (`https://user:secret@host/` is shown as `https://host/`), then
+/// cleaned as [`shown`] cleans outside text. Borrowed when there was nothing to change.
+pub fn shown_url(url: &str) -> Cow<'_, str> {
+    let Some(scheme) = url.find("://").map(|i| i + 3) else {
+        return shown(url);
+    };
+    let rest = &url[scheme..];
+    let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) => {
+            let bare = format!("{}{}", &url[..scheme], &rest[at + 1..]);
+            Cow::Owned(shown(&bare).into_owned())
+        }
+        None => shown(url),
+    }
+}
+
 /// `text` with every key authorization in it (`token.thumbprint`: base64url, a dot, and the
 /// 43 characters of a SHA-256 thumbprint, as a CA's `incorrectResponse` detail may quote it)
 /// replaced by `<key authorization>`, for what is kept on disk.
@@ -188,6 +206,34 @@ pub fn without_key_authorizations(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shown_url_has_no_user_or_password() {
+        for (url, want) in [
+            (
+                "https://user:secret@ca.example/dir",
+                "https://ca.example/dir",
+            ),
+            (
+                "https://us3r:pa55@ca.example:8443",
+                "https://ca.example:8443",
+            ),
+            (
+                "https://a@b:c@ca.example/x?y=1@2",
+                "https://ca.example/x?y=1@2",
+            ),
+            ("https://ca.example/dir@x", "https://ca.example/dir@x"),
+            ("https://ca.example/dir", "https://ca.example/dir"),
+            ("not a url", "not a url"),
+            ("https://u:p@ca.example/\n", "https://ca.example/\\n"),
+        ] {
+            assert_eq!(shown_url(url), want, "{url}");
+        }
+        assert!(matches!(
+            shown_url("https://ca.example/d"),
+            Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn key_authorizations_are_taken_out_of_kept_text() {

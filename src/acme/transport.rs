@@ -10,7 +10,7 @@ use super::error::{Error, RawAnswer, Result};
 use super::headers::{Link, parse_date, parse_links, parse_replay_nonce, parse_retry_after};
 use super::nonce::NoncePool;
 use super::pace::{Class, Limits, MAX_HOLD, Pacer};
-use super::text::{check_url, for_argument, shown};
+use super::text::{check_url, for_argument, shown, shown_url};
 use super::wire::{Problem, Wire};
 
 /// Responses larger than this are refused: no ACME object or certificate chain comes near it.
@@ -369,7 +369,11 @@ impl Http {
             self.nonces.put(nonce.to_string());
         }
         let status = response.status().as_u16();
-        self.trace(&format!("{} {url} -> {status}", method.to_uppercase()));
+        self.trace(&format!(
+            "{} {} -> {status}",
+            method.to_uppercase(),
+            shown_url(url)
+        ));
         let raw_headers = if (200..300).contains(&status) {
             String::new()
         } else {
@@ -451,7 +455,7 @@ impl Http {
             .map_err(|e| self.transport_error(url, e))?;
         self.answered(sent);
         let status = response.status().as_u16();
-        self.trace(&format!("HEAD {url} -> {status}"));
+        self.trace(&format!("HEAD {} -> {status}", shown_url(url)));
         if !(200..300).contains(&status) {
             // An error like any other (a 5xx is temporary), though a HEAD answer has no body.
             let retry_after = header(&response, "retry-after")
@@ -480,23 +484,33 @@ impl Http {
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> Error {
         use ureq::Timeout;
+        let proxy = self.proxy.as_ref().filter(|p| p.carries(url));
         if let Some(why) = certificate_error(&e) {
             let roots = if self.bundle {
                 "the given CA bundle"
             } else {
                 "the system's certificate store"
             };
+            // Through a tunnel the certificate is still the CA's, unless the proxy inspects
+            // TLS: then it is the proxy's own, the usual cause behind a proxy.
+            let through = proxy.map_or(String::new(), |p| {
+                format!(
+                    " (through the proxy {}: a proxy that inspects TLS shows a certificate of \
+                     its own; put its root in CA_BUNDLE, or {} in NO_PROXY)",
+                    p.shown(),
+                    host_name_of(url)
+                )
+            });
             return Error::Untrusted {
                 url: url.to_string(),
                 msg: format!(
-                    "the TLS certificate of {} is not trusted by {roots}: {why}",
+                    "the TLS certificate of {} is not trusted by {roots}: {why}{through}",
                     host_of(url)
                 ),
             };
         }
-        let proxy = self.proxy.as_ref().filter(|p| p.carries(url));
         // With a proxy, the connection this side opens is to the proxy (the proxy resolves and
-        // reaches the CA's host): a failure to connect is the proxy's.
+        // reaches the CA's host): a failure to look up or connect is the proxy's.
         let connecting = match &e {
             ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve)
             | ureq::Error::HostNotFound => true,
@@ -505,7 +519,7 @@ impl Http {
                 matches!(
                     e.kind(),
                     ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable
-                )
+                ) || is_lookup_error(e)
             }
             _ => false,
         };
@@ -563,6 +577,22 @@ fn certificate_error(e: &ureq::Error) -> Option<String> {
         }),
         _ => None,
     }
+}
+
+/// True for the standard library's failure to look a host name up (getaddrinfo), which has
+/// no `ErrorKind` of its own: only its text says what it is.
+fn is_lookup_error(e: &std::io::Error) -> bool {
+    e.to_string()
+        .starts_with("failed to lookup address information")
+}
+
+/// The host of `url` without its port, for `NO_PROXY`: never a user or password.
+fn host_name_of(url: &str) -> String {
+    let host = url
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_string));
+    shown(host.as_deref().unwrap_or("the CA's host")).into_owned()
 }
 
 /// The host (and port, when it has one) of `url`, for messages: never a user or password.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::session::Session;
+use crate::config::Config;
 use crate::error::{Error, Result, Status};
 use crate::logging;
 use crate::store;
@@ -13,7 +14,12 @@ use crate::store;
 /// removed.
 pub fn cleanup(session: &mut Session, delete: bool) -> Result<Status> {
     session.lock()?;
-    let config = &session.config;
+    archive_unused(&session.config, delete)
+}
+
+/// The work of [`cleanup`], for a caller that holds the lock already (`AUTO_CLEANUP` at the
+/// end of `--cron`, before its summary line).
+pub fn archive_unused(config: &Config, delete: bool) -> Result<Status> {
     let Ok(entries) = std::fs::read_dir(&config.certdir) else {
         return Ok(Status::Ok);
     };

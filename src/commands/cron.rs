@@ -205,7 +205,12 @@ pub fn sign_domains(session: &mut Session) -> Result<Status> {
 
 fn sign_domains_once(session: &mut Session, tally: &mut Tally) -> Result<Status> {
     crate::stop::deadline(session.config.run_timeout);
-    let mut entries = session.specs()?;
+    // Only a run that writes takes back a certificate folder another user was given.
+    let mut entries = if session.opts.dry_run {
+        session.specs()?
+    } else {
+        session.specs_to_write()?
+    };
     check_hooks(session, &mut entries)?;
     session.lock()?;
     tally.locked = true;
@@ -672,7 +677,17 @@ fn batch(
         }
         tally.certs = Some(report::figures(config, entries, figures, &recorded, now));
     }
-    if !report::stopped(&outcomes) {
+    let stopped = report::stopped(&outcomes);
+    // AUTO_CLEANUP: --cleanup after the run, under its lock; its lines come before the
+    // summary, which closes the run.
+    if config.auto_cleanup
+        && !stopped
+        && let Err(e) = super::cleanup::archive_unused(config, false)
+    {
+        logging::error(&e);
+        status = status.merge(e.status());
+    }
+    if !stopped {
         report::summary(&outcomes);
     }
     if session.opts.json {

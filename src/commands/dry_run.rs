@@ -16,14 +16,15 @@ use super::session::{
 };
 use crate::account::{self as acct, Account, Found, Terms};
 use crate::acme::Client;
+use crate::acme::text::shown_url;
 use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Result, Status};
 use crate::hooks::Hook;
 use crate::issue::Ctx;
 use crate::keys::Csr;
 use crate::renewal::{Decision, Reason};
-use crate::state::StateDir;
-use crate::store::{AccountDir, ScratchDir};
+use crate::state::{StateDir, Untouched};
+use crate::store::{AccountDir, CertDir, ScratchDir};
 use crate::values::test_sibling;
 use crate::{logging, parallel, stop};
 
@@ -49,7 +50,7 @@ impl Rehearsal {
                 logging::info(format_args!(
                     "dry run against {url} ({name}, the test endpoint of {}); nothing is kept \
                      or deployed",
-                    config.ca
+                    shown_url(&config.ca)
                 ));
                 (url.to_string(), true)
             }
@@ -57,7 +58,7 @@ impl Rehearsal {
                 logging::info(format_args!(
                     "dry run against {}, the configured CA, which has no test endpoint; \
                      nothing is kept or deployed",
-                    config.ca
+                    shown_url(&config.ca)
                 ));
                 (config.ca.clone(), false)
             }
@@ -143,6 +144,17 @@ impl Drop for Scratch {
     }
 }
 
+/// Puts `state/` back as it was when the dry run ends, however it ends.
+struct Restore(Option<Untouched>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some(untouched) = self.0.take() {
+            untouched.restore();
+        }
+    }
+}
+
 /// One certificate of the dry run, once planned.
 struct Trial<'a> {
     spec: &'a CertSpec,
@@ -212,10 +224,22 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
     let rehearsal = Rehearsal::start(config)?;
     let trial = &rehearsal.trial;
     let states = StateDir::new(&config.basedir);
+    // Only the challenge journals go there, and they go again: then state/ is put back as it
+    // was.
+    let _untouched = Restore(Some(states.untouched()));
     let rules = Rules::new(config, session.opts.force, &states);
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     let mut go: Vec<Trial<'_>> = Vec::new();
+    logging::progress_start(entries.len());
     for (index, entry) in entries.iter().enumerate() {
+        let folder = CertDir::new(&config.certdir, entry.name());
+        if folder.given_away() {
+            logging::warn(format_args!(
+                "{}: the folder is another user's or open to others' writes; a real run takes \
+                 it back, a dry run leaves it as it is",
+                folder.dir.display()
+            ));
+        }
         let spec = match entry {
             Entry::Ready(spec) => spec,
             Entry::Broken(b) => {
@@ -223,6 +247,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
                 continue;
             }
         };
+        logging::progress(format_args!("{}: planning", spec.name));
         match plan(session, &rules, &states, spec, index) {
             Ok(t) => match t.decision {
                 Decision::Hold { hold, until, .. } => {
@@ -235,6 +260,10 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
             Err(outcome) => outcomes[index] = Some(outcome),
         }
     }
+    // Those that end here are done on the progress line.
+    for _ in 0..entries.len() - go.len() {
+        logging::progress_done();
+    }
 
     let settings: Vec<&CertSettings> = go.iter().map(|t| &t.spec.settings).collect();
     let responder = start_responder(trial, &settings)?;
@@ -244,6 +273,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
             Err(e) => {
                 report::failure(t.spec, None, &e);
                 outcomes[t.index] = Some(Outcome::failed(Some(t.decision.clone()), e));
+                logging::progress_done();
                 false
             }
         },
@@ -271,7 +301,9 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
                     cert_id: None,
                     reason: t.decision.reason().unwrap_or(&Reason::Forced),
                 };
-                try_one(&ctx, trial, &job, responder, &certdir)
+                let tried = try_one(&ctx, trial, &job, responder, &certdir);
+                logging::progress_done();
+                tried
             });
             logging::debug(format_args!(
                 "{} requests sent to the CA",
@@ -314,9 +346,12 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
         .iter()
         .map(Outcome::status)
         .fold(Status::Ok, Status::merge);
-    report::stopped(&outcomes);
+    logging::progress_end();
+    if !report::stopped(&outcomes) {
+        report::dry_run_summary(&outcomes);
+    }
     if session.opts.json {
-        report::print_dry_run_json(entries, &outcomes, &trial.ca, status);
+        report::print_dry_run_json(entries, &outcomes, &shown_url(&trial.ca), status);
     }
     let failed = entries
         .iter()

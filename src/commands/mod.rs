@@ -260,14 +260,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let mut session = Session::new(opts, &load)?;
     let status = match command {
         Command::Version | Command::Check(_) => Status::Ok,
-        Command::Cron => {
-            let status = cron::sign_domains(&mut session)?;
-            // A dry run archives nothing: it changes nothing under certs/.
-            if session.config.auto_cleanup && !session.opts.dry_run {
-                cleanup::cleanup(&mut session, false)?;
-            }
-            status
-        }
+        // AUTO_CLEANUP runs inside, before the summary line (not in a dry run).
+        Command::Cron => cron::sign_domains(&mut session)?,
         Command::SignCsr(csr) => signcsr::sign_csr(&mut session, &csr)?,
         Command::Revoke { cert, key, reason } => {
             revoke::revoke(&mut session, &cert, key.as_deref(), reason)?

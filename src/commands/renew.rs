@@ -47,7 +47,7 @@ fn offered_profile(ctx: &Ctx<'_>, spec: &CertSpec) -> Result<()> {
     Err(Error::Config(format!(
         "{}: ACME_PROFILE {wanted:?} is not offered by {}; it offers {}",
         spec.name,
-        ctx.client.directory_url,
+        crate::acme::text::shown_url(&ctx.client.directory_url),
         if names.is_empty() {
             "no profiles".to_string()
         } else {
@@ -207,9 +207,10 @@ pub fn renew_one(
 /// A due or kept certificate in a `--dry-run`: ordered, validated through its challenge hooks,
 /// finalized, downloaded and checked as [`renew_one`] does, then written into `scratch` (a
 /// temporary folder) instead of `CERTDIR`. Returns the test certificate's not-after. Nothing
-/// goes live, no deploy hook runs, and `state/` records nothing (no challenge journal, no
-/// back-off, no rate limit); a kept key (`PRIVATE_KEY_RENEW=no`) is read from `CERTDIR`,
-/// never rewritten there.
+/// goes live, no deploy hook runs, and `state/` records nothing (no back-off, no rate limit)
+/// but the challenge journal while challenges are in place, as a real run writes it, so that
+/// the next run takes them away when this one is killed; a kept key (`PRIVATE_KEY_RENEW=no`)
+/// is read from `CERTDIR`, never rewritten there.
 pub fn try_one(
     ctx: &Ctx<'_>,
     config: &Config,
@@ -219,7 +220,14 @@ pub fn try_one(
 ) -> Result<i64> {
     let spec = p.spec;
     logging::debug(format_args!("{}: dry run ({})", spec.name, p.reason));
+    logging::progress(format_args!("{}: ordering", spec.name));
     let mut solver = solver(config, &spec.settings, p.hook, p.certbot, responder);
+    let journal = StateDir::new(&config.basedir).challenges(&spec.name);
+    // A journal an interrupted run left is the next real run's to act on: never overwritten
+    // (this certificate's challenges then go unnoted).
+    solver.journal = std::fs::symlink_metadata(&journal)
+        .is_err()
+        .then_some(journal);
     let key = match &p.csr {
         Some(csr) => KeySource::Csr((*csr).clone()),
         None => deploy::key_source(config, spec),

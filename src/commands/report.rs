@@ -314,6 +314,22 @@ pub fn summary(outcomes: &[Outcome]) {
     ));
 }
 
+/// The closing line of a dry run on a terminal: `3 certificates tried in a dry run: 2 passed,
+/// 1 failed in 4.2 s`.
+pub fn dry_run_summary(outcomes: &[Outcome]) {
+    let passed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Tried { .. }))
+        .count();
+    logging::summary(format_args!(
+        "{} certificate{} tried in a dry run: {passed} passed, {} failed in {:.1} s",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" },
+        outcomes.len() - passed,
+        logging::elapsed().as_secs_f64()
+    ));
+}
+
 /// What a certificate's own config problem means for the run.
 fn not_renewed(name: &str) -> String {
     format!("{name} is not renewed until this is fixed; the other certificates are")

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::account::{self as acct, Account, Found, Terms};
+use crate::acme::text::shown_url;
 use crate::acme::{Client, Transport, Trust};
 use crate::challenge::{Solver, Webroot};
 use crate::config::{CertSettings, CertSpec, ChallengeType, Config, LoadOptions};
@@ -135,7 +136,20 @@ impl Session {
     /// with its own config applied. A problem of the run (domains.txt, a `DOMAINS_D` folder
     /// others can write) is an error, found before a lock or a request; a problem of one
     /// certificate's own config makes that entry [`Entry::Broken`], and the others go on.
+    /// Changes nothing: a certificate folder another user owns is read through as it is (the
+    /// trust check judges a config in it); see [`Session::specs_to_write`].
     pub fn specs(&self) -> Result<Vec<Entry>> {
+        self.read_specs(false)
+    }
+
+    /// As [`Session::specs`], for the commands that write under `certs/` (`--cron` but not
+    /// its dry run, `--cleanup`): a certificate folder another user owns or others can write
+    /// is first taken back, with a warning.
+    pub fn specs_to_write(&self) -> Result<Vec<Entry>> {
+        self.read_specs(true)
+    }
+
+    fn read_specs(&self, take_back: bool) -> Result<Vec<Entry>> {
         let lines = if self.opts.domains.is_empty() {
             domains::read(&self.config.domains_txt)?
         } else {
@@ -151,7 +165,7 @@ impl Session {
         }
         let mut entries = Vec::with_capacity(lines.len());
         for line in &lines {
-            entries.push(match self.config.cert_spec(line, &env) {
+            entries.push(match self.config.cert_spec(line, &env, take_back) {
                 Ok((spec, warnings)) => {
                     for w in warnings {
                         logging::warn(w);
@@ -498,17 +512,22 @@ pub(super) struct Rules {
 impl Rules {
     pub fn new(config: &Config, force: bool, states: &StateDir) -> Rules {
         let ca = states.ca();
-        let not_offered = ca.directory == config.ca && !ca.renewal_info;
+        let not_offered = ca.is_about(&config.ca) && !ca.renewal_info;
         let mut accounts = crate::store::account_cas(&config.accountdir);
         accounts
             .retain(|url| url.starts_with("https://") && crate::acme::text::check_url(url).is_ok());
+        let configured = accounts.contains(&config.ca);
         Rules {
             force,
             ari: config.ari && !not_offered,
-            earlier_cas: if accounts.contains(&config.ca) {
+            // As state/ records CAs: shown, without a user or password.
+            earlier_cas: if configured {
                 Vec::new()
             } else {
                 accounts
+                    .iter()
+                    .map(|url| shown_url(url).into_owned())
+                    .collect()
             },
         }
     }
@@ -574,7 +593,7 @@ pub(super) fn decide(
         key: asked.key,
         profile: settings.profile.as_deref(),
         preferred_chain: settings.preferred_chain.as_deref(),
-        ca: &config.ca,
+        ca: &shown_url(&config.ca),
         earlier_cas: &rules.earlier_cas,
     };
     let policy = Policy {
