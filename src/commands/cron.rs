@@ -4,7 +4,7 @@
 //! dehydrated's hooks around every step, and merges their outcomes into the exit status.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::renew::{Job, renew_one};
 use super::report::{self, Outcome, Tally};
@@ -22,7 +22,7 @@ use crate::hooks::{Hook, HookEvent};
 use crate::issue::Ctx;
 use crate::keys::Csr;
 use crate::renewal::{self, Decision, Reason, TooSlow};
-use crate::state::{CertState, StateDir};
+use crate::state::{CaState, CertState, StateDir};
 use crate::store::{self, CertDir};
 use crate::{ari, deploy, failpoint, logging, metrics, parallel, x509};
 
@@ -549,6 +549,8 @@ fn batch(
             client.set_timings(record.timings.clone().bounded());
             let sent = record.orders_of(&account.url);
             let (go, left) = within_order_limit(config, &client, &due, sent, now);
+            let record = Arc::new(Mutex::new(record));
+            client.on_order(note_orders(config, &record, &account.url));
             let jobs = if config.jobs_set {
                 config.jobs
             } else {
@@ -585,7 +587,7 @@ fn batch(
                 client.requests(),
                 client.round_trip().unwrap_or_default().as_secs_f64() * 1000.0
             ));
-            remember_ca(config, &states, &client, &account.url);
+            remember_ca(config, &states, &client, &record, &account.url);
             Ok((go, left, done))
         });
         match renewed {
@@ -729,17 +731,43 @@ fn within_order_limit(
     (go, left)
 }
 
+/// What notes each new order of `account` in `state/` as the CA accepts it, before anything
+/// else is done with it: a run killed later still counts it against `ORDER_LIMIT`. `record`
+/// is the CA's record this run started from, kept up to date.
+fn note_orders(
+    config: &Config,
+    record: &Arc<Mutex<CaState>>,
+    account: &str,
+) -> crate::acme::transport::OrderSink {
+    let (record, account) = (Arc::clone(record), account.to_string());
+    let (states, limit) = (StateDir::new(&config.basedir), config.order_limit);
+    Box::new(move |at| {
+        let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+        record.ordered(&account, at, limit);
+        if let Err(e) = states.note_ca(&record) {
+            logging::warn(e);
+        }
+    })
+}
+
 /// Keeps in `state/` what this run learnt of the CA: how long it took to validate and to
-/// sign, and when `account`'s new orders were accepted (those still inside `ORDER_LIMIT`'s
-/// window).
-fn remember_ca(config: &Config, states: &StateDir, client: &Client, account: &str) {
-    let mut record = states.ca().about(&client.directory_url);
-    let mut orders = record.orders_of(account).to_vec();
-    orders.extend(client.orders_sent());
+/// sign, beside `account`'s new orders (noted as they were sent, by [`note_orders`]) that are
+/// still inside `ORDER_LIMIT`'s window.
+fn remember_ca(
+    config: &Config,
+    states: &StateDir,
+    client: &Client,
+    record: &Mutex<CaState>,
+    account: &str,
+) {
+    let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+    if record.account != account {
+        record.account = account.to_string();
+        record.orders.clear();
+    }
     record.orders = config
         .order_limit
-        .map_or_else(Vec::new, |limit| limit.recent(&orders, unix_now()));
-    record.account = account.to_string();
+        .map_or_else(Vec::new, |limit| limit.recent(&record.orders, unix_now()));
     record.timings = client.timings();
     if let Err(e) = states.save_ca(&record) {
         logging::warn(e);
