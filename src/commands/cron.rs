@@ -14,7 +14,7 @@ use super::session::{
 };
 use crate::account::Found;
 use crate::acme::Client;
-use crate::acme::pace;
+use crate::acme::pace::{self, OrderLimit};
 use crate::acme::poll::Work;
 use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Error, Result, Status};
@@ -686,10 +686,9 @@ fn batch(
 }
 
 /// Which due certificates (indices into `due`) are ordered now and which are left for the next
-/// run, under the account's order limit when `sent` are the times of its past orders: the
-/// ones the CA suggested renewing (RFC 9773), which CAs exempt from their limits, first and
-/// always; then the others, in domains.txt's order, as many as the limit has room for. Says
-/// how many are left when any are.
+/// run, under the account's order limit when `sent` are the times of its past orders
+/// ([`split_by_order_limit`]); an ARI renewal carries `replaces`, which is what the CA
+/// exempts. Says how many are left when any are.
 fn within_order_limit(
     config: &Config,
     client: &Client,
@@ -697,38 +696,41 @@ fn within_order_limit(
     sent: &[i64],
     now: i64,
 ) -> (Vec<usize>, Vec<usize>) {
-    // An ARI renewal carries `replaces`, which is what the CA exempts.
-    let exempt = |i: &usize| {
-        let (p, reason) = &due[*i];
-        matches!(reason, Reason::Ari { .. })
-            && p.cert_id().is_some()
-            && client.directory.renewal_info.is_some()
-    };
-    let (mut go, others): (Vec<usize>, Vec<usize>) = (0..due.len()).partition(exempt);
-    let Some(limit) = config.order_limit else {
-        go.extend(others);
-        return (go, Vec::new());
-    };
-    let room = limit.room(sent, now);
-    let fit = others.len().min(room);
-    go.extend(&others[..fit]);
-    let left = others[fit..].to_vec();
-    if !left.is_empty() {
+    let ari = client.directory.renewal_info.is_some();
+    let exempt: Vec<bool> = due
+        .iter()
+        .map(|(p, reason)| ari && matches!(reason, Reason::Ari { .. }) && p.cert_id().is_some())
+        .collect();
+    let (go, left) = split_by_order_limit(config.order_limit, &exempt, sent, now);
+    if let (Some(limit), false) = (config.order_limit, left.is_empty()) {
+        let before = limit.orders as usize - limit.room(sent, now);
         logging::warn(format_args!(
-            "{} certificate{} left for the next run: ORDER_LIMIT allows {limit} and {} \
+            "{} certificate{} left for the next run: ORDER_LIMIT allows {limit} and {before} \
              {} sent in that time; {} ordered in this run",
             left.len(),
             if left.len() == 1 { " is" } else { "s are" },
-            limit.orders as usize - room,
-            if limit.orders as usize - room == 1 {
-                "was"
-            } else {
-                "were"
-            },
+            if before == 1 { "was" } else { "were" },
             go.len()
         ));
     }
     (go, left)
+}
+
+/// Splits the due certificates (by index; `exempt[i]` when the CA exempts the i-th from its
+/// limits, an ARI renewal) into those ordered now and those left for the next run: the exempt
+/// ones first and always, then the others in their order, as many as `limit` has room for
+/// at `now` after the orders sent at `sent`. Without a limit, all go.
+fn split_by_order_limit(
+    limit: Option<OrderLimit>,
+    exempt: &[bool],
+    sent: &[i64],
+    now: i64,
+) -> (Vec<usize>, Vec<usize>) {
+    let (mut go, others): (Vec<usize>, Vec<usize>) = (0..exempt.len()).partition(|&i| exempt[i]);
+    let room = limit.map_or(others.len(), |l| l.room(sent, now));
+    let fit = others.len().min(room);
+    go.extend(&others[..fit]);
+    (go, others[fit..].to_vec())
 }
 
 /// What notes each new order of `account` in `state/` as the CA accepts it, before anything
@@ -820,5 +822,61 @@ fn post_renew(config: &Config, command: &str, renewed: &[&str]) -> Status {
             ));
             Status::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3600;
+
+    fn limit(orders: u32) -> Option<OrderLimit> {
+        Some(OrderLimit {
+            orders,
+            window: 3 * HOUR,
+        })
+    }
+
+    #[test]
+    fn ari_renewals_go_first_and_always_then_what_the_limit_has_room_for() {
+        let now = 100 * HOUR;
+        // Four due, the last moved by ARI; room for two.
+        let exempt = [false, false, false, true];
+        assert_eq!(
+            split_by_order_limit(limit(2), &exempt, &[], now),
+            (vec![3, 0, 1], vec![2])
+        );
+        // No room at all: the ARI renewal still goes.
+        let sent = [now - HOUR, now - 2 * HOUR];
+        assert_eq!(
+            split_by_order_limit(limit(2), &exempt, &sent, now),
+            (vec![3], vec![0, 1, 2])
+        );
+        // Orders older than the window take no room.
+        let old = [now - 3 * HOUR, now - 4 * HOUR];
+        assert_eq!(
+            split_by_order_limit(limit(2), &exempt, &old, now),
+            (vec![3, 0, 1], vec![2])
+        );
+        // One of two sent inside the window: room for one.
+        let mixed = [now - 3 * HOUR, now - 1];
+        assert_eq!(
+            split_by_order_limit(limit(2), &[false; 3], &mixed, now),
+            (vec![0], vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn without_a_limit_every_due_certificate_goes() {
+        let sent: Vec<i64> = (0..1000).collect();
+        assert_eq!(
+            split_by_order_limit(None, &[false, true, false], &sent, 1000),
+            (vec![1, 0, 2], vec![])
+        );
+        assert_eq!(
+            split_by_order_limit(limit(5), &[], &sent, 1000),
+            (vec![], vec![])
+        );
     }
 }
