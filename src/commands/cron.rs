@@ -391,6 +391,16 @@ fn batch(
     let gap = renewal::run_gap(&runs);
     let mut slow: Vec<Option<TooSlow>> = entries.iter().map(|_| None).collect();
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
+    // The metrics' figures of every planned certificate, from the facts read for the decision;
+    // made as if without --force, which says nothing of the certificate.
+    let calm = Rules {
+        force: false,
+        ..rules.clone()
+    };
+    let mut figures: Vec<Option<metrics::Cert>> = entries.iter().map(|_| None).collect();
+    // Only what may still be ordered is kept past its planning: a certificate kept whose
+    // decision no answer of the CA can change is settled at once, so that what the run holds
+    // does not grow with the certificates that stay as they are.
     let mut planned: Vec<Planned<'_>> = Vec::new();
     logging::progress_start(entries.len());
     for (index, entry) in entries.iter().enumerate() {
@@ -406,7 +416,16 @@ fn batch(
         match plan(config, &rules, spec, index, &states, now) {
             Ok(p) => {
                 slow[index] = schedule(spec, &p.facts, gap);
-                planned.push(p)
+                match p.decision {
+                    Decision::Keep { renew_at } if !asks_ari(&rules, &p, now) => {
+                        if config.metrics_file.is_some() {
+                            figures[index] = Some(p.figures(config, &calm, None, now));
+                        }
+                        let outcome = unchanged(config, &p, renew_at);
+                        settle(&mut outcomes, index, outcome);
+                    }
+                    _ => planned.push(p),
+                }
             }
             Err(outcome) => {
                 if let Some(e) = outcome.error() {
@@ -466,13 +485,6 @@ fn batch(
         }
     }
 
-    // The metrics' figures of every planned certificate, from the facts read for the decision;
-    // made as if without --force, which says nothing of the certificate.
-    let calm = Rules {
-        force: false,
-        ..rules.clone()
-    };
-    let mut figures: Vec<Option<metrics::Cert>> = entries.iter().map(|_| None).collect();
     let mut due: Vec<(Planned<'_>, Reason)> = Vec::new();
     for p in planned {
         if config.metrics_file.is_some() {
@@ -512,7 +524,7 @@ fn batch(
         }
     }
 
-    let settings: Vec<&CertSettings> = due.iter().map(|(p, _)| &p.spec.settings).collect();
+    let settings: Vec<&CertSettings> = due.iter().map(|(p, _)| &*p.spec.settings).collect();
     let responder = start_responder(config, &settings)?;
     // A webroot that is not there fails its own certificates, before any request.
     due.retain(
@@ -774,6 +786,21 @@ fn remember_ca(
     if let Err(e) = states.save_ca(&record) {
         logging::warn(e);
     }
+}
+
+/// Whether the CA's renewal information is asked for `p` in this run ([`ari::refresh`]): ARI
+/// counts, its live certificate has a certID, and no answer for it is kept past which the
+/// CA's `Retry-After` has not yet come.
+fn asks_ari(rules: &Rules, p: &Planned<'_>, now: i64) -> bool {
+    let Some(cert_id) = p.cert_id().filter(|_| rules.ari) else {
+        return false;
+    };
+    p.facts
+        .recorded
+        .ari
+        .as_ref()
+        .filter(|a| a.cert_id == cert_id)
+        .is_none_or(|a| a.next_check <= now)
 }
 
 /// Records how a certificate of the run ended, and counts it done on the progress line.
