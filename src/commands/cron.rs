@@ -10,7 +10,8 @@ use super::renew::{Job, renew_one};
 use super::report::{self, Outcome, Tally};
 use super::session::{
     Asked, Broken, Entry, Facts, Rules, Session, certbot_runner, check_webroot, connect, decide,
-    hook_at, hook_for, keep_live_cache, schedule, solver, start_responder, unix_now,
+    folder_found_whole, folder_whole, hook_at, hook_for, keep_live_cache, schedule, solver,
+    start_responder, unix_now,
 };
 use crate::account::Found;
 use crate::acme::Client;
@@ -301,13 +302,14 @@ fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Resu
     })
 }
 
-/// Repairs what an interrupted run left of `spec`, asks its hook for a CSR, and decides.
+/// Repairs what an interrupted run left of `spec` (its challenges looked for only when
+/// `challenges` says they may be in place), asks its hook for a CSR, and decides.
 fn plan<'a>(
     config: &Config,
     rules: &Rules,
-    spec: &'a CertSpec,
-    index: usize,
+    (spec, index): (&'a CertSpec, usize),
     states: &StateDir,
+    challenges: bool,
     now: i64,
 ) -> std::result::Result<Planned<'a>, Outcome> {
     let hook = hook_for(config, Some((spec, &spec.names)));
@@ -323,8 +325,20 @@ fn plan<'a>(
         hook: hook.as_ref(),
         certbot: certbot.as_ref(),
     };
-    let resumed = match deploy::recover(config, spec, hooks, &cleaner) {
-        Ok(resumed) => resumed.is_some(),
+    let mut recorded = states.cert(&spec.name);
+    // A folder unchanged since a run found it whole has nothing to repair.
+    let folder = CertDir::new(&config.certdir, &spec.name);
+    let changed = !folder
+        .stamp()
+        .is_ok_and(|id| folder_whole(config, &spec.name, &id));
+    let left_over = (challenges, changed);
+    let resumed = match deploy::recover(config, spec, hooks, &cleaner, &mut recorded, left_over) {
+        Ok(resumed) => {
+            if changed && let Ok(id) = folder.stamp() {
+                folder_found_whole(config, &spec.name, id);
+            }
+            resumed.is_some()
+        }
         Err(e) => {
             report::failure(spec, None, &e);
             return Err(Outcome::failed(None, e));
@@ -348,7 +362,7 @@ fn plan<'a>(
         certbot,
         names,
         csr,
-        facts: Facts::read(config, spec, states.cert(&spec.name)),
+        facts: Facts::read(config, spec, recorded),
         decision: Decision::Keep { renew_at: now },
         resumed,
         index,
@@ -402,6 +416,7 @@ fn batch(
     // decision no answer of the CA can change is settled at once, so that what the run holds
     // does not grow with the certificates that stay as they are.
     let mut planned: Vec<Planned<'_>> = Vec::new();
+    let left = states.challenges_left();
     logging::progress_start(entries.len());
     for (index, entry) in entries.iter().enumerate() {
         let spec = match entry {
@@ -413,7 +428,8 @@ fn batch(
             }
         };
         logging::progress(format_args!("{}: planning", spec.name));
-        match plan(config, &rules, spec, index, &states, now) {
+        let challenges = left.as_ref().is_none_or(|l| l.contains(&spec.name));
+        match plan(config, &rules, (spec, index), &states, challenges, now) {
             Ok(p) => {
                 slow[index] = schedule(spec, &p.facts, gap);
                 match p.decision {
