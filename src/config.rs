@@ -321,7 +321,8 @@ pub struct CertSpec {
     pub name: String,
     /// Every name, first one first.
     pub names: Vec<String>,
-    pub settings: CertSettings,
+    /// Shared with [`Config::defaults`] when the certificate has no config of its own.
+    pub settings: std::sync::Arc<CertSettings>,
 }
 
 /// The whole configuration of a run, resolved once.
@@ -384,7 +385,7 @@ pub struct Config {
     /// `--check`; None writes none.
     pub metrics_file: Option<PathBuf>,
     /// The settings of a certificate without a config of its own.
-    pub defaults: CertSettings,
+    pub defaults: std::sync::Arc<CertSettings>,
     /// Warnings found while reading (obsolete keys, no config file), for the caller to log.
     pub warnings: Vec<String>,
     /// Every key as read, for the expansion of `$KEY` in per-certificate configs.
@@ -603,7 +604,7 @@ impl Config {
             domains_txt: under("DOMAINS_TXT", defaults::DOMAINS_TXT),
             domains_d: vars.value("DOMAINS_D").map(PathBuf::from),
             ca_bundle: vars.value("CA_BUNDLE").map(PathBuf::from),
-            defaults: settings(&vars)?,
+            defaults: std::sync::Arc::new(settings(&vars)?),
             basedir,
             ca,
             contact_email,
@@ -671,9 +672,9 @@ impl Config {
                 }
             }
             warnings.extend(unsupported(&vars)?);
-            settings(&vars)?
+            std::sync::Arc::new(settings(&vars)?)
         } else {
-            self.defaults.clone()
+            std::sync::Arc::clone(&self.defaults)
         };
         let spec = CertSpec {
             name: line.name.clone(),

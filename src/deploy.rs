@@ -170,17 +170,22 @@ pub fn unchanged(config: &Config, spec: &CertSpec, hook: &Hook, domain: &str) ->
 
 /// Finishes what an interrupted run left of one certificate, before anything is decided for
 /// it: takes away the challenges it left in place through `solver` (running `clean_challenge`
-/// for those the hook was told of), moves links left pointing at two sets to the newest whole
-/// one, and makes live and deploys a set that was written but whose `deploy_cert` never
-/// succeeded, without a new order. Returns the timestamp of the set it deployed, if any.
+/// for those the hook was told of; looked for only when `challenges_left`), moves links left
+/// pointing at two sets to the newest whole one, and makes live and deploys a set that was
+/// written but whose `deploy_cert` never succeeded, without a new order. The links are
+/// looked at only when `folder_changed` (since a run last found the folder whole). `state` is
+/// what `state/` records of it, read once by the caller and kept up to date here. Returns the
+/// timestamp of the set it deployed, if any.
 pub fn recover(
     config: &Config,
     spec: &CertSpec,
     hooks: Hooks<'_>,
     solver: &Solver<'_>,
+    state: &mut CertState,
+    (challenges_left, folder_changed): (bool, bool),
 ) -> Result<Option<i64>> {
     let states = StateDir::new(&config.basedir);
-    if let Some(left) = Deployed::left_over(states.challenges(&spec.name)) {
+    if challenges_left && let Some(left) = Deployed::left_over(states.challenges(&spec.name)) {
         logging::info(format_args!(
             "{}: taking away the challenges an interrupted run left in place",
             spec.name
@@ -190,7 +195,7 @@ pub fn recover(
         }
     }
     let dir = CertDir::new(&config.certdir, &spec.name);
-    if let Some(ts) = dir.repair()? {
+    if folder_changed && let Some(ts) = dir.repair()? {
         logging::warn(format_args!(
             "{}: an interrupted run left the links pointing at two sets; all point at the set \
              of {} now",
@@ -198,7 +203,6 @@ pub fn recover(
             logging::utc(ts)
         ));
     }
-    let mut state = states.cert(&spec.name);
     let Some(ts) = state.pending else {
         return Ok(None);
     };
@@ -218,10 +222,10 @@ pub fn recover(
         deploy_cert(spec, hooks, &spec.names, &dir, ts)?;
         // Ordered by the interrupted run, under the same config as far as we know.
         let cert = store::read_plain(&set.cert).unwrap_or_default();
-        issued_under(&mut state, config, spec, &cert);
+        issued_under(state, config, spec, &cert);
     }
     state.pending = None;
-    states.save_cert(&spec.name, &state)?;
+    states.save_cert(&spec.name, state)?;
     Ok(set.map(|s| s.ts))
 }
 

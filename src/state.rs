@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acme::pace::OrderLimit;
 use crate::acme::poll::Timings;
 use crate::acme::text;
 use crate::error::{Error, Result, Status};
@@ -203,6 +204,17 @@ impl CaState {
             &[]
         }
     }
+
+    /// Records that `account` sent a new order at `at`, keeping only the orders still inside
+    /// `limit`'s window then (none without a limit: nothing counts them).
+    pub fn ordered(&mut self, account: &str, at: i64, limit: Option<OrderLimit>) {
+        if self.account != account {
+            self.account = account.to_string();
+            self.orders.clear();
+        }
+        self.orders.push(at);
+        self.orders = limit.map_or_else(Vec::new, |l| l.recent(&self.orders, at));
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -381,12 +393,19 @@ pub struct LiveCache {
     taken: HashMap<String, FileId>,
     /// What the file is to hold instead: a new record, or None for none.
     changes: HashMap<String, Option<LiveRecord>>,
+    /// The certificate folders last found whole (no links left between two sets, no
+    /// temporary file of a killed run), by certificate name, with their identity then.
+    folders: HashMap<String, FileId>,
+    /// Folders found whole in this run, for the file.
+    folder_changes: HashMap<String, FileId>,
 }
 
 /// The cache file's contents.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct LiveFile {
     certs: HashMap<String, LiveRecord>,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    folders: HashMap<String, FileId>,
 }
 
 impl LiveCache {
@@ -405,6 +424,19 @@ impl LiveCache {
     pub fn put(&mut self, name: &str, record: LiveRecord) {
         if self.taken.get(name) != Some(&record.file) {
             self.changes.insert(name.to_string(), Some(record));
+        }
+    }
+
+    /// Whether the folder of `name` is the one last found whole: the same identity, so
+    /// nothing in it was made, renamed or removed since.
+    pub fn folder_whole(&self, name: &str, folder: &FileId) -> bool {
+        self.folders.get(name) == Some(folder)
+    }
+
+    /// Notes that the folder of `name`, of identity `folder`, was found whole.
+    pub fn folder_found_whole(&mut self, name: &str, folder: FileId) {
+        if self.folders.get(name) != Some(&folder) {
+            self.folder_changes.insert(name.to_string(), folder);
         }
     }
 
@@ -501,6 +533,12 @@ impl StateDir {
         self.layout.challenges(name)
     }
 
+    /// The certificates whose challenges an interrupted run may have left in place, from one
+    /// listing of the folder; None when it cannot be listed (then each is looked for).
+    pub fn challenges_left(&self) -> Option<std::collections::HashSet<String>> {
+        self.layout.challenges_left()
+    }
+
     pub fn save_cert(&self, name: &str, state: &CertState) -> Result<()> {
         self.write(self.layout.cert(name), state)
     }
@@ -523,11 +561,23 @@ impl StateDir {
         self.write(self.layout.ca(), state)
     }
 
+    /// Writes `state` as [`StateDir::save_ca`] does, atomically, but without waiting for the
+    /// disk: what a run notes as it goes (each new order) survives the process being killed at
+    /// once, and the run's last [`StateDir::save_ca`] makes it survive a power loss too. Costs
+    /// no fsync in the middle of a batch.
+    pub fn note_ca(&self, state: &CaState) -> Result<()> {
+        store::create_dir(&self.layout.dir, 0o700)?;
+        let text = serde_json::to_string_pretty(state).unwrap_or_default() + "\n";
+        store::write_ephemeral(&self.layout.ca(), text.as_bytes(), 0o600)
+    }
+
     /// The cache of live certificates' facts ([`LiveCache`]): empty when there is none, when it
     /// is not this user's alone, or when it cannot be read.
     pub fn live_cache(&self) -> LiveCache {
+        let file = self.live_file();
         LiveCache {
-            loaded: self.live_file().certs,
+            loaded: file.certs,
+            folders: file.folders,
             ..LiveCache::default()
         }
     }
@@ -552,7 +602,11 @@ impl StateDir {
     ) {
         let out_of_scope =
             |name: &String| scope.is_some_and(|names| !names.contains(name.as_str()));
-        if cache.changes.is_empty() && !cache.loaded.keys().any(out_of_scope) {
+        if cache.changes.is_empty()
+            && cache.folder_changes.is_empty()
+            && !cache.loaded.keys().any(out_of_scope)
+            && !cache.folders.keys().any(out_of_scope)
+        {
             return;
         }
         let mut file = self.live_file();
@@ -562,7 +616,13 @@ impl StateDir {
                 None => file.certs.remove(&name),
             };
         }
+        for (name, folder) in cache.folder_changes.drain() {
+            cache.folders.insert(name.clone(), folder);
+            file.folders.insert(name, folder);
+        }
         file.certs.retain(|name, _| !out_of_scope(name));
+        file.folders.retain(|name, _| !out_of_scope(name));
+        cache.folders.retain(|name, _| !out_of_scope(name));
         cache.loaded.retain(|name, _| !out_of_scope(name));
         let Ok(text) = serde_json::to_vec(&file) else {
             return;

@@ -70,6 +70,23 @@ impl StateLayout {
         self.dir.join(format!("{name}.challenges.json"))
     }
 
+    /// The certificates whose challenges are noted as in place ([`StateLayout::challenges`]),
+    /// from one listing of the folder: None when it cannot be listed, and none when it is
+    /// not there.
+    pub fn challenges_left(&self) -> Option<std::collections::HashSet<String>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(Default::default()),
+            Err(_) => return None,
+        };
+        Some(
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|n| n.strip_suffix(".challenges.json").map(str::to_string))
+                .collect(),
+        )
+    }
+
     /// What we learnt of the CA's directory. Its name starts with a dot, which no certificate's
     /// name can (domains.txt refuses such an alias), so that a certificate called `ca` keeps
     /// its own state.
@@ -448,15 +465,20 @@ pub struct FileId {
     pub ino: u64,
     pub size: u64,
     pub uid: u32,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime: i128,
+    /// Modification time, nanoseconds since the epoch (64 bits hold them until 2262).
+    pub mtime: i64,
     /// Change time, nanoseconds since the epoch.
-    pub ctime: i128,
+    pub ctime: i64,
+}
+
+/// A file time as [`FileId`] keeps it: nanoseconds since the epoch, saturated.
+fn nanos_since_epoch(secs: i64, nsecs: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
 }
 
 impl FileId {
     fn of(meta: &fs::Metadata) -> FileId {
-        let nanos = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
+        let nanos = nanos_since_epoch;
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -472,7 +494,7 @@ impl FileId {
     /// what was read then is not kept against this identity.
     pub fn recent(&self, now: i64, secs: i64) -> bool {
         let newest = self.mtime.max(self.ctime) / 1_000_000_000;
-        newest > i128::from(now - secs)
+        newest > now - secs
     }
 }
 
@@ -841,7 +863,7 @@ impl CertDir {
                 "not a regular file",
             ));
         }
-        let nanos = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
+        let nanos = nanos_since_epoch;
         let id = FileId {
             dev: st.st_dev,
             ino: st.st_ino,
@@ -851,6 +873,13 @@ impl CertDir {
             ctime: nanos(st.st_ctime, st.st_ctime_nsec),
         };
         Ok(LiveFile { dir, name, id })
+    }
+
+    /// The identity of the folder itself ([`FileId`]), not following a link: it changes
+    /// whenever a file or link in it is made, renamed or removed, so an unchanged one holds
+    /// the same links and files as when it was last looked at.
+    pub fn stamp(&self) -> io::Result<FileId> {
+        fs::symlink_metadata(&self.dir).map(|meta| FileId::of(&meta))
     }
 
     fn not_a_set_link(&self, kind: &str, ext: &str) -> io::Error {

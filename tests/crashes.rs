@@ -348,6 +348,45 @@ fn a_failed_deploy_cert_is_run_again_by_the_next_run_without_an_order() {
     recovered(&env, &root);
 }
 
+/// An order counts against `ORDER_LIMIT` from the moment the CA accepts it: a run killed
+/// right after leaves it noted in `state/`, and the next run does not order again while it is
+/// inside the window.
+#[test]
+fn an_order_of_a_killed_run_counts_against_the_order_limit() {
+    let pebble = pebble();
+    let env = env(&pebble);
+    let hook = env.path().join("hook.sh");
+    env.write_config(&format!("HOOK=\"{}\"\nORDER_LIMIT=1/3h\n", hook.display()));
+    let first = run_at(
+        &env,
+        &["--cron", "--accept-terms"],
+        Some("order-created"),
+        None,
+    );
+    assert!(killed(&first), "{first:?}");
+
+    let since = pebble.requests();
+    let second = run_at(&env, &["--cron"], None, None);
+    second.expect(75);
+    assert!(
+        second.stderr().contains(
+            "1 certificate is left for the next run: ORDER_LIMIT allows 1 new orders in 3 h \
+             and 1 was sent in that time; 0 ordered in this run"
+        ),
+        "{second:?}"
+    );
+    assert_eq!(orders(&pebble, since), 0);
+    assert!(!env.cert_dir(NAME).join("cert.pem").exists());
+
+    // Four hours on, the order has left the window: the certificate is issued.
+    let later = env.run_at("+4h", &["--cron"]);
+    later.expect(0);
+    assert!(
+        later.stdout().contains(&format!("{NAME}: issued")),
+        "{later:?}"
+    );
+}
+
 /// Kills forced renewals at random moments (a seeded generator, so a failure can be
 /// replayed): 100 in CI, `DESICCANT_LONG=1` for 2000. After each kill the checker runs, and a
 /// clean run must leave a whole, valid set with no order of its own.

@@ -252,3 +252,55 @@ fn euid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory.
     unsafe { libc::geteuid() }
 }
+
+/// A run looks at a certificate folder's links only when the folder changed since a run found
+/// it whole: links left between two sets after that (a dehydrated killed in the middle of its
+/// `ln -sf`) change the folder, and the next run still moves them all to the newest set.
+#[test]
+fn links_mixed_after_a_run_found_the_folder_whole_are_repaired() {
+    let lab = Lab::new();
+    let dir = lab.env.cert_dir(NAME);
+    let newer = TS + 100;
+    for ts in [TS, newer] {
+        for (kind, ext) in [("chain", "pem"), ("fullchain", "pem"), ("cert", "csr")] {
+            fs::write(dir.join(format!("{kind}-{ts}.{ext}")), "x\n").unwrap();
+        }
+        fs::write(dir.join(format!("cert-{ts}.pem")), lab.cert(80, None)).unwrap();
+    }
+    let link = |kind: &str, ext: &str, ts: i64| {
+        let tmp = dir.join(format!(".{kind}.{ext}.new"));
+        std::os::unix::fs::symlink(format!("{kind}-{ts}.{ext}"), &tmp).unwrap();
+        fs::rename(&tmp, dir.join(format!("{kind}.{ext}"))).unwrap();
+    };
+    for (kind, ext) in [("chain", "pem"), ("fullchain", "pem"), ("cert", "csr")] {
+        link(kind, ext, TS);
+    }
+    link("cert", "pem", TS);
+    let clean = lab.env.run_at("+1h", &["--cron"]);
+    clean.expect(0);
+    assert_eq!(clean.stderr(), "", "{clean:?}");
+    let text = fs::read_to_string(lab.cache()).unwrap();
+    assert!(text.contains("\"folders\""), "{text}");
+
+    // Half of a switch to the newer set.
+    link("chain", "pem", newer);
+    link("fullchain", "pem", newer);
+    let run = lab.env.run_at("+1h", &["--cron"]);
+    run.expect(0);
+    assert!(
+        run.stderr()
+            .contains("an interrupted run left the links pointing at two sets"),
+        "{run:?}"
+    );
+    for (kind, ext) in [
+        ("chain", "pem"),
+        ("fullchain", "pem"),
+        ("cert", "csr"),
+        ("cert", "pem"),
+    ] {
+        assert_eq!(
+            fs::read_link(dir.join(format!("{kind}.{ext}"))).unwrap(),
+            Path::new(&format!("{kind}-{newer}.{ext}")),
+        );
+    }
+}

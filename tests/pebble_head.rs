@@ -150,6 +150,61 @@ fn renewal_information_decides_and_the_renewal_replaces_the_old_certificate() {
     );
 }
 
+/// Four certificates due, room for two orders under `ORDER_LIMIT`: the one the CA asked to renew
+/// early (last in domains.txt) is ordered first, with `replaces`, which the CA exempts from its
+/// limits; then the first two of the others; the fourth is left for the next run, which exits 75.
+#[test]
+fn under_the_order_limit_an_ari_renewal_is_ordered_first() {
+    let pebble = head(PebbleOptions::default());
+    let env = Env::new(&pebble, "ORDER_LIMIT=none\n");
+    let names = [
+        "lim1.example",
+        "lim2.example",
+        "lim3.example",
+        "lim4.example",
+    ];
+    env.domains(&(names.join("\n") + "\n"));
+    env.run(&["--cron", "--accept-terms"]).expect(0);
+    let before: Vec<String> = names.iter().map(|n| serial(&leaf(&env, n))).collect();
+
+    // The first three are due for new names, the fourth because the CA says so.
+    env.write_config("ORDER_LIMIT=2/3h\n");
+    env.domains(
+        "lim1.example www.lim1.example\nlim2.example www.lim2.example\n\
+         lim3.example www.lim3.example\nlim4.example\n",
+    );
+    let t = |offset: i64| {
+        ::time::OffsetDateTime::from_unix_timestamp(now() + offset)
+            .unwrap()
+            .format(&::time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    pebble.set_renewal_info(
+        &fs::read_to_string(env.cert_dir("lim4.example").join("cert.pem")).unwrap(),
+        &serde_json::json!({ "suggestedWindow": { "start": t(-7200), "end": t(-3600) } }),
+    );
+    let run = env.run(&["--cron"]);
+    run.expect(75);
+    assert!(
+        run.stderr().contains(
+            "1 certificate is left for the next run: ORDER_LIMIT allows 2 new orders in 3 h and \
+             0 were sent in that time; 3 ordered in this run"
+        ),
+        "{run:?}"
+    );
+    for (name, renewed) in names.iter().zip([true, true, false, true]) {
+        assert_eq!(
+            run.stdout().contains(&format!("{name}: issued")),
+            renewed,
+            "{name}: {run:?}"
+        );
+    }
+    let after: Vec<String> = names.iter().map(|n| serial(&leaf(&env, n))).collect();
+    assert_eq!(after[2], before[2], "lim3.example was renewed");
+    // Every renewal names the certificate it replaces.
+    assert_eq!(replacements(&pebble), 3, "{}", pebble.log_text());
+}
+
 #[test]
 fn a_replaces_pebble_refuses_is_ordered_again_without() {
     let pebble = head(PebbleOptions {

@@ -68,9 +68,11 @@ impl Client {
         self.timings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// When each `newOrder` the CA accepted through this client was answered, Unix seconds.
-    pub fn orders_sent(&self) -> Vec<i64> {
-        self.http.orders()
+    /// Has `sink` told of every `newOrder` the CA accepts from now on, with the time it was
+    /// answered (Unix seconds), before the order goes back to whoever sent it: so that what
+    /// counts orders can note each one at once.
+    pub fn on_order(&self, sink: super::transport::OrderSink) {
+        self.http.on_order(sink);
     }
 
     /// How many HTTP requests this client has sent.

@@ -223,9 +223,12 @@ pub struct Http {
     pub deadlines: Deadlines,
     /// The request limits of the CA, shared by every thread.
     pub pace: Pacer,
-    /// When each `newOrder` the CA accepted was answered, Unix seconds.
-    orders: Mutex<Vec<i64>>,
+    /// Told of each accepted `newOrder` as it is answered ([`Http::on_order`]).
+    order_sink: Mutex<Option<OrderSink>>,
 }
+
+/// What is told, with its time in Unix seconds, of each `newOrder` the CA accepts.
+pub type OrderSink = Box<dyn Fn(i64) + Send + Sync>;
 
 /// True for an answer that says "not now, in a moment": a `503` whose `Retry-After` is at
 /// most [`MAX_HOLD`] away. The request was not acted on (a load balancer's limit) and is sent
@@ -256,16 +259,14 @@ impl Http {
             stopped: transport.stopped,
             deadlines: transport.deadlines,
             pace: Pacer::new(&transport.limits),
-            orders: Mutex::new(Vec::new()),
+            order_sink: Mutex::new(None),
         })
     }
 
-    /// When each `newOrder` the CA accepted through this client was answered, Unix seconds.
-    pub fn orders(&self) -> Vec<i64> {
-        self.orders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Has `sink` told of every `newOrder` the CA accepts from now on, in the thread that sent
+    /// it, before the answer goes back to the caller.
+    pub fn on_order(&self, sink: OrderSink) {
+        *self.order_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
     /// Waits until a request to `url` fits the CA's limits (or the run is asked to stop);
@@ -298,10 +299,9 @@ impl Http {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs().cast_signed());
-                self.orders
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(now);
+                if let Some(sink) = &*self.order_sink.lock().unwrap_or_else(|e| e.into_inner()) {
+                    sink(now);
+                }
             }
             _ => {}
         }

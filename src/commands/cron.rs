@@ -4,17 +4,18 @@
 //! dehydrated's hooks around every step, and merges their outcomes into the exit status.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::renew::{Job, renew_one};
 use super::report::{self, Outcome, Tally};
 use super::session::{
     Asked, Broken, Entry, Facts, Rules, Session, certbot_runner, check_webroot, connect, decide,
-    hook_at, hook_for, keep_live_cache, schedule, solver, start_responder, unix_now,
+    folder_found_whole, folder_whole, hook_at, hook_for, keep_live_cache, schedule, solver,
+    start_responder, unix_now,
 };
 use crate::account::Found;
 use crate::acme::Client;
-use crate::acme::pace;
+use crate::acme::pace::{self, OrderLimit};
 use crate::acme::poll::Work;
 use crate::config::{CertSettings, CertSpec, Config};
 use crate::error::{Error, Result, Status};
@@ -22,7 +23,7 @@ use crate::hooks::{Hook, HookEvent};
 use crate::issue::Ctx;
 use crate::keys::Csr;
 use crate::renewal::{self, Decision, Reason, TooSlow};
-use crate::state::{CertState, StateDir};
+use crate::state::{CaState, CertState, StateDir};
 use crate::store::{self, CertDir};
 use crate::{ari, deploy, failpoint, logging, metrics, parallel, x509};
 
@@ -303,13 +304,14 @@ fn early_client(force: bool, config: &Config, specs: &[CertSpec]) -> Option<Resu
     })
 }
 
-/// Repairs what an interrupted run left of `spec`, asks its hook for a CSR, and decides.
+/// Repairs what an interrupted run left of `spec` (its challenges looked for only when
+/// `challenges` says they may be in place), asks its hook for a CSR, and decides.
 fn plan<'a>(
     config: &Config,
     rules: &Rules,
-    spec: &'a CertSpec,
-    index: usize,
+    (spec, index): (&'a CertSpec, usize),
     states: &StateDir,
+    challenges: bool,
     now: i64,
 ) -> std::result::Result<Planned<'a>, Outcome> {
     let hook = hook_for(config, Some((spec, &spec.names)));
@@ -325,8 +327,20 @@ fn plan<'a>(
         hook: hook.as_ref(),
         certbot: certbot.as_ref(),
     };
-    let resumed = match deploy::recover(config, spec, hooks, &cleaner) {
-        Ok(resumed) => resumed.is_some(),
+    let mut recorded = states.cert(&spec.name);
+    // A folder unchanged since a run found it whole has nothing to repair.
+    let folder = CertDir::new(&config.certdir, &spec.name);
+    let changed = !folder
+        .stamp()
+        .is_ok_and(|id| folder_whole(config, &spec.name, &id));
+    let left_over = (challenges, changed);
+    let resumed = match deploy::recover(config, spec, hooks, &cleaner, &mut recorded, left_over) {
+        Ok(resumed) => {
+            if changed && let Ok(id) = folder.stamp() {
+                folder_found_whole(config, &spec.name, id);
+            }
+            resumed.is_some()
+        }
         Err(e) => {
             report::failure(spec, None, &e);
             return Err(Outcome::failed(None, e));
@@ -350,7 +364,7 @@ fn plan<'a>(
         certbot,
         names,
         csr,
-        facts: Facts::read(config, spec, states.cert(&spec.name)),
+        facts: Facts::read(config, spec, recorded),
         decision: Decision::Keep { renew_at: now },
         resumed,
         index,
@@ -402,7 +416,18 @@ fn batch(
     let gap = renewal::run_gap(&runs);
     let mut slow: Vec<Option<TooSlow>> = entries.iter().map(|_| None).collect();
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
+    // The metrics' figures of every planned certificate, from the facts read for the decision;
+    // made as if without --force, which says nothing of the certificate.
+    let calm = Rules {
+        force: false,
+        ..rules.clone()
+    };
+    let mut figures: Vec<Option<metrics::Cert>> = entries.iter().map(|_| None).collect();
+    // Only what may still be ordered is kept past its planning: a certificate kept whose
+    // decision no answer of the CA can change is settled at once, so that what the run holds
+    // does not grow with the certificates that stay as they are.
     let mut planned: Vec<Planned<'_>> = Vec::new();
+    let left = states.challenges_left();
     logging::progress_start(entries.len());
     for (index, entry) in entries.iter().enumerate() {
         let spec = match entry {
@@ -414,10 +439,20 @@ fn batch(
             }
         };
         logging::progress(format_args!("{}: planning", spec.name));
-        match plan(config, &rules, spec, index, &states, now) {
+        let challenges = left.as_ref().is_none_or(|l| l.contains(&spec.name));
+        match plan(config, &rules, (spec, index), &states, challenges, now) {
             Ok(p) => {
                 slow[index] = schedule(spec, &p.facts, gap);
-                planned.push(p)
+                match p.decision {
+                    Decision::Keep { renew_at } if !asks_ari(&rules, &p, now) => {
+                        if config.metrics_file.is_some() {
+                            figures[index] = Some(p.figures(config, &calm, None, now));
+                        }
+                        let outcome = unchanged(config, &p, renew_at);
+                        settle(&mut outcomes, index, outcome);
+                    }
+                    _ => planned.push(p),
+                }
             }
             Err(outcome) => {
                 if let Some(e) = outcome.error() {
@@ -477,13 +512,6 @@ fn batch(
         }
     }
 
-    // The metrics' figures of every planned certificate, from the facts read for the decision;
-    // made as if without --force, which says nothing of the certificate.
-    let calm = Rules {
-        force: false,
-        ..rules.clone()
-    };
-    let mut figures: Vec<Option<metrics::Cert>> = entries.iter().map(|_| None).collect();
     let mut due: Vec<(Planned<'_>, Reason)> = Vec::new();
     for p in planned {
         if config.metrics_file.is_some() {
@@ -523,7 +551,7 @@ fn batch(
         }
     }
 
-    let settings: Vec<&CertSettings> = due.iter().map(|(p, _)| &p.spec.settings).collect();
+    let settings: Vec<&CertSettings> = due.iter().map(|(p, _)| &*p.spec.settings).collect();
     let responder = start_responder(config, &settings)?;
     // A webroot that is not there fails its own certificates, before any request.
     due.retain(
@@ -560,6 +588,8 @@ fn batch(
             client.set_timings(record.timings.clone().bounded());
             let sent = record.orders_of(&account.url);
             let (go, left) = within_order_limit(config, &client, &due, sent, now);
+            let record = Arc::new(Mutex::new(record));
+            client.on_order(note_orders(config, &record, &account.url));
             let jobs = if config.jobs_set {
                 config.jobs
             } else {
@@ -596,7 +626,7 @@ fn batch(
                 client.requests(),
                 client.round_trip().unwrap_or_default().as_secs_f64() * 1000.0
             ));
-            remember_ca(config, &states, &client, &account.url);
+            remember_ca(config, &states, &client, &record, &account.url);
             Ok((go, left, done))
         });
         match renewed {
@@ -705,10 +735,9 @@ fn batch(
 }
 
 /// Which due certificates (indices into `due`) are ordered now and which are left for the next
-/// run, under the account's order limit when `sent` are the times of its past orders: the
-/// ones the CA suggested renewing (RFC 9773), which CAs exempt from their limits, first and
-/// always; then the others, in domains.txt's order, as many as the limit has room for. Says
-/// how many are left when any are.
+/// run, under the account's order limit when `sent` are the times of its past orders
+/// ([`split_by_order_limit`]); an ARI renewal carries `replaces`, which is what the CA
+/// exempts. Says how many are left when any are.
 fn within_order_limit(
     config: &Config,
     client: &Client,
@@ -716,55 +745,99 @@ fn within_order_limit(
     sent: &[i64],
     now: i64,
 ) -> (Vec<usize>, Vec<usize>) {
-    // An ARI renewal carries `replaces`, which is what the CA exempts.
-    let exempt = |i: &usize| {
-        let (p, reason) = &due[*i];
-        matches!(reason, Reason::Ari { .. })
-            && p.cert_id().is_some()
-            && client.directory.renewal_info.is_some()
-    };
-    let (mut go, others): (Vec<usize>, Vec<usize>) = (0..due.len()).partition(exempt);
-    let Some(limit) = config.order_limit else {
-        go.extend(others);
-        return (go, Vec::new());
-    };
-    let room = limit.room(sent, now);
-    let fit = others.len().min(room);
-    go.extend(&others[..fit]);
-    let left = others[fit..].to_vec();
-    if !left.is_empty() {
+    let ari = client.directory.renewal_info.is_some();
+    let exempt: Vec<bool> = due
+        .iter()
+        .map(|(p, reason)| ari && matches!(reason, Reason::Ari { .. }) && p.cert_id().is_some())
+        .collect();
+    let (go, left) = split_by_order_limit(config.order_limit, &exempt, sent, now);
+    if let (Some(limit), false) = (config.order_limit, left.is_empty()) {
+        let before = limit.orders as usize - limit.room(sent, now);
         logging::warn(format_args!(
-            "{} certificate{} left for the next run: ORDER_LIMIT allows {limit} and {} \
+            "{} certificate{} left for the next run: ORDER_LIMIT allows {limit} and {before} \
              {} sent in that time; {} ordered in this run",
             left.len(),
             if left.len() == 1 { " is" } else { "s are" },
-            limit.orders as usize - room,
-            if limit.orders as usize - room == 1 {
-                "was"
-            } else {
-                "were"
-            },
+            if before == 1 { "was" } else { "were" },
             go.len()
         ));
     }
     (go, left)
 }
 
+/// Splits the due certificates (by index; `exempt[i]` when the CA exempts the i-th from its
+/// limits, an ARI renewal) into those ordered now and those left for the next run: the exempt
+/// ones first and always, then the others in their order, as many as `limit` has room for
+/// at `now` after the orders sent at `sent`. Without a limit, all go.
+fn split_by_order_limit(
+    limit: Option<OrderLimit>,
+    exempt: &[bool],
+    sent: &[i64],
+    now: i64,
+) -> (Vec<usize>, Vec<usize>) {
+    let (mut go, others): (Vec<usize>, Vec<usize>) = (0..exempt.len()).partition(|&i| exempt[i]);
+    let room = limit.map_or(others.len(), |l| l.room(sent, now));
+    let fit = others.len().min(room);
+    go.extend(&others[..fit]);
+    (go, others[fit..].to_vec())
+}
+
+/// What notes each new order of `account` in `state/` as the CA accepts it, before anything
+/// else is done with it: a run killed later still counts it against `ORDER_LIMIT`. `record`
+/// is the CA's record this run started from, kept up to date.
+fn note_orders(
+    config: &Config,
+    record: &Arc<Mutex<CaState>>,
+    account: &str,
+) -> crate::acme::transport::OrderSink {
+    let (record, account) = (Arc::clone(record), account.to_string());
+    let (states, limit) = (StateDir::new(&config.basedir), config.order_limit);
+    Box::new(move |at| {
+        let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+        record.ordered(&account, at, limit);
+        if let Err(e) = states.note_ca(&record) {
+            logging::warn(e);
+        }
+    })
+}
+
 /// Keeps in `state/` what this run learnt of the CA: how long it took to validate and to
-/// sign, and when `account`'s new orders were accepted (those still inside `ORDER_LIMIT`'s
-/// window).
-fn remember_ca(config: &Config, states: &StateDir, client: &Client, account: &str) {
-    let mut record = states.ca().about(&client.directory_url);
-    let mut orders = record.orders_of(account).to_vec();
-    orders.extend(client.orders_sent());
+/// sign, beside `account`'s new orders (noted as they were sent, by [`note_orders`]) that are
+/// still inside `ORDER_LIMIT`'s window.
+fn remember_ca(
+    config: &Config,
+    states: &StateDir,
+    client: &Client,
+    record: &Mutex<CaState>,
+    account: &str,
+) {
+    let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+    if record.account != account {
+        record.account = account.to_string();
+        record.orders.clear();
+    }
     record.orders = config
         .order_limit
-        .map_or_else(Vec::new, |limit| limit.recent(&orders, unix_now()));
-    record.account = account.to_string();
+        .map_or_else(Vec::new, |limit| limit.recent(&record.orders, unix_now()));
     record.timings = client.timings();
     if let Err(e) = states.save_ca(&record) {
         logging::warn(e);
     }
+}
+
+/// Whether the CA's renewal information is asked for `p` in this run ([`ari::refresh`]): ARI
+/// counts, its live certificate has a certID, and no answer for it is kept past which the
+/// CA's `Retry-After` has not yet come.
+fn asks_ari(rules: &Rules, p: &Planned<'_>, now: i64) -> bool {
+    let Some(cert_id) = p.cert_id().filter(|_| rules.ari) else {
+        return false;
+    };
+    p.facts
+        .recorded
+        .ari
+        .as_ref()
+        .filter(|a| a.cert_id == cert_id)
+        .is_none_or(|a| a.next_check <= now)
 }
 
 /// Records how a certificate of the run ended, and counts it done on the progress line.
@@ -813,5 +886,61 @@ fn post_renew(config: &Config, command: &str, renewed: &[&str]) -> Status {
             ));
             Status::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3600;
+
+    fn limit(orders: u32) -> Option<OrderLimit> {
+        Some(OrderLimit {
+            orders,
+            window: 3 * HOUR,
+        })
+    }
+
+    #[test]
+    fn ari_renewals_go_first_and_always_then_what_the_limit_has_room_for() {
+        let now = 100 * HOUR;
+        // Four due, the last moved by ARI; room for two.
+        let exempt = [false, false, false, true];
+        assert_eq!(
+            split_by_order_limit(limit(2), &exempt, &[], now),
+            (vec![3, 0, 1], vec![2])
+        );
+        // No room at all: the ARI renewal still goes.
+        let sent = [now - HOUR, now - 2 * HOUR];
+        assert_eq!(
+            split_by_order_limit(limit(2), &exempt, &sent, now),
+            (vec![3], vec![0, 1, 2])
+        );
+        // Orders older than the window take no room.
+        let old = [now - 3 * HOUR, now - 4 * HOUR];
+        assert_eq!(
+            split_by_order_limit(limit(2), &exempt, &old, now),
+            (vec![3, 0, 1], vec![2])
+        );
+        // One of two sent inside the window: room for one.
+        let mixed = [now - 3 * HOUR, now - 1];
+        assert_eq!(
+            split_by_order_limit(limit(2), &[false; 3], &mixed, now),
+            (vec![0], vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn without_a_limit_every_due_certificate_goes() {
+        let sent: Vec<i64> = (0..1000).collect();
+        assert_eq!(
+            split_by_order_limit(None, &[false, true, false], &sent, 1000),
+            (vec![1, 0, 2], vec![])
+        );
+        assert_eq!(
+            split_by_order_limit(limit(5), &[], &sent, 1000),
+            (vec![], vec![])
+        );
     }
 }

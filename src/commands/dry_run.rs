@@ -265,7 +265,7 @@ pub fn batch(session: &Session, entries: &[Entry]) -> Result<(Status, Vec<String
         logging::progress_done();
     }
 
-    let settings: Vec<&CertSettings> = go.iter().map(|t| &t.spec.settings).collect();
+    let settings: Vec<&CertSettings> = go.iter().map(|t| &*t.spec.settings).collect();
     let responder = start_responder(trial, &settings)?;
     go.retain(
         |t| match check_webroot(&t.spec.settings, responder.is_some()) {

@@ -646,6 +646,21 @@ fn with_cache<T>(config: &Config, f: impl FnOnce(&mut LiveCache) -> T) -> T {
     }
 }
 
+/// Whether the certificate folder of `name`, of identity `folder`, is the one the cache of
+/// `config`'s `state/` last found whole ([`LiveCache::folder_whole`]).
+pub(super) fn folder_whole(config: &Config, name: &str, folder: &crate::store::FileId) -> bool {
+    with_cache(config, |cache| cache.folder_whole(name, folder))
+}
+
+/// Notes in the cache that the certificate folder of `name`, of identity `folder`, was found
+/// whole; not one changed in the last [`SETTLED`] seconds, whose identity may not yet show a
+/// change made in the same tick of the file system's clock.
+pub(super) fn folder_found_whole(config: &Config, name: &str, folder: crate::store::FileId) {
+    if !folder.recent(unix_now(), SETTLED) {
+        with_cache(config, |cache| cache.folder_found_whole(name, folder));
+    }
+}
+
 /// Writes what this process learnt of the live certificates to `state/` for the next run
 /// (unless nothing changed), keeping only the certificates in `scope` when it is given (the
 /// whole of domains.txt). Never in a dry run, which keeps nothing.

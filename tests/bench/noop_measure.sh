@@ -2,7 +2,8 @@
 # The daily run at hosting scale without a CA: makes (once) a BASEDIR of 100, 1000 and 10000
 # valid certificates with nothing due (tests/bench/noop_state.py), runs
 # `desiccant --config DIR/config --cron` on each several times under /usr/bin/time, checks
-# that every run exits 0 and prints nothing, and prints the median wall time and peak RSS.
+# that every run exits 0 and prints nothing, and prints the median wall time, CPU time (user +
+# system) and peak RSS.
 #
 #   tests/bench/noop_measure.sh [--runs N] [--counts 100,1000,10000] [--dir DIR] [BINARY]
 #
@@ -27,15 +28,16 @@ bin="${1:-target/release/desiccant}"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-printf '%-10s %6s %10s %14s\n' certs runs "wall ms" "peak RSS MiB"
+printf '%-10s %6s %10s %10s %14s\n' certs runs "wall ms" "CPU ms" "peak RSS MiB"
 for n in ${counts//,/ }; do
     base="$dir/n$n"
     [ -f "$base/domains.txt" ] || python3 tests/bench/noop_state.py "$base" --count "$n"
     walls=()
     rss=()
+    cpu=()
     for _ in $(seq "$runs"); do
         start=$(date +%s%N)
-        out=$( { /usr/bin/time -f '%M' "$bin" --config "$base/config" --cron 2>&1 >/dev/null; } 2>&1 ) || {
+        out=$( { /usr/bin/time -f '%M %U %S' "$bin" --config "$base/config" --cron 2>&1 >/dev/null; } 2>&1 ) || {
             echo "n$n: desiccant failed: $out" >&2
             exit 1
         }
@@ -47,9 +49,12 @@ for n in ${counts//,/ }; do
         fi
         end=$(date +%s%N)
         walls+=("$(( (end - start) / 1000000 ))")
-        rss+=("$out")
+        read -r kib user sys <<<"$out"
+        rss+=("$kib")
+        cpu+=("$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%d", (u + s) * 1000 }')")
     done
     wall=$(printf '%s\n' "${walls[@]}" | median)
     kib=$(printf '%s\n' "${rss[@]}" | median)
-    printf '%-10s %6s %10s %14s\n' "$n" "$runs" "$wall" "$(awk -v k="$kib" 'BEGIN { printf "%.1f", k / 1024 }')"
+    cpus=$(printf '%s\n' "${cpu[@]}" | median)
+    printf '%-10s %6s %10s %10s %14s\n' "$n" "$runs" "$wall" "$cpus" "$(awk -v k="$kib" 'BEGIN { printf "%.1f", k / 1024 }')"
 done
