@@ -1470,6 +1470,8 @@ def run_wan(args, desiccant):
                 "uacme": Uacme(lab),
             }
             saved["plan"].append([key, rtt, delay, scenarios])
+            if rtt is not None:
+                saved["info"].setdefault("relay_ms", {})[key] = relay_round_trip(lab)
             for scenario in scenarios:
                 for name in args.client_list:
                     client = everyone[name]
@@ -1505,6 +1507,18 @@ def run_wan(args, desiccant):
     saved["info"]["minutes"] = (time.monotonic() - started) / 60
     save_wan(saved)
     return saved
+
+
+def relay_round_trip(lab):
+    """The median time of a kept-alive GET of the directory through the relay (curl, 20 on one
+    connection after the first): the round trip and the relay's own cost."""
+    url = lab.url
+    status, output = run_process(["curl", "-sS", "-w", "%{time_total}\n"]
+                                 + ["-o", "/dev/null", url] * 21)
+    if status != 0:
+        raise BenchError("curl through the WAN relay failed", output)
+    times = [float(line) * 1000 for line in output.split()[1:]]
+    return statistics.median(times)
 
 
 def save_wan(saved):
@@ -1565,6 +1579,12 @@ def render_wan(saved):
     add(f"- Pebble: as above, but with `PEBBLE_VA_SLEEPTIME={VA_SLEEPTIME}` (a random 0, 1 or 2 s "
         "before each validation) instead of `PEBBLE_VA_NOSLEEP=1` where the setting says "
         "\"validation 0-2 s\"")
+    relay_ms = info.get("relay_ms", {})
+    if relay_ms:
+        add("- The relay's own cost: a kept-alive GET of the directory through it (curl, median of "
+            "20) took " + "; ".join(f"{ms:.1f} ms in the setting \"{WAN_SETTING_TEXT[key]}\""
+                                   for key, ms in relay_ms.items())
+            + " (the round trip, Pebble's answer and the relay's own work in Python)")
     add("")
     add("Scenarios:")
     add("")
@@ -1646,7 +1666,7 @@ def render_wan(saved):
                 scale = f" (×{row['scale']})" if row.get("scale", 1) != 1 else ""
                 if "wall_ms" in row:
                     figures = [str(row["runs"]), seconds(row["wall_ms"]) + scale,
-                               f"{row['cpu_ms'] / 1000:.2f}", f"{row['rss_mib']:.1f}",
+                               f"{row['cpu_ms'] / 1000:.2f}" + scale, f"{row['rss_mib']:.1f}",
                                number(row["requests"]) + scale, f"{row['per_cert']:.1f}"]
                 else:
                     figures = ["0", "failed", "", "", "", ""]
