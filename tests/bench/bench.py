@@ -6,6 +6,7 @@
 # private mount namespace, where Pebble's throw-away CA is added to the system trust store.
 
 import argparse
+import concurrent.futures
 import ctypes
 import datetime
 import glob
@@ -26,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 # Where every run saves its results, for --render.
 RESULTS = os.path.join(ROOT, "target", "bench-results.json")
+WAN_RESULTS = os.path.join(ROOT, "target", "bench-wan-results.json")
+RELAY = os.path.join(ROOT, "tests", "common", "wan_relay.py")
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 NAMESPACE_MARK = "DESICCANT_BENCH_NAMESPACE"
 EMAIL = "bench@example.org"
@@ -212,7 +215,15 @@ def shell_loop(names, argv, ok, env=None, cwd=None):
 
 
 class Lab:
-    def __init__(self):
+    """Pebble and its helpers. With `rtt_ms`, every client reaches Pebble through
+    tests/common/wan_relay.py (that round trip, Let's Encrypt's request limits), and `pebble_env`
+    may turn Pebble's validation delay on."""
+
+    def __init__(self, pebble_env=PEBBLE_ENV, rtt_ms=None):
+        self.pebble_env = pebble_env
+        self.rtt_ms = rtt_ms
+        self.relay = None
+        self.relay_stats = None
         self.root = tempfile.mkdtemp(prefix="desiccant-bench.")
         self.www = os.path.join(self.root, "www")
         self.challenges = os.path.join(self.www, ".well-known", "acme-challenge")
@@ -236,7 +247,7 @@ class Lab:
         self.tls_port = free_port()
         self.dns_port = free_port()
         self.dns_management_port = free_port()
-        self.url = f"https://127.0.0.1:{self.acme_port}/dir"
+        self.url = self.pebble_url = f"https://127.0.0.1:{self.acme_port}/dir"
         config = {
             "pebble": {
                 "listenAddress": f"127.0.0.1:{self.acme_port}",
@@ -286,12 +297,52 @@ http {{
         self.spawn("pebble.log", [
             "pebble", "-config", os.path.join(self.root, "pebble.json"),
             "-dnsserver", f"127.0.0.1:{self.dns_port}",
-        ], env=PEBBLE_ENV)
+        ], env=self.pebble_env)
         wait_port(self.dns_management_port)
         wait_port(self.http_port)
         wait_port(self.acme_port)
+        if self.rtt_ms is not None:
+            self.start_relay()
         self.trust_ca()
         self.write_hooks()
+
+    def start_relay(self):
+        """The WAN relay in front of Pebble, with its certificate (it is for 127.0.0.1): from
+        now on every client's CA URL is the relay's."""
+        port = free_port()
+        self.relay_stats = os.path.join(self.root, "relay-stats.json")
+        self.relay = self.spawn("relay.log", [
+            sys.executable, RELAY, "--listen", f"127.0.0.1:{port}",
+            "--upstream", f"https://127.0.0.1:{self.acme_port}",
+            "--cert", os.path.join(self.root, "tls-cert.pem"),
+            "--key", os.path.join(self.root, "tls-key.pem"),
+            "--upstream-ca", os.path.join(self.root, "ca.pem"),
+            "--rtt-ms", str(self.rtt_ms), "--limits", "letsencrypt", "--stats", self.relay_stats,
+        ])
+        log = os.path.join(self.root, "relay.log")
+        for _ in range(200):
+            if "ready" in read_file(log).split():
+                break
+            if self.relay.poll() is not None:
+                raise BenchError("the WAN relay did not start", read_file(log))
+            time.sleep(0.05)
+        else:
+            raise BenchError("the WAN relay did not start", read_file(log))
+        self.url = f"https://127.0.0.1:{port}/dir"
+
+    def relay_signal(self, signum):
+        """Has the relay write its stats (SIGUSR1; SIGUSR2: and start afresh) and returns them."""
+        try:
+            os.unlink(self.relay_stats)
+        except FileNotFoundError:
+            pass
+        self.relay.send_signal(signum)
+        for _ in range(400):
+            if os.path.exists(self.relay_stats):
+                with open(self.relay_stats) as f:
+                    return json.load(f)
+            time.sleep(0.01)
+        raise BenchError("the WAN relay wrote no stats", read_file(os.path.join(self.root, "relay.log")))
 
     def stop(self):
         for proc in self.processes:
@@ -320,6 +371,7 @@ http {{
                 start_new_session=True,
             )
         self.processes.append(proc)
+        return proc
 
     def openssl(self, *args, env=None):
         status, output = run_process(["openssl", *args], env=env, cwd=self.root)
@@ -432,12 +484,20 @@ esac
         if command.before:
             command.before()
         before = len(self.pebble_requests())
+        if self.relay:
+            self.relay_signal(signal.SIGUSR2)
         helper = [sys.executable, os.path.abspath(__file__), "--measure", log, "--"] + command.argv
         status, output = run_process(helper, env=dict(os.environ, **command.env), cwd=command.cwd)
         if status != 0:
             raise BenchError(f"{label}: the measuring helper failed", output)
         result = json.loads(output.strip().splitlines()[-1])
         requests = self.pebble_requests()[before:]
+        relayed = self.relay_signal(signal.SIGUSR1) if self.relay else None
+        if result["status"] != command.ok and relayed:
+            # Across the WAN a client may fail (a 503 it does not retry): that is a result.
+            tail = read_file(log).strip().splitlines()[-3:]
+            return {"failed": f"exit status {result['status']}: " + " / ".join(tail)[-300:],
+                    "wall_ms": result["wall_ms"], "relay": relayed, "log": read_file(log)}
         if result["status"] != command.ok:
             raise BenchError(
                 f"{label}: exit status {result['status']}, expected {command.ok}\n$ {command.text()}",
@@ -447,10 +507,13 @@ esac
             "wall_ms": result["wall_ms"],
             "cpu_ms": result["cpu_ms"],
             "rss_mib": result["rss_kib"] / 1024,
-            "requests": len(requests),
-            "nonces": sum(1 for line in requests if NONCE_MARK in line),
+            # Through the relay: every request sent, also those it refused.
+            "requests": relayed["total"]["requests"] if relayed else len(requests),
+            "nonces": (relayed["endpoints"].get("new-nonce", {}).get("requests", 0) if relayed
+                       else sum(1 for line in requests if NONCE_MARK in line)),
             "orders": sum(1 for line in requests if NEW_ORDER_MARK in line),
             "log": read_file(log),
+            "relay": relayed,
         }
 
     # -- synthetic certificates for the noop scenarios
@@ -482,13 +545,17 @@ subjectAltName = DNS:$ENV::BENCH_NAME
             self.openssl("req", "-x509", "-new", "-config", config, "-extensions", "ca",
                          "-key", self.fake_key, "-days", "100", "-out", self.fake_ca,
                          env=dict(os.environ, BENCH_NAME="desiccant bench fake CA"))
-        for name in names:
-            if name not in self.fake_certs:
-                path = os.path.join(folder, name + ".pem")
-                self.openssl("req", "-x509", "-new", "-config", config, "-extensions", "leaf",
-                             "-key", self.fake_key, "-CA", self.fake_ca, "-CAkey", self.fake_key,
-                             "-days", "90", "-out", path, env=dict(os.environ, BENCH_NAME=name))
-                self.fake_certs[name] = read_file(path)
+        def make(name):
+            path = os.path.join(folder, name + ".pem")
+            self.openssl("req", "-x509", "-new", "-config", config, "-extensions", "leaf",
+                         "-key", self.fake_key, "-CA", self.fake_ca, "-CAkey", self.fake_key,
+                         "-days", "90", "-out", path, env=dict(os.environ, BENCH_NAME=name))
+            return name, read_file(path)
+
+        # A few openssl processes at once: 10,000 of them one by one take minutes.
+        missing = [name for name in names if name not in self.fake_certs]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            self.fake_certs.update(pool.map(make, missing))
         return {name: self.fake_certs[name] for name in names}
 
 
@@ -873,18 +940,21 @@ def scenario_certs(scenario):
         return [["example.org"]]
     if scenario == "san10":
         return [["example.org"] + [f"s{i}.example.org" for i in range(1, 10)]]
-    if scenario == "batch20":
-        return [[f"b{i}.example.org"] for i in range(1, 21)]
+    if scenario.startswith("batch"):
+        return [[f"b{i}.example.org"] for i in range(1, int(scenario.removeprefix("batch")) + 1)]
     if scenario == "dns1":
         return [["example.org", "*.example.org"]]
     count = int(scenario.removeprefix("noop"))
     return [[f"n{i}.example"] for i in range(1, count + 1)]
 
 
-def bench_one(lab, client, scenario, runs):
+def bench_one(lab, client, scenario, runs, certs=None, synthetic=False, slow_ms=SLOW_RUN_MS,
+              slow_runs=SLOW_RUNS):
     """Runs one client through one scenario. Returns the list of runs, or None when the client
-    cannot do the scenario."""
-    certs = scenario_certs(scenario)
+    cannot do the scenario. `certs` replaces the scenario's (a scaled-down run); `synthetic`
+    makes the state of a forced re-issue as that of the noop scenarios (no real issuance of
+    each certificate first). Across the WAN a failed run is the last one, kept with `failed`."""
+    certs = certs or scenario_certs(scenario)
     challenge = "dns-01" if scenario == "dns1" else "http-01"
     if not client.supports(challenge):
         progress(f"{scenario} / {client.name}: n/a")
@@ -904,7 +974,10 @@ def bench_one(lab, client, scenario, runs):
             next_command = lambda i: command
             expected_orders = 0
         else:
-            client.set_up(base, certs, challenge)
+            if synthetic:
+                set_up_noop(lab, client, base, certs)
+            else:
+                client.set_up(base, certs, challenge)
             command = client.reissue(base, certs, challenge)
             next_command = lambda i: command
             expected_orders = len(certs)
@@ -914,6 +987,10 @@ def bench_one(lab, client, scenario, runs):
         while i < runs:
             label = f"{scenario} / {client.name}: run {i + 1}"
             result = lab.measure(next_command(i), label)
+            if "failed" in result:
+                progress(f"{label}/{runs}: failed, {result['failed']}")
+                results.append(result)
+                break
             if result["orders"] != expected_orders:
                 raise BenchError(
                     f"{label}: {result['orders']} new orders, expected {expected_orders}"
@@ -922,8 +999,8 @@ def bench_one(lab, client, scenario, runs):
                 )
             results.append(result)
             progress(f"{label}/{runs}: {result['wall_ms']:.0f} ms, {result['requests']} requests")
-            if i == 0 and result["wall_ms"] > SLOW_RUN_MS:
-                runs = min(runs, SLOW_RUNS)
+            if i == 0 and result["wall_ms"] > slow_ms:
+                runs = min(runs, slow_runs)
             i += 1
         if isinstance(client, Desiccant) and scenario in TRACED:
             # One more, unmeasured, with --verbose: its trace shows where the time goes.
@@ -1285,6 +1362,410 @@ TRACED = set(EXPLAINED)
 
 
 # ---------------------------------------------------------------------------------------------
+# The WAN bench: the same clients, each reaching Pebble through tests/common/wan_relay.py
+
+
+# Pebble's validation delay across the WAN: a random whole number of seconds from 0 to N-1
+# before each validation (PEBBLE_VA_SLEEPTIME=3: 0, 1 or 2 s, as a CA validating from several
+# places takes one to several seconds).
+VA_SLEEPTIME = 3
+WAN_PEBBLE_ENV = {"PEBBLE_VA_SLEEPTIME": str(VA_SLEEPTIME), "PEBBLE_WFE_NONCEREJECT": "0",
+                  "PEBBLE_AUTHZREUSE": "0"}
+WAN_SCENARIOS = ["one", "san10", "batch100", "batch1000", "noop10000"]
+# One Pebble and relay per setting: (key, round trip ms or None for loopback, validation delay,
+# scenarios).
+WAN_SETTINGS = [
+    ("50ms", 50, False, ["one"]),
+    ("50ms+va", 50, True, ["one", "san10", "batch100", "batch1000"]),
+    ("150ms+va", 150, True, ["one", "san10", "batch100"]),
+    ("loopback", None, False, ["noop10000"]),
+]
+WAN_SETTING_TEXT = {
+    "50ms": "50 ms",
+    "50ms+va": "50 ms, validation 0-2 s",
+    "150ms+va": "150 ms, validation 0-2 s",
+    "loopback": "loopback",
+}
+WAN_SCENARIO_TEXT = {
+    "one": "account and certificate exist: forced re-issue of one name",
+    "san10": "forced re-issue of one certificate with 10 names (apex + 9 sub-names)",
+    "batch100": "forced re-issue of 100 certificates of one name each, in one run where the client can",
+    "batch1000": "forced re-issue of 1,000 certificates of one name each, in one run",
+    "noop10000": "10,000 valid certificates, nothing due: the daily run of a hosting provider "
+                 "(on loopback: it sends no request)",
+}
+# The peers issue one certificate after another (one process each, or certbot's `renew`): in
+# batch100 they issue 10 and their time and requests are multiplied by 10. They are not run in
+# batch1000 (hours each) nor noop10000 (their noop1000 on loopback shows their cost per
+# certificate).
+PEER_SCALE = {"batch100": 10}
+PEER_SKIP = {"batch1000", "noop10000"}
+# Synthetic state (as the noop scenarios') for the batches: no real issuance of each certificate
+# before the measured runs, through the relay, which would take as long as the runs.
+WAN_SYNTHETIC = {"batch100", "batch1000"}
+# A first run longer than this: the only one.
+WAN_SLOW_MS = 20_000
+# `one`: the directory, newNonce, newOrder, the authorization, the challenge answer, one look
+# at the order, finalize, one more look, the certificate (see WHY_MISSED), after the TCP
+# handshake and TLS 1.3's one round trip: its floor is this many round trips.
+ONE_FLOOR_ROUND_TRIPS = 11
+WAN_MARK = "<!-- The section below is made by `tests/bench/run.sh --wan --write`; the one above by `tests/bench/run.sh --write`. -->"
+
+
+def wan_plan(args):
+    """[(setting key, rtt, delay, [scenario])] that this run measures."""
+    plan = []
+    for key, rtt, delay, scenarios in WAN_SETTINGS:
+        chosen = [sc for sc in scenarios if sc in args.scenario_list]
+        if chosen:
+            plan.append((key, rtt, delay, chosen))
+    return plan
+
+
+def summarize_wan(results, scale, certs_run):
+    """A WAN row: medians of the runs that succeeded (time and requests multiplied by `scale`
+    for a scaled-down run), the worst run's 503s and 429s and each endpoint's highest peak."""
+    ok = [r for r in results if "failed" not in r]
+    relayed = [r["relay"] for r in results if r.get("relay")]
+    row = {"runs": len(ok), "scale": scale, "certs_run": certs_run,
+           "failed": next((r["failed"] for r in results if "failed" in r), None)}
+    if ok:
+        requests = statistics.median(r["requests"] for r in ok)
+        row.update(wall_ms=statistics.median(r["wall_ms"] for r in ok) * scale,
+                   cpu_ms=statistics.median(r["cpu_ms"] for r in ok) * scale,
+                   rss_mib=statistics.median(r["rss_mib"] for r in ok),
+                   requests=requests * scale, per_cert=requests / certs_run,
+                   nonces=statistics.median(r["nonces"] for r in ok) * scale)
+    if relayed:
+        row["503"] = max(s["total"]["503"] for s in relayed)
+        row["429"] = max(s["total"]["429"] for s in relayed)
+        peaks = {}
+        for stats in relayed:
+            for name, entry in list(stats["endpoints"].items()) + \
+                    [(f"class:{c}", e) for c, e in stats["classes"].items()]:
+                peaks[name] = max(peaks.get(name, 0), entry["peak_per_second"])
+        row["peaks"] = peaks
+        row["limits"] = {c: e["limit"] for c, e in relayed[0]["classes"].items()}
+    return row
+
+
+def run_wan(args, desiccant):
+    """Measures the WAN plan; returns what render_wan needs."""
+    saved = {"clients": args.client_list, "plan": [], "rows": [], "traces": {},
+             "command_line": command_line(),
+             "info": {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                      "machine": machine(), "versions": versions(desiccant)}}
+    started = time.monotonic()
+    for key, rtt, delay, scenarios in wan_plan(args):
+        env = WAN_PEBBLE_ENV if delay else PEBBLE_ENV
+        lab = Lab(pebble_env=env, rtt_ms=rtt)
+        try:
+            lab.start()
+            progress(f"-- {WAN_SETTING_TEXT[key]}: CA {lab.url}")
+            everyone = {
+                "desiccant": Desiccant(lab, desiccant),
+                "dehydrated": Dehydrated(lab),
+                "lego": Lego(lab),
+                "certbot": Certbot(lab),
+                "uacme": Uacme(lab),
+            }
+            saved["plan"].append([key, rtt, delay, scenarios])
+            if rtt is not None:
+                saved["info"].setdefault("relay_ms", {})[key] = relay_round_trip(lab)
+            for scenario in scenarios:
+                for name in args.client_list:
+                    client = everyone[name]
+                    certs = scenario_certs(scenario)
+                    scale = 1
+                    if name != "desiccant":
+                        if scenario in PEER_SKIP:
+                            continue
+                        if scenario in PEER_SCALE:
+                            scale = PEER_SCALE[scenario]
+                            certs = certs[:len(certs) // scale]
+                    try:
+                        results = bench_one(lab, client, scenario, args.runs, certs=certs,
+                                            synthetic=scenario in WAN_SYNTHETIC,
+                                            slow_ms=WAN_SLOW_MS, slow_runs=1)
+                    except BenchError as error:
+                        # A client that cannot be set up (or misbehaves) across the WAN is a
+                        # result too; the others go on.
+                        progress(f"{scenario} / {name}: failed: {error}\n{error.output[-2000:]}")
+                        saved["rows"].append([key, scenario, name, {
+                            "runs": 0, "scale": scale, "certs_run": len(certs),
+                            "failed": str(error).splitlines()[0][:300]}])
+                        save_wan(saved)
+                        continue
+                    if results:
+                        row = summarize_wan(results, scale, len(certs))
+                        saved["rows"].append([key, scenario, name, row])
+                        save_wan(saved)
+            if "one" in everyone["desiccant"].traces:
+                saved["traces"][key] = everyone["desiccant"].traces["one"]
+        finally:
+            lab.stop()
+    saved["info"]["minutes"] = (time.monotonic() - started) / 60
+    save_wan(saved)
+    return saved
+
+
+def relay_round_trip(lab):
+    """The median time of a kept-alive GET of the directory through the relay (curl, 20 on one
+    connection after the first): the round trip and the relay's own cost."""
+    url = lab.url
+    status, output = run_process(["curl", "-sS", "-w", "%{time_total}\n"]
+                                 + ["-o", "/dev/null", url] * 21)
+    if status != 0:
+        raise BenchError("curl through the WAN relay failed", output)
+    times = [float(line) * 1000 for line in output.split()[1:]]
+    return statistics.median(times)
+
+
+def save_wan(saved):
+    os.makedirs(os.path.dirname(WAN_RESULTS), exist_ok=True)
+    with open(WAN_RESULTS, "w") as f:
+        json.dump(saved, f, indent=1)
+
+
+def seconds(ms):
+    return f"{ms / 1000:.2f}" if ms < 10_000 else f"{ms / 1000:.1f}" if ms < 100_000 else f"{ms / 1000:.0f}"
+
+
+def peaks_text(row):
+    """The endpoints' peak requests per second, busiest first, with each limit class's figure."""
+    peaks = row.get("peaks", {})
+    limits = row.get("limits", {})
+    parts = []
+    for name, peak in sorted(peaks.items(), key=lambda item: (-item[1], item[0])):
+        if name.startswith("class:") or not peak:
+            continue
+        parts.append(f"{name} {peak}")
+    classes = []
+    for name, peak in sorted(peaks.items()):
+        if name.startswith("class:") and peak and limits.get(name[6:]):
+            classes.append(f"{name[6:]} {peak}/{limits[name[6:]]['rate']:g}")
+    text = ", ".join(parts)
+    if classes:
+        text += " (per limit class, peak/limit: " + ", ".join(classes) + ")"
+    return text
+
+
+def render_wan(saved):
+    """The WAN section of BENCHMARKS.md."""
+    rows = {(key, sc, name): row for key, sc, name, row in saved["rows"]}
+    clients = saved["clients"]
+    plan = saved["plan"]
+    info = saved["info"]
+    peers = [c for c in clients if c != "desiccant"]
+    lines = []
+    add = lines.append
+    add("## Across a WAN: a CA 50 and 150 ms away, with its request limits")
+    add("")
+    add("The same clients, each reaching the same kind of Pebble through `tests/common/wan_relay.py`, "
+        "which stands for the internet and for Let's Encrypt's load balancer: every byte each way "
+        "arrives half a round trip late, at TCP level (so a new connection's TCP and TLS handshakes "
+        "cost their round trips), and Let's Encrypt's published per-IP request limits are token "
+        "buckets in front of Pebble (new-nonce 20/s with a burst of 10, new-account 5/s (15), "
+        "new-order 300/s (200), directory 40/s (40), renewal-info 1000/s (100), every other ACME "
+        "endpoint 250/s (125); every loopback client is one IP), answering `503` with `Retry-After` "
+        "beyond them. The per-account order limit is off here (Let's Encrypt's 300 new orders in 3 "
+        "hours would stop `batch1000` at 300).")
+    add("")
+    add(f"- Date: {info['date']}")
+    add(f"- Produced by: `{saved['command_line']}`"
+        + (f", in {info['minutes']:.0f} min" if info.get("minutes") else ""))
+    add(f"- Machine: {info['machine']['nproc']} CPUs, {info['machine']['cpu']}; the versions "
+        "are those above")
+    add(f"- Pebble: as above, but with `PEBBLE_VA_SLEEPTIME={VA_SLEEPTIME}` (a random 0, 1 or 2 s "
+        "before each validation) instead of `PEBBLE_VA_NOSLEEP=1` where the setting says "
+        "\"validation 0-2 s\"")
+    relay_ms = info.get("relay_ms", {})
+    if relay_ms:
+        add("- The relay's own cost: a kept-alive GET of the directory through it (curl, median of "
+            "20) took " + "; ".join(f"{ms:.1f} ms in the setting \"{WAN_SETTING_TEXT[key]}\""
+                                   for key, ms in relay_ms.items())
+            + " (the round trip, Pebble's answer and the relay's own work in Python)")
+    add("")
+    add("Scenarios:")
+    add("")
+    for sc in WAN_SCENARIOS:
+        if any(sc in p[3] for p in plan):
+            add(f"- `{sc}`: {WAN_SCENARIO_TEXT[sc]}")
+    add("")
+    add("Each number is the median of the runs (3, or 1 when the first takes over 20 s); "
+        "requests are all those the relay received, refused ones included; `503` and `429` "
+        "are the refusals of the worst run; the peak is the most requests of an endpoint that "
+        "arrived within any one second, the highest of the runs. The batches start from "
+        "synthetic state (as the noop scenarios: one real issuance copied for every name) and "
+        f"re-issue every certificate. The peers issue one certificate after another, so in "
+        f"`batch100` they issue {100 // PEER_SCALE['batch100']} and their time and requests are "
+        f"multiplied by {PEER_SCALE['batch100']} (marked ×{PEER_SCALE['batch100']}); they are not "
+        "run in `batch1000` (hours each) nor in `noop10000` (see their `noop1000` above).")
+    add("")
+
+    def cell(key, sc, name):
+        row = rows.get((key, sc, name))
+        if row is None:
+            return "n/a"
+        if "wall_ms" not in row:
+            return "failed"
+        text = seconds(row["wall_ms"])
+        if row.get("scale", 1) != 1:
+            text += f" (×{row['scale']})"
+        if row.get("failed"):
+            text += " (then failed)"
+        return text
+
+    def fastest_peer(key, sc):
+        measured = [(rows[(key, sc, p)]["wall_ms"], p) for p in peers
+                    if "wall_ms" in rows.get((key, sc, p), {})]
+        return min(measured) if measured else None
+
+    add("### Summary: median wall time, s")
+    add("")
+    header = ["scenario", "round trip"] + clients
+    if "desiccant" in clients and peers:
+        header.append("desiccant vs fastest peer")
+    add("| " + " | ".join(header) + " |")
+    add("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
+    for key, rtt, delay, scenarios in plan:
+        for sc in scenarios:
+            line = [f"`{sc}`", WAN_SETTING_TEXT[key]] + [cell(key, sc, c) for c in clients]
+            if "desiccant" in clients and peers:
+                ours = rows.get((key, sc, "desiccant"), {})
+                fastest = fastest_peer(key, sc)
+                if "wall_ms" in ours and fastest:
+                    ratio = fastest[0] / ours["wall_ms"]
+                    line.append(f"{ratio:.1f}× faster than {fastest[1]}" if ratio >= 1
+                                else f"{1 / ratio:.1f}× slower than {fastest[1]}")
+                else:
+                    line.append("n/a")
+            add("| " + " | ".join(line) + " |")
+    add("")
+    if "desiccant" in clients:
+        add("### The targets")
+        add("")
+        add("Issue 19's targets for desiccant across the WAN (medians, measured in this run).")
+        add("")
+        add("| target | reached | met |")
+        add("|---|---|:---:|")
+        for target, reached, met in wan_targets(rows, peers):
+            add(f"| {target} | {reached} | {'yes' if met else 'no'} |")
+        add("")
+    add("### All measurements")
+    add("")
+    add("| scenario | round trip | client | runs | wall s | CPU s | peak RSS MiB | requests | "
+        "per cert | 503 | 429 | peak requests/s per endpoint |")
+    add("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for key, rtt, delay, scenarios in plan:
+        for sc in scenarios:
+            for name in clients:
+                row = rows.get((key, sc, name))
+                if row is None:
+                    continue
+                scale = f" (×{row['scale']})" if row.get("scale", 1) != 1 else ""
+                if "wall_ms" in row:
+                    figures = [str(row["runs"]), seconds(row["wall_ms"]) + scale,
+                               f"{row['cpu_ms'] / 1000:.2f}" + scale, f"{row['rss_mib']:.1f}",
+                               number(row["requests"]) + scale, f"{row['per_cert']:.1f}"]
+                else:
+                    figures = ["0", "failed", "", "", "", ""]
+                peaks = peaks_text(row) if rtt else "no request sent" if row.get("requests") == 0 else ""
+                if row.get("failed"):
+                    peaks += f"; a run failed: {row['failed']}"
+                add(f"| `{sc}` | {WAN_SETTING_TEXT[key]} | {name} | " + " | ".join(figures)
+                    + f" | {row.get('503', '') if rtt else ''} | {row.get('429', '') if rtt else ''} | {peaks} |")
+    add("")
+    for key, trace in saved.get("traces", {}).items():
+        add(f"### desiccant's `one` at {WAN_SETTING_TEXT[key]}")
+        add("")
+        add("The `--verbose` output of one more run, after the measured ones (milliseconds since "
+            "the start; URLs shortened):")
+        add("")
+        add("```")
+        for line in trace.splitlines():
+            add(re.sub(r"https://127\.0\.0\.1:\d+", "", re.sub(r"/[A-Za-z0-9_-]{20,}", "/…", line)))
+        add("```")
+        add("")
+    return "\n".join(lines)
+
+
+def wan_targets(rows, peers):
+    """(target, reached, met) for issue 19's targets that this run measured."""
+    out = []
+
+    def row(key, sc):
+        r = rows.get((key, sc, "desiccant"))
+        return r if r and "wall_ms" in r else None
+
+    def fastest(key, sc):
+        measured = [(rows[(key, sc, p)]["wall_ms"], p) for p in peers
+                    if "wall_ms" in rows.get((key, sc, p), {})]
+        return min(measured) if measured else None
+
+    one = row("50ms", "one")
+    if one:
+        floor = ONE_FLOOR_ROUND_TRIPS * 50
+        ratio = one["wall_ms"] / floor
+        out.append((f"`one` at 50 ms, no validation delay: within 1.3× of its floor "
+                    f"({ONE_FLOOR_ROUND_TRIPS} round trips: TCP, TLS 1.3 and 9 requests, {floor} ms)",
+                    f"{seconds(one['wall_ms'])} s, {ratio:.2f}× the floor", ratio <= 1.3))
+        peer = fastest("50ms", "one")
+        if peer:
+            r = peer[0] / one["wall_ms"]
+            out.append(("`one` at 50 ms: at least 2× faster than the fastest peer",
+                        f"{r:.1f}× ({peer[1]}: {seconds(peer[0])} s)", r >= 2))
+    batch = row("50ms+va", "batch100")
+    if batch:
+        peer = fastest("50ms+va", "batch100")
+        if peer:
+            r = peer[0] / batch["wall_ms"]
+            scale = rows[("50ms+va", "batch100", peer[1])].get("scale", 1)
+            out.append(("`batch100` at 50 ms with validation delay: at least 20× faster than the "
+                        "fastest peer",
+                        f"{r:.1f}× ({peer[1]}: {seconds(peer[0])} s"
+                        + (f", its 10 certificates ×{scale}" if scale != 1 else "") + ")", r >= 20))
+        out.append(("`batch100` at 50 ms: no 503", str(batch.get("503", "?")), batch.get("503") == 0))
+        out.append(("`batch100` at 50 ms: at most 12 requests per certificate",
+                    f"{batch['per_cert']:.1f}", batch["per_cert"] <= 12))
+    big = rows.get(("50ms+va", "batch1000", "desiccant"))
+    if big:
+        finished = "wall_ms" in big and not big.get("failed")
+        out.append(("`batch1000` at 50 ms: finishes, no 503, no rate-limit problem",
+                    (f"{seconds(big['wall_ms'])} s, {number(big['requests'])} requests; " if finished
+                     else f"failed ({big.get('failed')}); ")
+                    + f"503: {big.get('503', '?')}, 429: {big.get('429', '?')}",
+                    finished and big.get("503") == 0 and big.get("429") == 0))
+        over = [f"{c} {p}/{big['limits'][c]['rate']:g}" for c, p in
+                ((name[6:], peak) for name, peak in big.get("peaks", {}).items() if name.startswith("class:"))
+                if big["limits"].get(c) and p > big["limits"][c]["rate"]]
+        out.append(("`batch1000`: every endpoint's peak requests per second under the published limit",
+                    "over: " + ", ".join(over) if over else "all under", not over))
+    noop = row("loopback", "noop10000")
+    if noop:
+        out.append(("`noop10000` under 500 ms", f"{noop['wall_ms']:.0f} ms", noop["wall_ms"] < 500))
+        out.append(("`noop10000` under 30 MiB peak RSS", f"{noop['rss_mib']:.1f} MiB", noop["rss_mib"] < 30))
+    return out
+
+
+def write_benchmarks(text, wan):
+    """Writes BENCHMARKS.md: the loopback part or (wan) the WAN section, keeping the other."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    try:
+        old = read_file(path)
+    except FileNotFoundError:
+        old = ""
+    head, mark, tail = old.partition(WAN_MARK)
+    if wan:
+        new = head.rstrip("\n") + "\n\n" + WAN_MARK + "\n\n" + text.rstrip("\n") + "\n"
+    else:
+        new = text.rstrip("\n") + "\n" + (f"\n{WAN_MARK}{tail.rstrip()}\n" if mark else "")
+    with open(path, "w") as f:
+        f.write(new)
+    progress("wrote " + path)
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry points
 
 
@@ -1348,9 +1829,14 @@ def parse_args():
     parser.add_argument("--render", metavar="FILE",
                         help="no measuring: BENCHMARKS.md again from the results a run saved "
                         "(every run saves them in target/bench-results.json)")
-    parser.add_argument("--runs", type=int, default=5, help="runs per client and scenario (default 5)")
+    parser.add_argument("--runs", type=int, help="runs per client and scenario (default 5; 3 with --wan)")
     parser.add_argument("--quick", action="store_true",
-                        help="one run each, and no noop1000 unless --scenarios names it")
+                        help="one run each, and no noop1000 (with --wan: batch1000, noop10000) "
+                        "unless --scenarios names it")
+    parser.add_argument("--wan", action="store_true",
+                        help="the WAN bench instead: every client through tests/common/wan_relay.py "
+                        "(round trips of 50 and 150 ms, Let's Encrypt's request limits), Pebble "
+                        "validating after 0-2 s; --write then writes BENCHMARKS.md's WAN section")
     parser.add_argument("--clients", help="comma-separated subset of " + ",".join(CLIENT_NAMES))
     parser.add_argument("--scenarios", help="comma-separated subset of " + ",".join(SCENARIOS))
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md instead of printing it")
@@ -1368,11 +1854,14 @@ def parse_args():
         return [item for item in known if item in chosen]
 
     args.client_list = subset(args.clients, CLIENT_NAMES, "client")
-    args.scenario_list = subset(args.scenarios, SCENARIOS, "scenario")
+    args.scenario_list = subset(args.scenarios, WAN_SCENARIOS if args.wan else SCENARIOS, "scenario")
+    if args.runs is None:
+        args.runs = 3 if args.wan else 5
     if args.quick:
         args.runs = 1
         if not args.scenarios:
-            args.scenario_list.remove("noop1000")
+            for big in ("batch1000", "noop10000") if args.wan else ("noop1000",):
+                args.scenario_list.remove(big)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     return args
@@ -1405,10 +1894,11 @@ def main():
     args = parse_args()
     if args.render:
         with open(args.render) as f:
-            text = render(json.load(f))
+            saved = json.load(f)
+        wan = "plan" in saved
+        text = render_wan(saved) if wan else render(saved)
         if args.write:
-            with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
-                f.write(text)
+            write_benchmarks(text, wan)
         else:
             print(text)
         return 0
@@ -1427,6 +1917,26 @@ def main():
     # KeyboardInterrupt: through the finally below, which stops every process it started.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
+
+    if args.wan:
+        try:
+            saved = run_wan(args, desiccant)
+        except BenchError as error:
+            print(f"benchmark failed: {error}", file=sys.stderr)
+            if error.output:
+                print("---- output ----", file=sys.stderr)
+                print(error.output.rstrip(), file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        progress("results saved in " + WAN_RESULTS)
+        text = render_wan(saved)
+        if args.write:
+            write_benchmarks(text, True)
+        else:
+            print(text)
+        return 0
 
     lab = Lab()
     try:
@@ -1479,9 +1989,7 @@ def main():
         lab.stop()
 
     if args.write:
-        with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
-            f.write(text)
-        progress("wrote " + os.path.join(ROOT, "BENCHMARKS.md"))
+        write_benchmarks(text, False)
     else:
         print(text)
     return 0

@@ -3,10 +3,15 @@
 # BENCHMARKS.md (with --write: writes it at the repository top). Installs the Debian packages it
 # needs when they are missing, builds desiccant (unless DESICCANT names a binary), then runs
 # tests/bench/bench.py with this script's arguments (--runs N, --quick, --clients a,b,
-# --scenarios a,b, --write). Must run as root: bench.py adds Pebble's CA to the system trust
-# store inside a private mount namespace. Every run saves its results in
+# --scenarios a,b, --write, --wan). Must run as root: bench.py adds Pebble's CA to the system
+# trust store inside a private mount namespace. Every run saves its results in
 # target/bench-results.json; `python3 tests/bench/bench.py --render target/bench-results.json
 # [--write]` makes BENCHMARKS.md from them again without measuring anything.
+#
+# --wan measures across a WAN instead: every client reaches Pebble through
+# tests/common/wan_relay.py (round trips of 50 and 150 ms, Let's Encrypt's request limits),
+# Pebble validating after 0-2 s; `--wan --write` rewrites only BENCHMARKS.md's WAN section (a
+# loopback --write keeps it), from results saved in target/bench-wan-results.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

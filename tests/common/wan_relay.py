@@ -65,7 +65,18 @@ https://letsencrypt.org/docs/rate-limits/#new-orders-per-account".
 
 THE STATS (--stats FILE.json): per endpoint (with its limit class) and per limit class: requests,
 `503`s and `429`s answered, every status Pebble answered, and the peak requests per second (the
-most requests that arrived in any one-second window); and the totals.
+most requests that arrived in any one-second window); and the totals. As JSON:
+
+    {"rtt_ms": 50.0, "limits": "letsencrypt", "order_limit": "2/60" or null,
+     "since": "<UTC start of counting>", "seconds": <counted for>,
+     "endpoints": {"new-nonce": {"class": "new-nonce", "requests": 12, "503": 2, "429": 0,
+                                 "peak_per_second": 12, "statuses": {"200": 10}}, ...},
+     "classes": {"new-nonce": {... the same, and "limit": {"rate": 20, "burst": 10} or null}, ...},
+     "total": {... the same, and "connections": <TCP connections accepted>}}
+
+Endpoints: directory, new-nonce, new-account, new-order, order, finalize, authz, challenge,
+certificate, account, key-change, orders-list, revoke-cert, renewal-info, other. `statuses`
+counts Pebble's answers only (not the relay's own 503s and 429s).
 
 Python 3 standard library only (asyncio, ssl).
 """
