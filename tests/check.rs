@@ -943,6 +943,16 @@ fn a_monitoring_user_that_cannot_read_state_leaves_the_metrics_file_alone() {
     let pebble = Pebble::start();
     let folder = common::TempDir::new("node-exporter");
     fs::set_permissions(folder.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // The metrics folder is opened from / one folder at a time, as node_exporter's is
+    // (/var/lib/prometheus/node-exporter, every folder on the way 0755): the test's temporary
+    // folders on the way (0700 under tests/run.sh) are made readable like those.
+    for ancestor in folder.path().ancestors().skip(1) {
+        use std::os::unix::fs::MetadataExt;
+        let mode = fs::metadata(ancestor).unwrap().mode() & 0o7777;
+        if mode & 0o005 != 0o005 {
+            fs::set_permissions(ancestor, fs::Permissions::from_mode(mode | 0o005)).unwrap();
+        }
+    }
     let file = folder.path().join("desiccant.prom");
     let env = Env::new(&pebble, &format!("METRICS_FILE={}\n", file.display()));
     env.domains("a.example\n");
