@@ -26,12 +26,13 @@ fn account_url(env: &Env) -> String {
     id["url"].as_str().unwrap().to_string()
 }
 
-/// How many newOrder requests Pebble has logged.
+/// How many orders Pebble has made.
 fn orders(pebble: &Pebble) -> usize {
     pebble
         .log_text()
         .lines()
-        .filter(|l| l.contains("POST /order-plz"))
+        // Orders made, not requests: a newOrder refused for its nonce is sent again.
+        .filter(|l| l.contains("Added order"))
         .count()
 }
 
