@@ -85,29 +85,37 @@ pub fn load_or_register(
         }
         return Ok((account, Found::Existing));
     }
+    match look_up(client, &key)? {
+        Some(url) => {
+            write_id(dir, &url)?;
+            Ok((Account { key, url }, Found::Existing))
+        }
+        None if terms.accepted => {
+            let url = register(client, dir, &key, terms)?;
+            Ok((Account { key, url }, Found::Registered))
+        }
+        None => Err(not_registered(client)),
+    }
+}
+
+/// The URL of the CA's account for `key`, asked with `onlyReturnExisting`; None when the CA
+/// has none (`accountDoesNotExist`).
+fn look_up(client: &Client, key: &AccountKey) -> Result<Option<String>> {
     let lookup = client.post(
-        &key,
+        key,
         KeyId::Jwk,
         &client.directory.new_account,
         Some(&json!({ "onlyReturnExisting": true })),
     );
     match lookup {
-        Ok(response) => {
-            let url = response
+        Ok(response) => Ok(Some(
+            response
                 .location()
-                .map_err(Error::acme(subject))?
-                .to_string();
-            write_id(dir, &url)?;
-            Ok((Account { key, url }, Found::Existing))
-        }
-        Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) && terms.accepted => {
-            let url = register(client, dir, &key, terms)?;
-            Ok((Account { key, url }, Found::Registered))
-        }
-        Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) => {
-            Err(not_registered(client))
-        }
-        Err(e) => Err(Error::acme(subject)(e)),
+                .map_err(Error::acme("account"))?
+                .to_string(),
+        )),
+        Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) => Ok(None),
+        Err(e) => Err(Error::acme("account")(e)),
     }
 }
 
@@ -115,30 +123,13 @@ pub fn load_or_register(
 /// key. A key whose URL is not stored yet is looked up with `onlyReturnExisting` and the URL
 /// is not written; a key change a killed run left half done is not finished.
 pub fn load_existing(client: &Client, dir: &AccountDir) -> Result<Option<Account>> {
-    let subject = "account";
     let Some(key) = stored_key(dir)? else {
         return Ok(None);
     };
     if let Some(url) = stored_url(dir) {
         return Ok(Some(Account { key, url }));
     }
-    let lookup = client.post(
-        &key,
-        KeyId::Jwk,
-        &client.directory.new_account,
-        Some(&json!({ "onlyReturnExisting": true })),
-    );
-    match lookup {
-        Ok(response) => {
-            let url = response
-                .location()
-                .map_err(Error::acme(subject))?
-                .to_string();
-            Ok(Some(Account { key, url }))
-        }
-        Err(e) if e.problem().is_some_and(|p| p.is("accountDoesNotExist")) => Ok(None),
-        Err(e) => Err(Error::acme(subject)(e)),
-    }
+    Ok(look_up(client, &key)?.map(|url| Account { key, url }))
 }
 
 /// Replaces the account key (RFC 8555 §7.3.5): the new key is written next to the old one
