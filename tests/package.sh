@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Debian package, as an admin meets it: builds the .deb (packaging/build-deb.sh), installs
 # it with dpkg on this machine, and checks what got installed: the binary and its --version,
-# the man page, the completions (bash completes --cr to --cron), the units (systemd-analyze
+# the man page, the completions (bash completes --cro to --cron), the units (systemd-analyze
 # verify and security, the timer left disabled, and the service run by a real systemd in
 # namespaces of its own: tests/unit_sandbox.sh), the examples and the conffiles; then removes
 # the package (configuration and BASEDIR kept) and purges it: the conffiles, the lock and the
@@ -70,14 +70,14 @@ for want in "--cron" "CONFIGURATION" "RUN_TIMEOUT (default: 3600)" "HTTPS_PROXY"
 done
 echo "man page: $(wc -l <<<"$page") lines"
 
-# bash completes --cr to --cron.
+# bash completes --cro to --cron.
 completed=$(bash -c '
     source /usr/share/bash-completion/completions/desiccant
-    COMP_WORDS=(desiccant --cr); COMP_CWORD=1; COMP_LINE="desiccant --cr"; COMP_POINT=${#COMP_LINE}
-    _desiccant desiccant --cr desiccant
+    COMP_WORDS=(desiccant --cro); COMP_CWORD=1; COMP_LINE="desiccant --cro"; COMP_POINT=${#COMP_LINE}
+    _desiccant desiccant --cro desiccant
     printf "%s\n" "${COMPREPLY[@]}"')
-[ "$completed" = "--cron" ] || fail "bash completed --cr to: $completed"
-echo "bash: --cr completes to $completed"
+[ "$completed" = "--cron" ] || fail "bash completed --cro to: $completed"
+echo "bash: --cro completes to $completed"
 
 # The units: systemd's own checks, the exposure score, and the timer left disabled.
 systemd-analyze verify /lib/systemd/system/desiccant.service /lib/systemd/system/desiccant.timer
