@@ -6,6 +6,7 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
+use common::user::User;
 use common::{Env, Pebble, PebbleOptions};
 
 #[test]
@@ -681,82 +682,6 @@ fn the_last_failed_attempt_is_shown_with_the_cas_words() {
         report["certificates"][0]["held_back"], "backed-off",
         "{json:?}"
     );
-}
-
-/// An unprivileged user made for one test (a monitoring system's), removed when it ends.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn new(tag: &str) -> User {
-        use std::os::unix::fs::MetadataExt;
-        assert_eq!(
-            fs::metadata("/proc/self").unwrap().uid(),
-            0,
-            "this test makes a user and needs root"
-        );
-        let name = format!("dsc-{tag}");
-        let status = std::process::Command::new("useradd")
-            .args(["--no-create-home", "--user-group", "--shell"])
-            .args(["/usr/sbin/nologin", &name])
-            .status()
-            .unwrap();
-        // 9: the user exists already (a crashed earlier run).
-        assert!(
-            status.success() || status.code() == Some(9),
-            "useradd {name}: {status}"
-        );
-        common::reachable_by_others(&std::env::temp_dir());
-        let id = |flag: &str| -> u32 {
-            let out = std::process::Command::new("id")
-                .args([flag, &name])
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        User {
-            uid: id("-u"),
-            gid: id("-g"),
-            name,
-        }
-    }
-
-    /// Runs desiccant with `--config BASEDIR/config` and `args` as this user, no other groups.
-    fn run(&self, env: &Env, args: &[&str]) -> common::Run {
-        let output = std::process::Command::new("setpriv")
-            .arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .args([
-                "--clear-groups",
-                env!("CARGO_BIN_EXE_desiccant"),
-                "--config",
-            ])
-            .arg(env.path().join("config"))
-            .args(args)
-            .env_remove("JOURNAL_STREAM")
-            .current_dir("/")
-            .output()
-            .unwrap();
-        common::Run {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            output,
-        }
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("userdel")
-            .arg(&self.name)
-            .status();
-    }
 }
 
 #[test]

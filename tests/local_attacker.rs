@@ -11,74 +11,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Env, Pebble, TempDir, mode, reachable_by_others};
-
-/// An unprivileged user made for one test and removed when the test ends. One left by an
-/// earlier run that crashed is used as it is.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn new(tag: &str) -> User {
-        assert_eq!(
-            fs::metadata("/proc/self").unwrap().uid(),
-            0,
-            "these tests make users and need root"
-        );
-        let name = format!("dsc-{tag}");
-        let status = Command::new("useradd")
-            .args(["--no-create-home", "--user-group", "--shell"])
-            .args(["/usr/sbin/nologin", &name])
-            .status()
-            .unwrap();
-        // 9: the user exists already (a crashed earlier run).
-        assert!(
-            status.success() || status.code() == Some(9),
-            "useradd {name}: {status}"
-        );
-        reachable_by_others(&std::env::temp_dir());
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        User {
-            uid: id("-u"),
-            gid: id("-g"),
-            name,
-        }
-    }
-
-    /// Runs `script` with `sh -c` as this user, no other groups; its exit status.
-    fn sh(&self, script: &str) -> std::process::Output {
-        Command::new("setpriv")
-            .arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .args(["--clear-groups", "sh", "-c", script])
-            .output()
-            .unwrap()
-    }
-
-    /// A folder of this user's own (0755), removed with the test.
-    fn folder(&self, tag: &str) -> TempDir {
-        let dir = TempDir::new(tag);
-        std::os::unix::fs::chown(dir.path(), Some(self.uid), Some(self.gid)).unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        dir
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
-}
+use common::user::User;
+use common::{Env, Pebble, TempDir, mode};
 
 /// A hook script at `path` that notes each event it is run for in `marker`.
 fn marker_hook(path: &Path, marker: &Path) {

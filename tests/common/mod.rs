@@ -12,6 +12,7 @@
 pub mod a2c;
 pub mod invariants;
 pub mod proxy;
+pub mod user;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
