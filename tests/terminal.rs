@@ -19,7 +19,11 @@ const ERASE: &str = "\r\x1b[K";
 /// is Ctrl-C. `vars` are set in its environment; systemd's variables are removed.
 fn on_terminal(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Child {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    // `exec`: desiccant itself is the terminal's foreground process, as when typed at a
+    // prompt; a shell left waiting for it (dash, which runs `script`'s command when SHELL is
+    // /bin/sh) would die of Ctrl-C itself and report 130.
     let mut line = vec![
+        "exec".into(),
         quote(env!("CARGO_BIN_EXE_desiccant")),
         "--config".into(),
         quote(env.path().join("config").to_str().unwrap()),
