@@ -369,9 +369,28 @@ fn inline(text: &str) -> String {
     out
 }
 
-/// Text safe in roff: backslashes escaped, no line starting with a control character.
+/// Text safe in roff: backslashes escaped, no line starting with a control character, and
+/// ASCII only: the few other characters README uses become glyphs every groff device has, so
+/// that the page renders the same in the C locale (cron's) as in a UTF-8 one.
 fn escape(text: &str) -> String {
     let text = text.replace('\\', "\\e").replace('-', "\\-");
+    let text: String = text
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii() => c.to_string(),
+            '…' => "...".into(),
+            '×' => "\\(mu".into(),
+            '¦' => "\\(bb".into(),
+            '—' => "\\(em".into(),
+            '–' => "\\(en".into(),
+            '≤' => "\\(<=".into(),
+            '≥' => "\\(>=".into(),
+            '→' => "\\(->".into(),
+            '‘' | '’' => "'".into(),
+            '“' | '”' => "\"".into(),
+            c => format!("\\[u{:04X}]", u32::from(c)),
+        })
+        .collect();
     if text.starts_with('.') || text.starts_with('\'') {
         format!("\\&{text}")
     } else {
