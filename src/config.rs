@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::net::SocketAddr;
 
 use crate::acme::Eab;
-use crate::acme::pace::{Limits, OrderLimit};
+use crate::acme::pace::{Limits, MAX_JOBS, OrderLimit};
 use crate::config_file::{self, Origin, Vars};
 use crate::dns::{self, TsigKey, TsigKeyError};
 use crate::domains::CertLine;
@@ -475,8 +475,12 @@ impl Config {
             }
         };
         let jobs = number(&vars, "JOBS", 4)?;
-        if jobs == 0 || jobs > 64 {
-            return Err(bad(&vars, "JOBS", "must be between 1 and 64"));
+        if jobs == 0 || jobs as usize > MAX_JOBS {
+            return Err(bad(
+                &vars,
+                "JOBS",
+                &format!("must be between 1 and {MAX_JOBS}"),
+            ));
         }
         let rate_limits = Limits::parse(vars.value("RATE_LIMITS").unwrap_or_default())
             .map_err(|why| bad(&vars, "RATE_LIMITS", &format!("is not valid: {why}")))?;

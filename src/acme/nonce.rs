@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 /// The longest a request waits for the nonce of another request's answer before it asks
 /// `newNonce` for one of its own (see [`NoncePool::take`]).
 const NONCE_WAIT: Duration = Duration::from_millis(500);
+/// How often a wait for a nonce looks whether the run was asked to stop.
+const STOP_SLICE: Duration = Duration::from_millis(50);
 
 /// The nonces the CA gave and has not seen back, and what may still bring more.
 #[derive(Default)]
@@ -60,6 +62,28 @@ impl NoncePool {
         // than one more newNonce request would.
         nonces.in_flight += 1;
         None
+    }
+
+    /// A nonce that comes into the pool before `until`, for a request already counted in
+    /// flight by [`NoncePool::take`] that waits for its turn to ask `newNonce`; None at
+    /// `until` or once `stopped` says so.
+    pub fn take_before(&self, until: Instant, stopped: fn() -> bool) -> Option<String> {
+        let mut nonces = self.lock();
+        loop {
+            if let Some(nonce) = nonces.pool.pop() {
+                return Some(nonce);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stopped() {
+                return None;
+            }
+            // In slices, so that a stop is seen within one.
+            nonces = self
+                .came
+                .wait_timeout(nonces, left.min(STOP_SLICE))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Uncounts a request that [`NoncePool::take`] counted: it was answered (any nonce its
@@ -121,6 +145,36 @@ mod tests {
             })
         };
         assert_eq!(pool.take(never).as_deref(), Some("from-the-answer"));
+        answer.join().unwrap();
+    }
+
+    #[test]
+    fn a_request_waiting_for_its_turn_takes_a_nonce_that_comes_meanwhile() {
+        let pool = std::sync::Arc::new(NoncePool::default());
+        // Nothing comes: None at the turn, not before.
+        let start = Instant::now();
+        assert_eq!(
+            pool.take_before(start + Duration::from_millis(30), never),
+            None
+        );
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // A turn already come: only what the pool holds.
+        assert_eq!(pool.take_before(Instant::now(), never), None);
+        // An answer brings one long before the turn: it is taken then.
+        let answer = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                pool.put("from-the-answer".into());
+            })
+        };
+        let start = Instant::now();
+        assert_eq!(
+            pool.take_before(start + Duration::from_secs(10), never)
+                .as_deref(),
+            Some("from-the-answer")
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
         answer.join().unwrap();
     }
 }

@@ -72,7 +72,8 @@ most requests that arrived in any one-second window); and the totals. As JSON:
      "endpoints": {"new-nonce": {"class": "new-nonce", "requests": 12, "503": 2, "429": 0,
                                  "peak_per_second": 12, "statuses": {"200": 10}}, ...},
      "classes": {"new-nonce": {... the same, and "limit": {"rate": 20, "burst": 10} or null}, ...},
-     "total": {... the same, and "connections": <TCP connections accepted>}}
+     "total": {... the same, "connections": <TCP connections accepted>,
+               "open_at_once": <the most of them open at the same time>}}
 
 Endpoints: directory, new-nonce, new-account, new-order, order, finalize, authz, challenge,
 certificate, account, key-change, orders-list, revoke-cert, renewal-info, other. `statuses`
@@ -234,6 +235,9 @@ class Relay:
         self.classes = collections.defaultdict(Counter)
         self.total = Counter()
         self.connections = 0
+        # Connections open now (not reset: they are still open) and the most at once.
+        self.open = getattr(self, "open", 0)
+        self.open_at_once = self.open
 
     # -- the distance
 
@@ -249,10 +253,13 @@ class Relay:
         RTT/2 late, the first ones a round trip later still (SYN, SYN-ACK)."""
         accepted = self.loop.time()
         self.connections += 1
+        self.open += 1
+        self.open_at_once = max(self.open_at_once, self.open)
         peer = writer.get_extra_info("peername")
         try:
             inner_reader, inner_writer = await asyncio.open_connection("127.0.0.1", self.inner_port)
         except OSError:
+            self.open -= 1
             writer.close()
             return
         local = inner_writer.get_extra_info("sockname")
@@ -264,6 +271,7 @@ class Relay:
                 return_exceptions=True,
             )
         finally:
+            self.open -= 1
             self.peers.pop(local[1], None)
             for w in (writer, inner_writer):
                 w.close()
@@ -441,6 +449,7 @@ class Relay:
             endpoints[endpoint] = entry
         total = self.total.as_json()
         total["connections"] = self.connections
+        total["open_at_once"] = self.open_at_once
         return {
             "rtt_ms": self.args.rtt_ms,
             "limits": self.args.limits,
