@@ -234,7 +234,7 @@ fn blocks(text: &str) -> String {
             continue;
         }
         if let Some(sub) = line.strip_prefix("### ") {
-            roff.push_str(&format!(".SS \"{sub}\"\n"));
+            roff.push_str(&format!(".SS \"{}\"\n", escape(sub)));
         } else if let Some(code) = line.strip_prefix("    ") {
             roff.push_str(".PP\n.RS 4\n.nf\n");
             roff.push_str(&escape(code));
@@ -388,7 +388,13 @@ fn escape(text: &str) -> String {
             '→' => "\\(->".into(),
             '‘' | '’' => "'".into(),
             '“' | '”' => "\"".into(),
-            c => format!("\\[u{:04X}]", u32::from(c)),
+            '§' => "\\(sc".into(),
+            // groff's ASCII output has no glyph for most others: a new one is added here.
+            c => panic!(
+                "README.md: {c:?} (U+{:04X}) has no glyph in the man page: add one to escape() \
+                 in build.rs",
+                u32::from(c)
+            ),
         })
         .collect();
     if text.starts_with('.') || text.starts_with('\'') {

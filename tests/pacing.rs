@@ -197,7 +197,7 @@ fn a_batch_keeps_its_connections_open_and_asks_few_nonces() {
     // take the nonces the first answers bring instead. (Each waiting its turn, half the jobs
     // asked: 16.)
     let asked = count(&stats, "classes", "new-nonce", "requests");
-    assert!(asked <= 8, "{asked} newNonce requests\n{stats:#}");
+    assert!(asked <= 10, "{asked} newNonce requests\n{stats:#}");
 }
 
 #[test]

@@ -66,16 +66,22 @@ impl NoncePool {
 
     /// A nonce that comes into the pool before `until`, for a request already counted in
     /// flight by [`NoncePool::take`] that waits for its turn to ask `newNonce`; None at
-    /// `until` or once `stopped` says so.
+    /// `until` or once `stopped` says so. It counts as waiting meanwhile, so that a later
+    /// [`NoncePool::take`] does not wait for an answer this request may take first.
     pub fn take_before(&self, until: Instant, stopped: fn() -> bool) -> Option<String> {
         let mut nonces = self.lock();
-        loop {
+        let mut counted = false;
+        let nonce = loop {
             if let Some(nonce) = nonces.pool.pop() {
-                return Some(nonce);
+                break Some(nonce);
             }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() || stopped() {
-                return None;
+                break None;
+            }
+            if !counted {
+                nonces.waiting += 1;
+                counted = true;
             }
             // In slices, so that a stop is seen within one.
             nonces = self
@@ -83,7 +89,11 @@ impl NoncePool {
                 .wait_timeout(nonces, left.min(STOP_SLICE))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+        };
+        if counted {
+            nonces.waiting -= 1;
         }
+        nonce
     }
 
     /// Uncounts a request that [`NoncePool::take`] counted: it was answered (any nonce its

@@ -125,6 +125,9 @@ impl Limits {
             };
             let count: f64 = positive(count).ok_or("a rate's count is a positive number")?;
             let per_second = count / seconds;
+            if per_second < 1.0 / 3600.0 {
+                return Err("a rate is at least 1/h".into());
+            }
             let burst = match burst {
                 Some(b) => positive(b).ok_or("a burst is a positive number")?,
                 None => per_second.max(1.0),
@@ -227,13 +230,15 @@ impl Bucket {
     /// A full bucket for `rate` that sends at most [`MARGIN`] of its rate (whole requests)
     /// in any one second: a burst of at most [`BURST_SHARE`] of the rate (and of the CA's
     /// burst; at least one request), refilled at what the second has left. A bucket of burst
-    /// `b` and rate `r` sends at most `b + r - 1` in a second: `b` at once, then one every
-    /// `1/r`. A rate that allows less than one request a second keeps [`MARGIN`] of it.
+    /// `b` and rate `r` (both whole) sends at most `b + r - 1` in a second: `b` at once, then
+    /// one every `1/r`, the `r`-th a whole second after the burst. A rate that allows less
+    /// than one request a second (a limit per minute or hour) is not a per-second limit: it
+    /// keeps [`MARGIN`] of its rate and of its burst.
     pub fn new(rate: Rate) -> Bucket {
         let allowed = rate.per_second * MARGIN;
         let in_a_second = allowed.floor();
         let (burst, per_second) = if in_a_second < 1.0 {
-            (1.0, allowed)
+            ((rate.burst * MARGIN).floor().max(1.0), allowed)
         } else {
             let burst = (rate.burst.min(rate.per_second * BURST_SHARE) * MARGIN)
                 .floor()
@@ -265,10 +270,15 @@ impl Bucket {
     pub fn take(&mut self, now: Instant) -> Duration {
         self.refill(now);
         self.tokens -= 1.0;
+        // The bucket's own time may be a little after `now`, read by a caller before another
+        // thread took its turn: the wait counts from the bucket's time, never earlier.
+        let behind = self
+            .at
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
         if self.tokens >= 0.0 {
-            Duration::ZERO
+            behind
         } else {
-            Duration::from_secs_f64(-self.tokens / self.per_second)
+            behind + Duration::from_secs_f64(-self.tokens / self.per_second)
         }
     }
 
@@ -426,6 +436,42 @@ mod tests {
         assert!(b.take(t0) > Duration::ZERO);
     }
 
+    #[test]
+    fn a_caller_that_read_the_clock_before_another_took_its_turn_is_not_sent_early() {
+        // new-nonce: one at once, then one every 1/18 s. The 19th is booked by a thread that
+        // read the clock 1 ms after the start, the 20th by one that read it at the start but
+        // got the bucket after: it goes after the 19th, not 1 ms before its time.
+        let mut b = Bucket::new(Rate {
+            per_second: 20.0,
+            burst: 10.0,
+        });
+        let t0 = Instant::now();
+        let mut sent: Vec<Instant> = (0..18).map(|_| t0 + b.take(t0)).collect();
+        let t1 = t0 + ms(1);
+        sent.push(t1 + b.take(t1));
+        sent.push(t0 + b.take(t0));
+        assert!(sent[19] > sent[18], "{:?} {:?}", sent[19], sent[18]);
+        assert!(peak(&sent) <= 18, "{}", peak(&sent));
+    }
+
+    #[test]
+    fn a_limit_per_hour_keeps_its_burst() {
+        // new-order=300/h:300: 270 at once, then one every 13.3 s.
+        let mut b = Bucket::new(Rate {
+            per_second: 300.0 / 3600.0,
+            burst: 300.0,
+        });
+        let t0 = Instant::now();
+        for _ in 0..270 {
+            assert_eq!(b.take(t0), Duration::ZERO);
+        }
+        let w = b.take(t0);
+        assert!(
+            w.abs_diff(Duration::from_secs_f64(3600.0 / 270.0)) < ms(1),
+            "{w:?}"
+        );
+    }
+
     /// The most requests sent in any one second, given the times they are sent at.
     fn peak(sent: &[Instant]) -> usize {
         (0..sent.len())
@@ -538,6 +584,8 @@ mod tests {
             "new-nonce=-1/s",
             "new-nonce=2/s:x",
             "new-nonce=NaN/s",
+            "new-nonce=1e-20/s",
+            "new-order=0.5/h",
         ] {
             assert!(Limits::parse(bad).is_err(), "{bad}");
         }

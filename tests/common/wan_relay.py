@@ -73,7 +73,8 @@ most requests that arrived in any one-second window); and the totals. As JSON:
                                  "peak_per_second": 12, "statuses": {"200": 10}}, ...},
      "classes": {"new-nonce": {... the same, and "limit": {"rate": 20, "burst": 10} or null}, ...},
      "total": {... the same, "connections": <TCP connections accepted>,
-               "open_at_once": <the most of them open at the same time>}}
+               "open_at_once": <the most of them open at the same time; after a reset,
+                                counting from those still open then>}}
 
 Endpoints: directory, new-nonce, new-account, new-order, order, finalize, authz, challenge,
 certificate, account, key-change, orders-list, revoke-cert, renewal-info, other. `statuses`
