@@ -178,7 +178,12 @@ fn a_batch_paced_under_strict_limits_meets_no_refusal() {
 fn a_batch_keeps_its_connections_open_and_asks_few_nonces() {
     let pebble = Pebble::start_without_refused_nonces();
     let relay = Relay::start(&pebble, 20, None, None);
-    let env = env_behind(&pebble, &relay, "JOBS=32\n");
+    // newNonce one at a time (a burst of 1), 18 a second.
+    let env = env_behind(
+        &pebble,
+        &relay,
+        "JOBS=32\nRATE_LIMITS=\"new-nonce=20/s:1\"\n",
+    );
     let names: Vec<String> = (1..=64).map(|i| format!("kept{i}.example")).collect();
     env.domains(&(names.join("\n") + "\n"));
     let run = env.run(&["--cron", "--accept-terms"]);

@@ -1,20 +1,20 @@
-//! Pacing requests under the CA's per-endpoint limits: one token bucket per endpoint class,
-//! shared by every thread of a client, with the class of a URL taken from the directory.
+//! Pacing requests under the CA's per-endpoint limits: one token bucket and one-second window
+//! per endpoint class, shared by every thread of a client, with the class of a URL taken from
+//! the directory.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::wire::Directory;
 
-/// The share of a published rate the client allows itself in any one second: a bucket exactly
-/// as large and fast as the CA's would meet its limit whenever the network bunches two requests
-/// together.
+/// The share of a published limit the client allows itself: a bucket exactly as large and fast
+/// as the CA's would meet its limit whenever the network bunches two requests together.
 const MARGIN: f64 = 0.9;
-/// The largest burst, as a share of the rate: a CA may count its rate over any one-second
-/// window, and a bucket lets through its burst and a second's refill in one, so the burst is
-/// kept small and taken from the rate ([`Bucket::new`]).
-const BURST_SHARE: f64 = 0.1;
+/// The most lateness a bucket allows for: a CA two seconds away is paced as one a second
+/// away, rather than hardly at all.
+const MAX_LATE: Duration = Duration::from_secs(2);
 /// The longest pause a CA's `503` with `Retry-After` holds an endpoint class; beyond it the
 /// answer is an error of the run, to be tried again later.
 pub const MAX_HOLD: Duration = Duration::from_secs(60);
@@ -216,41 +216,48 @@ impl fmt::Display for OrderLimit {
     }
 }
 
-/// A token bucket that hands out times to send at rather than refusals: pure, fed the time.
-#[derive(Debug, Clone, Copy)]
+/// One endpoint class's pacing: pure, fed the time, handing out times to send at rather than
+/// refusals. Two rules, each at [`MARGIN`] of the CA's figures: the CA's own token bucket (its
+/// burst at once, then its rate), and a sliding window: no one second, as the CA counts, holds
+/// more requests than the rate (a bucket alone lets its burst and a second's refill through in
+/// one second). A small batch goes out at once; a long run is held to the rate.
+#[derive(Debug, Clone)]
 pub struct Bucket {
     per_second: f64,
     burst: f64,
     /// Tokens at `at`; below zero when requests are booked ahead.
     tokens: f64,
     at: Option<Instant>,
+    /// The most requests in any one second (0: a limit per minute or hour, no window).
+    in_a_second: usize,
+    /// The times booked lately, in order: the last `in_a_second` of them.
+    booked: VecDeque<Instant>,
+    /// How much later than a request booked after it one may reach the CA: two round trips,
+    /// the TCP and TLS handshakes of a new connection the other does not need
+    /// ([`Bucket::arrive_late`]).
+    late: Duration,
 }
 
 impl Bucket {
-    /// A full bucket for `rate` that sends at most [`MARGIN`] of its rate (whole requests)
-    /// in any one second: a burst of at most [`BURST_SHARE`] of the rate (and of the CA's
-    /// burst; at least one request), refilled at what the second has left. A bucket of burst
-    /// `b` and rate `r` (both whole) sends at most `b + r - 1` in a second: `b` at once, then
-    /// one every `1/r`, the `r`-th a whole second after the burst. A rate that allows less
-    /// than one request a second (a limit per minute or hour) is not a per-second limit: it
-    /// keeps [`MARGIN`] of its rate and of its burst.
+    /// A full bucket for `rate`, kept at [`MARGIN`] of its rate and burst (at least one
+    /// request at once), with a window of [`MARGIN`] of the rate in whole requests.
     pub fn new(rate: Rate) -> Bucket {
-        let allowed = rate.per_second * MARGIN;
-        let in_a_second = allowed.floor();
-        let (burst, per_second) = if in_a_second < 1.0 {
-            ((rate.burst * MARGIN).floor().max(1.0), allowed)
-        } else {
-            let burst = (rate.burst.min(rate.per_second * BURST_SHARE) * MARGIN)
-                .floor()
-                .clamp(1.0, in_a_second);
-            (burst, in_a_second - burst + 1.0)
-        };
+        let burst = (rate.burst * MARGIN).floor().max(1.0);
         Bucket {
-            per_second,
+            per_second: rate.per_second * MARGIN,
             burst,
             tokens: burst,
             at: None,
+            in_a_second: (rate.per_second * MARGIN).floor() as usize,
+            booked: VecDeque::new(),
+            late: Duration::ZERO,
         }
+    }
+
+    /// Tells the bucket how much later than the one booked after it a request may reach the
+    /// CA (two round trips; at most [`MAX_LATE`]): the window is one second and that long.
+    pub fn arrive_late(&mut self, late: Duration) {
+        self.late = late.min(MAX_LATE);
     }
 
     fn refill(&mut self, now: Instant) {
@@ -272,14 +279,26 @@ impl Bucket {
         self.tokens -= 1.0;
         // The bucket's own time may be a little after `now`, read by a caller before another
         // thread took its turn: the wait counts from the bucket's time, never earlier.
-        let behind = self
-            .at
-            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
-        if self.tokens >= 0.0 {
-            behind
+        let at = self.at.unwrap_or(now).max(now);
+        let mut send = if self.tokens >= 0.0 {
+            at
         } else {
-            behind + Duration::from_secs_f64(-self.tokens / self.per_second)
+            at + Duration::from_secs_f64(-self.tokens / self.per_second)
+        };
+        if self.in_a_second > 0 {
+            if let Some(last) = self.booked.back() {
+                send = send.max(*last);
+            }
+            if self.booked.len() >= self.in_a_second {
+                let first = self.booked[self.booked.len() - self.in_a_second];
+                send = send.max(first + WINDOW + self.late);
+            }
+            self.booked.push_back(send);
+            while self.booked.len() > self.in_a_second {
+                self.booked.pop_front();
+            }
         }
+        send.saturating_duration_since(now)
     }
 
     /// Sends nothing more before `until` (a CA's `Retry-After`): the bucket is emptied as of
@@ -290,6 +309,9 @@ impl Bucket {
         self.tokens = self.tokens.min(-ahead);
     }
 }
+
+/// The span a CA counts a per-second rate over.
+const WINDOW: Duration = Duration::from_secs(1);
 
 /// The URLs of a CA's directory that it limits apart.
 #[derive(Debug)]
@@ -363,6 +385,14 @@ impl Pacer {
         self.lock()[class.index()].take(now)
     }
 
+    /// Paces every class for a CA `round_trip` away: a request may reach it two round trips
+    /// later than one booked after it ([`Bucket::arrive_late`]).
+    pub fn round_trip(&self, round_trip: Duration) {
+        for bucket in self.lock().iter_mut() {
+            bucket.arrive_late(round_trip * 2);
+        }
+    }
+
     /// Holds every request of `class` until `until`.
     pub fn hold(&self, class: Class, now: Instant, until: Instant) {
         self.lock()[class.index()].hold(now, until);
@@ -401,46 +431,41 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_lets_a_small_burst_through_then_spaces_requests_at_its_rate() {
-        // 250/s with a burst of 125: 22 at once (a tenth of the rate, at 90 %), then one every
-        // 1/204 s, so that one second holds at most 225.
+    fn a_small_batch_goes_at_once_and_a_long_run_is_held_to_the_rate() {
+        // 250/s with a burst of 125, at 90 %: 112 at once, then one every 1/225 s by the
+        // bucket, and the 226th not before a second after the first, by the window.
         let mut b = Bucket::new(Rate {
             per_second: 250.0,
             burst: 125.0,
         });
         let t0 = Instant::now();
-        for _ in 0..22 {
+        for _ in 0..112 {
             assert_eq!(b.take(t0), Duration::ZERO);
         }
-        let waits: Vec<Duration> = (0..3).map(|_| b.take(t0)).collect();
-        let step = Duration::from_secs_f64(1.0 / 204.0);
+        let waits: Vec<Duration> = (0..113).map(|_| b.take(t0)).collect();
+        let step = Duration::from_secs_f64(1.0 / 225.0);
         for (i, w) in waits.iter().enumerate() {
             let want = step * (i as u32 + 1);
             assert!(
                 w.abs_diff(want) < Duration::from_micros(10),
-                "{w:?} {want:?}"
+                "{i}: {w:?} {want:?}"
             );
         }
-        // Two seconds later the bucket is full again, not fuller.
-        let t1 = t0 + Duration::from_secs(2);
-        for _ in 0..22 {
+        let w = b.take(t0);
+        assert!(w >= Duration::from_secs(1), "{w:?}");
+        // Three seconds later the bucket is full again, not fuller.
+        let t1 = t0 + Duration::from_secs(3);
+        for _ in 0..112 {
             assert_eq!(b.take(t1), Duration::ZERO);
         }
         assert!(b.take(t1) > Duration::ZERO);
-        // A CA's burst smaller than a tenth of its rate is kept: 20/s with a burst of 1.
-        let mut b = Bucket::new(Rate {
-            per_second: 20.0,
-            burst: 1.0,
-        });
-        assert_eq!(b.take(t0), Duration::ZERO);
-        assert!(b.take(t0) > Duration::ZERO);
     }
 
     #[test]
     fn a_caller_that_read_the_clock_before_another_took_its_turn_is_not_sent_early() {
-        // new-nonce: one at once, then one every 1/18 s. The 19th is booked by a thread that
+        // new-nonce: 9 at once, then one every 1/18 s. The 19th is booked by a thread that
         // read the clock 1 ms after the start, the 20th by one that read it at the start but
-        // got the bucket after: it goes after the 19th, not 1 ms before its time.
+        // got the bucket after: it goes no earlier than the 19th, not 1 ms before its time.
         let mut b = Bucket::new(Rate {
             per_second: 20.0,
             burst: 10.0,
@@ -450,8 +475,46 @@ mod tests {
         let t1 = t0 + ms(1);
         sent.push(t1 + b.take(t1));
         sent.push(t0 + b.take(t0));
-        assert!(sent[19] > sent[18], "{:?} {:?}", sent[19], sent[18]);
+        assert!(sent[19] >= sent[18], "{:?} {:?}", sent[19], sent[18]);
         assert!(peak(&sent) <= 18, "{}", peak(&sent));
+    }
+
+    #[test]
+    fn no_second_at_the_ca_holds_more_than_the_rate_however_late_the_network_brings_some() {
+        // 150 ms away, a request that opens a connection arrives 300 ms later than one that
+        // reuses one. Whichever come late, the CA counts no more than 90 % of the rate in
+        // any one second.
+        let t0 = Instant::now();
+        for rate in [
+            Rate {
+                per_second: 20.0,
+                burst: 10.0,
+            },
+            Rate {
+                per_second: 250.0,
+                burst: 125.0,
+            },
+        ] {
+            let mut b = Bucket::new(rate);
+            let late = ms(300);
+            b.arrive_late(late);
+            let sent: Vec<Instant> = (0..600).map(|_| t0 + b.take(t0)).collect();
+            let allowed = (rate.per_second * MARGIN).floor() as usize;
+            // The ones booked before `split` arrive late, the others on time.
+            for split in (0..600).step_by(7) {
+                let mut arrived: Vec<Instant> = sent
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| if i < split { *t + late } else { *t })
+                    .collect();
+                arrived.sort();
+                assert!(
+                    peak(&arrived) <= allowed,
+                    "{rate}, the first {split} late: {} in one second",
+                    peak(&arrived)
+                );
+            }
+        }
     }
 
     #[test]

@@ -324,10 +324,13 @@ impl Http {
         }
     }
 
-    /// Notes how long the request sent at `sent` took to be answered.
+    /// Notes how long the request sent at `sent` took to be answered; a quicker round trip
+    /// than any before paces the requests after it.
     fn answered(&self, sent: Instant) {
         let took = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
-        self.quickest.fetch_min(took, Ordering::Relaxed);
+        if self.quickest.fetch_min(took, Ordering::Relaxed) > took {
+            self.pace.round_trip(Duration::from_micros(took));
+        }
     }
 
     fn trace(&self, line: &str) {
