@@ -224,7 +224,10 @@ impl fmt::Display for OrderLimit {
 #[derive(Debug, Clone)]
 pub struct Bucket {
     per_second: f64,
+    /// The burst allowed for: [`MARGIN`] of the CA's, less what lateness may bunch onto it.
     burst: f64,
+    /// [`MARGIN`] of the CA's burst.
+    full_burst: f64,
     /// Tokens at `at`; below zero when requests are booked ahead.
     tokens: f64,
     at: Option<Instant>,
@@ -246,6 +249,7 @@ impl Bucket {
         Bucket {
             per_second: rate.per_second * MARGIN,
             burst,
+            full_burst: burst,
             tokens: burst,
             at: None,
             in_a_second: (rate.per_second * MARGIN).floor() as usize,
@@ -255,9 +259,15 @@ impl Bucket {
     }
 
     /// Tells the bucket how much later than the one booked after it a request may reach the
-    /// CA (two round trips; at most [`MAX_LATE`]): the window is one second and that long.
+    /// CA (two round trips; at most [`MAX_LATE`]): the window is one second and that long, and
+    /// the burst is smaller by what the rate books in that time, since the CA may see those
+    /// requests arrive together with it.
     pub fn arrive_late(&mut self, late: Duration) {
         self.late = late.min(MAX_LATE);
+        self.burst = (self.full_burst - self.per_second * self.late.as_secs_f64())
+            .floor()
+            .max(1.0);
+        self.tokens = self.tokens.min(self.burst);
     }
 
     fn refill(&mut self, now: Instant) {
@@ -480,10 +490,10 @@ mod tests {
     }
 
     #[test]
-    fn no_second_at_the_ca_holds_more_than_the_rate_however_late_the_network_brings_some() {
+    fn late_arrivals_meet_neither_the_cas_bucket_nor_more_than_its_rate_in_a_second() {
         // 150 ms away, a request that opens a connection arrives 300 ms later than one that
         // reuses one. Whichever come late, the CA counts no more than 90 % of the rate in
-        // any one second.
+        // any one second, and its own bucket refuses none.
         let t0 = Instant::now();
         for rate in [
             Rate {
@@ -513,6 +523,7 @@ mod tests {
                     "{rate}, the first {split} late: {} in one second",
                     peak(&arrived)
                 );
+                assert_eq!(refused(&arrived, rate), 0, "{rate}, the first {split} late");
             }
         }
     }
@@ -533,6 +544,22 @@ mod tests {
             w.abs_diff(Duration::from_secs_f64(3600.0 / 270.0)) < ms(1),
             "{w:?}"
         );
+    }
+
+    /// How many of `arrived` (in order) the CA's own token bucket for `rate` refuses.
+    fn refused(arrived: &[Instant], rate: Rate) -> usize {
+        let (mut tokens, mut at, mut refused) = (rate.burst, arrived[0], 0);
+        for t in arrived {
+            tokens =
+                (tokens + t.duration_since(at).as_secs_f64() * rate.per_second).min(rate.burst);
+            at = *t;
+            if tokens >= 1.0 {
+                tokens -= 1.0;
+            } else {
+                refused += 1;
+            }
+        }
+        refused
     }
 
     /// The most requests sent in any one second, given the times they are sent at.
