@@ -276,19 +276,31 @@ impl Http {
     /// Waits until a request to `url` fits the CA's limits (or the run is asked to stop);
     /// returns its class.
     fn paced(&self, url: &str) -> Result<Class> {
-        let class = self.pace.class(url);
-        let wait = self.pace.take(class, Instant::now());
-        let until = Instant::now() + wait;
+        let (class, until) = self.turn(url);
         // In slices, so that a stop is seen within one.
         while Instant::now() < until && !(self.stopped)() {
             std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
         }
-        if (self.stopped)() {
-            return Err(Error::Stopped {
-                url: url.to_string(),
-            });
-        }
+        self.going_on(url)?;
         Ok(class)
+    }
+
+    /// The class of a request to `url` and the time it may be sent at, booked.
+    fn turn(&self, url: &str) -> (Class, Instant) {
+        let class = self.pace.class(url);
+        let now = Instant::now();
+        (class, now + self.pace.take(class, now))
+    }
+
+    /// Ok while the run goes on; [`Error::Stopped`] for `url` once it was asked to stop.
+    fn going_on(&self, url: &str) -> Result<()> {
+        if (self.stopped)() {
+            Err(Error::Stopped {
+                url: url.to_string(),
+            })
+        } else {
+            Ok(())
+        }
     }
 
     /// Notes what an answer of `class` means for the pacing: a `503` with a `Retry-After`
@@ -454,16 +466,11 @@ impl Http {
         // While the request waits for its turn under the CA's limit, a nonce that another
         // request's answer brings serves as well, and sooner: a batch's jobs starting side by
         // side ask `newNonce` far less than once each.
-        let class = self.pace.class(url);
-        let turn = Instant::now() + self.pace.take(class, Instant::now());
+        let (class, turn) = self.turn(url);
         if let Some(nonce) = self.nonces.take_before(turn, self.stopped) {
             return Ok(nonce);
         }
-        if (self.stopped)() {
-            return Err(Error::Stopped {
-                url: url.to_string(),
-            });
-        }
+        self.going_on(url)?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         SENT.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
