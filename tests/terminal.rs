@@ -143,19 +143,16 @@ fn a_dry_run_on_a_terminal_shows_its_progress_and_a_summary() {
         "{shown:?}"
     );
     for name in ["one.example", "two.example"] {
-        for step in [
-            "planning",
-            "ordering",
-            "validating",
-            "finalizing",
-            "downloading",
-        ] {
+        for step in ["planning", "ordering", "finalizing", "downloading"] {
             assert!(
                 shown.contains(&format!("] {name}: {step}")),
                 "no progress step {name}: {step} in {shown:?}"
             );
         }
     }
+    // A CA may hand back an authorization still valid from the real run, and then there is
+    // nothing to deploy or validate for that name (seen once in CI); not for both.
+    assert!(shown.contains(": validating"), "{shown:?}");
     for done in 1..=2 {
         assert!(shown.contains(&format!("{ERASE}[{done}/2] ")), "{shown:?}");
     }
